@@ -1,0 +1,46 @@
+# The README names these targets. Each installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+CDK_CLI := aws-cdk@2.1148.1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: install dev test lint synth deploy bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+## Run the system on this machine: moto server + local API Gateway (no AWS, no Docker).
+dev: install
+	$(BIN)/python -m infra.local
+
+## Run every check and test (what CI runs).
+test: install lint
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Synthesize the CloudFormation template into cdk.out (offline).
+synth: install
+	$(BIN)/python -m infra.app
+
+## Deploy to the AWS account of your current credentials.
+deploy: install
+	npx --yes $(CDK_CLI) deploy
+
+bench: install
+	$(BIN)/python -m bench.capture
+
+clean:
+	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache

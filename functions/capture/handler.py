@@ -1,0 +1,205 @@
+"""``POST /leads``: website forms post leads here directly (API Gateway REST, proxy)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.capture.settings import CaptureSettings
+from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
+from shared.clock import Clock, SystemClock
+from shared.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
+from shared.leads import new_id
+from shared.programs import load_programs
+from shared.submission import LABELS, FieldError, InvalidSubmission, parse_submission
+from shared.web import BodyTooLarge, Pages, allowed_redirect, raw_body, wants_json, with_query
+
+JSON_TYPE = "application/json; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+
+# status -> (Japanese, English) for failures that are not about one field
+PROBLEMS: dict[int, tuple[str, str]] = {
+    400: ("送信内容を読み取れませんでした。", "The form data could not be read."),
+    413: ("送信内容が大きすぎます。", "The submission is too large."),
+    415: ("この形式の送信には対応していません。", "This kind of submission is not supported."),
+    503: (
+        "ただいま混み合っています。しばらくしてから再度お試しください。",
+        "We are busy right now. Please try again in a moment.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    settings: CaptureSettings
+    capture: LeadCapture
+    pages: Pages
+    logger: Logger
+
+
+class _Reply:
+    """Builds the response in the form the client asked for: JSON, or HTML for browsers."""
+
+    def __init__(self, deps: Dependencies, as_json: bool, fields: FormFields) -> None:
+        self._deps = deps
+        self._json = as_json
+        origins = deps.settings.redirect_origins
+        self._thanks = allowed_redirect(_first(fields, "thanks_url"), origins)
+        self._error = allowed_redirect(_first(fields, "error_url"), origins)
+        self._back = allowed_redirect(_first(fields, "page_url"), origins)
+
+    def success(self, lead_id: str, created: bool) -> Response[str]:
+        if self._json:
+            body = {"lead_id": lead_id, "status": "created" if created else "updated"}
+            return _json(201 if created else 200, body)
+        if self._thanks:
+            return Response(303, HTML_TYPE, "", headers={"Location": self._thanks})
+        return Response(200, HTML_TYPE, self._deps.pages.render("thanks.html", back_url=self._back))
+
+    def invalid(self, errors: tuple[FieldError, ...]) -> Response[str]:
+        if self._json:
+            return _json(422, {"errors": [e.as_dict() for e in errors]})
+        if self._error:
+            fields = ",".join(e.field for e in errors)
+            return Response(
+                303, HTML_TYPE, "", headers={"Location": with_query(self._error, errors=fields)}
+            )
+        page = self._deps.pages.render(
+            "form_error.html", errors=errors, labels=LABELS, back_url=self._back
+        )
+        return Response(422, HTML_TYPE, page)
+
+    def problem(self, status: int, code: str) -> Response[str]:
+        ja, en = PROBLEMS[status]
+        if self._json:
+            return _json(
+                status,
+                {"errors": [{"field": "body", "code": code, "message": ja, "message_en": en}]},
+            )
+        if self._error:
+            return Response(
+                303, HTML_TYPE, "", headers={"Location": with_query(self._error, errors=code)}
+            )
+        page = self._deps.pages.render(
+            "error.html", message_ja=ja, message_en=en, back_url=self._back
+        )
+        return Response(status, HTML_TYPE, page)
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(status, JSON_TYPE, json.dumps(body, ensure_ascii=False))
+
+
+def _first(fields: FormFields, name: str) -> str | None:
+    values = fields.get(name) or []
+    return values[0] if values else None
+
+
+def build_app(deps: Dependencies) -> APIGatewayRestResolver:
+    settings = deps.settings
+    cors = None
+    if settings.cors_origins:
+        first, *extra = settings.cors_origins
+        cors = CORSConfig(
+            allow_origin=first,
+            extra_origins=extra,
+            allow_headers=["Content-Type", "Accept"],
+            max_age=600,
+        )
+    app = APIGatewayRestResolver(cors=cors)
+
+    @app.post("/leads", cors=bool(cors))
+    def post_lead() -> Response[str]:
+        event = app.current_event
+        content_type = event.get_header_value("content-type")
+        as_json = wants_json(content_type, event.get_header_value("accept"))
+        reply = _Reply(deps, as_json, {})
+        try:
+            body = raw_body(event.body, bool(event.is_base64_encoded), settings.max_body_bytes)
+            fields = decode_form(body, content_type)
+        except BodyTooLarge:
+            return reply.problem(413, "too_large")
+        except UnsupportedMediaType:
+            return reply.problem(415, "unsupported_media_type")
+        except MalformedBody as exc:
+            return reply.problem(400, exc.code)
+        except InvalidSubmission as exc:
+            return reply.invalid(exc.errors)
+
+        reply = _Reply(deps, as_json, fields)
+        if _first(fields, settings.honeypot_field):
+            # Look exactly like a success so the bot learns nothing; store nothing.
+            deps.logger.info("honeypot filled; submission dropped")
+            return reply.success(new_id(), created=True)
+        try:
+            submission = parse_submission(
+                fields, consent_required_for=settings.consent_required_forms
+            )
+        except InvalidSubmission as exc:
+            deps.logger.info("invalid submission", extra={"fields": [e.field for e in exc.errors]})
+            return reply.invalid(exc.errors)
+
+        identity = event.request_context.identity
+        request = RequestInfo(
+            ip=identity.source_ip,
+            user_agent=event.get_header_value("user-agent") or identity.user_agent,
+            referrer=allowed_referrer(event.get_header_value("referer")),
+        )
+        try:
+            result: CaptureResult = deps.capture.capture(submission, request)
+        except (CaptureConflict, ClientError, BotoCoreError):
+            deps.logger.exception("lead could not be stored")
+            return reply.problem(503, "unavailable")
+        deps.logger.info(
+            "lead captured",
+            extra={
+                "lead_id": result.lead_id,
+                "lead_created": result.created,
+                "form_type": submission.form_type.value,
+                "enrolled_in": result.enrolled_in,
+            },
+        )
+        return reply.success(result.lead_id, result.created)
+
+    return app
+
+
+def allowed_referrer(value: str | None) -> str | None:
+    """The Referer header, kept only if it is a plain http(s) URL of sensible length."""
+    if not value or len(value) > 2048 or not value.startswith(("http://", "https://")):
+        return None
+    return value if value.isprintable() else None
+
+
+def dependencies(clock: Clock | None = None) -> Dependencies:
+    import boto3  # deferred: keeps module import free of AWS setup
+
+    from shared.adapters.dynamodb import DynamoLeadRepository
+
+    settings = CaptureSettings.from_env()
+    repository = DynamoLeadRepository(boto3.client("dynamodb"), settings.table_name)
+    capture = LeadCapture(
+        repository,
+        load_programs(),
+        clock or SystemClock(),
+        consent_version=settings.consent_version,
+    )
+    return Dependencies(settings, capture, Pages(), Logger(service="capture"))
+
+
+@cache
+def _default_app() -> APIGatewayRestResolver:
+    return build_app(dependencies())
+
+
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
+) -> dict[str, Any]:
+    return (app or _default_app()).resolve(event, context)

@@ -1,0 +1,242 @@
+"""Lead capture: turn one form post into a stored lead, deduplicated by email.
+
+A second post with the same address updates the same lead: non-empty new values win,
+the first-touch source is kept and the last-touch source updated. Two posts racing
+for a new address cannot make two leads (the repository claims the address in the
+same transaction that creates the lead); a lost race or a concurrent update is
+retried from a fresh read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.clock import Clock
+from shared.leads import (
+    Activity,
+    ActivityType,
+    Consent,
+    ConsentState,
+    Enrolment,
+    Lead,
+    Touch,
+    new_id,
+)
+from shared.programs import ProgramCatalog
+from shared.repository import EmailTaken, LeadRepository, Record, VersionConflict
+from shared.submission import FormSubmission
+
+MAX_ATTEMPTS = 8
+
+# Profile fields where a non-empty new value replaces the stored one.
+PROFILE_FIELDS = (
+    "family_name",
+    "given_name",
+    "company",
+    "department",
+    "job_title",
+    "phone",
+    "industry",
+    "company_size",
+    "prefecture",
+    "country",
+    "message",
+    "locale",
+)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the request itself says about the post (not the form fields)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    referrer: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    lead_id: str
+    created: bool
+    enrolled_in: str | None = None
+
+
+class CaptureConflict(Exception):
+    """The lead kept changing under us; the caller may retry the whole request."""
+
+
+def touch_of(submission: FormSubmission, at: datetime, request: RequestInfo) -> Touch:
+    return Touch(
+        at=at,
+        form_type=submission.form_type,
+        source=submission.source,
+        utm_source=submission.utm_source,
+        utm_medium=submission.utm_medium,
+        utm_campaign=submission.utm_campaign,
+        utm_term=submission.utm_term,
+        utm_content=submission.utm_content,
+        referrer=submission.referrer or request.referrer,
+        page_url=submission.page_url,
+    )
+
+
+def consent_of(
+    submission: FormSubmission, at: datetime, request: RequestInfo, default_version: str
+) -> Consent:
+    return Consent(
+        given=submission.consent,
+        at=at,
+        form_type=submission.form_type,
+        form_id=submission.form_id,
+        wording_version=submission.consent_version or default_version,
+        ip=request.ip,
+        user_agent=request.user_agent,
+        page_url=submission.page_url,
+    )
+
+
+def _profile(submission: FormSubmission) -> dict[str, Any]:
+    values: dict[str, Any] = {f: getattr(submission, f) for f in PROFILE_FIELDS}
+    values["name"] = submission.display_name
+    values["phone_normalized"] = submission.phone_normalized
+    return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+def new_lead(
+    submission: FormSubmission, lead_id: str, at: datetime, touch: Touch, consent: Consent
+) -> Lead:
+    return Lead(
+        lead_id=lead_id,
+        email=submission.email,
+        interests=submission.interests,
+        first_touch=touch,
+        last_touch=touch,
+        consent=_consent_state(ConsentState(), consent),
+        created_at=at,
+        updated_at=at,
+        **_profile(submission),
+    )
+
+
+def merge(existing: Lead, submission: FormSubmission, touch: Touch, consent: Consent) -> Lead:
+    """Apply a later post to a stored lead (pure: no I/O, no clock)."""
+    changes = _profile(submission)
+    changes["interests"] = interests_union(existing.interests, submission.interests)
+    changes["last_touch"] = touch
+    changes["consent"] = _consent_state(existing.consent, consent)
+    if consent.given:
+        # A fresh opt-in on a form re-subscribes; bounces and complaints stay suppressed.
+        changes["unsubscribed"] = False
+    changes["updated_at"] = touch.at
+    changes["version"] = existing.version + 1
+    return existing.model_copy(update=changes)
+
+
+def _consent_state(current: ConsentState, consent: Consent) -> ConsentState:
+    if not consent.given:
+        return current
+    return ConsentState(
+        opted_in=True,
+        at=consent.at,
+        wording_version=consent.wording_version,
+        form_type=consent.form_type,
+    )
+
+
+class LeadCapture:
+    def __init__(
+        self,
+        repository: LeadRepository,
+        programs: ProgramCatalog,
+        clock: Clock,
+        consent_version: str,
+        id_factory: Callable[[], str] = new_id,
+    ) -> None:
+        self._repository = repository
+        self._programs = programs
+        self._clock = clock
+        self._consent_version = consent_version
+        self._new_id = id_factory
+
+    def capture(self, submission: FormSubmission, request: RequestInfo) -> CaptureResult:
+        for _ in range(MAX_ATTEMPTS):
+            now = self._clock.now()
+            touch = touch_of(submission, now, request)
+            consent = consent_of(submission, now, request, self._consent_version)
+            existing = self._repository.find_by_email(submission.email)
+            if existing is None:
+                lead = new_lead(submission, self._new_id(), now, touch, consent)
+            else:
+                lead = merge(existing, submission, touch, consent)
+            lead, enrolled = self._enrol(lead, submission, now)
+            records = self._records(lead, submission, consent, enrolled, created=existing is None)
+            try:
+                if existing is None:
+                    self._repository.create(lead, records)
+                else:
+                    self._repository.replace(lead, existing.version, records)
+            except (EmailTaken, VersionConflict):
+                continue
+            program_id = lead.enrolment.program_id if enrolled and lead.enrolment else None
+            return CaptureResult(lead.lead_id, created=existing is None, enrolled_in=program_id)
+        raise CaptureConflict("lead changed concurrently too many times")
+
+    def _enrol(self, lead: Lead, submission: FormSubmission, now: datetime) -> tuple[Lead, bool]:
+        """Put a mailable lead that follows no program into its segment's default program."""
+        if lead.enrolment is not None or not lead.mailable:
+            return lead, False
+        program = self._programs.program_for(lead, submission.form_type)
+        if program is None:
+            return lead, False
+        # due now: the program engine decides the first step and its wait on the next tick.
+        enrolment = Enrolment(program_id=program.id, enrolled_at=now, due_at=now)
+        return lead.model_copy(update={"enrolment": enrolment}), True
+
+    @staticmethod
+    def _records(
+        lead: Lead,
+        submission: FormSubmission,
+        consent: Consent,
+        enrolled: bool,
+        *,
+        created: bool,
+    ) -> list[Record]:
+        details = {
+            "form_type": submission.form_type.value,
+            "form_id": submission.form_id,
+            "asset": submission.asset,
+            "source": submission.source,
+            "utm_source": submission.utm_source,
+            "utm_medium": submission.utm_medium,
+            "utm_campaign": submission.utm_campaign,
+            "page_url": submission.page_url,
+            "message": submission.message,
+            "consent": submission.consent,
+            "created": created,
+        }
+        records: list[Record] = [
+            Activity(
+                lead_id=lead.lead_id,
+                type=ActivityType.FORM_SUBMITTED,
+                at=consent.at,
+                details={k: v for k, v in details.items() if v is not None},
+            ),
+            consent,
+        ]
+        if enrolled and lead.enrolment is not None:
+            records.append(
+                Activity(
+                    lead_id=lead.lead_id,
+                    type=ActivityType.ENROLLED,
+                    at=consent.at,
+                    details={"program_id": lead.enrolment.program_id},
+                )
+            )
+        return records
+
+
+def interests_union(*groups: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item for group in groups for item in group))

@@ -1,0 +1,137 @@
+"""The lead and what is recorded about it: consent, activities, touches, enrolment."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FormType(StrEnum):
+    INQUIRY = "inquiry"
+    DOWNLOAD = "download"
+    SEMINAR_REGISTRATION = "seminar_registration"
+    TRIAL = "trial"
+    NEWSLETTER = "newsletter"
+    CONTACT = "contact"
+
+
+class Stage(StrEnum):
+    """Where a lead stands in the funnel."""
+
+    LEAD = "lead"
+    MQL = "mql"
+    SQL = "sql"
+    CUSTOMER = "customer"
+    DORMANT = "dormant"
+    LOST = "lost"
+
+
+class ActivityType(StrEnum):
+    FORM_SUBMITTED = "form_submitted"
+    ENROLLED = "enrolled"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Touch(_Record):
+    """Where a lead came from on one visit (first-touch and last-touch attribution)."""
+
+    at: datetime
+    form_type: FormType
+    source: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_term: str | None = None
+    utm_content: str | None = None
+    referrer: str | None = None
+    page_url: str | None = None
+
+
+class Consent(_Record):
+    """Evidence of an opt-in (or of a form posted without one), kept as its own record."""
+
+    consent_id: str = Field(default_factory=new_id)
+    given: bool
+    at: datetime
+    form_type: FormType
+    form_id: str | None = None
+    wording_version: str
+    ip: str | None = None
+    user_agent: str | None = None
+    page_url: str | None = None
+
+
+class ConsentState(_Record):
+    """The lead's current marketing-email permission, summarised from its consent records."""
+
+    opted_in: bool = False
+    at: datetime | None = None
+    wording_version: str | None = None
+    form_type: FormType | None = None
+
+
+class Enrolment(_Record):
+    """The nurture program a lead follows and its position in it.
+
+    ``step_id`` is None until the first step has been scheduled by the program engine.
+    """
+
+    program_id: str
+    step_id: str | None = None
+    enrolled_at: datetime
+    due_at: datetime | None = None
+
+
+class Activity(_Record):
+    """One entry on a lead's timeline."""
+
+    activity_id: str = Field(default_factory=new_id)
+    lead_id: str
+    type: ActivityType
+    at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Lead(_Record):
+    lead_id: str
+    email: str
+    family_name: str | None = None
+    given_name: str | None = None
+    name: str | None = None
+    company: str | None = None
+    department: str | None = None
+    job_title: str | None = None
+    phone: str | None = None
+    phone_normalized: str | None = None
+    industry: str | None = None
+    company_size: str | None = None
+    prefecture: str | None = None
+    country: str | None = None
+    interests: tuple[str, ...] = ()
+    message: str | None = None
+    locale: str = "ja"
+    stage: Stage = Stage.LEAD
+    first_touch: Touch
+    last_touch: Touch
+    consent: ConsentState = ConsentState()
+    enrolment: Enrolment | None = None
+    unsubscribed: bool = False
+    suppressed: bool = False
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+    @property
+    def mailable(self) -> bool:
+        return self.consent.opted_in and not self.unsubscribed and not self.suppressed

@@ -1,0 +1,387 @@
+"""Decoding form bodies (shared.forms) and the HTTP helpers around them (shared.web)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import quote
+
+import pytest
+
+from shared.forms import MAX_FIELDS, MalformedBody, UnsupportedMediaType, decode_form
+from shared.submission import InvalidSubmission
+from shared.web import BodyTooLarge, allowed_redirect, raw_body, wants_json, with_query
+from tests.events import BOUNDARY, multipart_body
+
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+JSON = "application/json"
+SITE = "https://www.example.co.jp"
+
+
+def malformed(body: bytes, content_type: str) -> str:
+    with pytest.raises(MalformedBody) as caught:
+        decode_form(body, content_type)
+    return caught.value.code
+
+
+# -- urlencoded ----------------------------------------------------------------------------
+
+
+def test_urlencoded_keeps_repeated_keys_and_blank_values() -> None:
+    body = b"email=taro%40example.co.jp&interests=AI&interests=IoT&company=&consent=on"
+
+    assert decode_form(body, URLENCODED) == {
+        "email": ["taro@example.co.jp"],
+        "interests": ["AI", "IoT"],
+        "company": [""],
+        "consent": ["on"],
+    }
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [URLENCODED, "application/x-www-form-urlencoded; charset=UTF-8", "Application/X-WWW-Form-Urlencoded"],
+)
+def test_urlencoded_decodes_percent_encoded_utf8_japanese(content_type: str) -> None:
+    body = f"name={quote('山田 太郎')}&company=%E3%82%B5%E3%83%B3%E3%83%97%E3%83%AB+%E6%A0%AA".encode()
+
+    assert decode_form(body, content_type) == {"name": ["山田 太郎"], "company": ["サンプル 株"]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"name=%FF%FE", id="percent-encoded invalid UTF-8"),
+        pytest.param(f"name={quote('山田', encoding='shift_jis')}".encode(), id="Shift_JIS"),
+        pytest.param(
+            b"name=\xff",
+            id="raw invalid byte",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG shared/forms.py _urlencoded: MalformedBody('invalid_utf8') is a "
+                "ValueError, caught by `except ValueError` and re-raised as too_many_fields",
+            ),
+        ),
+    ],
+)
+def test_urlencoded_that_is_not_utf8_is_malformed(body: bytes) -> None:
+    assert malformed(body, URLENCODED) == "invalid_utf8"
+
+
+def test_urlencoded_accepts_max_fields_and_refuses_one_more() -> None:
+    def body(n: int) -> bytes:
+        return "&".join(f"f{i}=x" for i in range(n)).encode()
+
+    assert len(decode_form(body(MAX_FIELDS), URLENCODED)) == MAX_FIELDS
+    assert malformed(body(MAX_FIELDS + 1), URLENCODED) == "too_many_fields"
+
+
+# -- multipart -----------------------------------------------------------------------------
+
+
+def browser_multipart() -> bytes:
+    """What Chrome sends for a form with a filled and an empty file input."""
+    boundary = BOUNDARY.encode()
+    return b"".join(
+        [
+            b"--" + boundary + b"\r\n",
+            b'Content-Disposition: form-data; name="email"\r\n\r\n',
+            b"taro@example.co.jp\r\n",
+            b"--" + boundary + b"\r\n",
+            b'Content-Disposition: form-data; name="company"\r\n\r\n',
+            "サンプル株式会社".encode() + b"\r\n",
+            b"--" + boundary + b"\r\n",
+            b'Content-Disposition: form-data; name="interests"\r\n\r\n',
+            b"AI\r\n",
+            b"--" + boundary + b"\r\n",
+            b'Content-Disposition: form-data; name="interests"\r\n\r\n',
+            b"IoT\r\n",
+            b"--" + boundary + b"\r\n",
+            b'Content-Disposition: form-data; name="card"; filename="' + "名刺.png".encode() + b'"\r\n',
+            b"Content-Type: image/png\r\n\r\n",
+            b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary\r\n",
+            b"--" + boundary + b"\r\n",
+            b'Content-Disposition: form-data; name="resume"; filename=""\r\n',
+            b"Content-Type: application/octet-stream\r\n\r\n",
+            b"\r\n",
+            b"--" + boundary + b"--\r\n",
+        ]
+    )
+
+
+def test_multipart_as_a_browser_sends_it_gives_the_fields_and_ignores_file_parts() -> None:
+    assert decode_form(browser_multipart(), MULTIPART) == {
+        "email": ["taro@example.co.jp"],
+        "company": ["サンプル株式会社"],
+        "interests": ["AI", "IoT"],
+    }
+
+
+def test_multipart_keeps_line_breaks_and_blank_values_for_validation_to_judge() -> None:
+    body = multipart_body({"message": "一行目\r\n二行目", "company": ""})
+
+    assert decode_form(body, MULTIPART) == {"message": ["一行目\r\n二行目"], "company": [""]}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [f'multipart/form-data; boundary="{BOUNDARY}"', f"multipart/form-data; charset=utf-8; boundary={BOUNDARY}"],
+    ids=["quoted boundary", "charset first"],
+)
+def test_multipart_content_type_parameters_are_read_as_browsers_write_them(content_type: str) -> None:
+    assert decode_form(multipart_body({"email": "a@example.co.jp"}), content_type) == {
+        "email": ["a@example.co.jp"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code"),
+    [
+        pytest.param(multipart_body({"email": "a@example.co.jp"}), "multipart/form-data", "missing_boundary", id="no boundary"),
+        pytest.param(b"", MULTIPART, "malformed_multipart", id="empty"),
+        pytest.param(b"email=a%40example.co.jp", MULTIPART, "malformed_multipart", id="urlencoded body"),
+        pytest.param(b"\x00\xff garbage \r\n\r\n--", MULTIPART, "malformed_multipart", id="garbage"),
+        pytest.param(multipart_body({"email": "a@b.jp"}, boundary="other"), MULTIPART, "malformed_multipart", id="other boundary"),
+        pytest.param(
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
+            MULTIPART,
+            "malformed_multipart",
+            id="part without a name",
+        ),
+        pytest.param(
+            f"--{BOUNDARY}\r\nContent-Type: text/plain\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
+            MULTIPART,
+            "malformed_multipart",
+            id="part without disposition",
+        ),
+        pytest.param(
+            multipart_body({"name": "山田"}).replace("山田".encode(), "山田".encode("shift_jis")),
+            MULTIPART,
+            "invalid_utf8",
+            id="Shift_JIS value",
+        ),
+        pytest.param(multipart_body({f"f{i}": "x" for i in range(MAX_FIELDS + 1)}), MULTIPART, "too_many_fields", id="too many parts"),
+    ],
+)
+def test_multipart_that_cannot_be_read_is_malformed(body: bytes, content_type: str, code: str) -> None:
+    assert malformed(body, content_type) == code
+
+
+# -- JSON --------------------------------------------------------------------------------
+
+
+def test_json_object_fields_become_strings() -> None:
+    document = {
+        "email": "taro@example.co.jp",
+        "name": "山田 太郎",
+        "consent": True,
+        "company_size": 250,
+        "interests": ["AI", "IoT", 5, 1.5],
+        "phone": None,
+    }
+
+    assert decode_form(json.dumps(document).encode(), JSON) == {
+        "email": ["taro@example.co.jp"],
+        "name": ["山田 太郎"],
+        "consent": ["true"],
+        "company_size": ["250"],
+        "interests": ["AI", "IoT", "5", "1.5"],
+    }
+
+
+def test_json_false_is_the_string_false() -> None:
+    assert decode_form(b'{"consent": false}', JSON) == {"consent": ["false"]}
+
+
+@pytest.mark.parametrize(
+    "content_type", [JSON, "application/json; charset=utf-8", "application/vnd.lead+json"]
+)
+def test_json_content_types_are_recognised(content_type: str) -> None:
+    assert decode_form(b'{"email": "a@example.co.jp"}', content_type) == {"email": ["a@example.co.jp"]}
+
+
+def test_json_drops_fields_no_form_has() -> None:
+    body = json.dumps({"email": "a@example.co.jp", "mail": "b@example.co.jp", "isAdmin": True, "x": {"y": 1}})
+
+    assert decode_form(body.encode(), JSON) == {"email": ["a@example.co.jp"], "mail": ["b@example.co.jp"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        pytest.param(b'{"email": ', "malformed_json", id="truncated"),
+        pytest.param(b"email=a%40example.co.jp", "malformed_json", id="urlencoded body"),
+        pytest.param(b"", "malformed_json", id="empty"),
+        pytest.param(b"{'email': 'a@b.jp'}", "malformed_json", id="single quotes"),
+        pytest.param(b'[{"email": "a@example.co.jp"}]', "json_not_object", id="array"),
+        pytest.param(b'"a@example.co.jp"', "json_not_object", id="string"),
+        pytest.param(b"42", "json_not_object", id="number"),
+        pytest.param(b"null", "json_not_object", id="null"),
+        pytest.param('{"name": "山田"}'.encode("shift_jis"), "invalid_utf8", id="Shift_JIS"),
+        pytest.param(
+            json.dumps({f"f{i}": "x" for i in range(MAX_FIELDS + 1)}).encode(),
+            "too_many_fields",
+            id="too many fields",
+        ),
+        pytest.param(
+            b'{"company": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+            "malformed_json",
+            id="deeply nested (2 kB)",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=RecursionError,
+                reason="BUG shared/forms.py _json catches only JSONDecodeError",
+            ),
+        ),
+        pytest.param(
+            b'{"company_size": ' + b"9" * 5000 + b"}",
+            "malformed_json",
+            id="integer over 4300 digits",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=ValueError,
+                reason="BUG shared/forms.py _json catches only JSONDecodeError (int digit limit)",
+            ),
+        ),
+    ],
+)
+def test_json_that_is_not_one_object_is_malformed(body: bytes, code: str) -> None:
+    assert malformed(body, JSON) == code
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("company", {"name": "サンプル"}), ("interests", [["AI"]]), ("interests", [{"a": 1}]), ("tel", {})],
+)
+def test_a_nested_value_in_a_known_field_is_an_invalid_type(field: str, value: object) -> None:
+    body = json.dumps({"email": "a@example.co.jp", field: value}).encode()
+
+    with pytest.raises(InvalidSubmission) as caught:
+        decode_form(body, JSON)
+
+    assert [(e.field, e.code) for e in caught.value.errors] == [(field, "invalid_type")]
+
+
+@pytest.mark.parametrize("content_type", [None, "", "text/plain", "application/xml", "text/html"])
+def test_other_content_types_are_unsupported(content_type: str | None) -> None:
+    with pytest.raises(UnsupportedMediaType):
+        decode_form(b'{"email": "a@example.co.jp"}', content_type)
+
+
+# -- shared.web: body ----------------------------------------------------------------------
+
+
+def test_a_body_up_to_the_limit_is_returned_as_bytes() -> None:
+    assert raw_body("a" * 100, False, limit=100) == b"a" * 100
+    assert raw_body(base64.b64encode(b"\xff" * 100).decode(), True, limit=100) == b"\xff" * 100
+    assert raw_body(None, False, limit=100) == b""
+
+
+@pytest.mark.parametrize(
+    ("body", "is_base64"),
+    [
+        pytest.param("a" * 101, False, id="text"),
+        pytest.param("あ" * 34, False, id="34 characters are 102 UTF-8 bytes"),
+        pytest.param(base64.b64encode(b"a" * 101).decode(), True, id="base64"),
+        pytest.param("A" * 10_000, True, id="base64 refused before decoding"),
+    ],
+)
+def test_a_body_over_the_limit_is_too_large(body: str, is_base64: bool) -> None:
+    with pytest.raises(BodyTooLarge):
+        raw_body(body, is_base64, limit=100)
+
+
+@pytest.mark.parametrize("body", ["not base64!", "YWJj ZA==", "YWJjZA=", "@@@@"])
+def test_invalid_base64_is_malformed(body: str) -> None:
+    with pytest.raises(MalformedBody) as caught:
+        raw_body(body, True, limit=100)
+
+    assert caught.value.code == "invalid_base64"
+
+
+# -- shared.web: negotiation -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "accept", "as_json"),
+    [
+        (JSON, None, True),
+        ("application/vnd.lead+json", "text/html", True),
+        (MULTIPART, "application/json", True),
+        (URLENCODED, "application/json;q=0.9", True),
+        (URLENCODED, None, False),
+        (URLENCODED, "*/*", False),
+        (URLENCODED, "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", False),
+        (URLENCODED, "application/json, text/html", False),
+        (MULTIPART, None, False),
+    ],
+)
+def test_json_is_for_json_posts_and_scripts_that_ask_for_it(
+    content_type: str, accept: str | None, as_json: bool
+) -> None:
+    assert wants_json(content_type, accept) is as_json
+
+
+# -- shared.web: redirects ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{SITE}/thanks",
+        f"{SITE}/thanks?form=dl#top",
+        f"{SITE}",
+        "HTTPS://WWW.EXAMPLE.CO.JP/thanks",
+    ],
+)
+def test_a_redirect_to_an_allowed_origin_is_kept(url: str) -> None:
+    assert allowed_redirect(url, [SITE]) == url
+
+
+def test_allowed_origins_are_compared_without_case_or_trailing_slash() -> None:
+    assert allowed_redirect(f"{SITE}/thanks", ["https://WWW.Example.co.jp/"]) == f"{SITE}/thanks"
+
+
+def test_an_allowed_origin_with_a_port_allows_that_port() -> None:
+    url = "https://www.example.co.jp:8443/thanks"
+
+    assert allowed_redirect(url, ["https://www.example.co.jp:8443"]) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(None, id="none"),
+        pytest.param("", id="empty"),
+        pytest.param("https://evil.com/thanks", id="other origin"),
+        pytest.param("http://www.example.co.jp/thanks", id="http downgrade"),
+        pytest.param("//evil.com/thanks", id="protocol relative"),
+        pytest.param("/thanks", id="relative"),
+        pytest.param("https://example.co.jp.evil.com/thanks", id="suffix domain"),
+        pytest.param("https://www.example.co.jp.evil.com/thanks", id="allowed host as prefix"),
+        pytest.param("https://www.example.co.jp@evil.com/thanks", id="userinfo"),
+        pytest.param("https://user:pw@www.example.co.jp/thanks", id="userinfo on allowed host"),
+        pytest.param("javascript:alert(1)", id="javascript"),
+        pytest.param("javascript://www.example.co.jp/%0aalert(1)", id="javascript with host"),
+        pytest.param("data:text/html,<script>alert(1)</script>", id="data"),
+        pytest.param("https:\\\\evil.com", id="backslashes"),
+        pytest.param("https://www.example.co.jp\\@evil.com", id="backslash userinfo"),
+        pytest.param("https://www.example.co.jp/\r\nSet-Cookie: a=b", id="CRLF"),
+        pytest.param("https://www.example.co.jp/\tx", id="tab"),
+        pytest.param(" https://www.example.co.jp/", id="leading space"),
+        pytest.param("https://www.example.co.jp:8443/thanks", id="port mismatch"),
+        pytest.param("https://www.example.co.jp:443/thanks", id="explicit default port"),
+        pytest.param("https://www.example.co.jp:99999/thanks", id="invalid port"),
+        pytest.param(f"{SITE}/" + "a" * 2048, id="too long"),
+    ],
+)
+def test_anything_else_is_never_a_redirect_target(url: str | None) -> None:
+    assert allowed_redirect(url, [SITE]) is None
+
+
+def test_an_error_redirect_appends_to_the_existing_query() -> None:
+    assert (
+        with_query(f"{SITE}/error?form=dl#f", errors="email,consent")
+        == f"{SITE}/error?form=dl&errors=email%2Cconsent#f"
+    )
