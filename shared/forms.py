@@ -112,9 +112,11 @@ def _form_data_name(part: Message) -> tuple[str | None, bool]:
 
 
 def _json(body: bytes) -> FormFields:
+    text = _text(body)
     try:
-        document = json.loads(_text(body))
-    except json.JSONDecodeError as exc:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError, and also over-deep nesting or integers past Python's digit limit
         raise MalformedBody("malformed_json") from exc
     if not isinstance(document, dict):
         raise MalformedBody("json_not_object")
@@ -123,13 +125,11 @@ def _json(body: bytes) -> FormFields:
     fields: FormFields = {}
     wrong_type: list[FieldError] = []
     for name, value in document.items():
-        if value is None or not is_known_field(name):
-            continue
         values = _json_values(value)
-        if values is None:
+        if values is not None:
+            fields[name] = values  # unknown fields too: the honeypot is one of them
+        elif value is not None and is_known_field(name):
             wrong_type.append(FieldError(name, "invalid_type"))
-        else:
-            fields[name] = values
     if wrong_type:
         raise InvalidSubmission(wrong_type)
     return fields

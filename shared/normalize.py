@@ -12,10 +12,14 @@ import unicodedata
 
 # Dash-like characters that NFKC leaves alone but people type in phone numbers.
 _DASHES = str.maketrans(dict.fromkeys("‐‑‒–—―−ーｰ－", "-"))
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
+# C0 and C1 controls, zero-width and bidirectional-override characters (used to hide text).
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e"
+    r"\u2066-\u2069\ufeff]"
+)
 _LINE_BREAK = re.compile(r"[\r\n]")
 # Anything that looks like an HTML tag or comment: forms have no reason to carry markup.
-_MARKUP = re.compile(r"<\s*[/!?]?\s*[A-Za-z]")
+_MARKUP = re.compile(r"<\s*(?:[/?]?\s*[A-Za-z]|!)")
 _PHONE_ALLOWED = re.compile(r"^\+?[0-9()\- ]+$")
 
 
@@ -65,10 +69,14 @@ def normalize_phone(text: str, default_country_code: str = "81") -> tuple[str, s
     A national number starting with 0 is taken to be in the default country (Japan):
     03-1234-5678 becomes +81312345678.
     """
+    if _LINE_BREAK.search(text):
+        raise NormalisationError("line_break")
     written = " ".join(nfkc(text).translate(_DASHES).split())
-    if not _PHONE_ALLOWED.match(written):
+    if len(written) > 30 or not _PHONE_ALLOWED.match(written):
         raise NormalisationError("invalid_phone")
-    digits = re.sub(r"\D", "", written)
+    # +81 (0)3-1234-5678: the bracketed trunk zero is not dialled from abroad.
+    dialled = re.sub(r"\(0\)", "", written) if written.startswith("+") else written
+    digits = re.sub(r"\D", "", dialled)
     if written.startswith("+"):
         e164 = "+" + digits
     elif digits.startswith("0") and not digits.startswith("00"):

@@ -157,7 +157,7 @@ def _check_prefecture(value: str) -> str:
 
 def _split_interests(value: Any) -> Any:
     if isinstance(value, list):
-        items = [part for v in value for part in str(v).replace("、", ",").split(",")]
+        items = [part for v in value for part in nfkc(str(v)).replace("、", ",").split(",")]
         return [item for item in (i.strip() for i in items) if item]
     return value
 
@@ -272,10 +272,16 @@ def _prepare(fields: FormFields) -> dict[str, Any]:
         if name in _MULTI:
             data[name] = list(values)
             continue
+        if name == "consent":
+            # A checkbox often follows a hidden "0" fallback: ticked if any value is.
+            data[name] = any(is_checked(v) for v in values)
+            continue
         value = next((v for v in values if v.strip()), "")
         if not value.strip():
             continue  # an empty optional field is the same as an absent one
-        data[name] = is_checked(value) if name == "consent" else value
+        if name == "form_type":
+            value = nfkc(value).strip().lower()
+        data[name] = value
     return data
 
 

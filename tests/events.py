@@ -74,7 +74,9 @@ def rest_event(
 def form_post(fields: dict[str, str | list[str]], **kwargs: Any) -> dict[str, Any]:
     """A plain HTML form post (application/x-www-form-urlencoded)."""
     headers = {"Content-Type": "application/x-www-form-urlencoded", **kwargs.pop("headers", {})}
-    return rest_event("POST", "/leads", body=urlencode(fields, doseq=True), headers=headers, **kwargs)
+    return rest_event(
+        "POST", "/leads", body=urlencode(fields, doseq=True), headers=headers, **kwargs
+    )
 
 
 def multipart_body(fields: dict[str, str | list[str]], boundary: str = BOUNDARY) -> bytes:
@@ -98,7 +100,12 @@ def multipart_post(fields: dict[str, str | list[str]], **kwargs: Any) -> dict[st
     }
     # API Gateway base64-encodes it: multipart/form-data is a binary media type of the API.
     return rest_event(
-        "POST", "/leads", body=multipart_body(fields), headers=headers, base64_encoded=True, **kwargs
+        "POST",
+        "/leads",
+        body=multipart_body(fields),
+        headers=headers,
+        base64_encoded=True,
+        **kwargs,
     )
 
 

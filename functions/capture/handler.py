@@ -118,8 +118,9 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     @app.post("/leads", cors=bool(cors))
     def post_lead() -> Response[str]:
         event = app.current_event
-        content_type = event.get_header_value("content-type")
-        as_json = wants_json(content_type, event.get_header_value("accept"))
+        headers = event.headers  # case-insensitive
+        content_type = headers.get("content-type")
+        as_json = wants_json(content_type, headers.get("accept"))
         reply = _Reply(deps, as_json, {})
         try:
             body = raw_body(event.body, bool(event.is_base64_encoded), settings.max_body_bytes)
@@ -149,8 +150,8 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
         identity = event.request_context.identity
         request = RequestInfo(
             ip=identity.source_ip,
-            user_agent=event.get_header_value("user-agent") or identity.user_agent,
-            referrer=allowed_referrer(event.get_header_value("referer")),
+            user_agent=headers.get("user-agent") or identity.user_agent,
+            referrer=allowed_referrer(headers.get("referer")),
         )
         try:
             result: CaptureResult = deps.capture.capture(submission, request)

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from infra.provision import create_table
 from shared.submission import ALIASES, FormSubmission
 from tests.events import BOUNDARY, multipart_body, rest_event
-from tests.integration.conftest import SITE
+from tests.integration.conftest import SITE, TABLE
 
 Post = Callable[[dict[str, Any]], dict[str, Any]]
 
 EXPECTED = {200, 201, 303, 400, 413, 415, 422}
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
-FIELD_NAMES = sorted({*FormSubmission.model_fields, *ALIASES, "thanks_url", "error_url", "homepage"})
+FIELD_NAMES = sorted(
+    {*FormSubmission.model_fields, *ALIASES, "thanks_url", "error_url", "homepage"}
+)
 CONTENT_TYPES = [
     "application/x-www-form-urlencoded",
     "application/x-www-form-urlencoded; charset=UTF-8",
@@ -54,9 +60,30 @@ VALUES = st.one_of(
         ]
     ),
 )
+REDIRECTS = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            f"{SITE}/thanks",
+            f"{SITE}/error?form=dl",
+            "https://evil.example.com/",
+            "//evil.example.com/",
+            f"{SITE}@evil.example.com/",
+            "https://www.example.co.jp.evil.com/",
+            "javascript:alert(1)",
+            f"{SITE}\\@evil.example.com",
+        ]
+    ),
+)
 FORMS = st.builds(
-    lambda email, rest: {"email": email, **rest},
-    st.sampled_from(["taro.yamada@example.co.jp", "Taro.Yamada@EXAMPLE.CO.JP", "not-an-email", ""]),
+    lambda email, redirects, rest: {"email": email, **redirects, **rest},
+    st.one_of(
+        st.sampled_from(
+            ["taro.yamada@example.co.jp", "Taro.Yamada@EXAMPLE.CO.JP", "not-an-email", ""]
+        ),
+        st.from_regex(r"[a-zA-Z0-9.+]{1,12}@[a-z]{1,8}\.(co\.jp|com)", fullmatch=True),
+    ),
+    st.fixed_dictionaries({}, optional={"thanks_url": REDIRECTS, "error_url": REDIRECTS}),
     st.dictionaries(
         st.one_of(st.sampled_from(FIELD_NAMES), st.text(min_size=1, max_size=20)),
         st.one_of(VALUES, st.lists(VALUES, max_size=3)),
@@ -65,7 +92,9 @@ FORMS = st.builds(
 )
 HEADERS = st.dictionaries(
     st.one_of(
-        st.sampled_from(["Content-Type", "content-type", "Accept", "Origin", "User-Agent", "Referer"]),
+        st.sampled_from(
+            ["Content-Type", "content-type", "Accept", "Origin", "User-Agent", "Referer"]
+        ),
         st.text(min_size=1, max_size=20),
     ),
     st.one_of(
@@ -86,15 +115,24 @@ HEADERS = st.dictionaries(
 )
 
 
+def fresh_table(dynamodb: Any) -> None:
+    """Start each example from a new table. moto deep-copies the whole table, stream
+    records included, on every transaction: one table kept for 150 examples makes the
+    run quadratic (deleting items only adds stream records)."""
+    dynamodb.delete_table(TableName=TABLE)
+    create_table(dynamodb, TABLE)
+
+
 def assert_expected_answer(response: dict[str, Any]) -> None:
     status = response["statusCode"]
+    event(f"status {status}")
     assert status in EXPECTED, response
     headers = {k.lower(): v[0] for k, v in (response.get("multiValueHeaders") or {}).items()}
     if status == 303:
         assert headers["location"].startswith(f"{SITE}/"), "redirects stay on the allow-list"
     if 200 <= status < 300 and headers.get("content-type", "").startswith("application/json"):
         lead_id = json.loads(response["body"])["lead_id"]
-        assert isinstance(lead_id, str) and len(lead_id) == 32
+        assert re.fullmatch(r"[0-9a-f]{32}", lead_id), lead_id
 
 
 def encode(form: dict[str, Any], encoding: str) -> tuple[bytes, str]:
@@ -113,12 +151,22 @@ def encode(form: dict[str, Any], encoding: str) -> tuple[bytes, str]:
     base64_encoded=st.booleans(),
 )
 @example(body=b"[" * 50, content_type="application/json", accept=None, base64_encoded=False)
-@example(body="email=a@b.jp&email=%ff", content_type=CONTENT_TYPES[0], accept=None, base64_encoded=False)
+@example(
+    body="email=a@b.jp&email=%ff", content_type=CONTENT_TYPES[0], accept=None, base64_encoded=False
+)
 @example(body="not base64", content_type="application/json", accept=None, base64_encoded=True)
 def test_no_body_gets_a_5xx(
-    post: Post, body: str | bytes, content_type: str | None, accept: str | None, base64_encoded: bool
+    post: Post,
+    dynamodb: Any,
+    body: str | bytes,
+    content_type: str | None,
+    accept: str | None,
+    base64_encoded: bool,
 ) -> None:
-    headers = {k: v for k, v in {"Content-Type": content_type, "Accept": accept}.items() if v is not None}
+    fresh_table(dynamodb)
+    headers = {
+        k: v for k, v in {"Content-Type": content_type, "Accept": accept}.items() if v is not None
+    }
     if base64_encoded and isinstance(body, bytes):
         event = rest_event("POST", "/leads", body=body, headers=headers, base64_encoded=True)
     else:
@@ -137,8 +185,14 @@ def test_no_body_gets_a_5xx(
     base64_encoded=st.booleans(),
 )
 def test_no_form_gets_a_5xx(
-    post: Post, form: dict[str, Any], encoding: str, accept: str | None, base64_encoded: bool
+    post: Post,
+    dynamodb: Any,
+    form: dict[str, Any],
+    encoding: str,
+    accept: str | None,
+    base64_encoded: bool,
 ) -> None:
+    fresh_table(dynamodb)
     body, content_type = encode(form, encoding)
     headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
     event = rest_event("POST", "/leads", body=body, headers=headers, base64_encoded=base64_encoded)
@@ -154,8 +208,14 @@ def test_no_form_gets_a_5xx(
     source_ip=st.one_of(st.ip_addresses().map(str), st.text(max_size=40)),
 )
 def test_no_headers_get_a_5xx(
-    post: Post, headers: dict[str, str], form: dict[str, Any], encoding: str, source_ip: str
+    post: Post,
+    dynamodb: Any,
+    headers: dict[str, str],
+    form: dict[str, Any],
+    encoding: str,
+    source_ip: str,
 ) -> None:
+    fresh_table(dynamodb)
     body, content_type = encode(form, encoding)
     event = rest_event(
         "POST",
@@ -171,23 +231,15 @@ def test_no_headers_get_a_5xx(
 
 # Found while writing the properties above; random generation seldom reaches them.
 @pytest.mark.parametrize(
-    ("body", "error"),
+    "body",
     [
-        pytest.param(b'{"company": ' + b"[" * 2000 + b"]" * 2000 + b"}", RecursionError, id="nesting"),
-        pytest.param(b'{"company_size": ' + b"9" * 5000 + b"}", ValueError, id="long integer"),
+        pytest.param('{"company": ' + "[" * 2000 + "]" * 2000 + "}", id="nesting"),
+        pytest.param('{"company_size": ' + "9" * 5000 + "}", id="long integer"),
     ],
 )
-def test_json_the_parser_chokes_on_is_a_400_not_a_crash(
-    post: Post, body: bytes, error: type[Exception], request: pytest.FixtureRequest
-) -> None:
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            raises=error,
-            reason="BUG shared/forms.py _json catches only JSONDecodeError: the handler raises "
-            "(Lambda error, API Gateway 502)",
-        )
+def test_json_the_parser_chokes_on_is_a_400_not_a_crash(post: Post, body: str) -> None:
+    response = post(
+        rest_event("POST", "/leads", body=body, headers={"Content-Type": "application/json"})
     )
-    response = post(rest_event("POST", "/leads", body=body.decode(), headers={"Content-Type": "application/json"}))
 
     assert response["statusCode"] == 400

@@ -27,7 +27,9 @@ from shared.submission import FormSubmission, parse_submission
 FIRST_POST = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 LATER_POST = FIRST_POST + timedelta(days=14)
 WORDING = "2026-01"
-REQUEST = RequestInfo(ip="203.0.113.10", user_agent="Mozilla/5.0", referrer="https://www.google.com/")
+REQUEST = RequestInfo(
+    ip="203.0.113.10", user_agent="Mozilla/5.0", referrer="https://www.google.com/"
+)
 EMAIL = "taro.yamada@example.co.jp"
 
 
@@ -142,7 +144,9 @@ def test_the_address_and_id_stay_as_first_posted_whatever_the_case_of_a_later_po
 def test_first_touch_is_kept_and_last_touch_updated() -> None:
     lead = first_post(source="google-ads", utm_campaign="spring")
 
-    merged = later_post(lead, source="newsletter", utm_campaign="autumn", form_type="seminar_registration")
+    merged = later_post(
+        lead, source="newsletter", utm_campaign="autumn", form_type="seminar_registration"
+    )
 
     assert merged.first_touch == lead.first_touch
     assert (merged.last_touch.at, merged.last_touch.source, merged.last_touch.utm_campaign) == (
@@ -181,7 +185,9 @@ def test_consent_given_once_stays_when_a_later_post_has_none() -> None:
 
 
 def test_a_later_consent_records_its_own_time_form_and_wording() -> None:
-    merged = later_post(first_post(), consent="on", form_type="newsletter", consent_version="2026-11")
+    merged = later_post(
+        first_post(), consent="on", form_type="newsletter", consent_version="2026-11"
+    )
 
     assert merged.consent.model_dump() == {
         "opted_in": True,
@@ -338,7 +344,11 @@ def test_losing_the_race_for_a_new_address_re_reads_and_merges_into_the_winner(
     assert (result.lead_id, result.created) == (winner.lead_id, False)
     assert list(repository.leads) == [winner.lead_id]
     stored = repository.leads[winner.lead_id]
-    assert (stored.company, stored.job_title, stored.interests) == ("勝者株式会社", "部長", ("AI", "IoT"))
+    assert (stored.company, stored.job_title, stored.interests) == (
+        "勝者株式会社",
+        "部長",
+        ("AI", "IoT"),
+    )
     assert stored.version == winner.version + 1
     assert repository.reads == 2
     [activity] = repository.timeline(winner.lead_id)
@@ -353,7 +363,11 @@ def test_a_concurrent_update_is_re_read_and_merged_not_overwritten(
     def someone_else_updates(_: Lead) -> None:
         stored = repository.leads[lead_id]
         repository.leads[lead_id] = stored.model_copy(
-            update={"interests": (*stored.interests, "クラウド"), "department": "情報システム部", "version": stored.version + 1}
+            update={
+                "interests": (*stored.interests, "クラウド"),
+                "department": "情報システム部",
+                "version": stored.version + 1,
+            }
         )
 
     repository.before_replace = someone_else_updates
@@ -394,7 +408,9 @@ def test_a_mailable_new_lead_is_enrolled_in_welcome_due_now(
         ActivityType.ENROLLED,
         ActivityType.FORM_SUBMITTED,
     ]
-    enrolled = next(a for a in repository.timeline(result.lead_id) if a.type is ActivityType.ENROLLED)
+    enrolled = next(
+        a for a in repository.timeline(result.lead_id) if a.type is ActivityType.ENROLLED
+    )
     assert enrolled.details == {"program_id": "welcome"}
 
 
@@ -434,7 +450,12 @@ def test_an_enrolled_lead_is_not_enrolled_again(
 
 @pytest.mark.parametrize(
     ("stage", "program"),
-    [(Stage.LEAD, "welcome"), (Stage.CUSTOMER, "customer"), (Stage.DORMANT, "re_engagement"), (Stage.SQL, None)],
+    [
+        (Stage.LEAD, "welcome"),
+        (Stage.CUSTOMER, "customer"),
+        (Stage.DORMANT, "re_engagement"),
+        (Stage.SQL, None),
+    ],
 )
 def test_a_lead_is_enrolled_in_the_default_program_of_its_segment(
     capture: LeadCapture, repository: MemoryRepository, stage: Stage, program: str | None

@@ -72,10 +72,6 @@ CONTROL_CHARACTERS = [
     pytest.param(
         "\x9b",
         id="C1 CSI",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG shared/normalize.py _CONTROL: C1 controls U+0080-U+009F are accepted",
-        ),
     ),
 ]
 
@@ -97,10 +93,6 @@ MARKUP = [
     pytest.param(
         "<!-- hidden -->",
         id="html comment",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG shared/normalize.py _MARKUP: '<!--' is not matched (needs a letter)",
-        ),
     ),
 ]
 
@@ -157,10 +149,6 @@ def test_a_value_that_nfkc_expands_past_the_limit_is_too_long() -> None:
             "+81 (0)3-1234-5678",
             "+81312345678",
             id="international with trunk zero",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG shared/normalize.py normalize_phone keeps the (0): +810312345678",
-            ),
         ),
     ],
 )
@@ -193,7 +181,8 @@ def test_a_phone_number_that_is_not_one_is_rejected(typed: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "spelling", ["taro.yamada@example.co.jp", "Taro.Yamada@Example.co.jp", "TARO.YAMADA@EXAMPLE.CO.JP"]
+    "spelling",
+    ["taro.yamada@example.co.jp", "Taro.Yamada@Example.co.jp", "TARO.YAMADA@EXAMPLE.CO.JP"],
 )
 def test_every_spelling_of_an_address_has_the_same_dedupe_key(spelling: str) -> None:
     assert email_key(spelling) == "taro.yamada@example.co.jp"
@@ -204,7 +193,8 @@ def test_different_addresses_have_different_dedupe_keys() -> None:
 
 
 @pytest.mark.parametrize(
-    "ticked", ["1", "true", "TRUE", "on", " On ", "ＯＮ", "yes", "y", "checked", "agree", "はい", "同意する"]
+    "ticked",
+    ["1", "true", "TRUE", "on", " On ", "ＯＮ", "yes", "y", "checked", "agree", "はい", "同意する"],
 )
 def test_a_ticked_checkbox_is_checked(ticked: str) -> None:
     assert is_checked(ticked)
