@@ -40,7 +40,7 @@ deploy: install
 	npx --yes $(CDK_CLI) deploy
 
 bench: install
-	$(BIN)/python -m bench.capture
+	$(BIN)/python -m bench.nurture
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache

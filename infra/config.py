@@ -7,6 +7,8 @@ with ``cdk deploy -c lead-nurture='{...}'`` or by editing ``cdk.json``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,8 +31,34 @@ def _default_origins() -> list[str]:
     return ["http://localhost:3000"]
 
 
+class SenderConfig(BaseModel):
+    """Who the nurture emails come from, shown in every footer as Japanese law requires
+    (送信者の名称, 住所, 問合せ先). The defaults are samples: set your own per deployment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    company_name: str = Field(default="株式会社サンプル", min_length=1)
+    from_address: str = Field(default="株式会社サンプル <news@example.co.jp>", min_length=3)
+    postal_address: str = Field(
+        default="〒100-0005 東京都千代田区丸の内1-1-1 サンプルビル10F", min_length=1
+    )
+    contact_email: str = Field(default="marketing@example.co.jp", min_length=3)
+    site_url: str = Field(default="https://www.example.co.jp", min_length=1)
+    privacy_url: str = "https://www.example.co.jp/privacy"
+
+    @property
+    def from_domain(self) -> str:
+        return self.from_address.rstrip(">").rpartition("@")[2]
+
+
 class DeploymentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sender: SenderConfig = SenderConfig()
+    # Marketing emails per lead per rolling 7 days.
+    frequency_cap: int = Field(default=3, ge=1, le=50)
+    # The public base URL of the API when a custom domain fronts it; default: the stage URL.
+    public_api_url: str | None = None
 
     # Origins whose browsers may post forms (the function answers CORS itself).
     cors_origins: list[str] = Field(default_factory=_default_origins, min_length=1)
@@ -89,12 +117,25 @@ class DeploymentConfig(BaseModel):
         return self
 
 
+@dataclass(frozen=True)
+class Resources:
+    """Names and addresses of what the functions talk to, on AWS or in the local stack."""
+
+    table_name: str
+    api_url: str  # base URL of the stage, ending in "/"
+    configuration_set: str
+    queue_urls: Mapping[str, str] = field(default_factory=dict)
+    signing_secret_arn: str | None = None  # AWS: Secrets Manager
+    signing_secret: str | None = None  # local stack only
+
+
 def function_environment(
-    spec: FunctionSpec, config: DeploymentConfig, *, table_name: str
+    spec: FunctionSpec, config: DeploymentConfig, resources: Resources
 ) -> dict[str, str]:
     """The environment of one function, the same on Lambda and in the local stack."""
-    return {
-        "TABLE_NAME": table_name,
+    api_url = (config.public_api_url or resources.api_url).rstrip("/")
+    environment = {
+        "TABLE_NAME": resources.table_name,
         "POWERTOOLS_SERVICE_NAME": spec.name,
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "CORS_ORIGINS": ",".join(config.cors_origins),
@@ -103,5 +144,25 @@ def function_environment(
         "CONSENT_VERSION": config.consent_version,
         "MAX_BODY_BYTES": str(config.max_body_bytes),
         "DEFAULT_TIMEZONE": config.default_timezone,
-        **spec.environment,
     }
+    for queue in spec.produces:
+        environment[queue.url_variable] = resources.queue_urls[queue.name]
+    if spec.signs_links:
+        if resources.signing_secret_arn:
+            environment["SIGNING_SECRET_ARN"] = resources.signing_secret_arn
+        if resources.signing_secret:
+            environment["SIGNING_SECRET"] = resources.signing_secret
+    if spec.sends_email:
+        sender = config.sender
+        environment.update(
+            CONFIGURATION_SET=resources.configuration_set,
+            FROM_ADDRESS=sender.from_address,
+            SENDER_COMPANY_NAME=sender.company_name,
+            SENDER_POSTAL_ADDRESS=sender.postal_address,
+            SENDER_CONTACT_EMAIL=sender.contact_email,
+            SITE_URL=sender.site_url,
+            PRIVACY_URL=sender.privacy_url,
+            FREQUENCY_CAP=str(config.frequency_cap),
+            UNSUBSCRIBE_URL=f"{api_url}/unsubscribe",
+        )
+    return {**environment, **spec.environment}

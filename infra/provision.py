@@ -1,20 +1,75 @@
 """Create the wiring's resources through plain boto3 (moto in tests and the local stack).
 
 The CDK app is the source of truth on AWS; this reads the same declaration
-(``infra.wiring``) so the local resources have the same keys, indexes and streams.
+(``infra.wiring``) so the local resources have the same keys, indexes, streams,
+queues and email setup.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from infra.wiring import TABLE, TableSpec
+from infra.wiring import (
+    CONFIGURATION_SET,
+    EMAIL_EVENTS_TOPIC,
+    QUEUES,
+    TABLE,
+    QueueSpec,
+    TableSpec,
+)
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import (
         AttributeDefinitionTypeDef,
         GlobalSecondaryIndexTypeDef,
+    )
+    from mypy_boto3_sesv2.client import SESV2Client
+    from mypy_boto3_sns.client import SNSClient
+    from mypy_boto3_sqs.client import SQSClient
+
+# As on AWS (infra/constructs/messaging.py): the longest SQS keeps a message.
+DEAD_LETTER_RETENTION_S = 14 * 24 * 60 * 60
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """What ``provision_all`` created: the names and addresses the functions need."""
+
+    table_name: str
+    queue_urls: dict[str, str]  # by QueueSpec.name
+    dead_letter_queue_urls: dict[str, str]  # by QueueSpec.name
+    email_events_topic_arn: str
+    configuration_set: str
+    from_domain: str
+
+
+def provision_all(session: boto3.session.Session, *, prefix: str, from_domain: str) -> Provisioned:
+    """Everything the wiring declares: table, queues, events topic, SES identity and set.
+
+    ``prefix`` names the table and prefixes queue and topic names (e.g.
+    ``lead-nurture-local``); ``from_domain`` is the sender's domain
+    (``DeploymentConfig().sender.from_domain``), which the customer verifies on AWS.
+    """
+    create_table(session.client("dynamodb"), prefix)
+    queue_urls, dead_letter_queue_urls = create_queues(session.client("sqs"), prefix)
+    topic_arn = create_topic(session.client("sns"), f"{prefix}-{EMAIL_EVENTS_TOPIC}")
+    create_email(session.client("sesv2"), from_domain=from_domain)
+    # On AWS the configuration set publishes its events to this topic. moto 5.2.5 does
+    # not implement sesv2 create_configuration_set_event_destination (NotImplementedError)
+    # and publishes no configuration-set events on a send, so no destination is made
+    # here: whatever stands in for SES events locally publishes to the topic itself.
+    return Provisioned(
+        table_name=prefix,
+        queue_urls=queue_urls,
+        dead_letter_queue_urls=dead_letter_queue_urls,
+        email_events_topic_arn=topic_arn,
+        configuration_set=CONFIGURATION_SET,
+        from_domain=from_domain,
     )
 
 
@@ -60,4 +115,48 @@ def create_table(client: DynamoDBClient, name: str, spec: TableSpec = TABLE) -> 
     client.update_time_to_live(
         TableName=name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+    )
+
+
+def create_queues(
+    client: SQSClient, prefix: str, specs: Sequence[QueueSpec] = QUEUES
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each queue with its dead-letter queue; returns (queue URLs, DLQ URLs) by name."""
+    queue_urls: dict[str, str] = {}
+    dead_letter_queue_urls: dict[str, str] = {}
+    for spec in specs:
+        dlq_url = client.create_queue(
+            QueueName=f"{prefix}-{spec.name}-dlq",
+            Attributes={"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_S)},
+        )["QueueUrl"]
+        dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
+        queue_urls[spec.name] = client.create_queue(
+            QueueName=f"{prefix}-{spec.name}",
+            Attributes={
+                "VisibilityTimeout": str(spec.visibility_timeout_s),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+        dead_letter_queue_urls[spec.name] = dlq_url
+    return queue_urls, dead_letter_queue_urls
+
+
+def create_topic(client: SNSClient, name: str) -> str:
+    return client.create_topic(Name=name)["TopicArn"]
+
+
+def create_email(
+    client: SESV2Client, *, from_domain: str, configuration_set: str = CONFIGURATION_SET
+) -> None:
+    """The sending identity (verified at once in moto) and the configuration set."""
+    client.create_email_identity(EmailIdentity=from_domain)
+    client.create_configuration_set(
+        ConfigurationSetName=configuration_set,
+        ReputationOptions={"ReputationMetricsEnabled": True},
+        SendingOptions={"SendingEnabled": True},
+        DeliveryOptions={"TlsPolicy": "REQUIRE"},
+        SuppressionOptions={"SuppressedReasons": ["BOUNCE", "COMPLAINT"]},
     )

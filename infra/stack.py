@@ -9,12 +9,14 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra import wiring
-from infra.config import DeploymentConfig
+from infra.config import DeploymentConfig, Resources
 from infra.constructs.api import LeadApi
 from infra.constructs.data import LeadData
 from infra.constructs.firewall import ApiFirewall
 from infra.constructs.functions import NurtureFunctions
+from infra.constructs.messaging import JobQueues
 from infra.constructs.nag import acknowledge
+from infra.constructs.nurture import NurtureEmail
 from infra.constructs.observability import Observability
 
 
@@ -34,24 +36,37 @@ class LeadNurtureStack(Stack):
             self, "Observability", log_retention_days=config.log_retention_days
         )
         data = LeadData(self, "Data", spec=wiring.TABLE)
+        queues = JobQueues(self, "Messaging", specs=wiring.QUEUES)
+        email = NurtureEmail(
+            self,
+            "Email",
+            configuration_set_name=wiring.CONFIGURATION_SET,
+            events_topic_name=wiring.EMAIL_EVENTS_TOPIC,
+            from_domain=config.sender.from_domain,
+        )
+        # Before the functions: the sender links to the API (unsubscribe URL). No cycle,
+        # as the sender has no route; the routed functions' environments hold no API URL.
+        api = LeadApi(self, "Api", config=config, observability=observability)
         functions = NurtureFunctions(
             self,
             "Functions",
             specs=wiring.FUNCTIONS,
             config=config,
+            resources=Resources(
+                table_name=data.table.table_name,
+                api_url=api.rest_api.url,
+                configuration_set=email.configuration_set.configuration_set_name,
+                queue_urls={name: queue.queue.queue_url for name, queue in queues.by_name.items()},
+                signing_secret_arn=email.signing_secret.secret_arn,
+            ),
             data=data,
+            queues=queues,
+            email=email,
             observability=observability,
             code_dir=code_dir,
             layer_dir=layer_dir,
         )
-        api = LeadApi(
-            self,
-            "Api",
-            specs=wiring.FUNCTIONS,
-            functions=functions.by_name,
-            config=config,
-            observability=observability,
-        )
+        api.add_routes(wiring.FUNCTIONS, functions.by_name)
         stage = api.rest_api.deployment_stage
         if config.waf_enabled:
             ApiFirewall(self, "Firewall", stage=stage, ip_rate_limit=config.waf_ip_rate_limit)
@@ -64,3 +79,9 @@ class LeadNurtureStack(Stack):
             )
         CfnOutput(self, "ApiUrl", value=api.rest_api.url, description="Base URL of the v1 stage")
         CfnOutput(self, "TableName", value=data.table.table_name)
+        CfnOutput(
+            self,
+            "EmailEventsTopicArn",
+            value=email.events_topic.topic_arn,
+            description="SES events of the configuration set (send, delivery, open, click, ...)",
+        )

@@ -44,6 +44,28 @@ class Route:
     method: Literal["GET", "POST", "PUT", "DELETE"]
     path: str
     auth: Auth = "NONE"
+    # Called by browsers from the website's origins (config.cors_origins), so the path
+    # answers the CORS preflight (in the function). Links opened from emails, pages
+    # posting to themselves and mail providers' one-click posts need none.
+    cross_origin: bool = False
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """An SQS queue with its dead-letter queue, consumed by one function."""
+
+    name: str
+    # Longer than the consumer's timeout, so a message is not redelivered mid-batch.
+    visibility_timeout_s: int
+    max_receive_count: int = 5
+    batch_size: int = 10
+    max_batching_window_s: int = 0
+    # Caps concurrent consumers (e.g. to the account's SES send rate); None: no cap.
+    max_concurrency: int | None = None
+
+    @property
+    def url_variable(self) -> str:
+        return f"{self.name.upper()}_QUEUE_URL"
 
 
 @dataclass(frozen=True)
@@ -54,10 +76,15 @@ class FunctionSpec:
     handler: str
     description: str
     routes: tuple[Route, ...] = ()
+    schedule_minutes: int | None = None  # EventBridge rate
+    consumes: QueueSpec | None = None
+    produces: tuple[QueueSpec, ...] = ()  # queues it sends messages to
     memory_mb: int = 512
     timeout_s: int = 10
     # Names of the table operations it needs; the CDK app maps them to grants.
     table_access: Literal["none", "read", "read_write"] = "none"
+    sends_email: bool = False  # SES SendEmail through the configuration set
+    signs_links: bool = False  # reads the unsubscribe-link signing secret
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -81,8 +108,51 @@ CAPTURE = FunctionSpec(
     name="capture",
     handler="functions.capture.handler.lambda_handler",
     description="POST /leads: validate, dedupe and merge by email, record consent, enrol",
-    routes=(Route("POST", "/leads"),),
+    routes=(Route("POST", "/leads", cross_origin=True),),
     table_access="read_write",
 )
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (CAPTURE,)
+SEND_QUEUE = QueueSpec(
+    name="send",
+    visibility_timeout_s=6 * 60,
+    max_receive_count=5,
+    batch_size=10,
+    max_batching_window_s=1,
+    max_concurrency=2,
+)
+
+UNSUBSCRIBE = FunctionSpec(
+    name="unsubscribe",
+    handler="functions.unsubscribe.handler.lambda_handler",
+    description="GET/POST /unsubscribe: confirmation page and RFC 8058 one-click opt-out",
+    routes=(Route("GET", "/unsubscribe"), Route("POST", "/unsubscribe")),
+    table_access="read_write",
+    signs_links=True,
+)
+
+SCHEDULER = FunctionSpec(
+    name="scheduler",
+    handler="functions.scheduler.handler.lambda_handler",
+    description="Every minute: lease due leads from the due index and queue send jobs",
+    schedule_minutes=1,
+    produces=(SEND_QUEUE,),
+    timeout_s=50,
+    table_access="read_write",
+)
+
+SENDER = FunctionSpec(
+    name="sender",
+    handler="functions.sender.handler.lambda_handler",
+    description="Send jobs: re-check eligibility, render, send through SES, advance the step",
+    consumes=SEND_QUEUE,
+    timeout_s=60,
+    table_access="read_write",
+    sends_email=True,
+    signs_links=True,
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (CAPTURE, UNSUBSCRIBE, SCHEDULER, SENDER)
+QUEUES: tuple[QueueSpec, ...] = (SEND_QUEUE,)
+# SES configuration set whose event destination publishes engagement to this topic.
+CONFIGURATION_SET = "lead-nurture"
+EMAIL_EVENTS_TOPIC = "email-events"

@@ -20,11 +20,11 @@ from shared.leads import (
     ActivityType,
     Consent,
     ConsentState,
-    Enrolment,
     Lead,
     Touch,
     new_id,
 )
+from shared.nurture import start
 from shared.programs import ProgramCatalog
 from shared.repository import EmailTaken, LeadRepository, Record, VersionConflict
 from shared.submission import FormSubmission
@@ -191,9 +191,7 @@ class LeadCapture:
         program = self._programs.program_for(lead, submission.form_type)
         if program is None:
             return lead, False
-        # due now: the program engine decides the first step and its wait on the next tick.
-        enrolment = Enrolment(program_id=program.id, enrolled_at=now, due_at=now)
-        return lead.model_copy(update={"enrolment": enrolment}), True
+        return lead.model_copy(update={"enrolment": start(program, now)}), True
 
     @staticmethod
     def _records(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,12 @@ class Stage(StrEnum):
 class ActivityType(StrEnum):
     FORM_SUBMITTED = "form_submitted"
     ENROLLED = "enrolled"
+    EMAIL_SENT = "email_sent"
+    RESCHEDULED = "rescheduled"
+    PROGRAM_EXITED = "program_exited"
+    PROGRAM_COMPLETED = "program_completed"
+    UNSUBSCRIBED = "unsubscribed"
+    SUPPRESSED = "suppressed"
 
 
 def new_id() -> str:
@@ -81,16 +87,52 @@ class ConsentState(_Record):
     form_type: FormType | None = None
 
 
+class SentStep(_Record):
+    """One step's email as sent to the lead, and how the lead engaged with it."""
+
+    sent_at: datetime
+    variant: str
+    message_id: str | None = None
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+
+    @property
+    def opened(self) -> bool:
+        # A click proves the mail was opened even when image blocking hid the open.
+        return self.opened_at is not None or self.clicked_at is not None
+
+    @property
+    def clicked(self) -> bool:
+        return self.clicked_at is not None
+
+
 class Enrolment(_Record):
     """The nurture program a lead follows and its position in it.
 
-    ``step_id`` is None until the first step has been scheduled by the program engine.
+    Exactly one of these holds while the program runs: ``step_id`` names the next step
+    to send at ``due_at``, or ``awaiting`` names the sent step whose branch is decided
+    at ``due_at``. A finished enrolment has ``completed_at`` and no ``due_at``.
     """
 
     program_id: str
-    step_id: str | None = None
     enrolled_at: datetime
+    step_id: str | None = None
+    awaiting: str | None = None
     due_at: datetime | None = None
+    sent: dict[str, SentStep] = Field(default_factory=dict)
+    completed_at: datetime | None = None
+    outcome: str | None = None  # completed, exited:<reason>
+
+
+class SendRecord(_Record):
+    """The ledger entry of one step's email to one lead: claimed before the send, then
+    completed (sent or rejected) in the same write that moves the lead on."""
+
+    lead_id: str
+    key: str  # program, enrolment time and step: see shared.delivery.ledger_key
+    status: Literal["sending", "sent", "rejected"]
+    at: datetime
+    message_id: str | None = None
 
 
 class Activity(_Record):
@@ -128,6 +170,9 @@ class Lead(_Record):
     enrolment: Enrolment | None = None
     unsubscribed: bool = False
     suppressed: bool = False
+    suppression_reason: str | None = None
+    # Send times of the last 7 days, for the per-lead frequency cap.
+    recent_sends: tuple[datetime, ...] = ()
     created_at: datetime
     updated_at: datetime
     version: int = 1

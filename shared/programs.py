@@ -1,19 +1,25 @@
-"""Nurture programs as content: which program serves which segment.
+"""Nurture programs as content.
 
-Programs are YAML files under ``shared/content/programs``; marketers edit them and
-the tests validate them. This module decides enrolment; the program engine that
-walks the steps builds on the same models.
+A program is a YAML file under ``shared/content/programs`` that a marketer edits: which
+segment it serves (entry), when a lead leaves it (exit), when it may send (send window)
+and its ordered steps, each an email after a wait, optionally branching on how the lead
+engaged with an earlier step. Files are validated here when loaded and by the tests.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from shared.leads import FormType, Lead, Stage
+from shared.schedule import SendWindow
 
 CONTENT_DIR = Path(__file__).parent / "content"
 PROGRAMS_DIR = CONTENT_DIR / "programs"
@@ -47,6 +53,101 @@ class EntryRule(_Content):
         )
 
 
+_DURATION = re.compile(
+    r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+
+
+def parse_duration(value: object) -> timedelta:
+    """An ISO-8601 duration in weeks, days, hours, minutes, seconds (P3D, PT12H, P1W).
+
+    Months and years are refused: their length depends on the calendar.
+    """
+    if isinstance(value, timedelta):
+        return value
+    text = str(value).strip().upper()
+    match = _DURATION.match(text)
+    if not match or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(f"not an ISO-8601 duration of weeks/days/hours/minutes: {value!r}")
+    parts = {k: int(v) for k, v in match.groupdict().items() if v}
+    return timedelta(**parts)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+StepId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)]
+EXIT = "exit"
+
+
+class Engagement(StrEnum):
+    OPENED = "opened"
+    CLICKED = "clicked"
+    NOT_OPENED = "not_opened"
+    NOT_CLICKED = "not_clicked"
+
+
+class ContentType(StrEnum):
+    NEWSLETTER = "newsletter"
+    SEMINAR_INVITATION = "seminar_invitation"
+    CASE_STUDY = "case_study"
+    WHITEPAPER = "whitepaper"
+    FREE_TRIAL = "free_trial"
+    WELCOME = "welcome"
+    RE_ENGAGEMENT = "re_engagement"
+    CROSS_SELL = "cross_sell"
+
+
+class BranchRule(_Content):
+    """``if <step> was <when> go to <goto>``; ``step`` defaults to the step being sent."""
+
+    when: Engagement
+    goto: StepId
+    step: StepId | None = None
+
+
+class Branch(_Content):
+    """After a step is sent, wait up to ``wait_up_to`` for the engagement that decides.
+
+    A click or open that satisfies a rule decides at once; otherwise, when the wait is
+    over, the first matching rule wins, then ``otherwise`` (default: the next step).
+    """
+
+    wait_up_to: Duration
+    rules: tuple[BranchRule, ...] = Field(min_length=1)
+    otherwise: StepId | None = None
+
+
+class Step(_Content):
+    id: StepId
+    # Counted from entry for the first step, from the previous send (or decision) after.
+    wait: Duration = timedelta(0)
+    template: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    content_type: ContentType
+    # Subject lines per locale; several are A/B variants, assigned per lead.
+    subject: dict[Literal["ja", "en"], tuple[str, ...]]
+    branch: Branch | None = None
+
+    @model_validator(mode="after")
+    def _subjects(self) -> Step:
+        if "ja" not in self.subject:
+            raise ValueError(f"step {self.id}: a Japanese subject is required")
+        counts = {len(v) for v in self.subject.values()}
+        if 0 in counts or len(counts) != 1:
+            raise ValueError(f"step {self.id}: every locale needs the same number of variants")
+        return self
+
+    @property
+    def variants(self) -> int:
+        return len(self.subject["ja"])
+
+
+class ExitRule(_Content):
+    """Leads in these stages leave the program. Unsubscribed, bounced and complained
+    leads always leave every program: that is the law and the sender's reputation."""
+
+    stages: tuple[Stage, ...] = (Stage.MQL, Stage.SQL, Stage.CUSTOMER, Stage.LOST)
+
+
 class Program(_Content):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
@@ -54,6 +155,41 @@ class Program(_Content):
     # Lower runs first when several programs' entry rules match the same lead.
     priority: int = 100
     entry: EntryRule
+    exit: ExitRule = ExitRule()
+    send_window: SendWindow = SendWindow()
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Program:
+        ids = [s.id for s in self.steps]
+        if len(set(ids)) != len(ids) or EXIT in ids:
+            raise ValueError(f"program {self.id}: step ids must be unique and not {EXIT!r}")
+        for step in self.steps:
+            if step.branch is None:
+                continue
+            targets = [r.goto for r in step.branch.rules] + [step.branch.otherwise or EXIT]
+            sources = [r.step for r in step.branch.rules if r.step]
+            for target in targets:
+                if target != EXIT and target not in ids:
+                    raise ValueError(f"step {step.id}: unknown goto target {target!r}")
+                # Forward only: each step is sent at most once per enrolment.
+                if target != EXIT and ids.index(target) <= ids.index(step.id):
+                    raise ValueError(f"step {step.id}: goto {target!r} does not move forward")
+            for source in sources:
+                if source not in ids[: ids.index(step.id) + 1]:
+                    raise ValueError(f"step {step.id}: rule reads {source!r}, not sent before")
+        overlap = set(self.entry.stages) & set(self.exit.stages)
+        if overlap:
+            raise ValueError(f"program {self.id}: stages both enter and exit: {overlap}")
+        return self
+
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def step_after(self, step_id: str) -> Step | None:
+        ids = [s.id for s in self.steps]
+        index = ids.index(step_id) + 1
+        return self.steps[index] if index < len(self.steps) else None
 
 
 class ProgramCatalog:
@@ -72,7 +208,10 @@ def load_programs(directory: Path = PROGRAMS_DIR) -> ProgramCatalog:
     programs = []
     for path in sorted(directory.glob("*.yaml")):
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        programs.append(Program.model_validate(document))
+        try:
+            programs.append(Program.model_validate(document))
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: {exc}") from exc
     ids = [p.id for p in programs]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:

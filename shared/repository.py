@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from shared.leads import Activity, Consent, Lead
+from shared.leads import Activity, Consent, Lead, SendRecord
 
-Record = Activity | Consent
+Record = Activity | Consent | SendRecord
 
 
 class EmailTaken(Exception):
@@ -37,4 +39,39 @@ class LeadRepository(Protocol):
 
     def consents(self, lead_id: str) -> list[Consent]:
         """Newest first."""
+        ...
+
+
+class SendLedger(Protocol):
+    """One record per (lead, enrolment, step): the guard that makes sends exactly-once."""
+
+    def claim(self, lead_id: str, key: str, at: datetime) -> bool:
+        """True if this caller may send; False if the step was sent or is being sent.
+
+        The record is completed by storing a ``SendRecord`` with the lead's next write.
+        """
+        ...
+
+    def release(self, lead_id: str, key: str) -> None:
+        """Undo a claim whose send certainly did not happen (e.g. SES throttled it)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DueLead:
+    lead_id: str
+    due_at: str  # as stored in the index, so a lease can be conditional on it
+    program_id: str
+    step_id: str | None
+
+
+class DueIndex(Protocol):
+    shards: int
+
+    def due(self, shard: int, now: datetime, limit: int) -> list[DueLead]:
+        """Leads in ``shard`` whose step is due at or before ``now``, oldest first."""
+        ...
+
+    def lease(self, lead: DueLead, until: datetime) -> bool:
+        """Move the lead's due time to ``until`` unless someone else already did."""
         ...

@@ -38,6 +38,14 @@ class SendWindow(BaseModel):
     # Extra closed days (company holidays, 夏季休暇), as dates.
     closed_dates: tuple[date, ...] = Field(default=())
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted_hours(cls, value: object) -> object:
+        # Unquoted 09:00 is a number to YAML (base 60); refuse it rather than misread it.
+        if isinstance(value, int | float):
+            raise ValueError('write hours in quotes, e.g. "09:00"')
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -28,6 +28,12 @@ _PUBLIC_FORM_REASON = (
     "apply; abuse is handled by stage throttling, the WAF rate limit, and the honeypot "
     "field and body size limit checked in the function."
 )
+_SIGNED_LINK_REASON = (
+    "Opened from a link in an email by a recipient who has no account, and posted by "
+    "mail providers for RFC 8058 one-click unsubscribe, so no authorizer can apply; the "
+    "function verifies the link's HMAC-signed token, and stage throttling and the WAF "
+    "rate limit bound abuse."
+)
 
 # One JSON object per request; no body or query string, so no personal data.
 _ACCESS_LOG_FORMAT = apigw.AccessLogFormat.custom(
@@ -53,15 +59,17 @@ _ACCESS_LOG_FORMAT = apigw.AccessLogFormat.custom(
 
 
 class LeadApi(Construct):
-    """REST API with proxy integrations; CORS preflight is answered by the functions."""
+    """REST API with proxy integrations; CORS preflight is answered by the functions.
+
+    The API exists before the functions (some link to it, e.g. unsubscribe URLs in
+    emails); ``add_routes`` then wires the routes of the specs to their functions.
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        specs: Sequence[FunctionSpec],
-        functions: Mapping[str, lambda_.IFunction],
         config: DeploymentConfig,
         observability: Observability,
     ) -> None:
@@ -96,11 +104,17 @@ class LeadApi(Construct):
             "Requests are validated in the function, which returns field-level errors to "
             "the form; an API Gateway validator could only return a generic 400.",
         )
-        for spec in specs:
-            for route in spec.routes:
-                self._add_route(functions[spec.name], route)
 
-    def _add_route(self, function: lambda_.IFunction, route: Route) -> None:
+    def add_routes(
+        self, specs: Sequence[FunctionSpec], functions: Mapping[str, lambda_.IFunction]
+    ) -> None:
+        for spec in specs:
+            # Routes of link-signing functions are opened from emails, not from forms.
+            reason = _SIGNED_LINK_REASON if spec.signs_links else _PUBLIC_FORM_REASON
+            for route in spec.routes:
+                self._add_route(functions[spec.name], route, public_reason=reason)
+
+    def _add_route(self, function: lambda_.IFunction, route: Route, *, public_reason: str) -> None:
         resource = self.rest_api.root.resource_for_path(route.path)
         # allow_test_invoke=False: no extra Lambda permission for the console test stage.
         integration = apigw.LambdaIntegration(function, proxy=True, allow_test_invoke=False)
@@ -115,11 +129,11 @@ class LeadApi(Construct):
                 "not as Cognito users.",
             )
             return
-        acknowledge(method.node.find_child("Resource"), "AwsSolutions-APIG4", _PUBLIC_FORM_REASON)
-        acknowledge(method.node.find_child("Resource"), "AwsSolutions-COG4", _PUBLIC_FORM_REASON)
+        acknowledge(method.node.find_child("Resource"), "AwsSolutions-APIG4", public_reason)
+        acknowledge(method.node.find_child("Resource"), "AwsSolutions-COG4", public_reason)
         # Browsers preflight cross-origin posts. The function answers OPTIONS itself,
         # because it must echo one of several allowed origins, which a mock cannot.
-        if resource.node.try_find_child("OPTIONS") is None:
+        if route.cross_origin and resource.node.try_find_child("OPTIONS") is None:
             preflight = resource.add_method("OPTIONS", integration)
             acknowledge(
                 preflight.node.find_child("Resource"),

@@ -1,4 +1,8 @@
-"""One Lambda function per entry of ``wiring.FUNCTIONS``."""
+"""One Lambda function per entry of ``wiring.FUNCTIONS``, its permissions and triggers.
+
+Routes are the API's concern (``infra/constructs/api.py``); schedules, queues and
+what each function may touch follow from its spec here.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
-from infra.config import DeploymentConfig, function_environment
+from infra.config import DeploymentConfig, Resources, function_environment
 from infra.constructs.data import LeadData
+from infra.constructs.messaging import JobQueues
 from infra.constructs.nag import acknowledge
+from infra.constructs.nurture import NurtureEmail
 from infra.constructs.observability import Observability
 from infra.wiring import FunctionSpec
 
@@ -30,14 +39,20 @@ class NurtureFunctions(Construct):
         *,
         specs: Sequence[FunctionSpec],
         config: DeploymentConfig,
+        resources: Resources,
         data: LeadData,
+        queues: JobQueues,
+        email: NurtureEmail,
         observability: Observability,
         code_dir: Path,
         layer_dir: Path,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self._resources = resources
         self._data = data
+        self._queues = queues
+        self._email = email
         self._observability = observability
         self._code = lambda_.Code.from_asset(str(code_dir))
         self.layer = lambda_.LayerVersion(
@@ -66,6 +81,14 @@ class NurtureFunctions(Construct):
         log_group.grant_write(role)
         if spec.table_access != "none":
             self._data.grant_items(role, write=spec.table_access == "read_write")
+        if spec.consumes is not None:
+            self._queues.queue(spec.consumes).grant_consume_messages(role)
+        for produced in spec.produces:
+            self._queues.queue(produced).grant_send_messages(role)
+        if spec.sends_email:
+            self._email.grant_send(role)
+        if spec.signs_links:
+            self._email.signing_secret.grant_read(role)
 
         function = lambda_.Function(
             scope,
@@ -83,10 +106,9 @@ class NurtureFunctions(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=log_group,
-            environment=function_environment(
-                spec, self._config, table_name=self._data.table.table_name
-            ),
+            environment=function_environment(spec, self._config, self._resources),
         )
+        self._add_triggers(scope, spec, function)
         acknowledge(
             role.node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5[Resource::*]",
@@ -100,3 +122,41 @@ class NurtureFunctions(Construct):
             "(infra/packaging.py); the runtime moves together with the layer.",
         )
         return function
+
+    def _add_triggers(
+        self, scope: Construct, spec: FunctionSpec, function: lambda_.Function
+    ) -> None:
+        if spec.schedule_minutes is not None:
+            events.Rule(
+                scope,
+                "Schedule",
+                description=f"Runs the {spec.name} function every {spec.schedule_minutes} min",
+                schedule=events.Schedule.rate(Duration.minutes(spec.schedule_minutes)),
+                targets=[targets.LambdaFunction(function)],
+            )
+            # No retry of a failed run: it would overlap the next one, which picks up
+            # whatever the failed run left.
+            function.configure_async_invoke(retry_attempts=0)
+        if spec.consumes is not None:
+            queue = spec.consumes
+            if spec.timeout_s >= queue.visibility_timeout_s:
+                raise ValueError(
+                    f"{spec.name}: timeout {spec.timeout_s}s must be shorter than the "
+                    f"{queue.name} queue's visibility timeout ({queue.visibility_timeout_s}s), "
+                    "or a message is delivered again while its batch still runs"
+                )
+            # Its own consume grant duplicates the one above (CDK merges the two).
+            function.add_event_source(
+                event_sources.SqsEventSource(
+                    self._queues.queue(queue),
+                    batch_size=queue.batch_size,
+                    max_batching_window=(
+                        Duration.seconds(queue.max_batching_window_s)
+                        if queue.max_batching_window_s
+                        else None
+                    ),
+                    # Only the failed messages of a batch are retried (and dead-lettered).
+                    report_batch_item_failures=True,
+                    max_concurrency=queue.max_concurrency,
+                )
+            )

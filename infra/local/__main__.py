@@ -17,12 +17,16 @@ from types import FrameType
 import boto3
 from moto.server import ThreadedMotoServer
 
-from infra.config import DeploymentConfig, function_environment
+from infra.config import DeploymentConfig, Resources, function_environment
 from infra.local.apigateway import LocalApiGateway
-from infra.provision import create_table
+from infra.provision import provision_all
 from infra.wiring import FUNCTIONS
 
-TABLE_NAME = "lead-nurture-local"
+# Names the table and prefixes the queues and the topic.
+PREFIX = "lead-nurture-local"
+STAGE = "v1"
+# Signs unsubscribe links locally (Secrets Manager on AWS); set SIGNING_SECRET to override.
+LOCAL_SIGNING_SECRET = "local-development-signing-secret-0123456789"  # noqa: S105
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,15 +47,25 @@ def main(argv: list[str] | None = None) -> int:
         AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto accepts any credentials
         AWS_DEFAULT_REGION="ap-northeast-1",
     )
-    create_table(boto3.client("dynamodb"), TABLE_NAME)
     config = DeploymentConfig(cors_origins=[api_origin], redirect_origins=[api_origin])
+    provisioned = provision_all(
+        boto3.session.Session(), prefix=PREFIX, from_domain=config.sender.from_domain
+    )
+    resources = Resources(
+        table_name=provisioned.table_name,
+        api_url=f"{api_origin}/{STAGE}/",
+        configuration_set=provisioned.configuration_set,
+        queue_urls=provisioned.queue_urls,
+        signing_secret=os.environ.get("SIGNING_SECRET") or LOCAL_SIGNING_SECRET,
+    )
     for spec in FUNCTIONS:
         # One process hosts every function, so their settings share one environment.
-        os.environ.update(function_environment(spec, config, table_name=TABLE_NAME))
+        os.environ.update(function_environment(spec, config, resources))
 
-    gateway = LocalApiGateway(FUNCTIONS)
+    gateway = LocalApiGateway(FUNCTIONS, stage=STAGE)
     server = gateway.serve(args.host, args.port)
-    print(f"API         {api_origin}/{gateway.stage}  (POST /leads)", flush=True)
+    routes = ", ".join(f"{r.method} {r.path}" for spec in FUNCTIONS for r in spec.routes)
+    print(f"API         {api_origin}/{gateway.stage}  ({routes})", flush=True)
     print(f"AWS (moto)  {endpoint}", flush=True)
     print("Ctrl-C stops.", flush=True)
 

@@ -83,8 +83,8 @@ class LocalApiGateway:
                 self._routes.append(
                     _Route(route.method, route.path, _pattern(route.path), spec.name, handler)
                 )
-                if route.auth == "NONE":
-                    # Public routes answer CORS preflight in the function, as on AWS.
+                if route.cross_origin:
+                    # Cross-origin routes answer CORS preflight in the function, as on AWS.
                     self._routes.append(
                         _Route("OPTIONS", route.path, _pattern(route.path), spec.name, handler)
                     )

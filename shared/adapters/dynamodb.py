@@ -22,15 +22,16 @@ first posts for one address cannot make two leads.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from shared.clock import to_iso
-from shared.leads import Activity, Consent, Lead
+from shared.leads import Activity, Consent, Lead, SendRecord
 from shared.normalize import email_key
-from shared.repository import EmailTaken, Record, VersionConflict
+from shared.repository import DueLead, EmailTaken, Record, VersionConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -87,6 +88,20 @@ def activity_item(activity: Activity) -> dict[str, Any]:
         entity="activity",
     )
     return item
+
+
+def send_item(record: SendRecord) -> dict[str, Any]:
+    item: dict[str, Any] = record.model_dump(mode="json", exclude_none=True)
+    item.update(pk=lead_pk(record.lead_id), sk=f"SEND#{record.key}", entity="send")
+    return item
+
+
+def record_item(lead_id: str, record: Record) -> dict[str, Any]:
+    if isinstance(record, Consent):
+        return consent_item(lead_id, record)
+    if isinstance(record, SendRecord):
+        return send_item(record)
+    return activity_item(record)
 
 
 def consent_item(lead_id: str, consent: Consent) -> dict[str, Any]:
@@ -205,9 +220,7 @@ class DynamoLeadRepository:
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": serialize(
-                        consent_item(lead_id, r) if isinstance(r, Consent) else activity_item(r)
-                    ),
+                    "Item": serialize(record_item(lead_id, r)),
                 }
             }
             for r in records
@@ -225,6 +238,94 @@ class DynamoLeadRepository:
                 if all(r.get("Code", "None") in retryable for r in reasons):
                     return False
             if code == "TransactionConflictException":
+                return False
+            raise
+        return True
+
+
+class DynamoSendLedger:
+    """Send records (``SEND#<key>`` under the lead) with conditional creation."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def claim(self, lead_id: str, key: str, at: datetime) -> bool:
+        record = SendRecord(lead_id=lead_id, key=key, status="sending", at=at)
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=serialize(send_item(record)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, lead_id: str, key: str) -> None:
+        self._client.delete_item(
+            TableName=self._table,
+            Key=serialize({"pk": lead_pk(lead_id), "sk": f"SEND#{key}"}),
+            ConditionExpression="#status = :sending",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=serialize({":sending": "sending"}),
+        )
+
+
+class DynamoDueIndex:
+    """The sparse, sharded ``due`` GSI: Query per shard, conditional lease on the profile."""
+
+    shards = DUE_SHARDS
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def due(self, shard: int, now: datetime, limit: int) -> list[DueLead]:
+        found: list[DueLead] = []
+        start: dict[str, Any] | None = None
+        while len(found) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "due_shard = :shard AND due_at <= :now",
+                "ExpressionAttributeValues": serialize({":shard": shard, ":now": to_iso(now)}),
+                "Limit": limit - len(found),
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self._client.query(**kwargs)
+            for raw in response.get("Items", []):
+                item = deserialize(raw)
+                found.append(
+                    DueLead(
+                        lead_id=str(item["lead_id"]),
+                        due_at=str(item["due_at"]),
+                        program_id=str(item["program_id"]),
+                        step_id=item.get("step_id"),
+                    )
+                )
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                break
+        return found
+
+    def lease(self, lead: DueLead, until: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=serialize({"pk": lead_pk(lead.lead_id), "sk": PROFILE}),
+                # Bump the version too, so a writer holding an older copy re-reads.
+                UpdateExpression="SET due_at = :until ADD version :one",
+                ConditionExpression="due_at = :seen",
+                ExpressionAttributeValues=serialize(
+                    {":until": to_iso(until), ":seen": lead.due_at, ":one": 1}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
         return True

@@ -9,8 +9,20 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.config import CONTEXT_KEY, DeploymentConfig
-from infra.wiring import FUNCTIONS, TABLE, FunctionSpec
+from infra.config import CONTEXT_KEY, DeploymentConfig, function_environment
+from infra.config import Resources as FunctionResources
+from infra.wiring import (
+    CONFIGURATION_SET,
+    FUNCTIONS,
+    QUEUES,
+    SCHEDULER,
+    SEND_QUEUE,
+    SENDER,
+    TABLE,
+    UNSUBSCRIBE,
+    FunctionSpec,
+    QueueSpec,
+)
 from tests.infra.conftest import Synthesized, cdk_context, synthesize
 
 pytestmark = pytest.mark.infra
@@ -63,6 +75,69 @@ def statements_of_role(template_json: dict[str, Any], role_id: str) -> list[dict
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def role_of(template_json: dict[str, Any], spec: FunctionSpec) -> str:
+    _, function = function_for(template_json, spec)
+    role_id: str = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role_id
+
+
+def actions_of_role(template_json: dict[str, Any], role_id: str) -> set[str]:
+    return {
+        action
+        for statement in statements_of_role(template_json, role_id)
+        for action in as_list(statement["Action"])
+    }
+
+
+def ref_of(template_json: dict[str, Any], resource_type: str) -> dict[str, str]:
+    return {"Ref": only(of_type(template_json, resource_type))[0]}
+
+
+def consumer_of(queue: QueueSpec) -> FunctionSpec:
+    (consumer,) = (spec for spec in FUNCTIONS if spec.consumes == queue)
+    return consumer
+
+
+def event_source_for(template_json: dict[str, Any], spec: FunctionSpec) -> dict[str, Any]:
+    function_id, _ = function_for(template_json, spec)
+    _, mapping = only(
+        {
+            logical_id: resource
+            for logical_id, resource in of_type(
+                template_json, "AWS::Lambda::EventSourceMapping"
+            ).items()
+            if resource["Properties"]["FunctionName"] == {"Ref": function_id}
+        }
+    )
+    properties: dict[str, Any] = mapping["Properties"]
+    return properties
+
+
+def queue_for(template_json: dict[str, Any], queue: QueueSpec) -> tuple[str, dict[str, Any]]:
+    """The queue of a spec, found through its consumer's event source mapping."""
+    queue_id = event_source_for(template_json, consumer_of(queue))["EventSourceArn"]["Fn::GetAtt"][
+        0
+    ]
+    resource: dict[str, Any] = template_json["Resources"][queue_id]
+    return queue_id, resource
+
+
+def api_url_parts(template_json: dict[str, Any]) -> list[Any]:
+    """The pieces of the stage URL (without its trailing slash), as an Fn::Join lists them."""
+    rest_api_id, _ = only(of_type(template_json, "AWS::ApiGateway::RestApi"))
+    stage_id, _ = only(of_type(template_json, "AWS::ApiGateway::Stage"))
+    return [
+        "https://",
+        {"Ref": rest_api_id},
+        ".execute-api.",
+        {"Ref": "AWS::Region"},
+        ".",
+        {"Ref": "AWS::URLSuffix"},
+        "/",
+        {"Ref": stage_id},
+    ]
 
 
 def method_routes(template_json: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -198,20 +273,51 @@ def test_function_logs_to_its_own_retained_encrypted_group(
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
 def test_function_environment(template_json: dict[str, Any], spec: FunctionSpec) -> None:
-    _, function = function_for(template_json, spec)
-    config = DeploymentConfig()
-    assert function["Properties"]["Environment"]["Variables"] == {
-        "TABLE_NAME": {"Ref": table_id(template_json)},
-        "POWERTOOLS_SERVICE_NAME": spec.name,
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-        "CORS_ORIGINS": ",".join(config.cors_origins),
-        "REDIRECT_ORIGINS": ",".join(config.redirect_origins),
-        "CONSENT_REQUIRED_FORMS": "newsletter,download,trial",
-        "CONSENT_VERSION": config.consent_version,
-        "MAX_BODY_BYTES": "32768",
-        "DEFAULT_TIMEZONE": "Asia/Tokyo",
-        **spec.environment,
+    """What ``function_environment`` gives, with each resource as its CloudFormation reference."""
+    placeholders = {
+        "@table": {"Ref": table_id(template_json)},
+        "@configuration-set": ref_of(template_json, "AWS::SES::ConfigurationSet"),
+        "@secret": ref_of(template_json, "AWS::SecretsManager::Secret"),
+        **{f"@queue:{q.name}": {"Ref": queue_for(template_json, q)[0]} for q in QUEUES},
+        "@api/unsubscribe": {"Fn::Join": ["", [*api_url_parts(template_json), "/unsubscribe"]]},
     }
+    expected = function_environment(
+        spec,
+        DeploymentConfig(),
+        FunctionResources(
+            table_name="@table",
+            api_url="@api/",
+            configuration_set="@configuration-set",
+            queue_urls={q.name: f"@queue:{q.name}" for q in QUEUES},
+            signing_secret_arn="@secret",
+        ),
+    )
+    _, function = function_for(template_json, spec)
+    assert function["Properties"]["Environment"]["Variables"] == {
+        name: placeholders.get(value, value) for name, value in expected.items()
+    }
+
+
+def test_function_environments_hold_what_their_specs_use(template_json: dict[str, Any]) -> None:
+    def variables(spec: FunctionSpec) -> dict[str, Any]:
+        _, function = function_for(template_json, spec)
+        result: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+        return result
+
+    queue_id, _ = queue_for(template_json, SEND_QUEUE)
+    assert variables(SCHEDULER)["SEND_QUEUE_URL"] == {"Ref": queue_id}
+    assert variables(SENDER)["CONFIGURATION_SET"] == ref_of(
+        template_json, "AWS::SES::ConfigurationSet"
+    )
+    assert variables(SENDER)["UNSUBSCRIBE_URL"]["Fn::Join"][1][-1] == "/unsubscribe"
+    for spec in FUNCTIONS:
+        # Signing keys only by reference: the value is read from Secrets Manager.
+        assert "SIGNING_SECRET" not in variables(spec)
+        assert ("SIGNING_SECRET_ARN" in variables(spec)) == spec.signs_links
+        if spec.routes:
+            # A routed function that held the API URL would depend on the stage that
+            # depends on it: a cycle.
+            assert "UNSUBSCRIBE_URL" not in variables(spec)
 
 
 def test_layer_targets_the_function_runtime(template: Template) -> None:
@@ -219,6 +325,275 @@ def test_layer_targets_the_function_runtime(template: Template) -> None:
         "AWS::Lambda::LayerVersion",
         {"CompatibleRuntimes": ["python3.13"], "CompatibleArchitectures": ["arm64"]},
     )
+
+
+# --- triggers ---------------------------------------------------------------------------
+
+
+def test_scheduled_functions_run_on_their_rate(template_json: dict[str, Any]) -> None:
+    rules = of_type(template_json, "AWS::Events::Rule")
+    scheduled = [spec for spec in FUNCTIONS if spec.schedule_minutes is not None]
+    assert SCHEDULER in scheduled
+    assert len(rules) == len(scheduled)
+    for spec in scheduled:
+        function_id, _ = function_for(template_json, spec)
+        minutes = spec.schedule_minutes
+        expression = f"rate({minutes} minute{'s' if minutes != 1 else ''})"
+        (rule_id,) = (
+            rule_id
+            for rule_id, rule in rules.items()
+            if [target["Arn"] for target in rule["Properties"]["Targets"]]
+            == [{"Fn::GetAtt": [function_id, "Arn"]}]
+        )
+        assert rules[rule_id]["Properties"]["ScheduleExpression"] == expression
+        assert rules[rule_id]["Properties"]["State"] == "ENABLED"
+        permissions = [
+            permission["Properties"]
+            for permission in of_type(template_json, "AWS::Lambda::Permission").values()
+            if permission["Properties"]["Principal"] == "events.amazonaws.com"
+        ]
+        assert {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},
+            "Principal": "events.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]},
+        } in permissions
+
+
+def test_a_failed_scheduled_run_is_not_retried_into_the_next(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 0, "Qualifier": "$LATEST"}
+    )
+
+
+def test_scheduler_is_the_only_scheduled_function() -> None:
+    assert [spec.name for spec in FUNCTIONS if spec.schedule_minutes] == [SCHEDULER.name]
+    assert SCHEDULER.schedule_minutes == 1
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=lambda queue: queue.name)
+def test_consumer_reads_its_queue_in_batches_reporting_failures_per_message(
+    template_json: dict[str, Any], queue: QueueSpec
+) -> None:
+    mapping = event_source_for(template_json, consumer_of(queue))
+    assert mapping["BatchSize"] == queue.batch_size
+    assert mapping.get("MaximumBatchingWindowInSeconds", 0) == queue.max_batching_window_s
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    if queue.max_concurrency is None:
+        assert "ScalingConfig" not in mapping
+    else:
+        assert queue.max_concurrency >= 2  # the lowest maximum Lambda accepts
+        assert mapping["ScalingConfig"] == {"MaximumConcurrency": queue.max_concurrency}
+
+
+def test_sender_consumes_the_send_queue_with_at_most_two_pollers(
+    template_json: dict[str, Any],
+) -> None:
+    mapping = event_source_for(template_json, SENDER)
+    assert mapping["BatchSize"] == 10
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert len(of_type(template_json, "AWS::Lambda::EventSourceMapping")) == 1
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=lambda queue: queue.name)
+def test_consumer_finishes_before_its_message_becomes_visible_again(
+    template_json: dict[str, Any], queue: QueueSpec
+) -> None:
+    consumer = consumer_of(queue)
+    _, function = function_for(template_json, consumer)
+    _, built = queue_for(template_json, queue)
+    assert consumer.timeout_s < queue.visibility_timeout_s
+    assert function["Properties"]["Timeout"] < built["Properties"]["VisibilityTimeout"]
+
+
+def test_a_consumer_slower_than_its_queue_is_refused(tmp_path: Path) -> None:
+    from aws_cdk import App, Stack
+
+    from infra.constructs.data import LeadData
+    from infra.constructs.functions import NurtureFunctions
+    from infra.constructs.messaging import JobQueues
+    from infra.constructs.nurture import NurtureEmail
+    from infra.constructs.observability import Observability
+
+    queue = QueueSpec(name="slow", visibility_timeout_s=30)
+    consumer = FunctionSpec(name="c", handler="h.h", description="d", consumes=queue, timeout_s=30)
+    stack = Stack(App(), "Refused")
+    queues = JobQueues(stack, "Messaging", specs=[queue])
+    (tmp_path / "code").mkdir()
+    (tmp_path / "layer").mkdir()
+    with pytest.raises(ValueError, match="visibility timeout"):
+        NurtureFunctions(
+            stack,
+            "Functions",
+            specs=[consumer],
+            config=DeploymentConfig(),
+            resources=FunctionResources(table_name="t", api_url="u/", configuration_set="s"),
+            data=LeadData(stack, "Data", spec=TABLE),
+            queues=queues,
+            email=NurtureEmail(
+                stack,
+                "Email",
+                configuration_set_name="s",
+                events_topic_name="e",
+                from_domain="example.com",
+            ),
+            observability=Observability(stack, "Observability", log_retention_days=1),
+            code_dir=tmp_path / "code",
+            layer_dir=tmp_path / "layer",
+        )
+
+
+# --- queues -----------------------------------------------------------------------------
+
+
+def test_one_queue_and_one_dead_letter_queue_per_wiring_entry(template: Template) -> None:
+    template.resource_count_is("AWS::SQS::Queue", 2 * len(QUEUES))
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES))
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=lambda queue: queue.name)
+def test_queue_redrives_to_a_dead_letter_queue_that_keeps_messages_14_days(
+    template_json: dict[str, Any], queue: QueueSpec
+) -> None:
+    _, built = queue_for(template_json, queue)
+    properties = built["Properties"]
+    assert properties["VisibilityTimeout"] == queue.visibility_timeout_s
+    redrive = properties["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == queue.max_receive_count
+    dlq = template_json["Resources"][redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]]
+    assert dlq["Type"] == "AWS::SQS::Queue"
+    assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert "RedrivePolicy" not in dlq["Properties"]
+
+
+def test_every_queue_is_encrypted_and_refuses_plain_http(template_json: dict[str, Any]) -> None:
+    queues = of_type(template_json, "AWS::SQS::Queue")
+    policies = of_type(template_json, "AWS::SQS::QueuePolicy").values()
+    for queue_id, queue in queues.items():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        (policy,) = (p for p in policies if {"Ref": queue_id} in p["Properties"]["Queues"])
+        assert {
+            "Action": "sqs:*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        } in policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+@pytest.mark.parametrize("queue", QUEUES, ids=lambda queue: queue.name)
+def test_a_message_in_the_dead_letter_queue_raises_an_alarm(
+    template_json: dict[str, Any], queue: QueueSpec
+) -> None:
+    _, built = queue_for(template_json, queue)
+    dlq_id = built["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    (alarm,) = (
+        alarm["Properties"]
+        for alarm in of_type(template_json, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Dimensions"]
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]
+    )
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["EvaluationPeriods"] == 1
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+# --- email ------------------------------------------------------------------------------
+
+EMAIL_EVENT_TYPES = {
+    "send",
+    "delivery",
+    "open",
+    "click",
+    "bounce",
+    "complaint",
+    "reject",
+    "renderingFailure",
+    "deliveryDelay",
+    "subscription",
+}
+
+
+def test_configuration_set_sends_over_tls_with_reputation_metrics(template: Template) -> None:
+    template.resource_count_is("AWS::SES::ConfigurationSet", 1)
+    template.has_resource_properties(
+        "AWS::SES::ConfigurationSet",
+        {
+            "Name": CONFIGURATION_SET,
+            "ReputationOptions": {"ReputationMetricsEnabled": True},
+            "SendingOptions": {"SendingEnabled": True},
+            "DeliveryOptions": {"TlsPolicy": "REQUIRE"},
+            "SuppressionOptions": {"SuppressedReasons": ["BOUNCE", "COMPLAINT"]},
+        },
+    )
+
+
+def test_no_sending_identity_is_created(template_json: dict[str, Any]) -> None:
+    # The customer verifies their own domain (DKIM in their DNS) outside the stack.
+    assert of_type(template_json, "AWS::SES::EmailIdentity") == {}
+
+
+def test_every_email_event_is_published_to_the_events_topic(
+    template_json: dict[str, Any],
+) -> None:
+    _, destination = only(of_type(template_json, "AWS::SES::ConfigurationSetEventDestination"))
+    properties = destination["Properties"]
+    assert properties["ConfigurationSetName"] == ref_of(template_json, "AWS::SES::ConfigurationSet")
+    event_destination = properties["EventDestination"]
+    assert event_destination["Enabled"] is True
+    assert set(event_destination["MatchingEventTypes"]) == EMAIL_EVENT_TYPES
+    assert event_destination["SnsDestination"] == {
+        "TopicARN": ref_of(template_json, "AWS::SNS::Topic")
+    }
+
+
+def test_events_topic_is_encrypted_with_a_key_ses_may_use(template_json: dict[str, Any]) -> None:
+    _, topic = only(of_type(template_json, "AWS::SNS::Topic"))
+    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = template_json["Resources"][key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    (ses_statement,) = (
+        statement
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    )
+    assert set(ses_statement["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    conditions = ses_statement["Condition"]["StringEquals"]
+    assert conditions["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert f":configuration-set/{CONFIGURATION_SET}" in conditions["aws:SourceArn"]["Fn::Join"][1]
+
+
+def test_events_topic_takes_only_tls_and_only_our_configuration_set(
+    template_json: dict[str, Any],
+) -> None:
+    topic = ref_of(template_json, "AWS::SNS::Topic")
+    _, policy = only(of_type(template_json, "AWS::SNS::TopicPolicy"))
+    assert policy["Properties"]["Topics"] == [topic]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert {
+        "Action": "sns:Publish",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": "*",
+        "Resource": topic,
+        "Sid": "AllowPublishThroughSSLOnly",
+    } in statements
+    (ses_statement,) = (s for s in statements if s["Effect"] == "Allow")
+    assert ses_statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert ses_statement["Action"] == "sns:Publish"
+    source = ses_statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Join"][1]
+    assert source[-1] == ref_of(template_json, "AWS::SES::ConfigurationSet")
+
+
+def test_signing_secret_is_generated_and_kept(template_json: dict[str, Any]) -> None:
+    _, secret = only(of_type(template_json, "AWS::SecretsManager::Secret"))
+    assert secret["Properties"]["GenerateSecretString"] == {
+        "PasswordLength": 64,
+        "ExcludePunctuation": True,
+    }
+    assert secret["DeletionPolicy"] == "Retain"  # sent links must keep working
 
 
 # --- permissions ------------------------------------------------------------------------
@@ -278,6 +653,119 @@ def test_function_reaches_only_the_table_its_spec_names(
         assert {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"} <= kms_actions
 
 
+SERVICE_WILDCARDS = {"*", "sqs:*", "ses:*", "sns:*", "secretsmanager:*", "kms:*", "dynamodb:*"}
+
+
+def test_no_role_holds_a_service_wildcard_or_scan(template_json: dict[str, Any]) -> None:
+    for role_id in of_type(template_json, "AWS::IAM::Role"):
+        actions = actions_of_role(template_json, role_id)
+        assert not actions & (SERVICE_WILDCARDS | {"dynamodb:Scan"}), role_id
+
+
+def test_only_link_signing_functions_read_the_signing_secret(
+    template_json: dict[str, Any],
+) -> None:
+    secret = ref_of(template_json, "AWS::SecretsManager::Secret")
+    readers = {
+        role_id
+        for role_id in of_type(template_json, "AWS::IAM::Role")
+        for statement in statements_of_role(template_json, role_id)
+        if any(action.startswith("secretsmanager:") for action in as_list(statement["Action"]))
+    }
+    assert readers == {role_of(template_json, s) for s in FUNCTIONS if s.signs_links}
+    assert readers == {
+        role_of(template_json, UNSUBSCRIBE),
+        role_of(template_json, SENDER),
+    }
+    for role_id in readers:
+        (statement,) = (
+            s
+            for s in statements_of_role(template_json, role_id)
+            if as_list(s["Action"])[0].startswith("secretsmanager:")
+        )
+        assert set(as_list(statement["Action"])) == {
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:DescribeSecret",
+        }
+        assert statement["Resource"] == secret
+
+
+def ses_arn(kind: str, name: str) -> dict[str, Any]:
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":ses:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":{kind}/{name}",
+            ],
+        ]
+    }
+
+
+def ses_statements(template_json: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for statement in statements_of_role(template_json, role_id)
+        if any(action.startswith("ses:") for action in as_list(statement["Action"]))
+    ]
+
+
+def assert_sends_only_as(
+    template_json: dict[str, Any], spec: FunctionSpec, from_domain: str
+) -> None:
+    (statement,) = ses_statements(template_json, role_of(template_json, spec))
+    assert statement["Effect"] == "Allow"
+    assert set(as_list(statement["Action"])) == {"ses:SendEmail", "ses:SendRawEmail"}
+    resources = as_list(statement["Resource"])
+    assert len(resources) == 2
+    assert ses_arn("identity", from_domain) in resources
+    assert ses_arn("configuration-set", CONFIGURATION_SET) in resources
+
+
+def test_only_the_sender_sends_email_as_the_domain_through_the_set(
+    template_json: dict[str, Any],
+) -> None:
+    senders = {
+        role_id
+        for role_id in of_type(template_json, "AWS::IAM::Role")
+        if ses_statements(template_json, role_id)
+    }
+    assert senders == {role_of(template_json, s) for s in FUNCTIONS if s.sends_email}
+    assert senders == {role_of(template_json, SENDER)}
+    assert_sends_only_as(template_json, SENDER, DeploymentConfig().sender.from_domain)
+
+
+def test_queue_access_follows_produces_and_consumes(template_json: dict[str, Any]) -> None:
+    send = {"sqs:SendMessage"}
+    consume = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
+    queue_arns = {
+        queue.name: {"Fn::GetAtt": [queue_for(template_json, queue)[0], "Arn"]} for queue in QUEUES
+    }
+    for spec in FUNCTIONS:
+        statements = [
+            s
+            for s in statements_of_role(template_json, role_of(template_json, spec))
+            if as_list(s["Action"])[0].startswith("sqs:")
+        ]
+        granted = {action for s in statements for action in as_list(s["Action"])}
+        resources = [r for s in statements for r in as_list(s["Resource"])]
+        expected_queues = [q.name for q in spec.produces] + (
+            [spec.consumes.name] if spec.consumes else []
+        )
+        assert sorted(map(str, resources)) == sorted(str(queue_arns[q]) for q in expected_queues)
+        assert (send <= granted) == bool(spec.produces)
+        assert (consume <= granted) == (spec.consumes is not None)
+        if not spec.consumes:
+            assert not granted & consume, spec.name
+        if not spec.produces:
+            assert "sqs:SendMessage" not in granted, spec.name
+
+
 # --- API --------------------------------------------------------------------------------
 
 
@@ -288,7 +776,7 @@ def test_routes_follow_the_wiring(template_json: dict[str, Any]) -> None:
         function_id, _ = function_for(template_json, spec)
         for route in spec.routes:
             keys: list[tuple[str, str]] = [(route.method, route.path)]
-            if route.auth == "NONE":
+            if route.cross_origin:
                 keys.append(("OPTIONS", route.path))  # preflight, answered by the function
             for key in keys:
                 method = routes[key]
@@ -307,6 +795,19 @@ def test_capture_is_a_public_post_on_leads(template_json: dict[str, Any]) -> Non
     assert routes["POST", "/leads"]["AuthorizationType"] == "NONE"
     assert routes["POST", "/leads"]["Integration"]["Type"] == "AWS_PROXY"
     assert routes["OPTIONS", "/leads"]["Integration"]["Type"] == "AWS_PROXY"
+
+
+def test_unsubscribe_is_a_public_page_and_one_click_post_without_preflight(
+    template_json: dict[str, Any],
+) -> None:
+    routes = method_routes(template_json)
+    function_id, _ = function_for(template_json, UNSUBSCRIBE)
+    for method in ("GET", "POST"):
+        route = routes[method, "/unsubscribe"]
+        assert route["AuthorizationType"] == "NONE"
+        assert {"Fn::GetAtt": [function_id, "Arn"]} in route["Integration"]["Uri"]["Fn::Join"][1]
+    # Opened from emails, posted by its own page or by mail providers: never cross-origin.
+    assert ("OPTIONS", "/unsubscribe") not in routes
 
 
 def test_no_api_gateway_cors_mock(template_json: dict[str, Any]) -> None:
@@ -400,6 +901,8 @@ def customised(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         "throttle_burst_limit": 10,
         "log_retention_days": 90,
         "waf_enabled": False,
+        "sender": {"from_address": "Example Mail <info@mail.example.com>"},
+        "public_api_url": "https://api.example.co.jp/",
     }
     return synthesize(context, Path(tmp_path_factory.mktemp("cdk.out.customised")))
 
@@ -431,3 +934,14 @@ def test_waf_can_be_left_out(customised: Synthesized) -> None:
     # Synth passed cdk-nag, so APIG3 was acknowledged for this case.
     customised.template.resource_count_is("AWS::WAFv2::WebACL", 0)
     customised.template.resource_count_is("AWS::WAFv2::WebACLAssociation", 0)
+
+
+def test_context_drives_the_sending_identity(customised: Synthesized) -> None:
+    assert_sends_only_as(customised.template_json, SENDER, "mail.example.com")
+
+
+def test_public_api_url_replaces_the_stage_url_in_emails(customised: Synthesized) -> None:
+    _, function = function_for(customised.template_json, SENDER)
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["UNSUBSCRIBE_URL"] == "https://api.example.co.jp/unsubscribe"
+    assert variables["FROM_ADDRESS"] == "Example Mail <info@mail.example.com>"

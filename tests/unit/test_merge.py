@@ -402,7 +402,7 @@ def test_a_mailable_new_lead_is_enrolled_in_welcome_due_now(
 
     assert result.enrolled_in == "welcome"
     assert repository.leads[result.lead_id].enrolment == Enrolment(
-        program_id="welcome", step_id=None, enrolled_at=clock.now(), due_at=clock.now()
+        program_id="welcome", step_id="welcome", enrolled_at=clock.now(), due_at=clock.now()
     )
     assert activity_types(repository, result.lead_id) == [
         ActivityType.ENROLLED,

@@ -1,0 +1,47 @@
+"""Every minute (EventBridge): lease due leads and queue their send jobs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.clock import Clock, SystemClock
+from shared.scheduling import DueScheduler
+from shared.settings import EnvSettings
+
+
+class SchedulerSettings(EnvSettings):
+    table_name: str
+    send_queue_url: str
+
+
+def build_scheduler(clock: Clock | None = None) -> DueScheduler:
+    import boto3
+
+    from shared.adapters.dynamodb import DynamoDueIndex
+    from shared.adapters.sqs import SqsJobQueue
+
+    settings = SchedulerSettings.from_env()
+    return DueScheduler(
+        DynamoDueIndex(boto3.client("dynamodb"), settings.table_name),
+        SqsJobQueue(boto3.client("sqs"), settings.send_queue_url),
+        clock or SystemClock(),
+    )
+
+
+@cache
+def _default() -> tuple[DueScheduler, Logger]:
+    return build_scheduler(), Logger(service="scheduler")
+
+
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, scheduler: DueScheduler | None = None
+) -> dict[str, int]:
+    default, logger = _default() if scheduler is None else (scheduler, Logger(service="scheduler"))
+    result = asdict(default.tick())
+    logger.info("tick", extra=result)
+    return result

@@ -1,0 +1,105 @@
+"""Send jobs from SQS: each becomes at most one email; failures are reported per message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.clock import Clock, SystemClock
+from shared.delivery import DeliverySettings, NurtureSender, SendJob
+from shared.email import EmailRenderer, SenderProfile
+from shared.programs import load_programs
+from shared.settings import EnvSettings
+from shared.tokens import UnsubscribeTokens
+
+
+class SenderSettings(EnvSettings):
+    table_name: str
+    configuration_set: str
+    from_address: str
+    sender_company_name: str
+    sender_postal_address: str
+    sender_contact_email: str
+    site_url: str
+    privacy_url: str = ""
+    unsubscribe_url: str
+    frequency_cap: int = 3
+
+
+@dataclass(frozen=True)
+class SenderApp:
+    sender: NurtureSender
+    logger: Logger
+
+
+def build_sender(clock: Clock | None = None) -> SenderApp:
+    import boto3
+
+    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoSendLedger
+    from shared.adapters.secrets import signing_secret
+    from shared.adapters.ses import SesMailer
+
+    settings = SenderSettings.from_env()
+    dynamodb = boto3.client("dynamodb")
+    profile = SenderProfile(
+        company_name=settings.sender_company_name,
+        from_address=settings.from_address,
+        postal_address=settings.sender_postal_address,
+        contact_email=settings.sender_contact_email,
+        site_url=settings.site_url,
+        privacy_url=settings.privacy_url,
+    )
+    sender = NurtureSender(
+        DynamoLeadRepository(dynamodb, settings.table_name),
+        DynamoSendLedger(dynamodb, settings.table_name),
+        SesMailer(boto3.client("sesv2"), settings.configuration_set),
+        load_programs(),
+        EmailRenderer(profile),
+        UnsubscribeTokens(signing_secret()),
+        clock or SystemClock(),
+        DeliverySettings(
+            from_address=settings.from_address,
+            unsubscribe_url=settings.unsubscribe_url,
+            frequency_cap=settings.frequency_cap,
+            throttle_backoff=timedelta(minutes=5),
+        ),
+    )
+    return SenderApp(sender, Logger(service="sender"))
+
+
+@cache
+def _default() -> SenderApp:
+    return build_sender()
+
+
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, app: SenderApp | None = None
+) -> dict[str, Any]:
+    app = app or _default()
+
+    def handle(record: SQSRecord) -> str:
+        job = SendJob.from_json(record.body)
+        outcome = app.sender.process(job)
+        app.logger.info(
+            "send job", extra={"lead_id": job.lead_id, "step_id": job.step_id, "outcome": outcome}
+        )
+        return outcome.value
+
+    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
+        event=event,
+        record_handler=handle,
+        processor=BatchProcessor(event_type=EventType.SQS),
+        context=context,
+    )
+    return response

@@ -1,0 +1,107 @@
+"""``GET``/``POST /unsubscribe``: the opt-out page and RFC 8058 one-click unsubscribe.
+
+Mail clients POST ``List-Unsubscribe=One-Click`` to the link in the header; people
+open the link (GET), see a confirmation page and press the button (POST). Either way
+the lead is opted out at once, idempotently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.clock import Clock, SystemClock
+from shared.repository import LeadRepository, VersionConflict
+from shared.settings import EnvSettings
+from shared.subscriptions import UnknownLead, unsubscribe
+from shared.tokens import InvalidToken, UnsubscribeTokens
+from shared.web import Pages
+
+HTML_TYPE = "text/html; charset=utf-8"
+
+
+class UnsubscribeSettings(EnvSettings):
+    table_name: str
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    repository: LeadRepository
+    tokens: UnsubscribeTokens
+    clock: Clock
+    pages: Pages
+    logger: Logger
+
+
+def build_app(deps: Dependencies) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver()
+
+    def page(status: int, name: str, **context: Any) -> Response[str]:
+        # The token in the URL names a lead: keep it out of caches and Referer headers.
+        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        return Response(status, HTML_TYPE, deps.pages.render(name, **context), headers=headers)
+
+    def token() -> str | None:
+        return app.current_event.query_string_parameters.get("t")
+
+    @app.get("/unsubscribe")
+    def confirm() -> Response[str]:
+        raw = token()
+        try:
+            deps.tokens.verify(raw)
+        except InvalidToken:
+            return page(400, "unsubscribe_invalid.html")
+        return page(200, "unsubscribe_confirm.html", token=raw)
+
+    @app.post("/unsubscribe")
+    def opt_out() -> Response[str]:
+        try:
+            lead_id = deps.tokens.verify(token())
+        except InvalidToken:
+            return page(400, "unsubscribe_invalid.html")
+        body = app.current_event.decoded_body or ""
+        via = "one_click" if "List-Unsubscribe=One-Click" in body else "page"
+        try:
+            changed = unsubscribe(deps.repository, deps.clock, lead_id, via)
+        except UnknownLead:
+            changed = False  # erased already: there is nobody left to mail
+        except (VersionConflict, ClientError, BotoCoreError):
+            deps.logger.exception("unsubscribe could not be stored")
+            return page(503, "unsubscribe_retry.html")
+        deps.logger.info("unsubscribe", extra={"lead_id": lead_id, "changed": changed, "via": via})
+        return page(200, "unsubscribe_done.html")
+
+    return app
+
+
+def dependencies(clock: Clock | None = None) -> Dependencies:
+    import boto3
+
+    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.secrets import signing_secret
+
+    settings = UnsubscribeSettings.from_env()
+    return Dependencies(
+        DynamoLeadRepository(boto3.client("dynamodb"), settings.table_name),
+        UnsubscribeTokens(signing_secret()),
+        clock or SystemClock(),
+        Pages(),
+        Logger(service="unsubscribe"),
+    )
+
+
+@cache
+def _default_app() -> APIGatewayRestResolver:
+    return build_app(dependencies())
+
+
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
+) -> dict[str, Any]:
+    return (app or _default_app()).resolve(event, context)

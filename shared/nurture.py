@@ -1,0 +1,169 @@
+"""The program engine: where a lead is in its program and what happens next (pure).
+
+Every function takes the enrolment and returns a new one; the sender persists it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from shared.leads import Enrolment, Lead, SentStep
+from shared.programs import EXIT, BranchRule, Engagement, Program, Step
+
+FREQUENCY_WINDOW = timedelta(days=7)
+
+
+def start(program: Program, now: datetime) -> Enrolment:
+    first = program.steps[0]
+    return Enrolment(
+        program_id=program.id, enrolled_at=now, step_id=first.id, due_at=now + first.wait
+    )
+
+
+def variant_of(lead_id: str, program: Program, step: Step) -> int:
+    """A stable A/B assignment: the same lead always gets the same variant of a step."""
+    digest = hashlib.sha256(f"{lead_id}:{program.id}:{step.id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % step.variants
+
+
+def variant_label(index: int) -> str:
+    return chr(ord("A") + index)
+
+
+def finish(enrolment: Enrolment, now: datetime, outcome: str) -> Enrolment:
+    return enrolment.model_copy(
+        update={
+            "step_id": None,
+            "awaiting": None,
+            "due_at": None,
+            "completed_at": now,
+            "outcome": outcome,
+        }
+    )
+
+
+def _go_to(enrolment: Enrolment, program: Program, target: str | None, now: datetime) -> Enrolment:
+    if target is None or target == EXIT:
+        return finish(enrolment, now, "completed")
+    step = program.step(target)
+    return enrolment.model_copy(
+        update={"step_id": step.id, "awaiting": None, "due_at": now + step.wait}
+    )
+
+
+def after_send(
+    enrolment: Enrolment,
+    program: Program,
+    step: Step,
+    now: datetime,
+    variant: str,
+    message_id: str | None,
+) -> Enrolment:
+    sent = {
+        **enrolment.sent,
+        step.id: SentStep(sent_at=now, variant=variant, message_id=message_id),
+    }
+    enrolment = enrolment.model_copy(update={"sent": sent})
+    if step.branch is not None:
+        return enrolment.model_copy(
+            update={"step_id": None, "awaiting": step.id, "due_at": now + step.branch.wait_up_to}
+        )
+    following = program.step_after(step.id)
+    return _go_to(enrolment, program, following.id if following else None, now)
+
+
+def _holds(enrolment: Enrolment, engagement: Engagement, step_id: str) -> bool:
+    record = enrolment.sent.get(step_id)
+    opened = record is not None and record.opened
+    clicked = record is not None and record.clicked
+    return {
+        Engagement.OPENED: opened,
+        Engagement.CLICKED: clicked,
+        Engagement.NOT_OPENED: not opened,
+        Engagement.NOT_CLICKED: not clicked,
+    }[engagement]
+
+
+def decide(enrolment: Enrolment, program: Program, now: datetime) -> Enrolment:
+    """Resolve the branch the enrolment awaits: first matching rule, else ``otherwise``."""
+    if enrolment.awaiting is None:
+        return enrolment
+    step = program.step(enrolment.awaiting)
+    branch = step.branch
+    if branch is None:  # the program was edited since the send; carry on in order
+        following = program.step_after(step.id)
+        return _go_to(enrolment, program, following.id if following else None, now)
+    for rule in branch.rules:
+        if _holds(enrolment, rule.when, rule.step or step.id):
+            return _go_to(enrolment, program, rule.goto, now)
+    if branch.otherwise is not None:
+        return _go_to(enrolment, program, branch.otherwise, now)
+    following = program.step_after(step.id)
+    return _go_to(enrolment, program, following.id if following else None, now)
+
+
+def record_engagement(
+    enrolment: Enrolment,
+    program: Program | None,
+    step_id: str,
+    engagement: Engagement,
+    at: datetime,
+) -> Enrolment:
+    """Note an open or click on a sent step; a positive rule it satisfies decides now."""
+    record = enrolment.sent.get(step_id)
+    if record is None or engagement not in (Engagement.OPENED, Engagement.CLICKED):
+        return enrolment
+    field = "opened_at" if engagement is Engagement.OPENED else "clicked_at"
+    if getattr(record, field) is None:
+        record = record.model_copy(update={field: at})
+    enrolment = enrolment.model_copy(update={"sent": {**enrolment.sent, step_id: record}})
+    if program is None or enrolment.awaiting is None or enrolment.due_at is None:
+        return enrolment
+    branch = program.step(enrolment.awaiting).branch
+    if branch is None:
+        return enrolment
+    if _settled(enrolment, branch.rules, enrolment.awaiting) and enrolment.due_at > at:
+        enrolment = enrolment.model_copy(update={"due_at": at})
+    return enrolment
+
+
+def _settled(enrolment: Enrolment, rules: tuple[BranchRule, ...], default_step: str) -> bool:
+    """True when later engagement can no longer change which rule wins.
+
+    Opens and clicks only ever become true. So the outcome is settled once an
+    "opened"/"clicked" rule holds and every rule before it is a "not_" rule that
+    already failed; an unmet positive rule or a holding "not_" rule may still change.
+    """
+    for rule in rules:
+        holds = _holds(enrolment, rule.when, rule.step or default_step)
+        if rule.when in (Engagement.OPENED, Engagement.CLICKED):
+            return holds
+        if holds:
+            return False
+    return False
+
+
+def exit_reason(lead: Lead, program: Program) -> str | None:
+    """Why the lead must leave the program now, or None if it stays."""
+    if lead.unsubscribed:
+        return "unsubscribed"
+    if lead.suppressed:
+        return "suppressed"
+    if not lead.consent.opted_in:
+        return "no_consent"
+    if lead.stage in program.exit.stages:
+        return f"stage:{lead.stage.value}"
+    return None
+
+
+def within_cap(recent_sends: tuple[datetime, ...], now: datetime, cap: int) -> datetime | None:
+    """None if another email may go now, else when the oldest counted send ages out."""
+    recent = sorted(t for t in recent_sends if t > now - FREQUENCY_WINDOW)
+    if len(recent) < cap:
+        return None
+    return recent[len(recent) - cap] + FREQUENCY_WINDOW
+
+
+def prune_sends(recent_sends: tuple[datetime, ...], now: datetime) -> tuple[datetime, ...]:
+    return tuple(t for t in recent_sends if t > now - FREQUENCY_WINDOW)

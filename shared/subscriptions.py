@@ -1,0 +1,48 @@
+"""Opting out: one click in a mail client or a button on the page stops all marketing email."""
+
+from __future__ import annotations
+
+from shared.clock import Clock
+from shared.leads import Activity, ActivityType
+from shared.nurture import finish
+from shared.repository import LeadRepository, VersionConflict
+
+MAX_ATTEMPTS = 5
+
+
+class UnknownLead(LookupError):
+    pass
+
+
+def unsubscribe(repository: LeadRepository, clock: Clock, lead_id: str, via: str) -> bool:
+    """Opt the lead out now; True if it changed, False if it was already out (idempotent).
+
+    The lead leaves its program, which also removes it from the due index.
+    """
+    for _ in range(MAX_ATTEMPTS):
+        lead = repository.get(lead_id)
+        if lead is None:
+            raise UnknownLead(lead_id)
+        if lead.unsubscribed:
+            return False
+        now = clock.now()
+        enrolment = lead.enrolment
+        if enrolment is not None and enrolment.completed_at is None:
+            enrolment = finish(enrolment, now, "exited:unsubscribed")
+        updated = lead.model_copy(
+            update={
+                "unsubscribed": True,
+                "enrolment": enrolment,
+                "updated_at": now,
+                "version": lead.version + 1,
+            }
+        )
+        activity = Activity(
+            lead_id=lead_id, type=ActivityType.UNSUBSCRIBED, at=now, details={"via": via}
+        )
+        try:
+            repository.replace(updated, lead.version, [activity])
+        except VersionConflict:
+            continue
+        return True
+    raise VersionConflict(lead_id)
