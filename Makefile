@@ -24,7 +24,7 @@ dev: install
 
 ## Run every check and test (what CI runs).
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: install
 	$(BIN)/ruff check .

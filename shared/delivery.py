@@ -9,6 +9,7 @@ jobs, retried batches and overlapping ticks harmless.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -17,7 +18,14 @@ from enum import StrEnum
 from typing import Any
 
 from shared.clock import Clock, to_iso
-from shared.email import EmailRenderer, Mailer, OutgoingEmail, SendRejected, SendThrottled
+from shared.email import (
+    EmailRenderer,
+    Mailer,
+    OutgoingEmail,
+    SendFailed,
+    SendRejected,
+    SendThrottled,
+)
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
 from shared.nurture import (
     after_send,
@@ -186,6 +194,12 @@ class NurtureSender:
             return self._retrying(
                 lambda: self._reschedule_fresh(lead.lead_id, enrolment, now, later, "throttled")
             )
+        except SendFailed:
+            # SES answered, so nothing went out: free the step and let SQS retry the job.
+            # (A transport error is left claimed: the email may have gone, and a
+            # duplicate is worse for the recipient and the sender's reputation.)
+            self._ledger.release(lead.lead_id, key)
+            raise
         except SendRejected as exc:
             reason = f"ses:{exc}"
             rejected = SendRecord(lead_id=lead.lead_id, key=key, status="rejected", at=now)
@@ -208,10 +222,29 @@ class NurtureSender:
     ) -> bool:
         """Record the send and move the lead past ``step``, unless it has moved already.
 
-        One write: the lead, its ``email_sent`` activity and the completed send record.
-        The first attempt uses the lead as read before the send; a conflict re-reads it.
+        The ``email_sent`` activity and the completed send record are written first, with
+        keys that make rewriting them harmless; then the lead moves on, conditional on
+        its version. A crash in between leaves a "sent" record, so the retried job moves
+        the lead on without sending again. The first attempt uses the lead as read
+        before the send; a version conflict re-reads it.
         """
         lead_id = snapshot.lead_id
+        if sent is not None:
+            activity = Activity(
+                activity_id=hashlib.sha256(sent.key.encode()).hexdigest()[:32],
+                lead_id=lead_id,
+                type=ActivityType.EMAIL_SENT,
+                at=sent.at,
+                details={
+                    "program_id": program.id,
+                    "step_id": step.id,
+                    "variant": variant,
+                    "content_type": step.content_type.value,
+                    "subject": subject,
+                    "message_id": sent.message_id,
+                },
+            )
+            self._leads.append([sent, activity])
         unread: list[Lead] = [snapshot]
 
         def attempt() -> Outcome:
@@ -220,26 +253,10 @@ class NurtureSender:
             if lead is None or current is None or not _same_enrolment(current, sent_from):
                 return Outcome.STALE
             now = self._clock.now()
-            records: list[Record] = []
             changes: dict[str, Any] = {}
-            if sent is not None:
-                records.append(sent)
-                records.append(
-                    Activity(
-                        lead_id=lead_id,
-                        type=ActivityType.EMAIL_SENT,
-                        at=now,
-                        details={
-                            "program_id": program.id,
-                            "step_id": step.id,
-                            "variant": variant,
-                            "content_type": step.content_type.value,
-                            "subject": subject,
-                            "message_id": sent.message_id,
-                        },
-                    )
-                )
-                changes["recent_sends"] = (*prune_sends(lead.recent_sends, now), now)
+            records: list[Record] = []
+            # A concurrent duplicate job may have moved the lead on already; the send
+            # still counts towards the frequency cap.
             if current.step_id == step.id and current.awaiting is None:
                 message_id = sent.message_id if sent else None
                 advanced = after_send(current, program, step, now, variant, message_id)
@@ -248,7 +265,9 @@ class NurtureSender:
                     records.append(
                         self._activity(lead_id, ActivityType.PROGRAM_COMPLETED, now, program.id)
                     )
-            if not changes and not records:
+            if sent is not None and sent.at not in lead.recent_sends:
+                changes["recent_sends"] = (*prune_sends(lead.recent_sends, now), sent.at)
+            if not changes:
                 return Outcome.STALE
             self._save(lead, now, records=records, **changes)
             return Outcome.SENT

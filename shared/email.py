@@ -161,7 +161,24 @@ def build_mime(email: OutgoingEmail) -> bytes:
     # Written verbatim: the email package would fold a long URL into RFC 2047
     # encoded-words, which mail providers do not decode in List-Unsubscribe.
     one_click = (
-        f"List-Unsubscribe: <{url}>\r\n"
-        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        f"List-Unsubscribe: <{url}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
     ).encode("ascii")
     return one_click + message.as_bytes()
+
+
+class SendThrottled(Exception):
+    """SES is over its send rate or paused: nothing was sent, try again later."""
+
+
+class SendRejected(Exception):
+    """SES refused this message for good (bad address, rejected content)."""
+
+
+class SendFailed(Exception):
+    """SES answered with an error: the message was certainly not sent; retry the job."""
+
+
+class Mailer(Protocol):
+    def send(self, email: OutgoingEmail) -> str:
+        """Hand the email to the mail service; return its message id."""
+        ...

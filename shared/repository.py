@@ -33,6 +33,10 @@ class LeadRepository(Protocol):
         """Store a changed lead and new records atomically, or raise VersionConflict."""
         ...
 
+    def append(self, records: Sequence[Record]) -> None:
+        """Store records on their own (each keyed, so writing one again is harmless)."""
+        ...
+
     def timeline(self, lead_id: str, limit: int = 100) -> list[Activity]:
         """Newest first."""
         ...

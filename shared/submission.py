@@ -133,7 +133,9 @@ def _check_email(value: str) -> str:
         result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise PydanticCustomError("invalid_email", "invalid_email") from exc
-    return result.normalized  # domain lower-cased, local part as written
+    # Domain lower-cased (an internationalised one in Punycode, as SES needs 7-bit
+    # addresses), local part as written.
+    return result.ascii_email or result.normalized
 
 
 def _check_url(value: str) -> str:

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
 
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, SendJob
@@ -34,7 +35,7 @@ class SenderSettings(EnvSettings):
     site_url: str
     privacy_url: str = ""
     unsubscribe_url: str
-    frequency_cap: int = 3
+    frequency_cap: int = Field(default=3, ge=1)
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.clock import Clock, SystemClock
+from shared.forms import decode_form
 from shared.repository import LeadRepository, VersionConflict
 from shared.settings import EnvSettings
+from shared.submission import InvalidSubmission
 from shared.subscriptions import UnknownLead, unsubscribe
 from shared.tokens import InvalidToken, UnsubscribeTokens
-from shared.web import Pages
+from shared.web import Pages, raw_body
 
 HTML_TYPE = "text/html; charset=utf-8"
 
@@ -65,8 +68,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             lead_id = deps.tokens.verify(token())
         except InvalidToken:
             return page(400, "unsubscribe_invalid.html")
-        body = app.current_event.decoded_body or ""
-        via = "one_click" if "List-Unsubscribe=One-Click" in body else "page"
+        via = "one_click" if _is_one_click(app.current_event) else "page"
         try:
             changed = unsubscribe(deps.repository, deps.clock, lead_id, via)
         except UnknownLead:
@@ -78,6 +80,16 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
         return page(200, "unsubscribe_done.html")
 
     return app
+
+
+def _is_one_click(event: APIGatewayProxyEvent) -> bool:
+    """RFC 8058: mail clients post List-Unsubscribe=One-Click, urlencoded or multipart."""
+    try:
+        body = raw_body(event.body, bool(event.is_base64_encoded), 64 * 1024)
+        fields = decode_form(body, event.headers.get("content-type"))
+    except (ValueError, InvalidSubmission):
+        return False
+    return "One-Click" in fields.get("List-Unsubscribe", [])
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:

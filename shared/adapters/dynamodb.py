@@ -21,6 +21,7 @@ first posts for one address cannot make two leads.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,12 @@ def consent_item(lead_id: str, consent: Consent) -> dict[str, Any]:
     return item
 
 
+def _lead_of(record: Record) -> str:
+    if isinstance(record, Consent):
+        raise TypeError("a consent record is written with its lead (replace or create)")
+    return record.lead_id
+
+
 def _without_keys(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk", "entity")}
 
@@ -199,6 +206,20 @@ class DynamoLeadRepository:
             raise EmailTaken(lead.lead_id)
 
     def replace(self, lead: Lead, expected_version: int, records: Sequence[Record]) -> None:
+        if not records:
+            # One item: a conditional Put does it without a transaction's double cost.
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=serialize(lead_item(lead)),
+                    ConditionExpression="version = :expected",
+                    ExpressionAttributeValues=serialize({":expected": expected_version}),
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    raise VersionConflict(lead.lead_id) from exc
+                raise
+            return
         items: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
@@ -212,6 +233,22 @@ class DynamoLeadRepository:
         ]
         if not self._transact(items):
             raise VersionConflict(lead.lead_id)
+
+    def append(self, records: Sequence[Record]) -> None:
+        pending: list[Any] = [
+            {"PutRequest": {"Item": serialize(record_item(_lead_of(r), r))}} for r in records
+        ]
+        for attempt in range(10):
+            if not pending:
+                return
+            batch, pending = pending[:25], pending[25:]
+            response = self._client.batch_write_item(RequestItems={self._table: batch})
+            unprocessed = list(response.get("UnprocessedItems", {}).get(self._table, []))
+            if unprocessed:
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # the table is throttling: back off
+            pending = unprocessed + pending
+        if pending:
+            raise RuntimeError(f"{len(pending)} records were not written (throttled)")
 
     def _record_puts(
         self, lead_id: str, records: Sequence[Record]

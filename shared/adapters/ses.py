@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from shared.email import OutgoingEmail, SendRejected, SendThrottled, build_mime
+from shared.email import OutgoingEmail, SendFailed, SendRejected, SendThrottled, build_mime
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2.client import SESV2Client
@@ -37,5 +37,5 @@ class SesMailer:
                 raise SendThrottled(code) from exc
             if code in REJECTED:
                 raise SendRejected(code) from exc
-            raise
+            raise SendFailed(code) from exc
         return response["MessageId"]

@@ -89,6 +89,8 @@ class SesRecorder:
 
     sent: list[SentEmail] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # error codes for the next calls
+    # Run once each just before the next SendEmail goes out (e.g. a concurrent duplicate job)
+    during_send: list[Callable[[], object]] = field(default_factory=list)
     _pending: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def attach(self, client: Any) -> None:
@@ -100,6 +102,8 @@ class SesRecorder:
         self._pending = params
 
     def _before(self, **_: Any) -> Any:
+        while self.during_send:
+            self.during_send.pop(0)()
         if self.failures:
             code = self.failures.pop(0)
             status = 429 if code == "TooManyRequestsException" else 400

@@ -308,14 +308,18 @@ def test_load_programs_refuses_duplicate_program_ids(tmp_path: Path) -> None:
         load_programs(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG shared/schedule.py:44 an unknown send_window timezone raises KeyError "
-        "(ZoneInfoNotFoundError), which load_programs (shared/programs.py:213) does not "
-        "catch, so the error does not name the file"
-    ),
-)
+def test_load_programs_refuses_unquoted_hours_that_yaml_reads_as_numbers(
+    tmp_path: Path,
+) -> None:
+    document = yaml.safe_dump(program_document("unquoted"), allow_unicode=True)
+    document += "send_window:\n  start: 09:00\n  end: 18:00\n"
+    # YAML 1.1 reads 18:00 as the base-60 number 1080 (09:00 stays text: no leading zero)
+    assert yaml.safe_load(document)["send_window"] == {"start": "09:00", "end": 1080}
+    (tmp_path / "unquoted.yaml").write_text(document, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unquoted\.yaml"):
+        load_programs(tmp_path)
+
+
 def test_load_programs_names_the_file_of_a_program_with_an_unknown_timezone(
     tmp_path: Path,
 ) -> None:
