@@ -51,6 +51,21 @@ class SenderConfig(BaseModel):
         return self.from_address.rstrip(">").rpartition("@")[2]
 
 
+class LifecycleConfig(BaseModel):
+    """How long leads wait between stages (days)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # No engagement for this long: the lead becomes dormant and enters re-engagement.
+    dormant_after_days: int = Field(default=90, ge=7)
+    # A lead lost by sales becomes dormant (and enters re-engagement) after this long.
+    lost_dormant_after_days: int = Field(default=60, ge=1)
+    # A lead sales rejected cannot qualify again for this long.
+    rejected_cooldown_days: int = Field(default=30, ge=0)
+    # Soft bounces in a row before an address is suppressed.
+    transient_bounce_limit: int = Field(default=3, ge=1)
+
+
 class DeploymentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,6 +74,7 @@ class DeploymentConfig(BaseModel):
     frequency_cap: int = Field(default=3, ge=1, le=50)
     # The public base URL of the API when a custom domain fronts it; default: the stage URL.
     public_api_url: str | None = None
+    lifecycle: LifecycleConfig = LifecycleConfig()
 
     # Origins whose browsers may post forms (the function answers CORS itself).
     cors_origins: list[str] = Field(default_factory=_default_origins, min_length=1)
@@ -125,6 +141,7 @@ class Resources:
     api_url: str  # base URL of the stage, ending in "/"
     configuration_set: str
     queue_urls: Mapping[str, str] = field(default_factory=dict)
+    topic_arns: Mapping[str, str] = field(default_factory=dict)
     signing_secret_arn: str | None = None  # AWS: Secrets Manager
     signing_secret: str | None = None  # local stack only
 
@@ -147,6 +164,15 @@ def function_environment(
     }
     for queue in spec.produces:
         environment[queue.url_variable] = resources.queue_urls[queue.name]
+    for topic in spec.publishes:
+        environment[f"{topic.upper().replace('-', '_')}_TOPIC_ARN"] = resources.topic_arns[topic]
+    lifecycle = config.lifecycle
+    environment.update(
+        DORMANT_AFTER_DAYS=str(lifecycle.dormant_after_days),
+        LOST_DORMANT_AFTER_DAYS=str(lifecycle.lost_dormant_after_days),
+        REJECTED_COOLDOWN_DAYS=str(lifecycle.rejected_cooldown_days),
+        TRANSIENT_BOUNCE_LIMIT=str(lifecycle.transient_bounce_limit),
+    )
     if spec.signs_links:
         if resources.signing_secret_arn:
             environment["SIGNING_SECRET_ARN"] = resources.signing_secret_arn

@@ -2,7 +2,7 @@
 
 The CDK app is the source of truth on AWS; this reads the same declaration
 (``infra.wiring``) so the local resources have the same keys, indexes, streams,
-queues and email setup.
+queues, topics, subscriptions and email setup.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 from infra.wiring import (
     CONFIGURATION_SET,
     EMAIL_EVENTS_TOPIC,
+    ENGAGEMENT_QUEUE,
     QUEUES,
+    SALES_TOPIC,
     TABLE,
+    TOPICS,
     QueueSpec,
     TableSpec,
 )
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 
 # As on AWS (infra/constructs/messaging.py): the longest SQS keeps a message.
 DEAD_LETTER_RETENTION_S = 14 * 24 * 60 * 60
+# Stands in for the sales systems and people subscribed to the sales topic on AWS.
+SALES_INBOX = "sales-inbox"
 
 
 @dataclass(frozen=True)
@@ -43,21 +48,47 @@ class Provisioned:
     table_name: str
     queue_urls: dict[str, str]  # by QueueSpec.name
     dead_letter_queue_urls: dict[str, str]  # by QueueSpec.name
-    email_events_topic_arn: str
+    topic_arns: dict[str, str]  # by wiring topic name (wiring.TOPICS)
+    # A queue subscribed to the sales topic with the SNS envelope (Subject and
+    # MessageAttributes included), where a local run reads what sales would receive.
+    sales_inbox_url: str
     configuration_set: str
     from_domain: str
 
+    @property
+    def email_events_topic_arn(self) -> str:
+        return self.topic_arns[EMAIL_EVENTS_TOPIC]
+
 
 def provision_all(session: boto3.session.Session, *, prefix: str, from_domain: str) -> Provisioned:
-    """Everything the wiring declares: table, queues, events topic, SES identity and set.
+    """Everything the wiring declares: table, queues, topics and their subscriptions,
+    SES identity and configuration set, plus a sales inbox queue on the sales topic.
 
     ``prefix`` names the table and prefixes queue and topic names (e.g.
     ``lead-nurture-local``); ``from_domain`` is the sender's domain
     (``DeploymentConfig().sender.from_domain``), which the customer verifies on AWS.
     """
     create_table(session.client("dynamodb"), prefix)
-    queue_urls, dead_letter_queue_urls = create_queues(session.client("sqs"), prefix)
-    topic_arn = create_topic(session.client("sns"), f"{prefix}-{EMAIL_EVENTS_TOPIC}")
+    sqs = session.client("sqs")
+    sns = session.client("sns")
+    queue_urls, dead_letter_queue_urls = create_queues(sqs, prefix)
+    topic_arns = {name: create_topic(sns, f"{prefix}-{name}") for name in TOPICS}
+    # As on AWS (infra/stack.py): SES events reach the engagement queue as published.
+    subscribe_queue(
+        sns,
+        sqs,
+        topic_arn=topic_arns[EMAIL_EVENTS_TOPIC],
+        queue_url=queue_urls[ENGAGEMENT_QUEUE.name],
+        raw_message_delivery=True,
+    )
+    sales_inbox_url = sqs.create_queue(QueueName=f"{prefix}-{SALES_INBOX}")["QueueUrl"]
+    subscribe_queue(
+        sns,
+        sqs,
+        topic_arn=topic_arns[SALES_TOPIC],
+        queue_url=sales_inbox_url,
+        raw_message_delivery=False,
+    )
     create_email(session.client("sesv2"), from_domain=from_domain)
     # On AWS the configuration set publishes its events to this topic. moto 5.2.5 does
     # not implement sesv2 create_configuration_set_event_destination (NotImplementedError)
@@ -67,7 +98,8 @@ def provision_all(session: boto3.session.Session, *, prefix: str, from_domain: s
         table_name=prefix,
         queue_urls=queue_urls,
         dead_letter_queue_urls=dead_letter_queue_urls,
-        email_events_topic_arn=topic_arn,
+        topic_arns=topic_arns,
+        sales_inbox_url=sales_inbox_url,
         configuration_set=CONFIGURATION_SET,
         from_domain=from_domain,
     )
@@ -146,6 +178,46 @@ def create_queues(
 
 def create_topic(client: SNSClient, name: str) -> str:
     return client.create_topic(Name=name)["TopicArn"]
+
+
+def subscribe_queue(
+    sns: SNSClient,
+    sqs: SQSClient,
+    *,
+    topic_arn: str,
+    queue_url: str,
+    raw_message_delivery: bool,
+) -> str:
+    """Subscribe the queue to the topic; returns the subscription ARN.
+
+    Raw delivery passes the message as published (its attributes become SQS message
+    attributes); without it the queue receives SNS's JSON envelope (Type, Subject,
+    Message, MessageAttributes, ...). Also sets the queue policy that lets the topic
+    send, as on AWS, though moto does not check it.
+    """
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+    return sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true" if raw_message_delivery else "false"},
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
 
 
 def create_email(

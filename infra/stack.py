@@ -14,6 +14,7 @@ from infra.constructs.api import LeadApi
 from infra.constructs.data import LeadData
 from infra.constructs.firewall import ApiFirewall
 from infra.constructs.functions import NurtureFunctions
+from infra.constructs.handoff import SalesHandoff
 from infra.constructs.messaging import JobQueues
 from infra.constructs.nag import acknowledge
 from infra.constructs.nurture import NurtureEmail
@@ -44,6 +45,12 @@ class LeadNurtureStack(Stack):
             events_topic_name=wiring.EMAIL_EVENTS_TOPIC,
             from_domain=config.sender.from_domain,
         )
+        handoff = SalesHandoff(self, "Handoff", topic_name=wiring.SALES_TOPIC)
+        topics = {wiring.EMAIL_EVENTS_TOPIC: email.events_topic, wiring.SALES_TOPIC: handoff.topic}
+        if set(topics) != set(wiring.TOPICS):
+            raise ValueError(f"topics built {sorted(topics)} differ from the wiring's")
+        # SES engagement events reach the engagement function through its queue.
+        queues.subscribe(wiring.ENGAGEMENT_QUEUE, email.events_topic)
         # Before the functions: the sender links to the API (unsubscribe URL). No cycle,
         # as the sender has no route; the routed functions' environments hold no API URL.
         api = LeadApi(self, "Api", config=config, observability=observability)
@@ -57,11 +64,13 @@ class LeadNurtureStack(Stack):
                 api_url=api.rest_api.url,
                 configuration_set=email.configuration_set.configuration_set_name,
                 queue_urls={name: queue.queue.queue_url for name, queue in queues.by_name.items()},
+                topic_arns={name: topic.topic_arn for name, topic in topics.items()},
                 signing_secret_arn=email.signing_secret.secret_arn,
             ),
             data=data,
             queues=queues,
             email=email,
+            topics=topics,
             observability=observability,
             code_dir=code_dir,
             layer_dir=layer_dir,
@@ -84,4 +93,10 @@ class LeadNurtureStack(Stack):
             "EmailEventsTopicArn",
             value=email.events_topic.topic_arn,
             description="SES events of the configuration set (send, delivery, open, click, ...)",
+        )
+        CfnOutput(
+            self,
+            "SalesTopicArn",
+            value=handoff.topic.topic_arn,
+            description="Leads that just became MQL: subscribe sales systems and people here",
         )

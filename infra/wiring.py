@@ -83,6 +83,8 @@ class FunctionSpec:
     timeout_s: int = 10
     # Names of the table operations it needs; the CDK app maps them to grants.
     table_access: Literal["none", "read", "read_write"] = "none"
+    consumes_stream: bool = False  # the table's stream (NEW_AND_OLD_IMAGES)
+    publishes: tuple[str, ...] = ()  # SNS topics (names below) it publishes to
     sends_email: bool = False  # SES SendEmail through the configuration set
     signs_links: bool = False  # reads the unsubscribe-link signing secret
     environment: dict[str, str] = field(default_factory=dict)
@@ -151,8 +153,60 @@ SENDER = FunctionSpec(
     signs_links=True,
 )
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (CAPTURE, UNSUBSCRIBE, SCHEDULER, SENDER)
-QUEUES: tuple[QueueSpec, ...] = (SEND_QUEUE,)
 # SES configuration set whose event destination publishes engagement to this topic.
 CONFIGURATION_SET = "lead-nurture"
 EMAIL_EVENTS_TOPIC = "email-events"
+# Qualified leads (MQL) for sales; sales systems and people subscribe to it.
+SALES_TOPIC = "sales-leads"
+
+# Subscribed to EMAIL_EVENTS_TOPIC (raw message delivery on AWS; both forms are read).
+ENGAGEMENT_QUEUE = QueueSpec(
+    name="engagement",
+    visibility_timeout_s=6 * 60,
+    max_receive_count=5,
+    batch_size=10,
+    max_batching_window_s=1,
+)
+
+ENGAGEMENT = FunctionSpec(
+    name="engagement",
+    handler="functions.engagement.handler.lambda_handler",
+    description="SES events: record delivery/open/click/bounce/complaint, score, suppress",
+    consumes=ENGAGEMENT_QUEUE,
+    timeout_s=60,
+    table_access="read_write",
+)
+
+HANDOFF = FunctionSpec(
+    name="handoff",
+    handler="functions.handoff.handler.lambda_handler",
+    description="Table stream: publish leads that just became MQL to the sales topic",
+    consumes_stream=True,
+    publishes=(SALES_TOPIC,),
+    timeout_s=60,
+    table_access="read",
+)
+
+ADMIN = FunctionSpec(
+    name="admin",
+    handler="functions.admin.handler.lambda_handler",
+    description="IAM-authorised: sales disposition, lead lookup and erasure",
+    routes=(
+        Route("GET", "/leads/{lead_id}", auth="IAM"),
+        Route("DELETE", "/leads/{lead_id}", auth="IAM"),
+        Route("POST", "/leads/{lead_id}/disposition", auth="IAM"),
+    ),
+    table_access="read_write",
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    CAPTURE,
+    UNSUBSCRIBE,
+    SCHEDULER,
+    SENDER,
+    ENGAGEMENT,
+    HANDOFF,
+    ADMIN,
+)
+QUEUES: tuple[QueueSpec, ...] = (SEND_QUEUE, ENGAGEMENT_QUEUE)
+TOPICS: tuple[str, ...] = (EMAIL_EVENTS_TOPIC, SALES_TOPIC)

@@ -26,7 +26,9 @@ from shared.leads import (
 )
 from shared.nurture import start
 from shared.programs import ProgramCatalog
+from shared.qualification import ScoreKeeper
 from shared.repository import EmailTaken, LeadRepository, Record, VersionConflict
+from shared.scoring import FORM_SIGNALS
 from shared.submission import FormSubmission
 
 MAX_ATTEMPTS = 8
@@ -62,6 +64,7 @@ class CaptureResult:
     lead_id: str
     created: bool
     enrolled_in: str | None = None
+    qualified: bool = False
 
 
 class CaptureConflict(Exception):
@@ -154,7 +157,9 @@ class LeadCapture:
         clock: Clock,
         consent_version: str,
         id_factory: Callable[[], str] = new_id,
+        scores: ScoreKeeper | None = None,
     ) -> None:
+        self._scores = scores
         self._repository = repository
         self._programs = programs
         self._clock = clock
@@ -169,6 +174,11 @@ class LeadCapture:
             existing = self._repository.find_by_email(submission.email)
             if existing is None:
                 lead = new_lead(submission, self._new_id(), now, touch, consent)
+                if self._repository.is_erased(submission.email):
+                    # Erased on request: kept as a lead for sales, never mailed again.
+                    lead = lead.model_copy(
+                        update={"suppressed": True, "suppression_reason": "erased"}
+                    )
             else:
                 lead = merge(existing, submission, touch, consent)
             lead, enrolled = self._enrol(lead, submission, now)
@@ -181,8 +191,30 @@ class LeadCapture:
             except (EmailTaken, VersionConflict):
                 continue
             program_id = lead.enrolment.program_id if enrolled and lead.enrolment else None
-            return CaptureResult(lead.lead_id, created=existing is None, enrolled_in=program_id)
+            qualified = self._score(lead.lead_id, submission, records[0], now)
+            return CaptureResult(
+                lead.lead_id,
+                created=existing is None,
+                enrolled_in=program_id,
+                qualified=qualified,
+            )
         raise CaptureConflict("lead changed concurrently too many times")
+
+    def _score(
+        self, lead_id: str, submission: FormSubmission, posted: Record, now: datetime
+    ) -> bool:
+        """Award the form's points (noted on its activity) and qualify on high intent."""
+        if self._scores is None or not isinstance(posted, Activity):
+            return False
+        signal = FORM_SIGNALS[submission.form_type]
+        award, _ = self._scores.award(lead_id, signal, now)
+        if award.rules:
+            details = {**posted.details, **award.as_details()}
+            self._repository.append([posted.model_copy(update={"details": details})])
+        high_intent = submission.form_type in self._scores.rules.high_intent
+        return self._scores.qualify(
+            lead_id, reason=f"form:{submission.form_type.value}", high_intent=high_intent
+        )
 
     def _enrol(self, lead: Lead, submission: FormSubmission, now: datetime) -> tuple[Lead, bool]:
         """Put a mailable lead that follows no program into its segment's default program."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -39,6 +40,17 @@ class ActivityType(StrEnum):
     PROGRAM_COMPLETED = "program_completed"
     UNSUBSCRIBED = "unsubscribed"
     SUPPRESSED = "suppressed"
+    EMAIL_DELIVERED = "email_delivered"
+    EMAIL_OPENED = "email_opened"
+    EMAIL_CLICKED = "email_clicked"
+    EMAIL_BOUNCED = "email_bounced"
+    EMAIL_COMPLAINED = "email_complained"
+    EMAIL_REJECTED = "email_rejected"
+    EMAIL_RENDERING_FAILED = "email_rendering_failed"
+    EMAIL_DELAYED = "email_delayed"
+    EMAIL_SEND_ACCEPTED = "email_send_accepted"
+    QUALIFIED = "qualified"
+    STAGE_CHANGED = "stage_changed"
 
 
 def new_id() -> str:
@@ -173,6 +185,14 @@ class Lead(_Record):
     suppression_reason: str | None = None
     # Send times of the last 7 days, for the per-lead frequency cap.
     recent_sends: tuple[datetime, ...] = ()
+    # Behaviour score in decay-free units (see shared.scoring); changed only by atomic ADD.
+    score_units: Decimal = Decimal(0)
+    last_engaged_at: datetime | None = None
+    transient_bounces: int = 0  # soft bounces in a row
+    stage_changed_at: datetime | None = None
+    qualified_at: datetime | None = None
+    qualification: dict[str, Any] | None = None  # score, grade, reason at qualification
+    requalify_after: datetime | None = None  # cool-down after sales rejected the lead
     created_at: datetime
     updated_at: datetime
     version: int = 1

@@ -37,6 +37,15 @@ class LeadRepository(Protocol):
         """Store records on their own (each keyed, so writing one again is harmless)."""
         ...
 
+    def erase(self, lead_id: str) -> bool:
+        """Delete the lead's personal data, keeping only a hashed suppression of its
+        address; False if there was no such lead."""
+        ...
+
+    def is_erased(self, email: str) -> bool:
+        """Whether this address belonged to an erased lead (never to be mailed again)."""
+        ...
+
     def timeline(self, lead_id: str, limit: int = 100) -> list[Activity]:
         """Newest first."""
         ...

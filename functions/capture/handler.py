@@ -18,6 +18,8 @@ from shared.clock import Clock, SystemClock
 from shared.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
 from shared.leads import new_id
 from shared.programs import load_programs
+from shared.qualification import ScoreKeeper
+from shared.scoring import load_scoring
 from shared.submission import LABELS, FieldError, InvalidSubmission, parse_submission
 from shared.web import BodyTooLarge, Pages, allowed_redirect, raw_body, wants_json, with_query
 
@@ -165,6 +167,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
                 "lead_created": result.created,
                 "form_type": submission.form_type.value,
                 "enrolled_in": result.enrolled_in,
+                "qualified": result.qualified,
             },
         )
         return reply.success(result.lead_id, result.created)
@@ -182,15 +185,21 @@ def allowed_referrer(value: str | None) -> str | None:
 def dependencies(clock: Clock | None = None) -> Dependencies:
     import boto3  # deferred: keeps module import free of AWS setup
 
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
 
     settings = CaptureSettings.from_env()
-    repository = DynamoLeadRepository(boto3.client("dynamodb"), settings.table_name)
+    dynamodb = boto3.client("dynamodb")
+    repository = DynamoLeadRepository(dynamodb, settings.table_name)
+    clock = clock or SystemClock()
+    scores = ScoreKeeper(
+        repository, DynamoScoreStore(dynamodb, settings.table_name), load_scoring(), clock
+    )
     capture = LeadCapture(
         repository,
         load_programs(),
-        clock or SystemClock(),
+        clock,
         consent_version=settings.consent_version,
+        scores=scores,
     )
     return Dependencies(settings, capture, Pages(), Logger(service="capture"))
 

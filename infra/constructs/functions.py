@@ -1,12 +1,12 @@
 """One Lambda function per entry of ``wiring.FUNCTIONS``, its permissions and triggers.
 
-Routes are the API's concern (``infra/constructs/api.py``); schedules, queues and
-what each function may touch follow from its spec here.
+Routes are the API's concern (``infra/constructs/api.py``); schedules, queues, the
+table's stream and what each function may touch follow from its spec here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import Duration
@@ -15,11 +15,12 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.config import DeploymentConfig, Resources, function_environment
 from infra.constructs.data import LeadData
-from infra.constructs.messaging import JobQueues
+from infra.constructs.messaging import JobQueues, dead_letter_alarm, dead_letter_queue
 from infra.constructs.nag import acknowledge
 from infra.constructs.nurture import NurtureEmail
 from infra.constructs.observability import Observability
@@ -27,6 +28,47 @@ from infra.wiring import FunctionSpec
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
+
+# The table's stream, as the handoff function reads it: stream records of lead
+# profiles (``sk = PROFILE``) written with stage ``mql``. Everything else (timeline
+# items, counters, other stages, deletions) never invokes it; whether the lead just
+# became MQL, rather than was MQL already, the function reads from the old image.
+PROFILE_SORT_KEY = "PROFILE"
+QUALIFIED_STAGE = "mql"
+STREAM_FILTER = lambda_.FilterCriteria.filter(
+    {
+        "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+        "dynamodb": {
+            "NewImage": {
+                "sk": {"S": lambda_.FilterRule.is_equal(PROFILE_SORT_KEY)},
+                "stage": {"S": lambda_.FilterRule.is_equal(QUALIFIED_STAGE)},
+            }
+        },
+    }
+)
+# What a publisher needs on an encrypted topic's key: SNS generates a data key to
+# encrypt each message and decrypts it again to deliver (in the publisher's name).
+# Topic.grant_publish grants "kms:GenerateDataKey*", a wildcard that cdk-nag flags
+# (IAM5) and that also covers key pairs SNS never asks for.
+PUBLISH_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+STREAM_BATCH_SIZE = 10
+STREAM_RETRY_ATTEMPTS = 5
+# A record older than this is handed to the failure queue instead of retried: the
+# stream keeps records for 24 hours, so this is also the longest a retry can wait.
+STREAM_MAX_RECORD_AGE = Duration.days(1)
+
+
+def grant_publish(grantee: iam.IGrantable, topic: sns.ITopic) -> None:
+    """sns:Publish on the topic, and on its key (if any) what SNS needs to encrypt."""
+    iam.Grant.add_to_principal(
+        grantee=grantee, actions=["sns:Publish"], resource_arns=[topic.topic_arn]
+    )
+    if topic.master_key is not None:
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(PUBLISH_KEY_ACTIONS),
+            resource_arns=[topic.master_key.key_arn],
+        )
 
 
 class NurtureFunctions(Construct):
@@ -43,6 +85,7 @@ class NurtureFunctions(Construct):
         data: LeadData,
         queues: JobQueues,
         email: NurtureEmail,
+        topics: Mapping[str, sns.ITopic],
         observability: Observability,
         code_dir: Path,
         layer_dir: Path,
@@ -53,6 +96,7 @@ class NurtureFunctions(Construct):
         self._data = data
         self._queues = queues
         self._email = email
+        self._topics = topics
         self._observability = observability
         self._code = lambda_.Code.from_asset(str(code_dir))
         self.layer = lambda_.LayerVersion(
@@ -85,6 +129,8 @@ class NurtureFunctions(Construct):
             self._queues.queue(spec.consumes).grant_consume_messages(role)
         for produced in spec.produces:
             self._queues.queue(produced).grant_send_messages(role)
+        for topic in spec.publishes:
+            grant_publish(role, self._topics[topic])
         if spec.sends_email:
             self._email.grant_send(role)
         if spec.signs_links:
@@ -113,7 +159,13 @@ class NurtureFunctions(Construct):
             role.node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
-            "permissions; '*' is the only valid resource for active tracing.",
+            "permissions; '*' is the only valid resource for active tracing."
+            + (
+                " The same holds for dynamodb:ListStreams, which the table stream's "
+                "event source needs (the stream reads themselves name the stream ARN)."
+                if spec.consumes_stream
+                else ""
+            ),
         )
         acknowledge(
             function.node.find_child("Resource"),
@@ -160,3 +212,47 @@ class NurtureFunctions(Construct):
                     max_concurrency=queue.max_concurrency,
                 )
             )
+        if spec.consumes_stream:
+            self._add_stream_source(scope, spec, function)
+
+    def _add_stream_source(
+        self, scope: Construct, spec: FunctionSpec, function: lambda_.Function
+    ) -> None:
+        """The table's stream, filtered, with a failure queue for records given up on.
+
+        Lambda sends the failure queue a description of the failed batch (shard and
+        sequence numbers), not the records: the lead itself stays in the table.
+        """
+        failures = dead_letter_queue(scope, "StreamFailures")
+        dead_letter_alarm(
+            scope,
+            "StreamFailuresAlarm",
+            queue=failures,
+            description=(
+                f"Table stream records failed {STREAM_RETRY_ATTEMPTS} retries in the "
+                f"{spec.name} function (or aged past a day) and were given up on"
+            ),
+        )
+        acknowledge(
+            failures.node.find_child("Resource"),
+            "AwsSolutions-SQS3",
+            f"This queue is the on-failure destination of the {spec.name} function's "
+            "stream event source, a dead-letter queue itself; cdk-nag only recognises "
+            "dead-letter queues named in another queue's redrive policy.",
+        )
+        # Grants the role the stream reads (and the table key's decrypt) and the queue send.
+        function.add_event_source(
+            event_sources.DynamoEventSource(
+                self._data.table,
+                starting_position=lambda_.StartingPosition.LATEST,
+                batch_size=STREAM_BATCH_SIZE,
+                # A failing batch is split until the failing record is alone, and only
+                # the records from the one a function reports onwards are retried.
+                bisect_batch_on_error=True,
+                report_batch_item_failures=True,
+                retry_attempts=STREAM_RETRY_ATTEMPTS,
+                max_record_age=STREAM_MAX_RECORD_AGE,
+                on_failure=event_sources.SqsDlq(failures),
+                filters=[STREAM_FILTER],
+            )
+        )

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -14,6 +16,35 @@ from infra.wiring import QueueSpec
 
 # The longest SQS keeps a message: time to find and fix the cause of a poison message.
 DEAD_LETTER_RETENTION = Duration.days(14)
+
+
+def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """A queue for what failed for good: encrypted, TLS only, kept as long as SQS allows."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=DEAD_LETTER_RETENTION,
+    )
+
+
+def dead_letter_alarm(
+    scope: Construct, construct_id: str, *, queue: sqs.IQueue, description: str
+) -> cloudwatch.Alarm:
+    """Alarms on the first message: one is already worth a look."""
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        metric=queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic="Maximum"
+        ),
+        threshold=0,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
 
 
 @dataclass(frozen=True)
@@ -27,8 +58,9 @@ class JobQueue:
 class JobQueues(Construct):
     """One SQS queue per spec, encrypted (SQS-managed keys) and reachable over TLS only.
 
-    The messages are job references (lead, program and step ids), no email content,
-    so SQS-managed encryption suffices and producers and consumers need no KMS grants.
+    The messages are job references (lead, program and step ids) and SES engagement
+    events, no email content, so SQS-managed encryption suffices: producers and
+    consumers need no KMS grants, and SNS can deliver to the queues without a key policy.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, specs: Sequence[QueueSpec]) -> None:
@@ -38,15 +70,18 @@ class JobQueues(Construct):
     def queue(self, spec: QueueSpec) -> sqs.Queue:
         return self.by_name[spec.name].queue
 
+    def subscribe(self, spec: QueueSpec, topic: sns.ITopic) -> None:
+        """Deliver the topic's messages to the queue as published (raw, no SNS envelope).
+
+        Also adds the queue policy statement that lets SNS, for this topic only, send.
+        """
+        topic.add_subscription(
+            subscriptions.SqsSubscription(self.queue(spec), raw_message_delivery=True)
+        )
+
     def _queue(self, spec: QueueSpec) -> JobQueue:
         scope = Construct(self, spec.name)
-        dead_letter_queue = sqs.Queue(
-            scope,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DEAD_LETTER_RETENTION,
-        )
+        dlq = dead_letter_queue(scope, "DeadLetterQueue")
         queue = sqs.Queue(
             scope,
             "Queue",
@@ -54,24 +89,17 @@ class JobQueues(Construct):
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(spec.visibility_timeout_s),
             dead_letter_queue=sqs.DeadLetterQueue(
-                queue=dead_letter_queue, max_receive_count=spec.max_receive_count
+                queue=dlq, max_receive_count=spec.max_receive_count
             ),
         )
-        # A message lands here only after max_receive_count failed attempts: one is
-        # already worth a look (an email that was never sent).
-        alarm = cloudwatch.Alarm(
+        # A message lands here only after max_receive_count failed attempts.
+        alarm = dead_letter_alarm(
             scope,
             "DeadLetterAlarm",
-            alarm_description=(
+            queue=dlq,
+            description=(
                 f"Messages of the {spec.name} queue failed {spec.max_receive_count} times "
                 "and wait in its dead-letter queue"
             ),
-            metric=dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        return JobQueue(spec, queue, dead_letter_queue, alarm)
+        return JobQueue(spec, queue, dlq, alarm)

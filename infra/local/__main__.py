@@ -22,7 +22,7 @@ from infra.local.apigateway import LocalApiGateway
 from infra.provision import provision_all
 from infra.wiring import FUNCTIONS
 
-# Names the table and prefixes the queues and the topic.
+# Names the table and prefixes the queues and the topics.
 PREFIX = "lead-nurture-local"
 STAGE = "v1"
 # Signs unsubscribe links locally (Secrets Manager on AWS); set SIGNING_SECRET to override.
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         api_url=f"{api_origin}/{STAGE}/",
         configuration_set=provisioned.configuration_set,
         queue_urls=provisioned.queue_urls,
+        topic_arns=provisioned.topic_arns,
         signing_secret=os.environ.get("SIGNING_SECRET") or LOCAL_SIGNING_SECRET,
     )
     for spec in FUNCTIONS:
@@ -67,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     routes = ", ".join(f"{r.method} {r.path}" for spec in FUNCTIONS for r in spec.routes)
     print(f"API         {api_origin}/{gateway.stage}  ({routes})", flush=True)
     print(f"AWS (moto)  {endpoint}", flush=True)
+    print(
+        f"Sales inbox {provisioned.sales_inbox_url}  (SQS, what the sales topic sends)", flush=True
+    )
     print("Ctrl-C stops.", flush=True)
 
     stop = threading.Event()

@@ -21,9 +21,11 @@ first posts for one address cannot make two leads.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -54,22 +56,55 @@ def email_pk(email: str) -> str:
     return f"EMAIL#{email_key(email)}"
 
 
+def erased_pk(email: str) -> str:
+    # Only a hash of the address survives an erasure: enough to refuse it, not to read it.
+    return "ERASED#" + hashlib.sha256(email_key(email).encode()).hexdigest()
+
+
 def due_shard(lead_id: str) -> int:
     # Lead ids are random hex, so their leading digits spread leads evenly.
     return int(lead_id[:8], 16) % DUE_SHARDS
 
 
+def _numbers(value: Any) -> Any:
+    """DynamoDB numbers are decimals: floats (scores in details) go in as their text."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers(v) for v in value]
+    return value
+
+
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items()}
+    return {k: _serializer.serialize(_numbers(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    """Decimals back to int or float, so details read as they were written."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# Kept as Decimal: the score units need their full precision.
+_EXACT = frozenset({"score_units"})
 
 
 def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+    values = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: v if k in _EXACT else _plain(v) for k, v in values.items()}
 
 
 def lead_item(lead: Lead) -> dict[str, Any]:
     item: dict[str, Any] = lead.model_dump(mode="json", exclude_none=True)
-    item.update(pk=lead_pk(lead.lead_id), sk=PROFILE, entity="lead")
+    # A number, not the JSON string: engagement events ADD to it atomically.
+    item.update(pk=lead_pk(lead.lead_id), sk=PROFILE, entity="lead", score_units=lead.score_units)
     enrolment = lead.enrolment
     if enrolment is not None:
         item["program_id"] = enrolment.program_id
@@ -250,6 +285,44 @@ class DynamoLeadRepository:
         if pending:
             raise RuntimeError(f"{len(pending)} records were not written (throttled)")
 
+    def erase(self, lead_id: str) -> bool:
+        lead = self.get(lead_id)
+        if lead is None:
+            return False
+        # The suppression first: if the deletion stops half-way, the address is safe.
+        self._client.put_item(
+            TableName=self._table,
+            Item=serialize({"pk": erased_pk(lead.email), "sk": "ERASED", "entity": "erased"}),
+        )
+        keys: list[dict[str, Any]] = [{"pk": email_pk(lead.email), "sk": "EMAIL"}]
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": serialize({":pk": lead_pk(lead_id)}),
+                "ProjectionExpression": "pk, sk",
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self._client.query(**kwargs)
+            keys.extend(deserialize(item) for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                break
+        pending: list[Any] = [{"DeleteRequest": {"Key": serialize(k)}} for k in keys]
+        while pending:
+            batch, pending = pending[:25], pending[25:]
+            response_ = self._client.batch_write_item(RequestItems={self._table: batch})
+            pending = list(response_.get("UnprocessedItems", {}).get(self._table, [])) + pending
+        return True
+
+    def is_erased(self, email: str) -> bool:
+        response = self._client.get_item(
+            TableName=self._table, Key=serialize({"pk": erased_pk(email), "sk": "ERASED"})
+        )
+        return "Item" in response
+
     def _record_puts(
         self, lead_id: str, records: Sequence[Record]
     ) -> list[TransactWriteItemTypeDef]:
@@ -366,3 +439,106 @@ class DynamoDueIndex:
                 return False
             raise
         return True
+
+
+class DynamoScoreStore:
+    """Atomic score units on the profile, daily-cap allowances and report counters."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def take_allowance(self, lead_id: str, rule: str, day: date, points: int, cap: int) -> bool:
+        expires = int(datetime.combine(day, datetime.min.time()).timestamp()) + 3 * 86400
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=serialize({"pk": lead_pk(lead_id), "sk": f"CAP#{day.isoformat()}#{rule}"}),
+                UpdateExpression="ADD used :points SET expires_at = :expires",
+                ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                ExpressionAttributeValues=serialize(
+                    {":points": points, ":room": cap - points, ":expires": expires}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return points <= cap
+
+    def add_score(self, lead_id: str, units: Decimal, engaged_at: datetime | None) -> Lead | None:
+        expression = "ADD score_units :units, version :one"
+        values: dict[str, Any] = {":units": units, ":one": 1}
+        if engaged_at is not None:
+            expression += " SET last_engaged_at = :at"
+            values[":at"] = to_iso(engaged_at)
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=serialize({"pk": lead_pk(lead_id), "sk": PROFILE}),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=serialize(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None  # erased meanwhile
+            raise
+        return Lead.model_validate(_without_keys(deserialize(response["Attributes"])))
+
+    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=serialize({"pk": f"COUNTER#{day.isoformat()}", "sk": key}),
+            UpdateExpression="ADD #metric :by",
+            ExpressionAttributeNames={"#metric": metric},
+            ExpressionAttributeValues=serialize({":by": by}),
+        )
+
+    def first_seen(self, lead_id: str, key: str, at: datetime) -> bool:
+        """Mark an event as seen; False if it was seen before (a duplicate delivery)."""
+        expires = int(at.timestamp()) + 30 * 86400
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=serialize(
+                    {"pk": lead_pk(lead_id), "sk": f"EVENT#{key}", "expires_at": expires}
+                ),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def forget(self, lead_id: str, key: str) -> None:
+        """Undo ``first_seen`` when handling failed, so the retry is not a duplicate."""
+        self._client.delete_item(
+            TableName=self._table,
+            Key=serialize({"pk": lead_pk(lead_id), "sk": f"EVENT#{key}"}),
+        )
+
+
+class DynamoHandoffLedger:
+    """One marker per qualification, so a retried stream batch does not publish twice."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def _key(self, lead_id: str, handoff_id: str) -> dict[str, Any]:
+        return serialize({"pk": lead_pk(lead_id), "sk": f"HANDOFF#{handoff_id}"})
+
+    def published(self, lead_id: str, handoff_id: str) -> bool:
+        response = self._client.get_item(
+            TableName=self._table, Key=self._key(lead_id, handoff_id), ConsistentRead=True
+        )
+        return "Item" in response
+
+    def mark_published(self, lead_id: str, handoff_id: str, message_id: str) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={**self._key(lead_id, handoff_id), **serialize({"message_id": message_id})},
+        )

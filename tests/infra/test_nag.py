@@ -17,10 +17,19 @@ pytestmark = pytest.mark.infra
 
 # Each acknowledgement is a reviewed decision: adding one means adding it here too.
 EXPECTED_ACKNOWLEDGEMENTS = {
-    # Every function: X-Ray needs Resource "*", and python3.13 is pinned with the layer.
+    # Every function: X-Ray needs Resource "*" (so does dynamodb:ListStreams for the
+    # stream consumer), and python3.13 is pinned with the layer.
     *(
         acknowledgement
-        for name in ("capture", "unsubscribe", "scheduler", "sender")
+        for name in (
+            "capture",
+            "unsubscribe",
+            "scheduler",
+            "sender",
+            "engagement",
+            "handoff",
+            "admin",
+        )
         for acknowledgement in (
             (f"Functions/{name}/Role/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
             (f"Functions/{name}/Function/Resource", "AwsSolutions-L1"),
@@ -40,6 +49,12 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("Api/RestApi/Default/unsubscribe/GET/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/unsubscribe/POST/Resource", "AwsSolutions-APIG4"),
     ("Api/RestApi/Default/unsubscribe/POST/Resource", "AwsSolutions-COG4"),
+    # Admin routes: IAM (SigV4) authorised, so APIG4 passes; COG4 wants Cognito.
+    ("Api/RestApi/Default/leads/{lead_id}/GET/Resource", "AwsSolutions-COG4"),
+    ("Api/RestApi/Default/leads/{lead_id}/DELETE/Resource", "AwsSolutions-COG4"),
+    ("Api/RestApi/Default/leads/{lead_id}/disposition/POST/Resource", "AwsSolutions-COG4"),
+    # The stream event source's on-failure queue is a dead-letter queue itself.
+    ("Functions/handoff/StreamFailures/Resource", "AwsSolutions-SQS3"),
     # Rotating the link-signing key would break unsubscribe links already sent.
     ("Email/SigningSecret/Resource", "AwsSolutions-SMG4"),
 }

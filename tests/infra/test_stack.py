@@ -12,13 +12,20 @@ from aws_cdk.assertions import Match, Template
 from infra.config import CONTEXT_KEY, DeploymentConfig, function_environment
 from infra.config import Resources as FunctionResources
 from infra.wiring import (
+    ADMIN,
     CONFIGURATION_SET,
+    EMAIL_EVENTS_TOPIC,
+    ENGAGEMENT,
+    ENGAGEMENT_QUEUE,
     FUNCTIONS,
+    HANDOFF,
     QUEUES,
+    SALES_TOPIC,
     SCHEDULER,
     SEND_QUEUE,
     SENDER,
     TABLE,
+    TOPICS,
     UNSUBSCRIBE,
     FunctionSpec,
     QueueSpec,
@@ -122,6 +129,65 @@ def queue_for(template_json: dict[str, Any], queue: QueueSpec) -> tuple[str, dic
     ]
     resource: dict[str, Any] = template_json["Resources"][queue_id]
     return queue_id, resource
+
+
+def topic_id(template_json: dict[str, Any], name: str) -> str:
+    """The topic a wiring name stands for (named ``<stack>-<name>``)."""
+    topic_id, _ = only(
+        {
+            logical_id: resource
+            for logical_id, resource in of_type(template_json, "AWS::SNS::Topic").items()
+            if resource["Properties"]["TopicName"] == f"LeadNurture-{name}"
+        }
+    )
+    return topic_id
+
+
+def topic_policy_of(template_json: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    topic = {"Ref": topic_id(template_json, name)}
+    _, policy = only(
+        {
+            logical_id: resource
+            for logical_id, resource in of_type(template_json, "AWS::SNS::TopicPolicy").items()
+            if resource["Properties"]["Topics"] == [topic]
+        }
+    )
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def topic_key_arn(template_json: dict[str, Any], name: str) -> dict[str, Any]:
+    topic = template_json["Resources"][topic_id(template_json, name)]
+    key_arn: dict[str, Any] = topic["Properties"]["KmsMasterKeyId"]
+    return key_arn
+
+
+def stream_consumers() -> list[FunctionSpec]:
+    return [spec for spec in FUNCTIONS if spec.consumes_stream]
+
+
+def failure_queue_of(
+    template_json: dict[str, Any], spec: FunctionSpec
+) -> tuple[str, dict[str, Any]]:
+    """The on-failure destination of a stream consumer's event source."""
+    destination = event_source_for(template_json, spec)["DestinationConfig"]["OnFailure"]
+    queue_id = destination["Destination"]["Fn::GetAtt"][0]
+    resource: dict[str, Any] = template_json["Resources"][queue_id]
+    return queue_id, resource
+
+
+def assert_alarms_on_first_message(template_json: dict[str, Any], queue_id: str) -> None:
+    (alarm,) = (
+        alarm["Properties"]
+        for alarm in of_type(template_json, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Dimensions"]
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    )
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["EvaluationPeriods"] == 1
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def api_url_parts(template_json: dict[str, Any]) -> list[Any]:
@@ -237,8 +303,10 @@ def test_every_kms_key_rotates(template_json: dict[str, Any]) -> None:
 
 
 def test_one_function_per_wiring_entry_and_no_hidden_ones(template: Template) -> None:
-    # A second Lambda would mean a CDK custom resource crept in (e.g. log retention).
+    # One more Lambda would mean a CDK custom resource crept in (e.g. log retention).
     template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS))
+    # capture, unsubscribe, scheduler, sender, engagement, handoff, admin
+    template.resource_count_is("AWS::Lambda::Function", 7)
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
@@ -279,6 +347,7 @@ def test_function_environment(template_json: dict[str, Any], spec: FunctionSpec)
         "@configuration-set": ref_of(template_json, "AWS::SES::ConfigurationSet"),
         "@secret": ref_of(template_json, "AWS::SecretsManager::Secret"),
         **{f"@queue:{q.name}": {"Ref": queue_for(template_json, q)[0]} for q in QUEUES},
+        **{f"@topic:{t}": {"Ref": topic_id(template_json, t)} for t in TOPICS},
         "@api/unsubscribe": {"Fn::Join": ["", [*api_url_parts(template_json), "/unsubscribe"]]},
     }
     expected = function_environment(
@@ -289,6 +358,7 @@ def test_function_environment(template_json: dict[str, Any], spec: FunctionSpec)
             api_url="@api/",
             configuration_set="@configuration-set",
             queue_urls={q.name: f"@queue:{q.name}" for q in QUEUES},
+            topic_arns={t: f"@topic:{t}" for t in TOPICS},
             signing_secret_arn="@secret",
         ),
     )
@@ -310,7 +380,15 @@ def test_function_environments_hold_what_their_specs_use(template_json: dict[str
         template_json, "AWS::SES::ConfigurationSet"
     )
     assert variables(SENDER)["UNSUBSCRIBE_URL"]["Fn::Join"][1][-1] == "/unsubscribe"
+    assert variables(HANDOFF)["SALES_LEADS_TOPIC_ARN"] == {
+        "Ref": topic_id(template_json, SALES_TOPIC)
+    }
     for spec in FUNCTIONS:
+        # Only publishers learn a topic's ARN.
+        topic_variables = {name for name in variables(spec) if name.endswith("_TOPIC_ARN")}
+        assert topic_variables == {
+            f"{topic.upper().replace('-', '_')}_TOPIC_ARN" for topic in spec.publishes
+        }
         # Signing keys only by reference: the value is read from Secrets Manager.
         assert "SIGNING_SECRET" not in variables(spec)
         assert ("SIGNING_SECRET_ARN" in variables(spec)) == spec.signs_links
@@ -392,7 +470,63 @@ def test_sender_consumes_the_send_queue_with_at_most_two_pollers(
     mapping = event_source_for(template_json, SENDER)
     assert mapping["BatchSize"] == 10
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
-    assert len(of_type(template_json, "AWS::Lambda::EventSourceMapping")) == 1
+
+
+def test_engagement_consumes_its_queue_reporting_failures_without_a_concurrency_cap(
+    template_json: dict[str, Any],
+) -> None:
+    mapping = event_source_for(template_json, ENGAGEMENT)
+    queue_id, _ = queue_for(template_json, ENGAGEMENT_QUEUE)
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == ENGAGEMENT_QUEUE.batch_size
+    assert ENGAGEMENT_QUEUE.max_concurrency is None
+    assert "ScalingConfig" not in mapping
+
+
+def test_one_event_source_per_consumed_queue_and_stream(template_json: dict[str, Any]) -> None:
+    mappings = of_type(template_json, "AWS::Lambda::EventSourceMapping")
+    assert len(mappings) == len(QUEUES) + len(stream_consumers())
+    assert [spec.name for spec in stream_consumers()] == [HANDOFF.name]
+
+
+# The handoff function hears only of lead profiles written with stage mql.
+STREAM_FILTER_PATTERN = {
+    "eventName": ["INSERT", "MODIFY"],
+    "dynamodb": {"NewImage": {"sk": {"S": ["PROFILE"]}, "stage": {"S": ["mql"]}}},
+}
+
+
+def test_handoff_reads_the_table_stream_filtered_to_new_mqls(
+    template_json: dict[str, Any],
+) -> None:
+    mapping = event_source_for(template_json, HANDOFF)
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [table_id(template_json), "StreamArn"]}
+    assert mapping["StartingPosition"] == "LATEST"
+    assert mapping["BatchSize"] == 10
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == 5
+    assert mapping["MaximumRecordAgeInSeconds"] == 24 * 3600
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (pattern,) = (json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"])
+    assert pattern == STREAM_FILTER_PATTERN
+
+
+def test_stream_records_given_up_on_go_to_an_encrypted_alarmed_queue(
+    template_json: dict[str, Any],
+) -> None:
+    queue_id, queue = failure_queue_of(template_json, HANDOFF)
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert_alarms_on_first_message(template_json, queue_id)
+    # Lambda sends the failure record in the function's name.
+    sends = [
+        statement
+        for statement in statements_of_role(template_json, role_of(template_json, HANDOFF))
+        if "sqs:SendMessage" in as_list(statement["Action"])
+    ]
+    assert [statement["Resource"] for statement in sends] == [{"Fn::GetAtt": [queue_id, "Arn"]}]
 
 
 @pytest.mark.parametrize("queue", QUEUES, ids=lambda queue: queue.name)
@@ -437,6 +571,7 @@ def test_a_consumer_slower_than_its_queue_is_refused(tmp_path: Path) -> None:
                 events_topic_name="e",
                 from_domain="example.com",
             ),
+            topics={},
             observability=Observability(stack, "Observability", log_retention_days=1),
             code_dir=tmp_path / "code",
             layer_dir=tmp_path / "layer",
@@ -447,8 +582,9 @@ def test_a_consumer_slower_than_its_queue_is_refused(tmp_path: Path) -> None:
 
 
 def test_one_queue_and_one_dead_letter_queue_per_wiring_entry(template: Template) -> None:
-    template.resource_count_is("AWS::SQS::Queue", 2 * len(QUEUES))
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES))
+    # Plus a failure queue (and its alarm) per stream consumer.
+    template.resource_count_is("AWS::SQS::Queue", 2 * len(QUEUES) + len(stream_consumers()))
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES) + len(stream_consumers()))
 
 
 @pytest.mark.parametrize("queue", QUEUES, ids=lambda queue: queue.name)
@@ -487,17 +623,33 @@ def test_a_message_in_the_dead_letter_queue_raises_an_alarm(
 ) -> None:
     _, built = queue_for(template_json, queue)
     dlq_id = built["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-    (alarm,) = (
-        alarm["Properties"]
-        for alarm in of_type(template_json, "AWS::CloudWatch::Alarm").values()
-        if alarm["Properties"]["Dimensions"]
-        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}]
+    assert_alarms_on_first_message(template_json, dlq_id)
+
+
+def test_engagement_queue_receives_the_email_events_raw(template_json: dict[str, Any]) -> None:
+    queue_id, _ = queue_for(template_json, ENGAGEMENT_QUEUE)
+    events_topic = {"Ref": topic_id(template_json, EMAIL_EVENTS_TOPIC)}
+    _, subscription = only(of_type(template_json, "AWS::SNS::Subscription"))
+    assert subscription["Properties"] == {
+        "Protocol": "sqs",
+        "TopicArn": events_topic,
+        "Endpoint": {"Fn::GetAtt": [queue_id, "Arn"]},
+        "RawMessageDelivery": True,
+    }
+    # The queue policy lets SNS send, for this topic only; SSE-SQS needs no key policy.
+    (policy,) = (
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in of_type(template_json, "AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": queue_id}]
     )
-    assert alarm["Namespace"] == "AWS/SQS"
-    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
-    assert alarm["EvaluationPeriods"] == 1
-    assert alarm["TreatMissingData"] == "notBreaching"
+    (allow,) = (statement for statement in policy if statement["Effect"] == "Allow")
+    assert allow == {
+        "Action": "sqs:SendMessage",
+        "Condition": {"ArnEquals": {"aws:SourceArn": events_topic}},
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+    }
 
 
 # --- email ------------------------------------------------------------------------------
@@ -545,13 +697,12 @@ def test_every_email_event_is_published_to_the_events_topic(
     assert event_destination["Enabled"] is True
     assert set(event_destination["MatchingEventTypes"]) == EMAIL_EVENT_TYPES
     assert event_destination["SnsDestination"] == {
-        "TopicARN": ref_of(template_json, "AWS::SNS::Topic")
+        "TopicARN": {"Ref": topic_id(template_json, EMAIL_EVENTS_TOPIC)}
     }
 
 
 def test_events_topic_is_encrypted_with_a_key_ses_may_use(template_json: dict[str, Any]) -> None:
-    _, topic = only(of_type(template_json, "AWS::SNS::Topic"))
-    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key_id = topic_key_arn(template_json, EMAIL_EVENTS_TOPIC)["Fn::GetAtt"][0]
     key = template_json["Resources"][key_id]
     assert key["Type"] == "AWS::KMS::Key"
     (ses_statement,) = (
@@ -568,10 +719,8 @@ def test_events_topic_is_encrypted_with_a_key_ses_may_use(template_json: dict[st
 def test_events_topic_takes_only_tls_and_only_our_configuration_set(
     template_json: dict[str, Any],
 ) -> None:
-    topic = ref_of(template_json, "AWS::SNS::Topic")
-    _, policy = only(of_type(template_json, "AWS::SNS::TopicPolicy"))
-    assert policy["Properties"]["Topics"] == [topic]
-    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    topic = {"Ref": topic_id(template_json, EMAIL_EVENTS_TOPIC)}
+    statements = topic_policy_of(template_json, EMAIL_EVENTS_TOPIC)
     assert {
         "Action": "sns:Publish",
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
@@ -585,6 +734,72 @@ def test_events_topic_takes_only_tls_and_only_our_configuration_set(
     assert ses_statement["Action"] == "sns:Publish"
     source = ses_statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Join"][1]
     assert source[-1] == ref_of(template_json, "AWS::SES::ConfigurationSet")
+
+
+# --- hand-off ---------------------------------------------------------------------------
+
+
+def test_one_topic_per_wiring_entry(template_json: dict[str, Any]) -> None:
+    assert len(of_type(template_json, "AWS::SNS::Topic")) == len(TOPICS)
+    assert {topic_id(template_json, name) for name in TOPICS}
+
+
+def test_sales_topic_is_encrypted_with_its_own_rotating_key(template_json: dict[str, Any]) -> None:
+    key_arn = topic_key_arn(template_json, SALES_TOPIC)
+    assert key_arn != topic_key_arn(template_json, EMAIL_EVENTS_TOPIC)
+    key = template_json["Resources"][key_arn["Fn::GetAtt"][0]]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+    # No service principal may use it: only IAM principals of the account (the handoff role).
+    principals = [s["Principal"] for s in key["Properties"]["KeyPolicy"]["Statement"]]
+    assert all("Service" not in principal for principal in principals)
+
+
+def test_sales_topic_takes_only_tls(template_json: dict[str, Any]) -> None:
+    topic = {"Ref": topic_id(template_json, SALES_TOPIC)}
+    assert topic_policy_of(template_json, SALES_TOPIC) == [
+        {
+            "Action": "sns:Publish",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": "*",
+            "Resource": topic,
+            "Sid": "AllowPublishThroughSSLOnly",
+        }
+    ]
+
+
+def test_outputs_the_sales_topic_arn(template: Template, template_json: dict[str, Any]) -> None:
+    template.has_output("SalesTopicArn", {"Value": {"Ref": topic_id(template_json, SALES_TOPIC)}})
+
+
+def test_only_the_handoff_function_publishes_and_only_to_the_sales_topic(
+    template_json: dict[str, Any],
+) -> None:
+    topic_arns = {name: {"Ref": topic_id(template_json, name)} for name in TOPICS}
+    key_arns = {name: topic_key_arn(template_json, name) for name in TOPICS}
+    publishers = set()
+    for role_id in of_type(template_json, "AWS::IAM::Role"):
+        statements = statements_of_role(template_json, role_id)
+        publishes = [s for s in statements if "sns:Publish" in as_list(s["Action"])]
+        if not publishes:
+            continue
+        publishers.add(role_id)
+        assert [(s["Action"], s["Resource"]) for s in publishes] == [
+            ("sns:Publish", topic_arns[SALES_TOPIC])
+        ]
+        # SNS encrypts each message under the topic's key in the publisher's name.
+        (key_statement,) = (s for s in statements if s["Resource"] == key_arns[SALES_TOPIC])
+        assert set(as_list(key_statement["Action"])) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert publishers == {role_of(template_json, s) for s in FUNCTIONS if s.publishes}
+    assert publishers == {role_of(template_json, HANDOFF)}
+    # Nobody holds the events topic's key: SES alone encrypts with it (key policy).
+    for role_id in of_type(template_json, "AWS::IAM::Role"):
+        assert all(
+            s["Resource"] != key_arns[EMAIL_EVENTS_TOPIC]
+            for s in statements_of_role(template_json, role_id)
+        )
 
 
 def test_signing_secret_is_generated_and_kept(template_json: dict[str, Any]) -> None:
@@ -619,27 +834,53 @@ def test_nothing_may_scan_the_table(template_json: dict[str, Any]) -> None:
     assert not {action for action in actions if action in ("dynamodb:Scan", "dynamodb:*")}
 
 
+def grants_of_role(template_json: dict[str, Any], role_id: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs the role is allowed, each resource as its JSON text."""
+    statements = statements_of_role(template_json, role_id)
+    assert all(statement["Effect"] == "Allow" for statement in statements)
+    return {
+        (action, json.dumps(resource, sort_keys=True))
+        for statement in statements
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+
+
+STREAM_READS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+
+
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
 def test_function_reaches_only_the_table_its_spec_names(
     template_json: dict[str, Any], spec: FunctionSpec
 ) -> None:
-    _, function = function_for(template_json, spec)
+    def text(resource: Any) -> str:
+        return json.dumps(resource, sort_keys=True)
+
     table = table_id(template_json)
     table_arn = {"Fn::GetAtt": [table, "Arn"]}
     index_arns = [
         {"Fn::Join": ["", [table_arn, f"/index/{index.name}"]]} for index in TABLE.indexes
     ]
     key_arn = template_json["Resources"][table]["Properties"]["SSESpecification"]["KMSMasterKeyId"]
-    statements = statements_of_role(template_json, function["Properties"]["Role"]["Fn::GetAtt"][0])
+    grants = grants_of_role(template_json, role_of(template_json, spec))
 
-    dynamodb = [s for s in statements if as_list(s["Action"])[0].startswith("dynamodb:")]
-    granted = {action for s in dynamodb for action in as_list(s["Action"])}
-    for statement in dynamodb:
-        assert statement["Effect"] == "Allow"
-        assert all(r == table_arn or r in index_arns for r in as_list(statement["Resource"]))
-    kms = [s for s in statements if as_list(s["Action"])[0].startswith("kms:")]
-    assert all(s["Resource"] == key_arn for s in kms)
-    kms_actions = {action for s in kms for action in as_list(s["Action"])}
+    dynamodb = {(action, r) for action, r in grants if action.startswith("dynamodb:")}
+    items = {(a, r) for a, r in dynamodb if a not in {*STREAM_READS, "dynamodb:ListStreams"}}
+    assert all(r in {text(table_arn), *map(text, index_arns)} for _, r in items)
+    granted = {action for action, _ in items}
+    # The stream event source grants its reads; ListStreams has no resource-level form.
+    stream_arn = text({"Fn::GetAtt": [table, "StreamArn"]})
+    expected_stream = (
+        {(action, stream_arn) for action in STREAM_READS} | {("dynamodb:ListStreams", '"*"')}
+        if spec.consumes_stream
+        else set()
+    )
+    assert dynamodb - items == expected_stream
+
+    kms_actions = {action for action, r in grants if r == text(key_arn)}
+    topic_keys = {text(topic_key_arn(template_json, topic)) for topic in spec.publishes}
+    other_keys = {r for a, r in grants if a.startswith("kms:") and r != text(key_arn)}
+    assert other_keys == topic_keys
 
     if spec.table_access == "none":
         assert granted == set()
@@ -651,6 +892,15 @@ def test_function_reaches_only_the_table_its_spec_names(
     else:
         assert granted >= ITEM_READS | ITEM_WRITES
         assert {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"} <= kms_actions
+
+
+def test_handoff_reads_the_table_and_its_stream_and_writes_nothing(
+    template_json: dict[str, Any],
+) -> None:
+    actions = actions_of_role(template_json, role_of(template_json, HANDOFF))
+    assert HANDOFF.table_access == "read"
+    assert actions >= ITEM_READS | STREAM_READS
+    assert not actions & ITEM_WRITES
 
 
 SERVICE_WILDCARDS = {"*", "sqs:*", "ses:*", "sns:*", "secretsmanager:*", "kms:*", "dynamodb:*"}
@@ -752,18 +1002,25 @@ def test_queue_access_follows_produces_and_consumes(template_json: dict[str, Any
             for s in statements_of_role(template_json, role_of(template_json, spec))
             if as_list(s["Action"])[0].startswith("sqs:")
         ]
-        granted = {action for s in statements for action in as_list(s["Action"])}
-        resources = [r for s in statements for r in as_list(s["Resource"])]
-        expected_queues = [q.name for q in spec.produces] + (
-            [spec.consumes.name] if spec.consumes else []
-        )
-        assert sorted(map(str, resources)) == sorted(str(queue_arns[q]) for q in expected_queues)
-        assert (send <= granted) == bool(spec.produces)
-        assert (consume <= granted) == (spec.consumes is not None)
-        if not spec.consumes:
-            assert not granted & consume, spec.name
-        if not spec.produces:
-            assert "sqs:SendMessage" not in granted, spec.name
+        by_queue: dict[str, set[str]] = {}
+        for statement in statements:
+            for resource in as_list(statement["Resource"]):
+                by_queue.setdefault(json.dumps(resource), set()).update(
+                    as_list(statement["Action"])
+                )
+        expected_send = [queue_arns[q.name] for q in spec.produces]
+        if spec.consumes_stream:
+            # Lambda writes the stream's failure records to the queue in the function's name.
+            failures_id, _ = failure_queue_of(template_json, spec)
+            expected_send.append({"Fn::GetAtt": [failures_id, "Arn"]})
+        expected_consume = [queue_arns[spec.consumes.name]] if spec.consumes else []
+        assert set(by_queue) == {json.dumps(arn) for arn in expected_send + expected_consume}
+        for arn in expected_send:
+            assert send <= by_queue[json.dumps(arn)]
+            assert not by_queue[json.dumps(arn)] & consume
+        for arn in expected_consume:
+            assert consume <= by_queue[json.dumps(arn)]
+            assert "sqs:SendMessage" not in by_queue[json.dumps(arn)]
 
 
 # --- API --------------------------------------------------------------------------------
@@ -808,6 +1065,31 @@ def test_unsubscribe_is_a_public_page_and_one_click_post_without_preflight(
         assert {"Fn::GetAtt": [function_id, "Arn"]} in route["Integration"]["Uri"]["Fn::Join"][1]
     # Opened from emails, posted by its own page or by mail providers: never cross-origin.
     assert ("OPTIONS", "/unsubscribe") not in routes
+
+
+def test_admin_routes_take_only_iam_signed_requests_without_preflight(
+    template_json: dict[str, Any],
+) -> None:
+    routes = method_routes(template_json)
+    function_id, _ = function_for(template_json, ADMIN)
+    expected = {
+        ("GET", "/leads/{lead_id}"),
+        ("DELETE", "/leads/{lead_id}"),
+        ("POST", "/leads/{lead_id}/disposition"),
+    }
+    assert {(route.method, route.path) for route in ADMIN.routes} == expected
+    for key in expected:
+        assert routes[key]["AuthorizationType"] == "AWS_IAM"
+        assert routes[key]["Integration"]["Type"] == "AWS_PROXY"
+        assert {"Fn::GetAtt": [function_id, "Arn"]} in routes[key]["Integration"]["Uri"][
+            "Fn::Join"
+        ][1]
+    # Called by sales and admin tooling, never by browsers: no CORS preflight.
+    assert not {
+        path for method, path in routes if method == "OPTIONS" and path.startswith("/leads/")
+    }
+    resources = of_type(template_json, "AWS::ApiGateway::Resource").values()
+    assert {r["Properties"]["PathPart"] for r in resources} >= {"{lead_id}", "disposition"}
 
 
 def test_no_api_gateway_cors_mock(template_json: dict[str, Any]) -> None:

@@ -270,6 +270,15 @@ class MemoryRepository:
     def consents(self, lead_id: str) -> list[Consent]:
         return [r for i, r in self.records if i == lead_id and isinstance(r, Consent)][::-1]
 
+    def append(self, records: Sequence[Record]) -> None:
+        raise AssertionError("capture without a score keeper writes records with the lead")
+
+    def erase(self, lead_id: str) -> bool:
+        raise AssertionError("capture never erases")
+
+    def is_erased(self, email: str) -> bool:
+        return False
+
 
 class AlwaysConflicting(MemoryRepository):
     def __init__(self) -> None:

@@ -1,0 +1,144 @@
+"""Admin API (IAM-authorised): lead lookup, sales disposition, data-subject erasure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field, ValidationError
+
+from shared.clock import Clock, SystemClock, to_iso
+from shared.handoff import top_reasons
+from shared.lifecycle import (
+    DispositionRequest,
+    InvalidTransition,
+    LifecycleSettings,
+    SalesFeedback,
+    UnknownLead,
+)
+from shared.programs import load_programs
+from shared.repository import LeadRepository
+from shared.scoring import ScoringRules, load_scoring
+from shared.settings import EnvSettings
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+class AdminSettings(EnvSettings):
+    table_name: str
+    rejected_cooldown_days: int = Field(default=30, ge=0)
+    lost_dormant_after_days: int = Field(default=60, ge=1)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    leads: LeadRepository
+    feedback: SalesFeedback
+    rules: ScoringRules
+    clock: Clock
+    logger: Logger
+
+
+def _json(status: int, body: Any) -> Response[str]:
+    return Response(status, JSON_TYPE, json.dumps(body, ensure_ascii=False, default=str))
+
+
+def build_app(deps: Dependencies) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver()
+
+    @app.get("/leads/<lead_id>")
+    def get_lead(lead_id: str) -> Response[str]:
+        lead = deps.leads.get(lead_id)
+        if lead is None:
+            return _json(404, {"error": "not_found"})
+        now = deps.clock.now()
+        score = deps.rules.evaluate(lead, now)
+        timeline = deps.leads.timeline(lead_id, limit=200)
+        body = {
+            "lead": lead.model_dump(mode="json", exclude={"score_units"}),
+            "score": {
+                "score": score.score,
+                "grade": score.grade.value,
+                "temperature": deps.rules.temperature(score.score, score.grade).value,
+                "fit": [{"rule": r, "points": p} for r, p in score.fit],
+                "top_reasons": top_reasons(timeline),
+                "at": to_iso(now),
+            },
+            "timeline": [a.model_dump(mode="json") for a in timeline],
+        }
+        return _json(200, body)
+
+    @app.post("/leads/<lead_id>/disposition")
+    def disposition(lead_id: str) -> Response[str]:
+        try:
+            document = json.loads(app.current_event.decoded_body or "")
+            request = DispositionRequest.model_validate(document)
+        except (ValueError, RecursionError) as exc:
+            errors = (
+                [
+                    {"field": ".".join(map(str, e["loc"])) or "body", "code": e["type"]}
+                    for e in exc.errors()
+                ]
+                if isinstance(exc, ValidationError)
+                else [{"field": "body", "code": "malformed_json"}]
+            )
+            return _json(422 if isinstance(exc, ValidationError) else 400, {"errors": errors})
+        try:
+            lead = deps.feedback.report(lead_id, request)
+        except UnknownLead:
+            return _json(404, {"error": "not_found"})
+        except InvalidTransition as exc:
+            return _json(409, {"error": "invalid_transition", "message": str(exc)})
+        deps.logger.info(
+            "disposition", extra={"lead_id": lead_id, "disposition": request.disposition.value}
+        )
+        program = lead.enrolment.program_id if lead.enrolment else None
+        return _json(200, {"lead_id": lead_id, "stage": lead.stage.value, "program_id": program})
+
+    @app.delete("/leads/<lead_id>")
+    def erase(lead_id: str) -> Response[str]:
+        if not deps.leads.erase(lead_id):
+            return _json(404, {"error": "not_found"})
+        deps.logger.info("lead erased", extra={"lead_id": lead_id})
+        return _json(200, {"lead_id": lead_id, "erased": True})
+
+    return app
+
+
+def dependencies(clock: Clock | None = None) -> Dependencies:
+    import boto3
+
+    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+
+    settings = AdminSettings.from_env()
+    dynamodb = boto3.client("dynamodb")
+    clock = clock or SystemClock()
+    leads = DynamoLeadRepository(dynamodb, settings.table_name)
+    feedback = SalesFeedback(
+        leads,
+        load_programs(),
+        clock,
+        LifecycleSettings(
+            rejected_cooldown=timedelta(days=settings.rejected_cooldown_days),
+            lost_dormant_after=timedelta(days=settings.lost_dormant_after_days),
+        ),
+        DynamoScoreStore(dynamodb, settings.table_name),
+    )
+    return Dependencies(leads, feedback, load_scoring(), clock, Logger(service="admin"))
+
+
+@cache
+def _default_app() -> APIGatewayRestResolver:
+    return build_app(dependencies())
+
+
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
+) -> dict[str, Any]:
+    return (app or _default_app()).resolve(event, context)

@@ -1,0 +1,89 @@
+"""SES engagement events (SNS → SQS): record, score, suppress; failures per message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
+
+from shared.clock import Clock, SystemClock
+from shared.engagement import EngagementOutcome, EngagementRecorder
+from shared.programs import load_programs
+from shared.qualification import ScoreKeeper
+from shared.scoring import load_scoring
+from shared.ses_events import parse_event
+from shared.settings import EnvSettings
+
+
+class EngagementSettings(EnvSettings):
+    table_name: str
+    transient_bounce_limit: int = Field(default=3, ge=1)
+
+
+@dataclass(frozen=True)
+class EngagementApp:
+    recorder: EngagementRecorder
+    logger: Logger
+
+
+def build_engagement(clock: Clock | None = None) -> EngagementApp:
+    import boto3
+
+    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+
+    settings = EngagementSettings.from_env()
+    dynamodb = boto3.client("dynamodb")
+    clock = clock or SystemClock()
+    leads = DynamoLeadRepository(dynamodb, settings.table_name)
+    store = DynamoScoreStore(dynamodb, settings.table_name)
+    recorder = EngagementRecorder(
+        leads,
+        store,
+        store,
+        ScoreKeeper(leads, store, load_scoring(), clock),
+        load_programs(),
+        clock,
+        transient_bounce_limit=settings.transient_bounce_limit,
+    )
+    return EngagementApp(recorder, Logger(service="engagement"))
+
+
+@cache
+def _default() -> EngagementApp:
+    return build_engagement()
+
+
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, app: EngagementApp | None = None
+) -> dict[str, Any]:
+    app = app or _default()
+
+    def handle(record: SQSRecord) -> str:
+        # An unreadable body raises: it is retried, then lands in the DLQ (alarmed).
+        email_event = parse_event(record.body)
+        outcome = app.recorder.record(email_event)
+        if outcome is EngagementOutcome.UNKNOWN_LEAD:
+            # No lead to update (erased, or mail not sent by us): drop, never retry.
+            app.logger.warning(
+                "event for an unknown lead dropped",
+                extra={"event_type": email_event.type.value, "message_id": email_event.message_id},
+            )
+        return outcome.value
+
+    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
+        event=event,
+        record_handler=handle,
+        processor=BatchProcessor(event_type=EventType.SQS),
+        context=context,
+    )
+    return response

@@ -1,0 +1,118 @@
+"""Table stream → sales topic: each lead that just became an MQL is published once.
+
+The stage change is written to DynamoDB first; the stream (retried, bisected on error,
+with an on-failure destination) makes the hand-off survive a failed publish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.clock import Clock, SystemClock
+from shared.handoff import SalesMessage, build_sales_message
+from shared.leads import Lead, Stage
+from shared.repository import LeadRepository
+from shared.scoring import ScoringRules, load_scoring
+from shared.settings import EnvSettings
+
+
+class HandoffSettings(EnvSettings):
+    table_name: str
+    sales_leads_topic_arn: str
+
+
+class Publisher(Protocol):
+    def publish(self, message: SalesMessage) -> str: ...
+
+
+class HandoffLedger(Protocol):
+    def published(self, lead_id: str, handoff_id: str) -> bool: ...
+
+    def mark_published(self, lead_id: str, handoff_id: str, message_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class HandoffApp:
+    leads: LeadRepository
+    ledger: HandoffLedger
+    publisher: Publisher
+    rules: ScoringRules
+    clock: Clock
+    logger: Logger
+
+    def hand_off(self, image: dict[str, Any] | None, old: dict[str, Any] | None) -> str:
+        if not image or image.get("sk") != "PROFILE" or image.get("stage") != Stage.MQL:
+            return "skipped"
+        if old is not None and old.get("stage") == Stage.MQL:
+            return "skipped"  # already an MQL: another change to the same lead
+        lead = self.leads.get(str(image["lead_id"]))
+        if lead is None or lead.stage is not Stage.MQL:
+            return "skipped"  # erased, or moved on since
+        message = self._message(lead)
+        if self.ledger.published(lead.lead_id, message.handoff_id):
+            return "duplicate"
+        message_id = self.publisher.publish(message)
+        self.ledger.mark_published(lead.lead_id, message.handoff_id, message_id)
+        self.logger.info("lead handed off", extra={"lead_id": lead.lead_id})
+        return "published"
+
+    def _message(self, lead: Lead) -> SalesMessage:
+        score = self.rules.evaluate(lead, self.clock.now())
+        temperature = self.rules.temperature(score.score, score.grade)
+        return build_sales_message(lead, score, temperature, self.leads.timeline(lead.lead_id))
+
+
+def build_handoff(clock: Clock | None = None) -> HandoffApp:
+    import boto3
+
+    from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
+    from shared.adapters.sns import SnsSalesPublisher
+
+    settings = HandoffSettings.from_env()
+    dynamodb = boto3.client("dynamodb")
+    return HandoffApp(
+        DynamoLeadRepository(dynamodb, settings.table_name),
+        DynamoHandoffLedger(dynamodb, settings.table_name),
+        SnsSalesPublisher(boto3.client("sns"), settings.sales_leads_topic_arn),
+        load_scoring(),
+        clock or SystemClock(),
+        Logger(service="handoff"),
+    )
+
+
+@cache
+def _default() -> HandoffApp:
+    return build_handoff()
+
+
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, app: HandoffApp | None = None
+) -> dict[str, Any]:
+    app = app or _default()
+
+    def handle(record: DynamoDBRecord) -> str:
+        stream = record.dynamodb
+        if stream is None:
+            return "skipped"
+        return app.hand_off(stream.new_image, stream.old_image)
+
+    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
+        event=event,
+        record_handler=handle,
+        processor=BatchProcessor(event_type=EventType.DynamoDBStreams),
+        context=context,
+    )
+    return response

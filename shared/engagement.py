@@ -1,0 +1,226 @@
+"""Engagement: what each SES event does to its lead.
+
+Events arrive at least once and in any order. Each is recognised as a duplicate by its
+dedupe key before it changes anything. Suppression only ever switches on: a permanent
+bounce or a complaint suppresses the address for good, and a later (or earlier-sent)
+open cannot undo it. Opens and clicks feed the program's branches and the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from shared.clock import Clock
+from shared.leads import Activity, ActivityType, Lead
+from shared.nurture import finish, record_engagement
+from shared.programs import Engagement, ProgramCatalog
+from shared.qualification import Award, ScoreKeeper, ScoreStore, business_day
+from shared.repository import LeadRepository, VersionConflict
+from shared.scoring import Signal
+from shared.ses_events import EmailEvent, EmailEventType
+
+MAX_ATTEMPTS = 8
+
+ACTIVITY = {
+    EmailEventType.SEND: ActivityType.EMAIL_SEND_ACCEPTED,
+    EmailEventType.DELIVERY: ActivityType.EMAIL_DELIVERED,
+    EmailEventType.OPEN: ActivityType.EMAIL_OPENED,
+    EmailEventType.CLICK: ActivityType.EMAIL_CLICKED,
+    EmailEventType.BOUNCE: ActivityType.EMAIL_BOUNCED,
+    EmailEventType.COMPLAINT: ActivityType.EMAIL_COMPLAINED,
+    EmailEventType.REJECT: ActivityType.EMAIL_REJECTED,
+    EmailEventType.RENDERING_FAILURE: ActivityType.EMAIL_RENDERING_FAILED,
+    EmailEventType.DELIVERY_DELAY: ActivityType.EMAIL_DELAYED,
+    EmailEventType.SUBSCRIPTION: ActivityType.UNSUBSCRIBED,
+}
+# Report counter names per event type.
+METRIC = {
+    EmailEventType.SEND: "sent",
+    EmailEventType.DELIVERY: "delivered",
+    EmailEventType.OPEN: "opens",
+    EmailEventType.CLICK: "clicks",
+    EmailEventType.BOUNCE: "bounces",
+    EmailEventType.COMPLAINT: "complaints",
+    EmailEventType.REJECT: "rejects",
+    EmailEventType.RENDERING_FAILURE: "rendering_failures",
+    EmailEventType.DELIVERY_DELAY: "delays",
+    EmailEventType.SUBSCRIPTION: "unsubscribes",
+}
+
+
+class EventLedger(Protocol):
+    def first_seen(self, lead_id: str, key: str, at: datetime) -> bool: ...
+
+    def forget(self, lead_id: str, key: str) -> None: ...
+
+
+class EngagementOutcome(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    UNKNOWN_LEAD = "unknown_lead"
+
+
+class EngagementRecorder:
+    def __init__(
+        self,
+        leads: LeadRepository,
+        events: EventLedger,
+        counters: ScoreStore,
+        scores: ScoreKeeper,
+        programs: ProgramCatalog,
+        clock: Clock,
+        transient_bounce_limit: int = 3,
+    ) -> None:
+        self._leads = leads
+        self._events = events
+        self._counters = counters
+        self._scores = scores
+        self._programs = programs
+        self._clock = clock
+        self._transient_limit = transient_bounce_limit
+
+    def record(self, event: EmailEvent) -> EngagementOutcome:
+        lead = self._find(event)
+        if lead is None:
+            return EngagementOutcome.UNKNOWN_LEAD
+        key = event.dedupe_key
+        if not self._events.first_seen(lead.lead_id, key, event.at):
+            return EngagementOutcome.DUPLICATE
+        try:
+            self._apply(lead, event, key)
+        except Exception:
+            # Let the retried delivery do it all again rather than be taken for a duplicate.
+            self._events.forget(lead.lead_id, key)
+            raise
+        return EngagementOutcome.RECORDED
+
+    def _find(self, event: EmailEvent) -> Lead | None:
+        if event.lead_id:
+            lead = self._leads.get(event.lead_id)
+            if lead is not None:
+                return lead
+        for address in event.recipients:
+            lead = self._leads.find_by_email(address)
+            if lead is not None:
+                return lead
+        return None
+
+    def _apply(self, lead: Lead, event: EmailEvent, key: str) -> None:
+        lead_id = lead.lead_id
+        award = Award(())
+        if event.type in (EmailEventType.OPEN, EmailEventType.CLICK):
+            self._update(lead_id, lambda current: self._engaged(current, event))
+            signal = Signal.OPEN if event.type is EmailEventType.OPEN else Signal.CLICK
+            award, _ = self._scores.award(lead_id, signal, event.at, event.link_tags)
+        elif event.type is EmailEventType.BOUNCE:
+            self._update(lead_id, lambda current: self._bounced(current, event))
+            if event.permanent_bounce:
+                award, _ = self._scores.award(lead_id, Signal.BOUNCE, event.at)
+        elif event.type is EmailEventType.COMPLAINT:
+            self._update(lead_id, lambda current: _suppress(current, event.at, "complaint"))
+        elif event.type is EmailEventType.DELIVERY:
+            self._update(lead_id, _delivered)
+        elif event.unsubscribed_all:
+            self._update(lead_id, lambda current: _unsubscribe(current, event.at))
+            award, _ = self._scores.award(lead_id, Signal.UNSUBSCRIBE, event.at)
+        self._leads.append([self._activity(lead_id, event, key, award)])
+        self._count(event)
+        if award.points > 0:
+            self._scores.qualify(lead_id, reason="score")
+
+    def _update(self, lead_id: str, change: Callable[[Lead], dict[str, Any] | None]) -> None:
+        for _ in range(MAX_ATTEMPTS):
+            lead = self._leads.get(lead_id)
+            if lead is None:
+                return
+            changes = change(lead)
+            if not changes:
+                return
+            now = self._clock.now()
+            updated = lead.model_copy(
+                update={**changes, "updated_at": now, "version": lead.version + 1}
+            )
+            try:
+                self._leads.replace(updated, lead.version, [])
+            except VersionConflict:
+                continue
+            return
+        raise VersionConflict(lead_id)
+
+    def _engaged(self, lead: Lead, event: EmailEvent) -> dict[str, Any] | None:
+        enrolment = lead.enrolment
+        if enrolment is None or event.step_id is None or enrolment.program_id != event.program_id:
+            return None
+        kind = Engagement.OPENED if event.type is EmailEventType.OPEN else Engagement.CLICKED
+        program = self._programs.get(enrolment.program_id)
+        changed = record_engagement(enrolment, program, event.step_id, kind, event.at)
+        return {"enrolment": changed} if changed != enrolment else None
+
+    def _bounced(self, lead: Lead, event: EmailEvent) -> dict[str, Any] | None:
+        if event.permanent_bounce:
+            return _suppress(lead, event.at, "bounce:permanent")
+        count = lead.transient_bounces + 1
+        if count >= self._transient_limit:
+            return {
+                "transient_bounces": count,
+                **(_suppress(lead, event.at, "bounce:transient") or {}),
+            }
+        return {"transient_bounces": count}
+
+    @staticmethod
+    def _activity(lead_id: str, event: EmailEvent, key: str, award: Award) -> Activity:
+        details: dict[str, Any] = {
+            "message_id": event.message_id,
+            "program_id": event.program_id,
+            "step_id": event.step_id,
+            "variant": event.variant,
+        }
+        if event.link:
+            details["link"] = event.link
+            details["link_tags"] = list(event.link_tags)
+        if event.type is EmailEventType.BOUNCE:
+            details["bounce_type"] = event.detail.get("bounceType")
+            details["bounce_subtype"] = event.detail.get("bounceSubType")
+        if event.type is EmailEventType.COMPLAINT:
+            details["feedback_type"] = event.detail.get("complaintFeedbackType")
+        if award.rules:
+            details.update(award.as_details())
+        return Activity(
+            activity_id=key,
+            lead_id=lead_id,
+            type=ACTIVITY[event.type],
+            at=event.at,
+            details={k: v for k, v in details.items() if v is not None},
+        )
+
+    def _count(self, event: EmailEvent) -> None:
+        if not event.program_id:
+            return
+        key = f"email#{event.program_id}#{event.step_id}#{event.variant}"
+        self._counters.count(business_day(event.at), key, METRIC[event.type])
+
+
+def _delivered(lead: Lead) -> dict[str, Any] | None:
+    # Soft bounces count "in a row": a delivery ends the run.
+    return {"transient_bounces": 0} if lead.transient_bounces else None
+
+
+def _suppress(lead: Lead, at: datetime, reason: str) -> dict[str, Any] | None:
+    if lead.suppressed:
+        return None  # for good: the first reason stays
+    changes: dict[str, Any] = {"suppressed": True, "suppression_reason": reason}
+    if lead.enrolment is not None and lead.enrolment.completed_at is None:
+        changes["enrolment"] = finish(lead.enrolment, at, "exited:suppressed")
+    return changes
+
+
+def _unsubscribe(lead: Lead, at: datetime) -> dict[str, Any] | None:
+    if lead.unsubscribed:
+        return None
+    changes: dict[str, Any] = {"unsubscribed": True}
+    if lead.enrolment is not None and lead.enrolment.completed_at is None:
+        changes["enrolment"] = finish(lead.enrolment, at, "exited:unsubscribed")
+    return changes

@@ -1,0 +1,180 @@
+"""Hand-off to sales: the message a newly qualified lead (MQL) becomes (pure).
+
+One SNS publish serves every subscriber: a readable subject and a plain-text body for
+email subscribers (no links, nothing clickable to phish with), structured JSON for
+SQS, Lambda and HTTP(S) subscribers, and message attributes for filter policies.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from shared.clock import from_iso, to_iso
+from shared.leads import Activity, Lead
+from shared.prefectures import find_prefecture
+from shared.scoring import LeadScore, Temperature
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+TOP_REASONS = 5
+TIMELINE = 15
+
+PROFILE_LABELS = (
+    ("company", "会社名"),
+    ("name", "氏名"),
+    ("department", "部署"),
+    ("job_title", "役職"),
+    ("email", "メール"),
+    ("phone", "電話"),
+    ("industry", "業種"),
+    ("company_size", "従業員規模"),
+    ("prefecture", "都道府県"),
+)
+
+
+@dataclass(frozen=True)
+class SalesMessage:
+    subject: str
+    message: str  # the MessageStructure=json document
+    attributes: dict[str, dict[str, str]]
+    handoff_id: str
+
+
+def _subject(lead: Lead, score: LeadScore) -> str:
+    def short(text: str | None, limit: int) -> str:
+        text = " ".join((text or "-").split())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    subject = (
+        f"[MQL] {short(lead.company, 30)} / {short(lead.name, 20)} / "
+        f"score {score.score:g} / grade {score.grade.value}"
+    )
+    return subject[:99]  # SNS: under 100 characters, one line
+
+
+def top_reasons(timeline: list[Activity]) -> list[dict[str, Any]]:
+    """The activities that earned the most points, with the rules behind them."""
+    scored = [a for a in timeline if int(a.details.get("points", 0) or 0) > 0]
+    scored.sort(key=lambda a: (-int(a.details["points"]), a.at))
+    return [
+        {
+            "at": to_iso(a.at),
+            "activity": a.type.value,
+            "points": int(a.details["points"]),
+            "rules": a.details.get("rules", []),
+        }
+        for a in scored[:TOP_REASONS]
+    ]
+
+
+def _summary(activity: Activity) -> str:
+    details = activity.details
+    parts = [
+        str(details[k])
+        for k in ("form_type", "asset", "program_id", "step_id", "reason")
+        if details.get(k)
+    ]
+    tags = details.get("link_tags")
+    if tags:
+        parts.append("link:" + ",".join(tags))
+    return " ".join(parts)
+
+
+def _local(iso: str) -> str:
+    return from_iso(iso).astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
+
+
+def build_sales_message(
+    lead: Lead, score: LeadScore, temperature: Temperature, timeline: list[Activity]
+) -> SalesMessage:
+    qualified_at = lead.qualified_at or lead.updated_at
+    handoff_id = f"{lead.lead_id}:{to_iso(qualified_at)}"
+    reasons = top_reasons(timeline)
+    recent = [
+        {"at": to_iso(a.at), "activity": a.type.value, "summary": _summary(a)}
+        for a in timeline[:TIMELINE]
+    ]
+    profile = {key: getattr(lead, key) for key, _ in PROFILE_LABELS}
+    profile["interests"] = list(lead.interests)
+    qualification = lead.qualification or {}
+    document = {
+        "type": "lead.qualified",
+        "handoff_id": handoff_id,
+        "lead_id": lead.lead_id,
+        "qualified_at": to_iso(qualified_at),
+        "stage": lead.stage.value,
+        "score": score.score,
+        "grade": score.grade.value,
+        "temperature": temperature.value,
+        "qualification": qualification,
+        "fit": [{"rule": r, "points": p} for r, p in score.fit],
+        "profile": profile,
+        "first_touch": lead.first_touch.model_dump(mode="json", exclude_none=True),
+        "last_touch": lead.last_touch.model_dump(mode="json", exclude_none=True),
+        "top_reasons": reasons,
+        "timeline": recent,
+    }
+    lines = ["新しい MQL（商談化候補）のリードです。", ""]
+    lines += [f"{label}: {getattr(lead, key) or '-'}" for key, label in PROFILE_LABELS]
+    lines += [
+        f"関心: {', '.join(lead.interests) or '-'}",
+        "",
+        f"スコア: {score.score:g}  グレード: {score.grade.value}  温度感: {temperature.value}",
+        f"判定理由: {qualification.get('reason', '-')}",
+        f"初回接点: {lead.first_touch.form_type.value} {lead.first_touch.source or ''}".rstrip(),
+        "",
+        "加点の大きい行動:",
+    ]
+    lines += [
+        f"  {_local(r['at'])}  {r['activity']}  +{r['points']}  "
+        + ", ".join(f"{x['rule']}({x['points']:+d})" for x in r["rules"])
+        for r in reasons
+    ] or ["  -"]
+    lines += ["", "最近の行動:"]
+    lines += [f"  {_local(r['at'])}  {r['activity']}  {r['summary']}".rstrip() for r in recent] or [
+        "  -"
+    ]
+    lines += ["", f"lead_id: {lead.lead_id}"]
+    structured = json.dumps(document, ensure_ascii=False)
+    text = "\n".join(lines)
+    message = json.dumps(
+        {
+            "default": structured,
+            "email": text,
+            "email-json": structured,
+            "sqs": structured,
+            "lambda": structured,
+            "http": structured,
+            "https": structured,
+        },
+        ensure_ascii=False,
+    )
+    return SalesMessage(
+        subject=_subject(lead, score),
+        message=message,
+        attributes=_attributes(lead, score),
+        handoff_id=handoff_id,
+    )
+
+
+def _attributes(lead: Lead, score: LeadScore) -> dict[str, dict[str, str]]:
+    """For subscription filter policies (empty values are not allowed by SNS)."""
+    attributes: dict[str, dict[str, str]] = {
+        "grade": {"DataType": "String", "StringValue": score.grade.value},
+        "score": {"DataType": "Number", "StringValue": f"{score.score:g}"},
+    }
+    for key in ("industry", "company_size", "prefecture"):
+        value = getattr(lead, key)
+        if value:
+            attributes[key] = {"DataType": "String", "StringValue": str(value)}
+    prefecture = find_prefecture(lead.prefecture or "")
+    if prefecture:
+        attributes["region"] = {"DataType": "String", "StringValue": prefecture.region}
+    if lead.interests:
+        attributes["interests"] = {
+            "DataType": "String.Array",
+            "StringValue": json.dumps(list(lead.interests), ensure_ascii=False),
+        }
+    return attributes

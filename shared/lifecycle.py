@@ -1,0 +1,152 @@
+"""Sales feedback and data-subject requests: stage changes that come from people.
+
+Sales report a disposition on a lead they were handed: accepted (SQL), rejected (back
+to nurturing with a reason and a cool-down before it can qualify again), won (customer,
+enters the customer program) or lost (enters re-engagement after a waiting period).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.clock import Clock
+from shared.leads import Activity, ActivityType, Enrolment, Lead, Stage
+from shared.nurture import finish, start
+from shared.programs import ProgramCatalog
+from shared.qualification import business_day
+from shared.repository import LeadRepository, VersionConflict
+
+MAX_ATTEMPTS = 8
+
+
+class Disposition(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    WON = "won"
+    LOST = "lost"
+
+
+# Which stages each disposition may be reported from.
+ALLOWED_FROM: dict[Disposition, frozenset[Stage]] = {
+    Disposition.ACCEPTED: frozenset({Stage.MQL}),
+    Disposition.REJECTED: frozenset({Stage.MQL, Stage.SQL}),
+    Disposition.WON: frozenset({Stage.MQL, Stage.SQL}),
+    Disposition.LOST: frozenset({Stage.MQL, Stage.SQL}),
+}
+TARGET: dict[Disposition, Stage] = {
+    Disposition.ACCEPTED: Stage.SQL,
+    Disposition.REJECTED: Stage.LEAD,
+    Disposition.WON: Stage.CUSTOMER,
+    Disposition.LOST: Stage.LOST,
+}
+
+
+class DispositionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    disposition: Disposition
+    reason: str | None = Field(default=None, max_length=500)
+    by: str | None = Field(default=None, max_length=200)  # the sales rep or system
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    rejected_cooldown: timedelta = timedelta(days=30)
+    lost_dormant_after: timedelta = timedelta(days=60)
+
+
+class InvalidTransition(Exception):
+    def __init__(self, stage: Stage, disposition: Disposition) -> None:
+        super().__init__(f"a {stage.value} lead cannot be {disposition.value}")
+        self.stage = stage
+        self.disposition = disposition
+
+
+class UnknownLead(LookupError):
+    pass
+
+
+class Counters(Protocol):
+    def count(self, day: Any, key: str, metric: str, by: int = 1) -> None: ...
+
+
+class SalesFeedback:
+    def __init__(
+        self,
+        leads: LeadRepository,
+        programs: ProgramCatalog,
+        clock: Clock,
+        settings: LifecycleSettings,
+        counters: Counters | None = None,
+    ) -> None:
+        self._leads = leads
+        self._programs = programs
+        self._clock = clock
+        self._settings = settings
+        self._counters = counters
+
+    def report(self, lead_id: str, request: DispositionRequest) -> Lead:
+        for _ in range(MAX_ATTEMPTS):
+            lead = self._leads.get(lead_id)
+            if lead is None:
+                raise UnknownLead(lead_id)
+            if lead.stage not in ALLOWED_FROM[request.disposition]:
+                raise InvalidTransition(lead.stage, request.disposition)
+            now = self._clock.now()
+            updated = self._apply(lead, request, now)
+            activity = Activity(
+                lead_id=lead_id,
+                type=ActivityType.STAGE_CHANGED,
+                at=now,
+                details={
+                    "from": lead.stage.value,
+                    "to": updated.stage.value,
+                    "disposition": request.disposition.value,
+                    "reason": request.reason,
+                    "by": request.by,
+                    "program_id": updated.enrolment.program_id if updated.enrolment else None,
+                },
+            )
+            try:
+                self._leads.replace(updated, lead.version, [activity])
+            except VersionConflict:
+                continue
+            if self._counters is not None:
+                transition = f"{lead.stage.value}>{updated.stage.value}"
+                self._counters.count(business_day(now), "stage", transition)
+            return updated
+        raise VersionConflict(lead_id)
+
+    def _apply(self, lead: Lead, request: DispositionRequest, now: datetime) -> Lead:
+        stage = TARGET[request.disposition]
+        changes: dict[str, Any] = {
+            "stage": stage,
+            "stage_changed_at": now,
+            "updated_at": now,
+            "version": lead.version + 1,
+        }
+        enrolment = lead.enrolment
+        if enrolment is not None and enrolment.completed_at is None:
+            enrolment = finish(enrolment, now, f"exited:stage:{stage.value}")
+        begins = now
+        if request.disposition is Disposition.REJECTED:
+            changes["requalify_after"] = now + self._settings.rejected_cooldown
+            begins = now + self._settings.rejected_cooldown
+        elif request.disposition is Disposition.LOST:
+            begins = now + self._settings.lost_dormant_after
+        moved = lead.model_copy(update={"stage": stage})
+        program = self._programs.program_for(moved)
+        if program is not None and request.disposition is not Disposition.ACCEPTED:
+            enrolment = _delayed(start(program, begins), enrolled_at=now)
+        changes["enrolment"] = enrolment
+        return lead.model_copy(update=changes)
+
+
+def _delayed(enrolment: Enrolment, enrolled_at: datetime) -> Enrolment:
+    """An enrolment recorded now whose first step waits for a later start."""
+    return enrolment.model_copy(update={"enrolled_at": enrolled_at})

@@ -1,0 +1,152 @@
+"""Scoring events and qualifying leads: the one place a lead becomes an MQL.
+
+Capture (form posts) and engagement (SES events) award points here; when the decayed
+score and the fit grade meet the qualification rule, or on a high-intent form, the
+lead's stage moves from ``lead`` to ``mql`` with a version check, so it happens once
+per qualification. The table's stream carries that change to the hand-off function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from shared.clock import Clock
+from shared.leads import Activity, ActivityType, Lead, Stage
+from shared.nurture import finish
+from shared.repository import LeadRepository, VersionConflict
+from shared.scoring import ScoringRules, Signal
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+MAX_ATTEMPTS = 8
+
+
+class ScoreStore(Protocol):
+    def take_allowance(self, lead_id: str, rule: str, day: date, points: int, cap: int) -> bool:
+        """Reserve ``points`` of the day's cap for ``rule``; False if it would exceed it."""
+        ...
+
+    def add_score(self, lead_id: str, units: Decimal, engaged_at: datetime | None) -> Lead | None:
+        """Atomically add to the lead's score units; the lead as stored afterwards."""
+        ...
+
+    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
+        """Atomically add to a report counter (``key`` e.g. program#step#variant)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Award:
+    """The points an event earned, rule by rule: stored on its activity (explainable)."""
+
+    rules: tuple[tuple[str, int], ...]
+
+    @property
+    def points(self) -> int:
+        return sum(points for _, points in self.rules)
+
+    def as_details(self) -> dict[str, Any]:
+        return {
+            "points": self.points,
+            "rules": [{"rule": rule, "points": points} for rule, points in self.rules],
+        }
+
+
+def business_day(at: datetime) -> date:
+    """Caps and report counters count Japanese days."""
+    return at.astimezone(TOKYO).date()
+
+
+class ScoreKeeper:
+    def __init__(
+        self,
+        leads: LeadRepository,
+        store: ScoreStore,
+        rules: ScoringRules,
+        clock: Clock,
+    ) -> None:
+        self._leads = leads
+        self._store = store
+        self._rules = rules
+        self._clock = clock
+
+    @property
+    def rules(self) -> ScoringRules:
+        return self._rules
+
+    def award(
+        self, lead_id: str, signal: Signal, at: datetime, link_tags: Iterable[str] = ()
+    ) -> tuple[Award, Lead | None]:
+        """Add the points ``signal`` earns at ``at`` (within daily caps), atomically."""
+        day = business_day(at)
+        granted: list[tuple[str, int]] = []
+        for name, rule in self._rules.points_for(signal, link_tags):
+            if rule.points == 0:
+                continue
+            capped = rule.daily_cap is not None and rule.points > 0
+            if capped and not self._store.take_allowance(
+                lead_id, name, day, rule.points, rule.daily_cap or 0
+            ):
+                continue
+            granted.append((name, rule.points))
+        award = Award(tuple(granted))
+        positive = award.points > 0
+        if not granted:
+            return award, None
+        units = sum((self._rules.units(p, at) for _, p in granted), Decimal(0))
+        lead = self._store.add_score(lead_id, units, at if positive else None)
+        return award, lead
+
+    def qualify(self, lead_id: str, reason: str, *, high_intent: bool = False) -> bool:
+        """Make the lead an MQL if it qualifies now; True if this call did it."""
+        for _ in range(MAX_ATTEMPTS):
+            lead = self._leads.get(lead_id)
+            if lead is None or lead.stage is not Stage.LEAD:
+                return False
+            now = self._clock.now()
+            if lead.requalify_after is not None and lead.requalify_after > now:
+                return False
+            result = self._rules.evaluate(lead, now)
+            if not high_intent and not self._rules.qualifies(result.score, result.grade):
+                return False
+            enrolment = lead.enrolment
+            if enrolment is not None and enrolment.completed_at is None:
+                enrolment = finish(enrolment, now, "exited:stage:mql")
+            qualification = {
+                "reason": reason,
+                "score": result.score,
+                "grade": result.grade.value,
+                "fit": [{"rule": r, "points": p} for r, p in result.fit],
+            }
+            updated = lead.model_copy(
+                update={
+                    "stage": Stage.MQL,
+                    "stage_changed_at": now,
+                    "qualified_at": now,
+                    "qualification": qualification,
+                    "enrolment": enrolment,
+                    "updated_at": now,
+                    "version": lead.version + 1,
+                }
+            )
+            activity = Activity(
+                lead_id=lead_id,
+                type=ActivityType.QUALIFIED,
+                at=now,
+                details={"from": Stage.LEAD.value, "to": Stage.MQL.value, **qualification},
+            )
+            try:
+                self._leads.replace(updated, lead.version, [activity])
+            except VersionConflict:
+                continue
+            self._store.count(business_day(now), "stage", "lead>mql")
+            return True
+        raise VersionConflict(lead_id)
+
+
+def cooldown_until(now: datetime, days: int) -> datetime:
+    return now + timedelta(days=days)

@@ -1,0 +1,208 @@
+"""Lead scoring as content: behaviour score with decay, fit grade, temperature, MQL rule.
+
+The rules are ``shared/content/scoring.yaml``, edited by marketing and validated here.
+
+The behaviour score decays with a half-life. To keep it exact under concurrent events
+without a nightly job, the stored quantity is in "score units": an event worth ``p``
+points at time ``t`` adds ``p * 2 ** ((t - EPOCH) / half_life)``. The score at any time
+``now`` is ``units / 2 ** ((now - EPOCH) / half_life)``: decay is applied on read, and
+each event is one atomic ADD, so no concurrent event can lose a point.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.leads import FormType, Lead
+
+SCORING_FILE = Path(__file__).parent / "content" / "scoring.yaml"
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+# 20 significant digits: sums of two such numbers stay within DynamoDB's 38-digit precision.
+_CONTEXT = decimal.Context(prec=20)
+
+
+class Signal(StrEnum):
+    """Behaviour that earns (or costs) points."""
+
+    OPEN = "open"
+    CLICK = "click"
+    DOWNLOAD = "download"
+    SEMINAR_REGISTRATION = "seminar_registration"
+    SEMINAR_ATTENDANCE = "seminar_attendance"
+    INQUIRY = "inquiry"
+    TRIAL = "trial"
+    CONTACT = "contact"
+    NEWSLETTER = "newsletter"
+    UNSUBSCRIBE = "unsubscribe"
+    BOUNCE = "bounce"
+
+
+FORM_SIGNALS: dict[FormType, Signal] = {
+    FormType.DOWNLOAD: Signal.DOWNLOAD,
+    FormType.SEMINAR_REGISTRATION: Signal.SEMINAR_REGISTRATION,
+    FormType.INQUIRY: Signal.INQUIRY,
+    FormType.TRIAL: Signal.TRIAL,
+    FormType.CONTACT: Signal.CONTACT,
+    FormType.NEWSLETTER: Signal.NEWSLETTER,
+}
+
+
+class Grade(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+
+    @property
+    def rank(self) -> int:
+        return "DCBA".index(self.value)
+
+
+class Temperature(StrEnum):
+    HOT = "hot"  # 今すぐ客
+    WARM = "warm"  # お悩み客
+    COLD = "cold"  # そのうち客
+
+
+@dataclass(frozen=True)
+class LeadScore:
+    score: float
+    grade: Grade
+    fit: tuple[tuple[str, int], ...]  # the fit rules met, with their points
+
+
+class _Content(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Points(_Content):
+    points: int
+    # At most this many points a day from this rule (JST day); None: no cap.
+    daily_cap: int | None = Field(default=None, ge=0)
+
+
+class TitleRule(_Content):
+    keywords: tuple[str, ...] = Field(min_length=1)
+    points: int
+
+
+class FitRules(_Content):
+    industries: dict[str, int] = Field(default_factory=dict)
+    company_sizes: dict[str, int] = Field(default_factory=dict)
+    # First rule with a keyword in the job title wins; list the most senior first.
+    job_titles: tuple[TitleRule, ...] = ()
+    # Minimum fit points for each grade; below C is D.
+    grades: dict[Grade, int]
+
+    @model_validator(mode="after")
+    def _grades_ordered(self) -> FitRules:
+        needed = {Grade.A, Grade.B, Grade.C}
+        if set(self.grades) != needed:
+            raise ValueError("fit.grades needs thresholds for A, B and C")
+        if not self.grades[Grade.A] > self.grades[Grade.B] > self.grades[Grade.C]:
+            raise ValueError("fit.grades must be A > B > C")
+        return self
+
+
+class Threshold(_Content):
+    min_score: float = 0
+    min_grade: Grade = Grade.D
+
+    def met(self, score: float, grade: Grade) -> bool:
+        return score >= self.min_score and grade.rank >= self.min_grade.rank
+
+
+class ScoringRules(_Content):
+    half_life_days: float = Field(gt=0)
+    behaviour: dict[Signal, Points]
+    # Extra points for a click on a link tagged ``link:<name>`` in a template.
+    link_tags: dict[str, Points] = Field(default_factory=dict)
+    fit: FitRules
+    hot: Threshold
+    warm: Threshold
+    qualification: Threshold
+    # Form posts that make a lead an MQL at once, whatever its score.
+    high_intent: tuple[FormType, ...] = (FormType.INQUIRY, FormType.TRIAL)
+
+    @property
+    def half_life(self) -> timedelta:
+        return timedelta(days=self.half_life_days)
+
+    # -- behaviour score ------------------------------------------------------------------
+
+    def weight(self, at: datetime) -> Decimal:
+        exponent = Decimal((at - EPOCH).total_seconds()) / Decimal(self.half_life.total_seconds())
+        return _CONTEXT.power(Decimal(2), exponent)
+
+    def units(self, points: int, at: datetime) -> Decimal:
+        return _CONTEXT.multiply(Decimal(points), self.weight(at))
+
+    def score(self, units: Decimal, at: datetime) -> float:
+        """The decayed score at ``at`` of the stored units, to one decimal."""
+        return round(float(_CONTEXT.divide(units, self.weight(at))), 1)
+
+    # -- fit grade ------------------------------------------------------------------------
+
+    def fit_points(self, lead: Lead) -> list[tuple[str, int]]:
+        """The fit rules the profile meets, with their points (the grade's reasons)."""
+        reasons: list[tuple[str, int]] = []
+        if lead.industry and lead.industry in self.fit.industries:
+            reasons.append((f"industry:{lead.industry}", self.fit.industries[lead.industry]))
+        if lead.company_size and lead.company_size in self.fit.company_sizes:
+            points = self.fit.company_sizes[lead.company_size]
+            reasons.append((f"company_size:{lead.company_size}", points))
+        title = (lead.job_title or "").casefold()
+        for rule in self.fit.job_titles:
+            keyword = next((k for k in rule.keywords if k.casefold() in title), None)
+            if keyword:
+                reasons.append((f"job_title:{keyword}", rule.points))
+                break
+        return reasons
+
+    def grade(self, lead: Lead) -> Grade:
+        total = sum(points for _, points in self.fit_points(lead))
+        for grade in (Grade.A, Grade.B, Grade.C):
+            if total >= self.fit.grades[grade]:
+                return grade
+        return Grade.D
+
+    def evaluate(self, lead: Lead, at: datetime) -> LeadScore:
+        fit = tuple(self.fit_points(lead))
+        return LeadScore(score=self.score(lead.score_units, at), grade=self.grade(lead), fit=fit)
+
+    # -- segments -------------------------------------------------------------------------
+
+    def temperature(self, score: float, grade: Grade) -> Temperature:
+        if self.hot.met(score, grade):
+            return Temperature.HOT
+        if self.warm.met(score, grade):
+            return Temperature.WARM
+        return Temperature.COLD
+
+    def qualifies(self, score: float, grade: Grade) -> bool:
+        return self.qualification.met(score, grade)
+
+    def points_for(self, signal: Signal, link_tags: Iterable[str] = ()) -> list[tuple[str, Points]]:
+        """The rules an event meets: its signal, plus tagged links for a click."""
+        rules: list[tuple[str, Points]] = []
+        if signal in self.behaviour:
+            rules.append((signal.value, self.behaviour[signal]))
+        if signal is Signal.CLICK:
+            rules.extend((f"link:{t}", self.link_tags[t]) for t in link_tags if t in self.link_tags)
+        return rules
+
+
+def load_scoring(path: Path = SCORING_FILE) -> ScoringRules:
+    try:
+        return ScoringRules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: {exc}") from exc
