@@ -184,7 +184,8 @@ HANDOFF = FunctionSpec(
     consumes_stream=True,
     publishes=(SALES_TOPIC,),
     timeout_s=60,
-    table_access="read",
+    # Reads the lead and its timeline; writes one marker per hand-off (no double publish).
+    table_access="read_write",
 )
 
 ADMIN = FunctionSpec(

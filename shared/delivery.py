@@ -27,6 +27,7 @@ from shared.email import (
     SendThrottled,
 )
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
+from shared.lifecycle import review, schedule_review
 from shared.nurture import (
     after_send,
     decide,
@@ -37,8 +38,8 @@ from shared.nurture import (
     variant_of,
     within_cap,
 )
-from shared.programs import Program, ProgramCatalog, Step
-from shared.repository import LeadRepository, Record, SendLedger, VersionConflict
+from shared.programs import SUNSET, Program, ProgramCatalog, Step
+from shared.repository import REVIEW, LeadRepository, Record, SendLedger, VersionConflict
 from shared.tokens import UnsubscribeTokens
 
 MAX_ATTEMPTS = 5
@@ -69,6 +70,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # SES refused the address for good: suppressed
     THROTTLED = "throttled"  # SES said slow down: due again shortly
     STALE = "stale"  # the job no longer matches the lead
+    DORMANT = "dormant"  # a review found no engagement: the lead enters re-engagement
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class DeliverySettings:
     unsubscribe_url: str
     frequency_cap: int = 3  # marketing emails per lead per rolling 7 days
     throttle_backoff: timedelta = timedelta(minutes=5)
+    dormant_after: timedelta = timedelta(days=90)  # no engagement for this long: dormant
 
 
 def ledger_key(enrolment: Enrolment, step: Step) -> str:
@@ -106,7 +109,18 @@ class NurtureSender:
         self._settings = settings
 
     def process(self, job: SendJob) -> Outcome:
+        if job.program_id == REVIEW:
+            return self._retrying(lambda: self._review(job.lead_id))
         return self._retrying(lambda: self._process(job))
+
+    def _review(self, lead_id: str) -> Outcome:
+        lead = self._leads.get(lead_id)
+        now = self._clock.now()
+        if lead is None or lead.review_at is None or lead.review_at > now:
+            return Outcome.STALE
+        changes, activity = review(lead, now, self._settings.dormant_after, self._programs)
+        self._save(lead, now, records=[activity] if activity else [], **changes)
+        return Outcome.DORMANT if activity else Outcome.RESCHEDULED
 
     def _retrying(self, attempt: Callable[[], Outcome]) -> Outcome:
         for _ in range(MAX_ATTEMPTS):
@@ -282,6 +296,8 @@ class NurtureSender:
         updated = lead.model_copy(
             update={**changes, "updated_at": now, "version": lead.version + 1}
         )
+        # Out of its program now? Then the due index watches it for dormancy instead.
+        updated = schedule_review(updated, now, self._settings.dormant_after)
         self._leads.replace(updated, lead.version, records or [])
 
     @staticmethod
@@ -328,9 +344,15 @@ class NurtureSender:
 
     def _complete(self, lead: Lead, enrolment: Enrolment, now: datetime) -> Outcome:
         activity = self._activity(
-            lead.lead_id, ActivityType.PROGRAM_COMPLETED, now, enrolment.program_id
+            lead.lead_id,
+            ActivityType.PROGRAM_COMPLETED,
+            now,
+            enrolment.program_id,
+            outcome=enrolment.outcome,
         )
-        self._save(lead, now, records=[activity], enrolment=enrolment)
+        # Re-engagement that ends unanswered: stop mailing, for the sender's reputation.
+        sunset = enrolment.outcome == SUNSET
+        self._save(lead, now, records=[activity], enrolment=enrolment, sunset=lead.sunset or sunset)
         return Outcome.COMPLETED
 
     def _suppress(self, lead_id: str, now: datetime, reason: str, record: SendRecord) -> Outcome:

@@ -193,10 +193,18 @@ class Lead(_Record):
     qualified_at: datetime | None = None
     qualification: dict[str, Any] | None = None  # score, grade, reason at qualification
     requalify_after: datetime | None = None  # cool-down after sales rejected the lead
+    # When to check a lead outside any program for dormancy (due index, no scans).
+    review_at: datetime | None = None
+    sunset: bool = False  # re-engagement got no response: no more marketing email
     created_at: datetime
     updated_at: datetime
     version: int = 1
 
     @property
     def mailable(self) -> bool:
-        return self.consent.opted_in and not self.unsubscribed and not self.suppressed
+        return (
+            self.consent.opted_in
+            and not self.unsubscribed
+            and not self.suppressed
+            and not self.sunset
+        )

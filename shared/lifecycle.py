@@ -150,3 +150,47 @@ class SalesFeedback:
 def _delayed(enrolment: Enrolment, enrolled_at: datetime) -> Enrolment:
     """An enrolment recorded now whose first step waits for a later start."""
     return enrolment.model_copy(update={"enrolled_at": enrolled_at})
+
+
+def schedule_review(lead: Lead, now: datetime, dormant_after: timedelta) -> Lead:
+    """A mailable lead that follows no program gets a dormancy review on the due index."""
+    active = lead.enrolment is not None and lead.enrolment.completed_at is None
+    if active or lead.stage is not Stage.LEAD or not lead.mailable or lead.review_at:
+        return lead
+    return lead.model_copy(update={"review_at": now + dormant_after})
+
+
+def review(
+    lead: Lead, now: datetime, dormant_after: timedelta, programs: ProgramCatalog
+) -> tuple[dict[str, Any], Activity | None]:
+    """The dormancy review: no engagement for ``dormant_after`` → dormant + re-engagement.
+
+    Otherwise the review moves to when that period would end; engagement itself never
+    has to touch the review (no write per open or click).
+    """
+    active = lead.enrolment is not None and lead.enrolment.completed_at is None
+    if active or lead.stage is not Stage.LEAD or not lead.mailable:
+        return {"review_at": None}, None
+    last = max(t for t in (lead.last_engaged_at, lead.created_at) if t is not None)
+    if last + dormant_after > now:
+        return {"review_at": last + dormant_after}, None
+    dormant = lead.model_copy(update={"stage": Stage.DORMANT})
+    program = programs.program_for(dormant)
+    changes: dict[str, Any] = {
+        "stage": Stage.DORMANT,
+        "stage_changed_at": now,
+        "review_at": None,
+        "enrolment": start(program, now) if program else lead.enrolment,
+    }
+    activity = Activity(
+        lead_id=lead.lead_id,
+        type=ActivityType.STAGE_CHANGED,
+        at=now,
+        details={
+            "from": Stage.LEAD.value,
+            "to": Stage.DORMANT.value,
+            "reason": f"no engagement for {dormant_after.days} days",
+            "program_id": program.id if program else None,
+        },
+    )
+    return changes, activity

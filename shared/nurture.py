@@ -9,7 +9,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from shared.leads import Enrolment, Lead, SentStep
-from shared.programs import EXIT, BranchRule, Engagement, Program, Step
+from shared.programs import EXIT, SUNSET, BranchRule, Engagement, Program, Step
 
 FREQUENCY_WINDOW = timedelta(days=7)
 
@@ -46,6 +46,8 @@ def finish(enrolment: Enrolment, now: datetime, outcome: str) -> Enrolment:
 def _go_to(enrolment: Enrolment, program: Program, target: str | None, now: datetime) -> Enrolment:
     if target is None or target == EXIT:
         return finish(enrolment, now, "completed")
+    if target == SUNSET:
+        return finish(enrolment, now, SUNSET)
     step = program.step(target)
     return enrolment.model_copy(
         update={"step_id": step.id, "awaiting": None, "due_at": now + step.wait}

@@ -77,6 +77,9 @@ def parse_duration(value: object) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 StepId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)]
 EXIT = "exit"
+# Like exit, and the lead gets no more marketing email at all (the end of re-engagement).
+SUNSET = "sunset"
+ENDINGS = frozenset({EXIT, SUNSET})
 
 
 class Engagement(StrEnum):
@@ -162,18 +165,18 @@ class Program(_Content):
     @model_validator(mode="after")
     def _consistent(self) -> Program:
         ids = [s.id for s in self.steps]
-        if len(set(ids)) != len(ids) or EXIT in ids:
-            raise ValueError(f"program {self.id}: step ids must be unique and not {EXIT!r}")
+        if len(set(ids)) != len(ids) or ENDINGS & set(ids):
+            raise ValueError(f"program {self.id}: step ids must be unique and not exit/sunset")
         for step in self.steps:
             if step.branch is None:
                 continue
             targets = [r.goto for r in step.branch.rules] + [step.branch.otherwise or EXIT]
             sources = [r.step for r in step.branch.rules if r.step]
             for target in targets:
-                if target != EXIT and target not in ids:
+                if target not in ENDINGS and target not in ids:
                     raise ValueError(f"step {step.id}: unknown goto target {target!r}")
                 # Forward only: each step is sent at most once per enrolment.
-                if target != EXIT and ids.index(target) <= ids.index(step.id):
+                if target not in ENDINGS and ids.index(target) <= ids.index(step.id):
                     raise ValueError(f"step {step.id}: goto {target!r} does not move forward")
             for source in sources:
                 if source not in ids[: ids.index(step.id) + 1]:

@@ -70,6 +70,10 @@ class SendLedger(Protocol):
         ...
 
 
+# The due index's program id for a dormancy review (not a valid program id).
+REVIEW = "@review"
+
+
 @dataclass(frozen=True)
 class DueLead:
     lead_id: str

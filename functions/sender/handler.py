@@ -36,6 +36,7 @@ class SenderSettings(EnvSettings):
     privacy_url: str = ""
     unsubscribe_url: str
     frequency_cap: int = Field(default=3, ge=1)
+    dormant_after_days: int = Field(default=90, ge=1)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def build_sender(clock: Clock | None = None) -> SenderApp:
             unsubscribe_url=settings.unsubscribe_url,
             frequency_cap=settings.frequency_cap,
             throttle_backoff=timedelta(minutes=5),
+            dormant_after=timedelta(days=settings.dormant_after_days),
         ),
     )
     return SenderApp(sender, Logger(service="sender"))

@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from shared.clock import to_iso
 from shared.leads import Activity, Consent, Lead, SendRecord
 from shared.normalize import email_key
-from shared.repository import DueLead, EmailTaken, Record, VersionConflict
+from shared.repository import REVIEW, DueLead, EmailTaken, Record, VersionConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -106,13 +106,17 @@ def lead_item(lead: Lead) -> dict[str, Any]:
     # A number, not the JSON string: engagement events ADD to it atomically.
     item.update(pk=lead_pk(lead.lead_id), sk=PROFILE, entity="lead", score_units=lead.score_units)
     enrolment = lead.enrolment
-    if enrolment is not None:
+    if enrolment is not None and enrolment.completed_at is None:
         item["program_id"] = enrolment.program_id
         if enrolment.step_id:
             item["step_id"] = enrolment.step_id
         if enrolment.due_at is not None and lead.mailable:
             item["due_shard"] = due_shard(lead.lead_id)
             item["due_at"] = to_iso(enrolment.due_at)
+    elif lead.review_at is not None and lead.mailable:
+        item["program_id"] = REVIEW
+        item["due_shard"] = due_shard(lead.lead_id)
+        item["due_at"] = to_iso(lead.review_at)
     return item
 
 

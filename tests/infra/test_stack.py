@@ -894,13 +894,10 @@ def test_function_reaches_only_the_table_its_spec_names(
         assert {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"} <= kms_actions
 
 
-def test_handoff_reads_the_table_and_its_stream_and_writes_nothing(
-    template_json: dict[str, Any],
-) -> None:
+def test_handoff_reads_the_table_and_its_stream(template_json: dict[str, Any]) -> None:
+    # Whether it may also write follows its table_access (checked above for every spec).
     actions = actions_of_role(template_json, role_of(template_json, HANDOFF))
-    assert HANDOFF.table_access == "read"
-    assert actions >= ITEM_READS | STREAM_READS
-    assert not actions & ITEM_WRITES
+    assert actions >= ITEM_READS | STREAM_READS | {"dynamodb:ListStreams"}
 
 
 SERVICE_WILDCARDS = {"*", "sqs:*", "ses:*", "sns:*", "secretsmanager:*", "kms:*", "dynamodb:*"}

@@ -385,7 +385,10 @@ def test_the_last_step_completes_the_program_and_leaves_the_due_index(
     assert enrolment is not None
     assert enrolment.outcome == "completed"
     assert enrolment.completed_at == world.clock.now()
-    assert indexed_due_at(world, lead_id) is None
+    # Out of its program, the lead stays in the due index only for its dormancy review.
+    review_at = world.clock.now() + 90 * DAY
+    assert indexed_due_at(world, lead_id) == to_iso(review_at)
+    assert lead_of(world, lead_id).review_at == review_at
     assert activities(world, lead_id)["program_completed"] == 1
     world.advance(30 * DAY)
     assert world.run() == 0
