@@ -220,7 +220,12 @@ class LeadCapture:
         """Put a mailable lead that follows no program into its segment's default program."""
         if lead.enrolment is not None or not lead.mailable:
             return lead, False
-        program = self._programs.program_for(lead, submission.form_type)
+        temperature = None
+        if self._scores is not None:
+            rules = self._scores.rules
+            score = rules.evaluate(lead, now)
+            temperature = rules.temperature(score.score, score.grade)
+        program = self._programs.program_for(lead, submission.form_type, temperature)
         if program is None:
             return lead, False
         return lead.model_copy(update={"enrolment": start(program, now)}), True

@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from shared.leads import FormType, Lead, Stage
 from shared.schedule import SendWindow
+from shared.scoring import Temperature
 
 CONTENT_DIR = Path(__file__).parent / "content"
 PROGRAMS_DIR = CONTENT_DIR / "programs"
@@ -38,8 +39,15 @@ class EntryRule(_Content):
     company_sizes: tuple[str, ...] = ()
     interests: tuple[str, ...] = ()
     locales: tuple[str, ...] = ()
+    # hot (今すぐ客), warm (お悩み客), cold (そのうち客): from score and grade.
+    temperatures: tuple[Temperature, ...] = ()
 
-    def matches(self, lead: Lead, form_type: FormType | None) -> bool:
+    def matches(
+        self,
+        lead: Lead,
+        form_type: FormType | None,
+        temperature: Temperature | None = None,
+    ) -> bool:
         def allowed(rule: Sequence[object], value: object) -> bool:
             return not rule or value in rule
 
@@ -49,6 +57,7 @@ class EntryRule(_Content):
             and allowed(self.industries, lead.industry)
             and allowed(self.company_sizes, lead.company_size)
             and allowed(self.locales, lead.locale)
+            and allowed(self.temperatures, temperature)
             and (not self.interests or bool(set(self.interests) & set(lead.interests)))
         )
 
@@ -202,9 +211,16 @@ class ProgramCatalog:
     def get(self, program_id: str) -> Program | None:
         return next((p for p in self.programs if p.id == program_id), None)
 
-    def program_for(self, lead: Lead, form_type: FormType | None = None) -> Program | None:
+    def program_for(
+        self,
+        lead: Lead,
+        form_type: FormType | None = None,
+        temperature: Temperature | None = None,
+    ) -> Program | None:
         """The default program for the lead's segment, or None if none serves it."""
-        return next((p for p in self.programs if p.entry.matches(lead, form_type)), None)
+        return next(
+            (p for p in self.programs if p.entry.matches(lead, form_type, temperature)), None
+        )
 
 
 def load_programs(directory: Path = PROGRAMS_DIR) -> ProgramCatalog:
