@@ -12,6 +12,7 @@ each event is one atomic ADD, so no concurrent event can lose a point.
 from __future__ import annotations
 
 import decimal
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -160,9 +161,9 @@ class ScoringRules(_Content):
         if lead.company_size and lead.company_size in self.fit.company_sizes:
             points = self.fit.company_sizes[lead.company_size]
             reasons.append((f"company_size:{lead.company_size}", points))
-        title = (lead.job_title or "").casefold()
+        title = lead.job_title or ""
         for rule in self.fit.job_titles:
-            keyword = next((k for k in rule.keywords if k.casefold() in title), None)
+            keyword = next((k for k in rule.keywords if _title_has(title, k)), None)
             if keyword:
                 reasons.append((f"job_title:{keyword}", rule.points))
                 break
@@ -199,6 +200,14 @@ class ScoringRules(_Content):
         if signal is Signal.CLICK:
             rules.extend((f"link:{t}", self.link_tags[t]) for t in link_tags if t in self.link_tags)
         return rules
+
+
+def _title_has(title: str, keyword: str) -> bool:
+    """Japanese keywords match inside the title (営業部長); English ones as whole words,
+    so CTO is not found in Director nor COO in Coordinator."""
+    if keyword.isascii():
+        return re.search(rf"\b{re.escape(keyword)}\b", title, re.IGNORECASE) is not None
+    return keyword.casefold() in title.casefold()
 
 
 def load_scoring(path: Path = SCORING_FILE) -> ScoringRules:

@@ -204,9 +204,14 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     return Dependencies(settings, capture, Pages(), Logger(service="capture"))
 
 
+def build(clock: Clock | None = None) -> APIGatewayRestResolver:
+    """The function as it runs, on the given clock (the local stack moves it)."""
+    return build_app(dependencies(clock))
+
+
 @cache
 def _default_app() -> APIGatewayRestResolver:
-    return build_app(dependencies())
+    return build()
 
 
 def lambda_handler(

@@ -7,15 +7,11 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
+from shared.adapters.batch import process_batch
 from shared.clock import Clock, SystemClock
 from shared.engagement import EngagementOutcome, EngagementRecorder
 from shared.programs import load_programs
@@ -36,7 +32,7 @@ class EngagementApp:
     logger: Logger
 
 
-def build_engagement(clock: Clock | None = None) -> EngagementApp:
+def build(clock: Clock | None = None) -> EngagementApp:
     import boto3
 
     from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
@@ -60,7 +56,7 @@ def build_engagement(clock: Clock | None = None) -> EngagementApp:
 
 @cache
 def _default() -> EngagementApp:
-    return build_engagement()
+    return build()
 
 
 def lambda_handler(
@@ -80,10 +76,4 @@ def lambda_handler(
             )
         return outcome.value
 
-    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
-        event=event,
-        record_handler=handle,
-        processor=BatchProcessor(event_type=EventType.SQS),
-        context=context,
-    )
-    return response
+    return process_batch(event, context, handle)

@@ -11,16 +11,13 @@ from functools import cache
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
     DynamoDBRecord,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.adapters.batch import process_batch
 from shared.clock import Clock, SystemClock
 from shared.handoff import SalesMessage, build_sales_message
 from shared.leads import Lead, Stage
@@ -75,7 +72,7 @@ class HandoffApp:
         return build_sales_message(lead, score, temperature, self.leads.timeline(lead.lead_id))
 
 
-def build_handoff(clock: Clock | None = None) -> HandoffApp:
+def build(clock: Clock | None = None) -> HandoffApp:
     import boto3
 
     from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
@@ -95,7 +92,7 @@ def build_handoff(clock: Clock | None = None) -> HandoffApp:
 
 @cache
 def _default() -> HandoffApp:
-    return build_handoff()
+    return build()
 
 
 def lambda_handler(
@@ -109,10 +106,4 @@ def lambda_handler(
             return "skipped"
         return app.hand_off(stream.new_image, stream.old_image)
 
-    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
-        event=event,
-        record_handler=handle,
-        processor=BatchProcessor(event_type=EventType.DynamoDBStreams),
-        context=context,
-    )
-    return response
+    return process_batch(event, context, handle, EventType.DynamoDBStreams)

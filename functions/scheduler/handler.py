@@ -19,7 +19,7 @@ class SchedulerSettings(EnvSettings):
     send_queue_url: str
 
 
-def build_scheduler(clock: Clock | None = None) -> DueScheduler:
+def build(clock: Clock | None = None) -> DueScheduler:
     import boto3
 
     from shared.adapters.dynamodb import DynamoDueIndex
@@ -34,14 +34,18 @@ def build_scheduler(clock: Clock | None = None) -> DueScheduler:
 
 
 @cache
-def _default() -> tuple[DueScheduler, Logger]:
-    return build_scheduler(), Logger(service="scheduler")
+def _default() -> DueScheduler:
+    return build()
+
+
+@cache
+def _logger() -> Logger:
+    return Logger(service="scheduler")
 
 
 def lambda_handler(
-    event: dict[str, Any], context: LambdaContext, scheduler: DueScheduler | None = None
+    event: dict[str, Any], context: LambdaContext, app: DueScheduler | None = None
 ) -> dict[str, int]:
-    default, logger = _default() if scheduler is None else (scheduler, Logger(service="scheduler"))
-    result = asdict(default.tick())
-    logger.info("tick", extra=result)
+    result = asdict((app or _default()).tick())
+    _logger().info("tick", extra=result)
     return result

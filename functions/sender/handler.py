@@ -8,15 +8,11 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
+from shared.adapters.batch import process_batch
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, SendJob
 from shared.email import EmailRenderer, SenderProfile
@@ -45,7 +41,7 @@ class SenderApp:
     logger: Logger
 
 
-def build_sender(clock: Clock | None = None) -> SenderApp:
+def build(clock: Clock | None = None) -> SenderApp:
     import boto3
 
     from shared.adapters.dynamodb import DynamoLeadRepository, DynamoSendLedger
@@ -83,7 +79,7 @@ def build_sender(clock: Clock | None = None) -> SenderApp:
 
 @cache
 def _default() -> SenderApp:
-    return build_sender()
+    return build()
 
 
 def lambda_handler(
@@ -99,10 +95,4 @@ def lambda_handler(
         )
         return outcome.value
 
-    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
-        event=event,
-        record_handler=handle,
-        processor=BatchProcessor(event_type=EventType.SQS),
-        context=context,
-    )
-    return response
+    return process_batch(event, context, handle)

@@ -161,6 +161,10 @@ def _lead_of(record: Record) -> str:
     return record.lead_id
 
 
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
 def _without_keys(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk", "entity")}
 
@@ -255,7 +259,7 @@ class DynamoLeadRepository:
                     ExpressionAttributeValues=serialize({":expected": expected_version}),
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                if _condition_failed(exc):
                     raise VersionConflict(lead.lead_id) from exc
                 raise
             return
@@ -373,7 +377,7 @@ class DynamoSendLedger:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _condition_failed(exc):
                 return False
             raise
         return True
@@ -439,7 +443,7 @@ class DynamoDueIndex:
                 ),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _condition_failed(exc):
                 return False
             raise
         return True
@@ -465,7 +469,7 @@ class DynamoScoreStore:
                 ),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _condition_failed(exc):
                 return False
             raise
         return points <= cap
@@ -486,7 +490,7 @@ class DynamoScoreStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _condition_failed(exc):
                 return None  # erased meanwhile
             raise
         return Lead.model_validate(_without_keys(deserialize(response["Attributes"])))
@@ -512,7 +516,7 @@ class DynamoScoreStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _condition_failed(exc):
                 return False
             raise
         return True
