@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the system on this machine: moto server + local API Gateway (no AWS, no Docker).
+## Run the system on this machine (no AWS, no Docker): moto server, local API Gateway,
+## schedules, queue and stream pollers on one movable clock. DEV_ARGS="--tick-seconds 5".
 dev: install
-	$(BIN)/python -m infra.local
+	$(BIN)/python -m infra.local $(DEV_ARGS)
 
 ## Run every check and test (what CI runs).
 test: install lint

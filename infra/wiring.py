@@ -8,8 +8,9 @@ share it without drifting apart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 AttributeType = Literal["S", "N"]
 Auth = Literal["NONE", "IAM"]
@@ -69,6 +70,37 @@ class QueueSpec:
 
 
 @dataclass(frozen=True)
+class StreamFilter:
+    """Which records of the table's stream invoke a consumer (Lambda event filtering).
+
+    Equality on string attributes of the new image is all the functions need; records
+    that do not match are dropped before the function, on AWS and in the local stack.
+    """
+
+    event_names: tuple[str, ...]
+    new_image: tuple[tuple[str, str], ...]  # (attribute, string value) pairs
+
+    def pattern(self) -> dict[str, Any]:
+        """The Lambda filter pattern (JSON) of the event source mapping."""
+        return {
+            "eventName": list(self.event_names),
+            "dynamodb": {"NewImage": {name: {"S": [value]} for name, value in self.new_image}},
+        }
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """Whether a stream record (as Lambda receives it) passes the filter."""
+        if record.get("eventName") not in self.event_names:
+            return False
+        image = (record.get("dynamodb") or {}).get("NewImage") or {}
+        return all(image.get(name) == {"S": value} for name, value in self.new_image)
+
+
+# How every stream consumer reads the table's stream (its event source mapping on AWS).
+STREAM_BATCH_SIZE = 10
+STREAM_RETRY_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """One Lambda function and what triggers it."""
 
@@ -84,6 +116,7 @@ class FunctionSpec:
     # Names of the table operations it needs; the CDK app maps them to grants.
     table_access: Literal["none", "read", "read_write"] = "none"
     consumes_stream: bool = False  # the table's stream (NEW_AND_OLD_IMAGES)
+    stream_filter: StreamFilter | None = None  # None: every record of the stream
     publishes: tuple[str, ...] = ()  # SNS topics (names below) it publishes to
     sends_email: bool = False  # SES SendEmail through the configuration set
     signs_links: bool = False  # reads the unsubscribe-link signing secret
@@ -177,11 +210,20 @@ ENGAGEMENT = FunctionSpec(
     table_access="read_write",
 )
 
+# Lead profiles (``sk = PROFILE``) written with stage ``mql``. Everything else (timeline
+# items, counters, other stages, deletions) never invokes the handoff function; whether
+# the lead just became MQL, rather than was MQL already, it reads from the old image.
+NEW_MQL_FILTER = StreamFilter(
+    event_names=("INSERT", "MODIFY"),
+    new_image=(("sk", "PROFILE"), ("stage", "mql")),
+)
+
 HANDOFF = FunctionSpec(
     name="handoff",
     handler="functions.handoff.handler.lambda_handler",
     description="Table stream: publish leads that just became MQL to the sales topic",
     consumes_stream=True,
+    stream_filter=NEW_MQL_FILTER,
     publishes=(SALES_TOPIC,),
     timeout_s=60,
     # Reads the lead and its timeline; writes one marker per hand-off (no double publish).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -36,6 +37,40 @@ class FixedClock:
 
     def set(self, to: datetime) -> None:
         self._now = to
+
+
+class OffsetClock:
+    """The system's time plus an offset that only grows (the local stack's time travel).
+
+    Unlike ``FixedClock`` it keeps running, so waits of seconds behave as on AWS while
+    days can be skipped. Safe to share between the threads that run the handlers.
+    """
+
+    def __init__(self, offset: timedelta = timedelta(0), source: Clock | None = None) -> None:
+        if offset < timedelta(0):
+            raise ValueError("OffsetClock cannot start in the past")
+        self._source = source or SystemClock()
+        self._offset = offset
+        self._lock = threading.Lock()
+
+    @property
+    def offset(self) -> timedelta:
+        with self._lock:
+            return self._offset
+
+    def now(self) -> datetime:
+        with self._lock:
+            offset = self._offset
+        return self._source.now() + offset
+
+    def advance(self, by: timedelta) -> datetime:
+        """Move forward by ``by``; time never goes back (leases and sends would repeat)."""
+        if by < timedelta(0):
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += by
+            offset = self._offset
+        return self._source.now() + offset
 
 
 def to_iso(moment: datetime) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from shared.clock import Clock
 from shared.leads import Activity, ActivityType
 from shared.nurture import finish
+from shared.qualification import ScoreKeeper
 from shared.repository import LeadRepository, VersionConflict
+from shared.scoring import Signal
 
 MAX_ATTEMPTS = 5
 
@@ -14,10 +16,18 @@ class UnknownLead(LookupError):
     pass
 
 
-def unsubscribe(repository: LeadRepository, clock: Clock, lead_id: str, via: str) -> bool:
+def unsubscribe(
+    repository: LeadRepository,
+    clock: Clock,
+    lead_id: str,
+    via: str,
+    scores: ScoreKeeper | None = None,
+) -> bool:
     """Opt the lead out now; True if it changed, False if it was already out (idempotent).
 
-    The lead leaves its program, which also removes it from the due index.
+    The lead leaves its program, which also removes it from the due index. Opting out
+    is a signal too: with a score keeper it costs the "unsubscribe" rule's points,
+    noted on the activity.
     """
     for _ in range(MAX_ATTEMPTS):
         lead = repository.get(lead_id)
@@ -44,5 +54,10 @@ def unsubscribe(repository: LeadRepository, clock: Clock, lead_id: str, via: str
             repository.replace(updated, lead.version, [activity])
         except VersionConflict:
             continue
+        if scores is not None:
+            award, _ = scores.award(lead_id, Signal.UNSUBSCRIBE, now)
+            if award.rules:
+                details = {**activity.details, **award.as_details()}
+                repository.append([activity.model_copy(update={"details": details})])
         return True
     raise VersionConflict(lead_id)

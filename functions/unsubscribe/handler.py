@@ -19,7 +19,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
+from shared.qualification import ScoreKeeper
 from shared.repository import LeadRepository, VersionConflict
+from shared.scoring import load_scoring
 from shared.settings import EnvSettings
 from shared.submission import InvalidSubmission
 from shared.subscriptions import UnknownLead, unsubscribe
@@ -40,6 +42,7 @@ class Dependencies:
     clock: Clock
     pages: Pages
     logger: Logger
+    scores: ScoreKeeper | None = None
 
 
 def build_app(deps: Dependencies) -> APIGatewayRestResolver:
@@ -70,7 +73,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             return page(400, "unsubscribe_invalid.html")
         via = "one_click" if _is_one_click(app.current_event) else "page"
         try:
-            changed = unsubscribe(deps.repository, deps.clock, lead_id, via)
+            changed = unsubscribe(deps.repository, deps.clock, lead_id, via, deps.scores)
         except UnknownLead:
             changed = False  # erased already: there is nobody left to mail
         except (VersionConflict, ClientError, BotoCoreError):
@@ -95,16 +98,21 @@ def _is_one_click(event: APIGatewayProxyEvent) -> bool:
 def dependencies(clock: Clock | None = None) -> Dependencies:
     import boto3
 
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
     from shared.adapters.secrets import signing_secret
 
     settings = UnsubscribeSettings.from_env()
+    dynamodb = boto3.client("dynamodb")
+    clock = clock or SystemClock()
+    repository = DynamoLeadRepository(dynamodb, settings.table_name)
+    store = DynamoScoreStore(dynamodb, settings.table_name)
     return Dependencies(
-        DynamoLeadRepository(boto3.client("dynamodb"), settings.table_name),
+        repository,
         UnsubscribeTokens(signing_secret()),
-        clock or SystemClock(),
+        clock,
         Pages(),
         Logger(service="unsubscribe"),
+        ScoreKeeper(repository, store, load_scoring(), clock),
     )
 
 

@@ -24,35 +24,16 @@ from infra.constructs.messaging import JobQueues, dead_letter_alarm, dead_letter
 from infra.constructs.nag import acknowledge
 from infra.constructs.nurture import NurtureEmail
 from infra.constructs.observability import Observability
-from infra.wiring import FunctionSpec
+from infra.wiring import STREAM_BATCH_SIZE, STREAM_RETRY_ATTEMPTS, FunctionSpec
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
-# The table's stream, as the handoff function reads it: stream records of lead
-# profiles (``sk = PROFILE``) written with stage ``mql``. Everything else (timeline
-# items, counters, other stages, deletions) never invokes it; whether the lead just
-# became MQL, rather than was MQL already, the function reads from the old image.
-PROFILE_SORT_KEY = "PROFILE"
-QUALIFIED_STAGE = "mql"
-STREAM_FILTER = lambda_.FilterCriteria.filter(
-    {
-        "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
-        "dynamodb": {
-            "NewImage": {
-                "sk": {"S": lambda_.FilterRule.is_equal(PROFILE_SORT_KEY)},
-                "stage": {"S": lambda_.FilterRule.is_equal(QUALIFIED_STAGE)},
-            }
-        },
-    }
-)
 # What a publisher needs on an encrypted topic's key: SNS generates a data key to
 # encrypt each message and decrypts it again to deliver (in the publisher's name).
 # Topic.grant_publish grants "kms:GenerateDataKey*", a wildcard that cdk-nag flags
 # (IAM5) and that also covers key pairs SNS never asks for.
 PUBLISH_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
-STREAM_BATCH_SIZE = 10
-STREAM_RETRY_ATTEMPTS = 5
 # A record older than this is handed to the failure queue instead of retried: the
 # stream keeps records for 24 hours, so this is also the longest a retry can wait.
 STREAM_MAX_RECORD_AGE = Duration.days(1)
@@ -253,6 +234,11 @@ class NurtureFunctions(Construct):
                 retry_attempts=STREAM_RETRY_ATTEMPTS,
                 max_record_age=STREAM_MAX_RECORD_AGE,
                 on_failure=event_sources.SqsDlq(failures),
-                filters=[STREAM_FILTER],
+                # The records the function is for (the wiring's filter, also used locally).
+                filters=(
+                    [lambda_.FilterCriteria.filter(spec.stream_filter.pattern())]
+                    if spec.stream_filter
+                    else None
+                ),
             )
         )

@@ -1,8 +1,10 @@
 """``make dev``: run the system on this machine with no AWS account and no Docker.
 
-moto runs in server mode on loopback, the wiring's resources are provisioned into it,
-and the wiring's routes are served by a local API Gateway that calls the same
-handlers the Lambda functions run.
+moto runs in server mode on loopback and the wiring's resources are provisioned into
+it. Every function is built once on one movable clock and runs as on Lambda: routes
+through a local API Gateway, schedules on timers, queues and the table's stream
+through pollers (``infra/local/runtime.py``). ``/_local/...`` moves the clock and runs
+the schedules at once (``infra/local/control.py``).
 """
 
 from __future__ import annotations
@@ -13,15 +15,21 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 import boto3
 from moto.server import ThreadedMotoServer
 
 from infra.config import DeploymentConfig, Resources, function_environment
+from infra.local import state
 from infra.local.apigateway import LocalApiGateway
+from infra.local.control import LocalControl
+from infra.local.functions import REGION, build_handlers
+from infra.local.runtime import MINUTE_S, LocalRuntime, Triggers
 from infra.provision import provision_all
 from infra.wiring import FUNCTIONS
+from shared.clock import OffsetClock, to_iso
 
 # Names the table and prefixes the queues and the topics.
 PREFIX = "lead-nurture-local"
@@ -30,13 +38,43 @@ STAGE = "v1"
 LOCAL_SIGNING_SECRET = "local-development-signing-secret-0123456789"  # noqa: S105
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("API_PORT", 3000)))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    parser.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=MINUTE_S,
+        help="seconds of wall time per scheduled minute (default 60: the wiring's rates)",
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="DIR",
+        help="keep the table and the clock offset in DIR between runs (saved on stop)",
+    )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="with --state: start empty, ignoring what DIR holds (overwritten on stop)",
+    )
     args = parser.parse_args(argv)
+    if args.tick_seconds <= 0:
+        parser.error("--tick-seconds must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's request log
+    logging.getLogger("botocore").setLevel(logging.WARNING)
 
     moto = ThreadedMotoServer(ip_address=args.host, port=args.moto_port, verbose=False)
     moto.start()
@@ -47,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto accepts any credentials
-        AWS_DEFAULT_REGION="ap-northeast-1",
+        AWS_DEFAULT_REGION=REGION,
     )
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
     config = DeploymentConfig(cors_origins=[api_origin], redirect_origins=[api_origin])
-    provisioned = provision_all(
-        boto3.session.Session(), prefix=PREFIX, from_domain=config.sender.from_domain
-    )
+    session = boto3.session.Session()
+    provisioned = provision_all(session, prefix=PREFIX, from_domain=config.sender.from_domain)
     resources = Resources(
         table_name=provisioned.table_name,
         api_url=f"{api_origin}/{STAGE}/",
@@ -65,15 +104,52 @@ def main(argv: list[str] | None = None) -> int:
         # One process hosts every function, so their settings share one environment.
         os.environ.update(function_environment(spec, config, resources))
 
-    gateway = LocalApiGateway(FUNCTIONS, stage=STAGE)
-    server = gateway.serve(args.host, args.port)
-    routes = ", ".join(f"{r.method} {r.path}" for spec in FUNCTIONS for r in spec.routes)
-    print(f"API         {api_origin}/{gateway.stage}  ({routes})", flush=True)
-    print(f"AWS (moto)  {endpoint}", flush=True)
-    print(
-        f"Sales inbox {provisioned.sales_inbox_url}  (SQS, what the sales topic sends)", flush=True
+    dynamodb = session.client("dynamodb")
+    offset = None
+    if args.state and not args.reset:
+        offset = state.load(args.state, dynamodb, provisioned.table_name)
+    clock = OffsetClock(offset) if offset is not None else OffsetClock()
+    handlers = build_handlers(FUNCTIONS, clock)
+    runtime = LocalRuntime(
+        FUNCTIONS,
+        handlers,
+        clock,
+        Triggers(queue_urls=provisioned.queue_urls, table_name=provisioned.table_name),
+        sqs=session.client("sqs"),
+        dynamodb=dynamodb,
+        streams=session.client("dynamodbstreams"),
+        minute_s=args.tick_seconds,
     )
-    print("Ctrl-C stops.", flush=True)
+    about = {
+        "api": f"{api_origin}/{STAGE}",
+        "moto": endpoint,
+        "table": provisioned.table_name,
+        "queue_urls": provisioned.queue_urls,
+        "dead_letter_queue_urls": provisioned.dead_letter_queue_urls,
+        "sales_inbox_url": provisioned.sales_inbox_url,
+    }
+    control = LocalControl(clock, runtime.tick, about)
+    gateway = LocalApiGateway(FUNCTIONS, handlers, stage=STAGE, clock=clock)
+    server = gateway.serve(args.host, args.port, control)
+    runtime.start()
+
+    routes = ", ".join(f"{r.method} {r.path}" for spec in FUNCTIONS for r in spec.routes)
+    schedules = ", ".join(
+        f"{s.name} every {s.schedule_minutes * args.tick_seconds:g}s"
+        for s in runtime.scheduled
+        if s.schedule_minutes
+    )
+    lines = [
+        f"API         {api_origin}/{gateway.stage}  ({routes})",
+        f"AWS (moto)  {endpoint}  (state: {endpoint}/moto-api/data.json)",
+        f"Sales inbox {provisioned.sales_inbox_url}  (SQS, what the sales topic sends)",
+        f"Clock       {to_iso(clock.now())}  GET {api_origin}/_local/clock, "
+        f'POST {api_origin}/_local/clock/advance {{"by": "P1D"}}',
+        f"Schedules   {schedules}  POST {api_origin}/_local/tick runs them now",
+        f"State       {args.state or 'this run only'}",
+        "Ctrl-C stops.",
+    ]
+    print("\n".join(lines), flush=True)
 
     stop = threading.Event()
 
@@ -86,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     thread.start()
     stop.wait()
     server.shutdown()
+    runtime.stop()
+    if args.state:
+        saved = state.save(args.state, dynamodb, provisioned.table_name, clock.offset)
+        print(f"saved {saved} items and the clock to {args.state}", flush=True)
     moto.stop()
     print("stopped", flush=True)
     return 0

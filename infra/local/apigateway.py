@@ -8,29 +8,25 @@ multi-value headers and base64 bodies included.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from infra.local.functions import Handler, LambdaContext
 from infra.wiring import FunctionSpec
+from shared.clock import Clock, SystemClock
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# method, path, body -> (status, headers, body), or None when the path is not its own
+Control = Callable[[str, str, bytes], "tuple[int, list[tuple[str, str]], bytes] | None"]
 BINARY_MEDIA_TYPES = ("multipart/form-data",)
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
-
-
-def load_handler(dotted: str) -> Handler:
-    module_name, _, attribute = dotted.rpartition(".")
-    handler: Handler = getattr(importlib.import_module(module_name), attribute)
-    return handler
 
 
 @dataclass(frozen=True)
@@ -38,26 +34,8 @@ class _Route:
     method: str
     template: str
     pattern: re.Pattern[str]
-    function: str
+    function: FunctionSpec
     handler: Handler
-
-
-class LambdaContext:
-    """The attributes of the Lambda context object that handlers and Powertools read."""
-
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:ap-northeast-1:123456789012:function:{function_name}"
-        )
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -69,24 +47,33 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 class LocalApiGateway:
+    """Routes requests to ``handlers`` (function name -> its handler, built on ``clock``).
+
+    ``clock`` stamps the events' request time, so it agrees with the functions' time.
+    """
+
     def __init__(
         self,
         functions: Iterable[FunctionSpec],
+        handlers: Mapping[str, Handler],
         stage: str = "v1",
-        load: Callable[[str], Handler] = load_handler,
+        clock: Clock | None = None,
     ) -> None:
         self.stage = stage
+        self._clock = clock or SystemClock()
         self._routes: list[_Route] = []
         for spec in functions:
-            handler = load(spec.handler)
+            if not spec.routes:
+                continue
+            handler = handlers[spec.name]
             for route in spec.routes:
                 self._routes.append(
-                    _Route(route.method, route.path, _pattern(route.path), spec.name, handler)
+                    _Route(route.method, route.path, _pattern(route.path), spec, handler)
                 )
                 if route.cross_origin:
                     # Cross-origin routes answer CORS preflight in the function, as on AWS.
                     self._routes.append(
-                        _Route("OPTIONS", route.path, _pattern(route.path), spec.name, handler)
+                        _Route("OPTIONS", route.path, _pattern(route.path), spec, handler)
                     )
 
     def invoke(
@@ -112,9 +99,9 @@ class LocalApiGateway:
         match = route.pattern.match(path)
         event = self.event(route, method, path, parts.query, pairs, body, source_ip, match)
         try:
-            result = route.handler(event, LambdaContext(route.function))
+            result = route.handler(event, LambdaContext.of(route.function))
         except Exception:  # what API Gateway answers when the function fails
-            logging.getLogger(__name__).exception("function %s failed", route.function)
+            logging.getLogger(__name__).exception("function %s failed", route.function.name)
             message = {"message": "Internal server error"}
             return 502, [("Content-Type", "application/json")], json.dumps(message).encode()
         return self.http_response(result)
@@ -138,7 +125,7 @@ class LocalApiGateway:
         content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
         binary = content_type.split(";")[0].strip().lower() in BINARY_MEDIA_TYPES
         query_multi = parse_qs(query, keep_blank_values=True) if query else {}
-        now = datetime.now(UTC)
+        now = self._clock.now().astimezone(UTC)
         request_id = str(uuid.uuid4())
         return {
             "resource": route.template,
@@ -188,7 +175,8 @@ class LocalApiGateway:
         body = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode("utf-8")
         return int(result.get("statusCode", 502)), headers, body
 
-    def serve(self, host: str, port: int) -> ThreadingHTTPServer:
+    def serve(self, host: str, port: int, control: Control | None = None) -> ThreadingHTTPServer:
+        """An HTTP server for the stage; ``control`` answers the paths it claims first."""
         gateway = self
 
         class RequestHandler(BaseHTTPRequestHandler):
@@ -201,10 +189,12 @@ class LocalApiGateway:
                     self._send(413, [("Content-Type", "application/json")], too_long)
                     return
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = gateway.invoke(
-                    self.command, self.path, self.headers.items(), body, self.client_address[0]
-                )
-                self._send(status, headers, payload)
+                answer = control(self.command, self.path, body) if control else None
+                if answer is None:
+                    answer = gateway.invoke(
+                        self.command, self.path, self.headers.items(), body, self.client_address[0]
+                    )
+                self._send(*answer)
 
             def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
                 self.send_response(status)

@@ -16,6 +16,7 @@ import pytest
 from shared.clock import FixedClock
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
 from shared.nurture import finish, start
+from shared.scoring import Signal
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import NurtureWorld, build_world
 
@@ -124,3 +125,44 @@ def test_unanswered_re_engagement_ends_in_sunset_and_no_more_mail(world: Nurture
     world.run()
     assert len(world.ses.sent) == 3
     assert lead_of(world, lead_id).review_at is None
+
+
+def test_opting_out_costs_the_unsubscribe_points_and_says_so_on_the_activity(
+    world: NurtureWorld, dynamodb: Any, lambda_context: Any
+) -> None:
+    from aws_lambda_powertools import Logger
+
+    from functions.unsubscribe.handler import Dependencies, build_app, lambda_handler
+    from shared.adapters.dynamodb import DynamoScoreStore
+    from shared.qualification import ScoreKeeper
+    from shared.scoring import load_scoring
+    from shared.web import Pages
+    from tests.events import rest_event
+
+    # Given a lead with some score
+    lead_id = finished_lead(world, engaged_days_ago=1)
+    rules = load_scoring()
+    keeper = ScoreKeeper(world.repository, DynamoScoreStore(dynamodb, TABLE), rules, world.clock)
+    keeper.award(lead_id, Signal.INQUIRY, world.clock.now())
+    app = build_app(
+        Dependencies(world.repository, world.tokens, world.clock, Pages(), Logger(), keeper)
+    )
+
+    # When it opts out with one click
+    event = rest_event(
+        "POST",
+        "/unsubscribe",
+        body="List-Unsubscribe=One-Click",
+        query={"t": world.tokens.sign(lead_id)},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert lambda_handler(event, lambda_context, app)["statusCode"] == 200
+
+    # Then its score fell by the rule's points, and the activity names the rule
+    lead = lead_of(world, lead_id)
+    assert rules.score(lead.score_units, world.clock.now()) == 30 - 20
+    (activity,) = [
+        a for a in world.repository.timeline(lead_id) if a.type is ActivityType.UNSUBSCRIBED
+    ]
+    assert activity.details["points"] == -20
+    assert activity.details["rules"] == [{"rule": "unsubscribe", "points": -20}]

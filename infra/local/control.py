@@ -1,0 +1,65 @@
+"""The local stack's own endpoints, outside the API stage: its clock and its schedules.
+
+- ``GET  /_local``               what runs where (API, moto, queues, sales inbox)
+- ``GET  /_local/clock``         the stack's time
+- ``POST /_local/clock/advance`` ``{"by": "P1D"}`` (ISO-8601 duration) moves it forward
+- ``POST /_local/tick``          every scheduled function once, now
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.clock import OffsetClock, to_iso
+from shared.programs import parse_duration
+
+PREFIX = "/_local"
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
+def _json(status: int, body: Mapping[str, Any]) -> Answer:
+    payload = json.dumps(body, ensure_ascii=False, default=str).encode()
+    return status, [("Content-Type", "application/json; charset=utf-8")], payload
+
+
+class LocalControl:
+    def __init__(
+        self,
+        clock: OffsetClock,
+        tick: Callable[[], Mapping[str, Any]],
+        about: Mapping[str, Any],
+    ) -> None:
+        self._clock = clock
+        self._tick = tick
+        self._about = about
+
+    def clock_state(self) -> dict[str, Any]:
+        return {"now": to_iso(self._clock.now()), "offset_s": self._clock.offset.total_seconds()}
+
+    def __call__(self, method: str, target: str, body: bytes) -> Answer | None:
+        path = urlsplit(target).path.rstrip("/")
+        if path != PREFIX and not path.startswith(PREFIX + "/"):
+            return None
+        route = (method, path[len(PREFIX) :])
+        if route == ("GET", ""):
+            return _json(200, {**self._about, "clock": self.clock_state()})
+        if route == ("GET", "/clock"):
+            return _json(200, self.clock_state())
+        if route == ("POST", "/clock/advance"):
+            try:
+                by = parse_duration(json.loads(body or b"{}")["by"])
+                self._clock.advance(by)
+            except (ValueError, KeyError, TypeError) as error:
+                message = f'expected {{"by": "<ISO-8601 duration, e.g. P1D>"}}: {error}'
+                return _json(400, {"message": message})
+            return _json(200, self.clock_state())
+        if route == ("POST", "/tick"):
+            try:
+                results = self._tick()
+            except Exception as error:  # a failing function answers, not the server
+                return _json(500, {"message": f"{type(error).__name__}: {error}"})
+            return _json(200, {**self.clock_state(), "results": results})
+        return _json(404, {"message": f"no {method} {path}"})

@@ -1,0 +1,246 @@
+"""The local stack (``make dev``) end to end over HTTP, as a developer runs it.
+
+One stack per test module, on free ports, in a subprocess that is always stopped:
+leads are posted to the local API Gateway, the clock is moved through ``/_local``, and
+what comes out is read where AWS would put it (SES's sent mail, the sales inbox queue).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+
+from shared.clock import from_iso
+from shared.programs import load_programs
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 30
+ARRIVAL_TIMEOUT_S = 10
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def request(url: str, body: Any = None, method: str | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    call = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(call, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = ARRIVAL_TIMEOUT_S) -> T:
+    """Poll until ``probe`` returns something, or fail after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout_s}s")
+        time.sleep(0.2)
+
+
+@dataclass
+class Stack:
+    origin: str  # the local API Gateway and /_local
+    about: dict[str, Any]
+
+    @property
+    def api(self) -> str:
+        return str(self.about["api"])
+
+    @property
+    def moto(self) -> str:
+        return str(self.about["moto"])
+
+    def now(self) -> datetime:
+        status, body = request(f"{self.origin}/_local/clock")
+        assert status == 200
+        return from_iso(body["now"])
+
+    def sent_emails(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.moto}/moto-api/data.json", timeout=10) as response:  # noqa: S310
+            data = json.loads(response.read())
+        messages: list[dict[str, Any]] = data.get("ses", {}).get("RawMessage", [])
+        return messages
+
+    def sqs(self) -> Any:
+        return boto3.client(
+            "sqs",
+            endpoint_url=self.moto,
+            region_name="ap-northeast-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+
+@contextmanager
+def local_stack(log: Path, *options: str) -> Iterator[Stack]:
+    """``python -m infra.local`` on free ports until the block ends (then SIGTERM)."""
+    port, moto_port = free_port(), free_port()
+    command = [sys.executable, "-m", "infra.local", "--port", str(port)]
+    command += ["--moto-port", str(moto_port), *options]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "API_", "MOTO_"))}
+    with log.open("ab") as output:
+        process = subprocess.Popen(  # noqa: S603 - our own module
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    origin = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> dict[str, Any] | None:
+            if process.poll() is not None:
+                raise AssertionError(f"the stack exited:\n{log.read_text()[-3000:]}")
+            try:
+                status, about = request(f"{origin}/_local")
+            except OSError:
+                return None
+            return about if status == 200 else None
+
+        about = eventually(ready, "the stack answering", START_TIMEOUT_S)
+        yield Stack(origin, about)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        print(log.read_text()[-3000:])  # shown when a test failed
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with local_stack(tmp_path_factory.mktemp("local-stack") / "stack.log") as running:
+        yield running
+
+
+def next_send_time(now: datetime) -> datetime:
+    """10:00 Tokyo time on the first day the welcome program sends on, after ``now``."""
+    welcome = load_programs().get("welcome")
+    assert welcome is not None
+    window = welcome.send_window
+    local = now.astimezone(window.zone)
+    day = local.date()
+    while True:
+        target = datetime(day.year, day.month, day.day, 10, tzinfo=window.zone)
+        if target > local + timedelta(minutes=1) and window.is_open_day(day):
+            return target
+        day += timedelta(days=1)
+
+
+def test_a_lead_posted_with_consent_gets_the_welcome_email_once_the_window_opens(
+    stack: Stack,
+) -> None:
+    # Given a visitor who downloads a whitepaper with consent
+    email = f"e2e-{uuid.uuid4().hex[:8]}@example.co.jp"
+    form = {"email": email, "form_type": "download", "consent": True, "last_name": "山田"}
+    status, body = request(f"{stack.api}/leads", form)
+    assert status == 201, body
+    assert body["status"] == "created"
+
+    # When the clock moves to a business day at 10:00 in Tokyo and the schedules run
+    now = stack.now()
+    seconds = math.ceil((next_send_time(now) - now).total_seconds())
+    status, moved = request(f"{stack.origin}/_local/clock/advance", {"by": f"PT{seconds}S"})
+    assert status == 200
+    assert from_iso(moved["now"]) >= now + timedelta(seconds=seconds)
+    status, ticked = request(f"{stack.origin}/_local/tick", method="POST")
+    assert status == 200
+    assert ticked["results"]["scheduler"]["queued"] >= 1
+
+    # Then the sender, fed by the send queue's poller, has sent the welcome email via SES
+    def welcome() -> dict[str, Any] | None:
+        return next((m for m in stack.sent_emails() if email in m["destinations"]), None)
+
+    sent = eventually(welcome, f"an email to {email}")
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in sent["raw_data"]
+
+
+def test_an_inquiry_reaches_the_sales_inbox_through_the_stream_and_the_handoff(
+    stack: Stack,
+) -> None:
+    # Given an inquiry: high intent, so the lead becomes an MQL as it is captured
+    email = f"e2e-{uuid.uuid4().hex[:8]}@example.co.jp"
+    form = {"email": email, "form_type": "inquiry", "consent": True, "message": "見積もり希望"}
+    status, body = request(f"{stack.api}/leads", form)
+    assert status == 201, body
+    lead_id = body["lead_id"]
+
+    # Then the handoff function, fed by the table's stream, published it to the sales topic
+    sqs = stack.sqs()
+    inbox = stack.about["sales_inbox_url"]
+
+    def handed_off() -> dict[str, Any] | None:
+        messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            if lead_id in envelope["Message"]:
+                return dict(envelope)
+        return None
+
+    envelope = eventually(handed_off, f"lead {lead_id} in the sales inbox")
+    assert envelope["Type"] == "Notification"
+    assert envelope["TopicArn"].endswith("sales-leads")
+
+
+def test_the_clock_refuses_what_is_not_a_forward_duration(stack: Stack) -> None:
+    before = stack.now()
+    for body in ({"by": "yesterday"}, {"by": "P1M"}, {}):
+        status, answer = request(f"{stack.origin}/_local/clock/advance", body)
+        assert status == 400, answer
+    assert stack.now() - before < timedelta(hours=1)
+
+
+def test_with_state_leads_and_the_clock_survive_a_restart(tmp_path: Path) -> None:
+    # Given a run keeping its state, in which a lead was captured and the clock moved
+    log, state = tmp_path / "stack.log", tmp_path / "state"
+    form = {"email": "kept@example.co.jp", "form_type": "download", "consent": True}
+    with local_stack(log, "--state", str(state)) as first:
+        status, body = request(f"{first.api}/leads", form)
+        assert status == 201, body
+        status, moved = request(f"{first.origin}/_local/clock/advance", {"by": "P3D"})
+        assert status == 200
+
+    # When the stack starts again with the same state
+    with local_stack(log, "--state", str(state)) as second:
+        # Then the lead is there and the clock is still three days ahead
+        status, lead = request(f"{second.api}/leads/{body['lead_id']}")
+        assert status == 200, lead
+        assert "kept@example.co.jp" in json.dumps(lead)
+        assert second.now() >= from_iso(moved["now"])
+
+    # and --reset starts empty
+    with local_stack(log, "--state", str(state), "--reset") as third:
+        status, _ = request(f"{third.api}/leads/{body['lead_id']}")
+        assert status == 404
+        assert third.now() < from_iso(moved["now"]) - timedelta(days=2)
