@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from shared.clock import Clock
 from shared.leads import Activity, ActivityType, Lead
 from shared.nurture import finish, record_engagement
 from shared.programs import Engagement, ProgramCatalog
-from shared.qualification import Award, ScoreKeeper, ScoreStore, business_day
+from shared.qualification import Award, ScoreKeeper, business_day
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import Signal
 from shared.ses_events import EmailEvent, EmailEventType
@@ -51,12 +51,6 @@ METRIC = {
 }
 
 
-class EventLedger(Protocol):
-    def first_seen(self, lead_id: str, key: str, at: datetime) -> bool: ...
-
-    def forget(self, lead_id: str, key: str) -> None: ...
-
-
 class EngagementOutcome(StrEnum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
@@ -67,35 +61,44 @@ class EngagementRecorder:
     def __init__(
         self,
         leads: LeadRepository,
-        events: EventLedger,
-        counters: ScoreStore,
         scores: ScoreKeeper,
         programs: ProgramCatalog,
         clock: Clock,
         transient_bounce_limit: int = 3,
     ) -> None:
         self._leads = leads
-        self._events = events
-        self._counters = counters
         self._scores = scores
         self._programs = programs
         self._clock = clock
         self._transient_limit = transient_bounce_limit
 
     def record(self, event: EmailEvent) -> EngagementOutcome:
+        """Apply the event once, however often it is delivered.
+
+        Lead state changes are idempotent and run on every delivery, so a retry finishes
+        what a failed attempt began. The counted parts (score, daily caps, report
+        counter) commit in one write with the event's marker: exactly once. The
+        activity is keyed by the event, so writing it again is harmless.
+        """
         lead = self._find(event)
         if lead is None:
             return EngagementOutcome.UNKNOWN_LEAD
-        key = event.dedupe_key
-        if not self._events.first_seen(lead.lead_id, key, event.at):
-            return EngagementOutcome.DUPLICATE
-        try:
-            self._apply(lead, event, key)
-        except Exception:
-            # Let the retried delivery do it all again rather than be taken for a duplicate.
-            self._events.forget(lead.lead_id, key)
-            raise
-        return EngagementOutcome.RECORDED
+        lead_id = lead.lead_id
+        signal = self._state(lead_id, event)
+        counter = None
+        if event.program_id:
+            counter = (
+                business_day(event.at),
+                f"email#{event.program_id}#{event.step_id}#{event.variant}",
+                METRIC[event.type],
+            )
+        award, duplicate = self._scores.record_event(
+            lead_id, event.dedupe_key, signal, event.at, event.link_tags, counter
+        )
+        self._leads.append([self._activity(lead_id, event, event.dedupe_key, award)])
+        if award.points > 0:
+            self._scores.qualify(lead_id, reason="score")
+        return EngagementOutcome.DUPLICATE if duplicate else EngagementOutcome.RECORDED
 
     def _find(self, event: EmailEvent) -> Lead | None:
         if event.lead_id:
@@ -108,28 +111,22 @@ class EngagementRecorder:
                 return lead
         return None
 
-    def _apply(self, lead: Lead, event: EmailEvent, key: str) -> None:
-        lead_id = lead.lead_id
-        award = Award(())
+    def _state(self, lead_id: str, event: EmailEvent) -> Signal | None:
+        """Change the lead as the event says (idempotently); the signal it scores, if any."""
         if event.type in (EmailEventType.OPEN, EmailEventType.CLICK):
             self._update(lead_id, lambda current: self._engaged(current, event))
-            signal = Signal.OPEN if event.type is EmailEventType.OPEN else Signal.CLICK
-            award, _ = self._scores.award(lead_id, signal, event.at, event.link_tags)
-        elif event.type is EmailEventType.BOUNCE:
+            return Signal.OPEN if event.type is EmailEventType.OPEN else Signal.CLICK
+        if event.type is EmailEventType.BOUNCE:
             self._update(lead_id, lambda current: self._bounced(current, event))
-            if event.permanent_bounce:
-                award, _ = self._scores.award(lead_id, Signal.BOUNCE, event.at)
-        elif event.type is EmailEventType.COMPLAINT:
+            return Signal.BOUNCE if event.permanent_bounce else None
+        if event.type is EmailEventType.COMPLAINT:
             self._update(lead_id, lambda current: _suppress(current, event.at, "complaint"))
         elif event.type is EmailEventType.DELIVERY:
-            self._update(lead_id, _delivered)
+            self._update(lead_id, lambda current: _delivered(current, event.at))
         elif event.unsubscribed_all:
             self._update(lead_id, lambda current: _unsubscribe(current, event.at))
-            award, _ = self._scores.award(lead_id, Signal.UNSUBSCRIBE, event.at)
-        self._leads.append([self._activity(lead_id, event, key, award)])
-        self._count(event)
-        if award.points > 0:
-            self._scores.qualify(lead_id, reason="score")
+            return Signal.UNSUBSCRIBE
+        return None
 
     def _update(self, lead_id: str, change: Callable[[Lead], dict[str, Any] | None]) -> None:
         for _ in range(MAX_ATTEMPTS):
@@ -162,13 +159,23 @@ class EngagementRecorder:
     def _bounced(self, lead: Lead, event: EmailEvent) -> dict[str, Any] | None:
         if event.permanent_bounce:
             return _suppress(lead, event.at, "bounce:permanent")
-        count = lead.transient_bounces + 1
+        # Events arrive out of order: a bounce older than the last delivery is not part
+        # of the current run; a redelivered bounce is already counted.
+        if lead.last_delivered_at is not None and event.at <= lead.last_delivered_at:
+            return None
+        key = event.dedupe_key
+        if key in lead.soft_bounce_keys:
+            return None
+        keys = (*lead.soft_bounce_keys, key)
+        count = len(keys)
+        changes: dict[str, Any] = {
+            "transient_bounces": count,
+            "soft_bounce_keys": keys,
+            "last_soft_bounce_at": max(event.at, lead.last_soft_bounce_at or event.at),
+        }
         if count >= self._transient_limit:
-            return {
-                "transient_bounces": count,
-                **(_suppress(lead, event.at, "bounce:transient") or {}),
-            }
-        return {"transient_bounces": count}
+            changes.update(_suppress(lead, event.at, "bounce:transient") or {})
+        return changes
 
     @staticmethod
     def _activity(lead_id: str, event: EmailEvent, key: str, award: Award) -> Activity:
@@ -196,16 +203,16 @@ class EngagementRecorder:
             details={k: v for k, v in details.items() if v is not None},
         )
 
-    def _count(self, event: EmailEvent) -> None:
-        if not event.program_id:
-            return
-        key = f"email#{event.program_id}#{event.step_id}#{event.variant}"
-        self._counters.count(business_day(event.at), key, METRIC[event.type])
 
-
-def _delivered(lead: Lead) -> dict[str, Any] | None:
-    # Soft bounces count "in a row": a delivery ends the run.
-    return {"transient_bounces": 0} if lead.transient_bounces else None
+def _delivered(lead: Lead, at: datetime) -> dict[str, Any] | None:
+    """Soft bounces count "in a row": a delivery after the last of them ends the run."""
+    changes: dict[str, Any] = {}
+    if lead.last_delivered_at is None or at > lead.last_delivered_at:
+        changes["last_delivered_at"] = at
+    after_bounces = lead.last_soft_bounce_at is None or at > lead.last_soft_bounce_at
+    if lead.transient_bounces and after_bounces:
+        changes.update(transient_bounces=0, soft_bounce_keys=())
+    return changes or None
 
 
 def _suppress(lead: Lead, at: datetime, reason: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ SQS, Lambda and HTTP(S) subscribers, and message attributes for filter policies.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +43,15 @@ class SalesMessage:
     handoff_id: str
 
 
+_URL = re.compile(r"(?i)\b(h)(tt)(ps?)(://)")
+_WWW = re.compile(r"(?i)\bwww\.")
+
+
+def defang(text: str) -> str:
+    """Make typed-in URLs unclickable in the email to sales (hxxps://, www[.])."""
+    return _WWW.sub(lambda m: m.group(0)[:-1] + "[.]", _URL.sub(r"\1xx\3[:]//", text))
+
+
 def _subject(lead: Lead, score: LeadScore) -> str:
     def short(text: str | None, limit: int) -> str:
         text = " ".join((text or "-").split())
@@ -51,7 +61,7 @@ def _subject(lead: Lead, score: LeadScore) -> str:
         f"[MQL] {short(lead.company, 30)} / {short(lead.name, 20)} / "
         f"score {score.score:g} / grade {score.grade.value}"
     )
-    return subject[:99]  # SNS: under 100 characters, one line
+    return defang(subject)[:99]  # SNS: under 100 characters, one line
 
 
 def top_reasons(timeline: list[Activity]) -> list[dict[str, Any]]:
@@ -138,7 +148,7 @@ def build_sales_message(
     ]
     lines += ["", f"lead_id: {lead.lead_id}"]
     structured = json.dumps(document, ensure_ascii=False)
-    text = "\n".join(lines)
+    text = defang("\n".join(lines))
     message = json.dumps(
         {
             "default": structured,

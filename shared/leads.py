@@ -188,7 +188,10 @@ class Lead(_Record):
     # Behaviour score in decay-free units (see shared.scoring); changed only by atomic ADD.
     score_units: Decimal = Decimal(0)
     last_engaged_at: datetime | None = None
-    transient_bounces: int = 0  # soft bounces in a row
+    transient_bounces: int = 0  # soft bounces in a row (by event time)
+    soft_bounce_keys: tuple[str, ...] = ()  # their event keys: a redelivery counts once
+    last_soft_bounce_at: datetime | None = None
+    last_delivered_at: datetime | None = None
     stage_changed_at: datetime | None = None
     qualified_at: datetime | None = None
     qualification: dict[str, Any] | None = None  # score, grade, reason at qualification

@@ -109,7 +109,7 @@ class SalesFeedback:
                     "disposition": request.disposition.value,
                     "reason": request.reason,
                     "by": request.by,
-                    "program_id": updated.enrolment.program_id if updated.enrolment else None,
+                    "program_id": _active_program(updated),
                 },
             )
             try:
@@ -145,6 +145,11 @@ class SalesFeedback:
             enrolment = _delayed(start(program, begins), enrolled_at=now)
         changes["enrolment"] = enrolment
         return lead.model_copy(update=changes)
+
+
+def _active_program(lead: Lead) -> str | None:
+    enrolment = lead.enrolment
+    return enrolment.program_id if enrolment and enrolment.completed_at is None else None
 
 
 def _delayed(enrolment: Enrolment, enrolled_at: datetime) -> Enrolment:

@@ -226,10 +226,10 @@ class ProgramCatalog:
 def load_programs(directory: Path = PROGRAMS_DIR) -> ProgramCatalog:
     programs = []
     for path in sorted(directory.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
         try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
             programs.append(Program.model_validate(document))
-        except ValueError as exc:
+        except (ValueError, yaml.YAMLError) as exc:
             raise ValueError(f"{path.name}: {exc}") from exc
     ids = [p.id for p in programs]
     duplicates = {i for i in ids if ids.count(i) > 1}

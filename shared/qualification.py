@@ -38,6 +38,30 @@ class ScoreStore(Protocol):
         """Atomically add to a report counter (``key`` e.g. program#step#variant)."""
         ...
 
+    def commit_event(self, commit: EventCommit) -> str:
+        """Write the event's marker, score, cap use and counter in one transaction.
+
+        Returns "committed", "duplicate" (the marker exists), or "cap:<rule>" when
+        that rule's daily cap has no room left (nothing was written).
+        """
+        ...
+
+    def recorded_award(self, lead_id: str, key: str) -> dict[str, Any] | None:
+        """The award details stored with an event's marker (for a redelivery)."""
+        ...
+
+
+@dataclass(frozen=True)
+class EventCommit:
+    lead_id: str
+    key: str  # the event's dedupe key
+    at: datetime
+    units: Decimal
+    engaged_at: datetime | None
+    allowances: tuple[tuple[str, date, int, int], ...]  # rule, day, points, cap
+    counter: tuple[date, str, str] | None  # day, key, metric
+    award: dict[str, Any]
+
 
 @dataclass(frozen=True)
 class Award:
@@ -100,6 +124,48 @@ class ScoreKeeper:
         units = sum((self._rules.units(p, at) for _, p in granted), Decimal(0))
         lead = self._store.add_score(lead_id, units, at if positive else None)
         return award, lead
+
+    def record_event(
+        self,
+        lead_id: str,
+        key: str,
+        signal: Signal | None,
+        at: datetime,
+        link_tags: Iterable[str] = (),
+        counter: tuple[date, str, str] | None = None,
+    ) -> tuple[Award, bool]:
+        """Score an engagement event exactly once; (award, whether it was a duplicate)."""
+        rules = [
+            (name, rule)
+            for name, rule in (self._rules.points_for(signal, link_tags) if signal else [])
+            if rule.points != 0
+        ]
+        day = business_day(at)
+        while True:
+            award = Award(tuple((name, rule.points) for name, rule in rules))
+            commit = EventCommit(
+                lead_id=lead_id,
+                key=key,
+                at=at,
+                units=sum((self._rules.units(p, at) for _, p in award.rules), Decimal(0)),
+                engaged_at=at if award.points > 0 else None,
+                allowances=tuple(
+                    (name, day, rule.points, rule.daily_cap)
+                    for name, rule in rules
+                    if rule.daily_cap is not None and rule.points > 0
+                ),
+                counter=counter,
+                award=award.as_details(),
+            )
+            result = self._store.commit_event(commit)
+            if result == "committed":
+                return award, False
+            if result == "duplicate":
+                stored = self._store.recorded_award(lead_id, key) or {}
+                rules_met = tuple((r["rule"], int(r["points"])) for r in stored.get("rules", []))
+                return Award(rules_met), True
+            full = result.removeprefix("cap:")
+            rules = [(name, rule) for name, rule in rules if name != full]
 
     def qualify(self, lead_id: str, reason: str, *, high_intent: bool = False) -> bool:
         """Make the lead an MQL if it qualifies now; True if this call did it."""

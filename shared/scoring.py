@@ -213,5 +213,5 @@ def _title_has(title: str, keyword: str) -> bool:
 def load_scoring(path: Path = SCORING_FILE) -> ScoringRules:
     try:
         return ScoringRules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except ValueError as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         raise ValueError(f"{path.name}: {exc}") from exc

@@ -98,7 +98,8 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
         deps.logger.info(
             "disposition", extra={"lead_id": lead_id, "disposition": request.disposition.value}
         )
-        program = lead.enrolment.program_id if lead.enrolment else None
+        active = lead.enrolment is not None and lead.enrolment.completed_at is None
+        program = lead.enrolment.program_id if active and lead.enrolment else None
         return _json(200, {"lead_id": lead_id, "stage": lead.stage.value, "program_id": program})
 
     @app.delete("/leads/<lead_id>")

@@ -44,8 +44,6 @@ def build(clock: Clock | None = None) -> EngagementApp:
     store = DynamoScoreStore(dynamodb, settings.table_name)
     recorder = EngagementRecorder(
         leads,
-        store,
-        store,
         ScoreKeeper(leads, store, load_scoring(), clock),
         load_programs(),
         clock,

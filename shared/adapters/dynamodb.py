@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 from shared.clock import to_iso
 from shared.leads import Activity, Consent, Lead, SendRecord
 from shared.normalize import email_key
+from shared.qualification import EventCommit
 from shared.repository import REVIEW, DueLead, EmailTaken, Record, VersionConflict
 
 if TYPE_CHECKING:
@@ -504,29 +505,102 @@ class DynamoScoreStore:
             ExpressionAttributeValues=serialize({":by": by}),
         )
 
-    def first_seen(self, lead_id: str, key: str, at: datetime) -> bool:
-        """Mark an event as seen; False if it was seen before (a duplicate delivery)."""
-        expires = int(at.timestamp()) + 30 * 86400
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=serialize(
-                    {"pk": lead_pk(lead_id), "sk": f"EVENT#{key}", "expires_at": expires}
-                ),
-                ConditionExpression="attribute_not_exists(pk)",
+    def commit_event(self, commit: EventCommit) -> str:
+        expires = int(commit.at.timestamp()) + 30 * 86400
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": serialize(
+                        {
+                            "pk": lead_pk(commit.lead_id),
+                            "sk": f"EVENT#{commit.key}",
+                            "award": commit.award,
+                            "expires_at": expires,
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        if commit.units:
+            expression = "ADD score_units :units, version :one"
+            values: dict[str, Any] = {":units": commit.units, ":one": 1}
+            if commit.engaged_at is not None:
+                expression += " SET last_engaged_at = :at"
+                values[":at"] = to_iso(commit.engaged_at)
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": serialize({"pk": lead_pk(commit.lead_id), "sk": PROFILE}),
+                        "UpdateExpression": expression,
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeValues": serialize(values),
+                    }
+                }
             )
+        for rule, day, points, cap in commit.allowances:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": serialize(
+                            {"pk": lead_pk(commit.lead_id), "sk": f"CAP#{day.isoformat()}#{rule}"}
+                        ),
+                        "UpdateExpression": "ADD used :points SET expires_at = :expires",
+                        "ConditionExpression": "attribute_not_exists(used) OR used <= :room",
+                        "ExpressionAttributeValues": serialize(
+                            {":points": points, ":room": cap - points, ":expires": expires}
+                        ),
+                    }
+                }
+            )
+        if commit.counter is not None:
+            day, key, metric = commit.counter
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": serialize({"pk": f"COUNTER#{day.isoformat()}", "sk": key}),
+                        "UpdateExpression": "ADD #metric :one",
+                        "ExpressionAttributeNames": {"#metric": metric},
+                        "ExpressionAttributeValues": serialize({":one": 1}),
+                    }
+                }
+            )
+        try:
+            self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            if _condition_failed(exc):
-                return False
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons", [])
+            codes = [r.get("Code", "None") for r in reasons]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return "duplicate"
+            offset = 1 + (1 if commit.units else 0)
+            for index, (rule, *_rest) in enumerate(commit.allowances):
+                if (
+                    len(codes) > offset + index
+                    and codes[offset + index] == "ConditionalCheckFailed"
+                ):
+                    return f"cap:{rule}"
+            if commit.units and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                return "duplicate"  # the lead is gone (erased): nothing left to score
             raise
-        return True
+        return "committed"
 
-    def forget(self, lead_id: str, key: str) -> None:
-        """Undo ``first_seen`` when handling failed, so the retry is not a duplicate."""
-        self._client.delete_item(
+    def recorded_award(self, lead_id: str, key: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
             TableName=self._table,
             Key=serialize({"pk": lead_pk(lead_id), "sk": f"EVENT#{key}"}),
+            ConsistentRead=True,
         )
+        item = response.get("Item")
+        if not item:
+            return None
+        award: dict[str, Any] = deserialize(item).get("award") or {}
+        return award
 
 
 class DynamoHandoffLedger:
