@@ -21,6 +21,7 @@ from shared.leads import (
     Consent,
     ConsentState,
     Lead,
+    Stage,
     Touch,
     new_id,
 )
@@ -191,6 +192,8 @@ class LeadCapture:
             except (EmailTaken, VersionConflict):
                 continue
             program_id = lead.enrolment.program_id if enrolled and lead.enrolment else None
+            if existing is None and self._scores is not None:
+                self._scores.count_transition(now, "new", Stage.LEAD.value)
             qualified = self._score(lead.lead_id, submission, records[0], now)
             return CaptureResult(
                 lead.lead_id,

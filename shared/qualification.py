@@ -167,6 +167,10 @@ class ScoreKeeper:
             full = result.removeprefix("cap:")
             rules = [(name, rule) for name, rule in rules if name != full]
 
+    def count_transition(self, at: datetime, source: str, target: str) -> None:
+        """The funnel's counters: one per day and stage transition (``new>lead`` too)."""
+        self._store.count(business_day(at), "stage", f"{source}>{target}")
+
     def qualify(self, lead_id: str, reason: str, *, high_intent: bool = False) -> bool:
         """Make the lead an MQL if it qualifies now; True if this call did it."""
         for _ in range(MAX_ATTEMPTS):
@@ -209,7 +213,7 @@ class ScoreKeeper:
                 self._leads.replace(updated, lead.version, [activity])
             except VersionConflict:
                 continue
-            self._store.count(business_day(now), "stage", "lead>mql")
+            self.count_transition(now, Stage.LEAD.value, Stage.MQL.value)
             return True
         raise VersionConflict(lead_id)
 

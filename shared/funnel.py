@@ -1,0 +1,235 @@
+"""Funnel maths for reports and planning (pure: no I/O, no AWS).
+
+The daily report counters (``COUNTER#<day>`` items, see ``shared.adapters.dynamodb``)
+hold two kinds of metric:
+
+- sk ``stage``: one attribute per stage transition, ``<from>><to>`` (``new>lead`` for a
+  lead created, ``lead>mql``, ``mql>sql``, ``sql>customer``, ...);
+- sk ``email#<program>#<step>#<variant>``: email events (``sent``, ``delivered``,
+  ``opens``, ``clicks``, ``bounces``, ``complaints``, ...).
+
+Counts in a period are flows, not cohorts: the MQLs of a month may come from leads of
+earlier months, so a period's conversion rate is an estimate (and may exceed 1 when a
+period is short). Planning works backwards from deals won to the leads needed, rounding
+up at every stage: half a lead produces nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+STAGE_KEY = "stage"
+EMAIL_PREFIX = "email#"
+NEW_LEAD = "new>lead"
+
+# The funnel's stages in order, and the conversions between neighbours.
+STAGES = ("lead", "mql", "sql", "customer")
+CONVERSIONS = ("lead_mql", "mql_sql", "sql_won")
+
+# Used when there is no data and no rate is given: typical B2B figures.
+DEFAULT_RATES: dict[str, Fraction] = {
+    "lead_mql": Fraction("0.2"),
+    "mql_sql": Fraction("0.4"),
+    "sql_won": Fraction("0.25"),
+}
+
+
+def stage_counts(transitions: Mapping[str, int]) -> dict[str, int]:
+    """Entries into each stage: leads created (``new>lead`` only: a lead sent back to
+    nurturing is not a new lead), and ``*><stage>`` for MQL, SQL and customer."""
+    counts = dict.fromkeys(STAGES, 0)
+    for name, value in transitions.items():
+        source, _, target = name.partition(">")
+        if target == "lead":
+            if source == "new":
+                counts["lead"] += value
+        elif target in counts:
+            counts[target] += value
+    return counts
+
+
+def ratio(numerator: int, denominator: int) -> Fraction | None:
+    """``numerator / denominator``; None when there is nothing to divide by."""
+    return Fraction(numerator, denominator) if denominator > 0 else None
+
+
+def conversion_rates(counts: Mapping[str, int]) -> dict[str, Fraction | None]:
+    """Stage-to-stage conversion in the period, and lead to customer overall."""
+    rates = {
+        name: ratio(counts[target], counts[source])
+        for name, source, target in zip(CONVERSIONS, STAGES, STAGES[1:], strict=True)
+    }
+    rates["lead_won"] = ratio(counts["customer"], counts["lead"])
+    return rates
+
+
+@dataclass(frozen=True)
+class EmailKpis:
+    program: str
+    step: str
+    variant: str
+    metrics: Mapping[str, int]
+
+    def _get(self, name: str) -> int:
+        return int(self.metrics.get(name, 0))
+
+    @property
+    def sent(self) -> int:
+        return self._get("sent")
+
+    @property
+    def delivered(self) -> int:
+        return self._get("delivered")
+
+    @property
+    def open_rate(self) -> Fraction | None:
+        return ratio(self._get("opens"), self.delivered)
+
+    @property
+    def click_rate(self) -> Fraction | None:
+        return ratio(self._get("clicks"), self.delivered)
+
+    @property
+    def bounce_rate(self) -> Fraction | None:
+        # Over sends, as SES's reputation metrics count them.
+        return ratio(self._get("bounces"), self.sent)
+
+    @property
+    def complaint_rate(self) -> Fraction | None:
+        return ratio(self._get("complaints"), self.sent)
+
+
+@dataclass
+class FunnelTotals:
+    """Counter items summed over a period."""
+
+    transitions: Counter[str] = field(default_factory=Counter)
+    email: dict[tuple[str, str, str], Counter[str]] = field(default_factory=dict)
+
+    def add(self, sk: str, metrics: Mapping[str, int]) -> None:
+        """Add one counter item (its sort key and its numeric attributes)."""
+        if sk == STAGE_KEY:
+            self.transitions.update(metrics)
+        elif sk.startswith(EMAIL_PREFIX):
+            program, _, rest = sk.removeprefix(EMAIL_PREFIX).partition("#")
+            step, _, variant = rest.partition("#")
+            self.email.setdefault((program, step, variant), Counter()).update(metrics)
+
+    @property
+    def stages(self) -> dict[str, int]:
+        return stage_counts(self.transitions)
+
+    @property
+    def rates(self) -> dict[str, Fraction | None]:
+        return conversion_rates(self.stages)
+
+    def email_kpis(self) -> list[EmailKpis]:
+        return [
+            EmailKpis(program, step, variant, dict(metrics))
+            for (program, step, variant), metrics in sorted(self.email.items())
+        ]
+
+
+def sum_counters(items: Iterable[tuple[str, Mapping[str, int]]]) -> FunnelTotals:
+    totals = FunnelTotals()
+    for sk, metrics in items:
+        totals.add(sk, metrics)
+    return totals
+
+
+def parse_rate(value: str) -> Fraction:
+    """A rate as ``0.25``, ``25%`` or ``1/4``; between 0 and 1."""
+    text = value.strip()
+    try:
+        rate = Fraction(text[:-1]) / 100 if text.endswith("%") else Fraction(text)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise ValueError(f"not a rate: {value!r}") from exc
+    if not 0 <= rate <= 1:
+        raise ValueError(f"a rate is between 0 and 1: {value!r}")
+    return rate
+
+
+def parse_rates(text: str) -> dict[str, Fraction]:
+    """``lead_mql=0.2,mql_sql=0.4,sql_won=0.25`` (any subset)."""
+    rates: dict[str, Fraction] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in CONVERSIONS:
+            raise ValueError(f"expected <{'|'.join(CONVERSIONS)}>=<rate>, got {part!r}")
+        rates[name] = parse_rate(value)
+    return rates
+
+
+@dataclass(frozen=True)
+class PlanStage:
+    stage: str
+    needed: int | None  # None: unreachable (a rate after it is zero)
+    rate: Fraction | None  # conversion from this stage to the next (None for customers)
+    rate_source: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    deals: int
+    stages: tuple[PlanStage, ...]
+
+    @property
+    def reachable(self) -> bool:
+        return all(s.needed is not None for s in self.stages)
+
+
+def plan(
+    deals: int, rates: Mapping[str, Fraction], sources: Mapping[str, str] | None = None
+) -> Plan:
+    """How many leads, MQLs and SQLs it takes to win ``deals``, rounding up each stage.
+
+    A zero rate makes every stage before it unreachable (``needed`` None).
+    """
+    if deals < 0:
+        raise ValueError("deals must not be negative")
+    sources = sources or {}
+    needed: int | None = deals
+    result = [PlanStage("customer", deals, None)]
+    for conversion, stage in zip(reversed(CONVERSIONS), reversed(STAGES[:-1]), strict=True):
+        rate = rates[conversion]
+        if not 0 <= rate <= 1:
+            raise ValueError(f"{conversion} must be between 0 and 1, not {float(rate)}")
+        if needed is not None and needed > 0 and rate == 0:
+            needed = None
+        elif needed is not None and needed > 0:
+            needed = math.ceil(Fraction(needed) / rate)
+        result.append(PlanStage(stage, needed, rate, sources.get(conversion, "")))
+    return Plan(deals, tuple(reversed(result)))
+
+
+def choose_rates(
+    given: Mapping[str, Fraction],
+    measured: Mapping[str, Fraction | None],
+    defaults: Mapping[str, Fraction] = DEFAULT_RATES,
+) -> tuple[dict[str, Fraction], dict[str, str]]:
+    """Per conversion: the given rate, else a usable measured one, else the default.
+
+    A measured rate is usable when it is above 0 and at most 1 (a period's flow ratio
+    can be 0 for lack of data, or above 1 when earlier leads convert in it).
+    """
+    rates: dict[str, Fraction] = {}
+    sources: dict[str, str] = {}
+    for name in CONVERSIONS:
+        value = measured.get(name)
+        if name in given:
+            rates[name], sources[name] = given[name], "given"
+        elif value is not None and 0 < value <= 1:
+            rates[name], sources[name] = value, "measured"
+        else:
+            rates[name], sources[name] = defaults[name], "default"
+    return rates, sources
+
+
+def percent(rate: Fraction | None, digits: int = 1) -> str:
+    """``12.5%``, or ``-`` when the rate is undefined."""
+    return "-" if rate is None else f"{float(rate) * 100:.{digits}f}%"
