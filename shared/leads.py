@@ -15,6 +15,8 @@ class FormType(StrEnum):
     INQUIRY = "inquiry"
     DOWNLOAD = "download"
     SEMINAR_REGISTRATION = "seminar_registration"
+    # Checked in at a seminar: a venue check-in form, or the attendee list imported after.
+    SEMINAR_ATTENDANCE = "seminar_attendance"
     TRIAL = "trial"
     NEWSLETTER = "newsletter"
     CONTACT = "contact"

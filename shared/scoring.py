@@ -50,6 +50,7 @@ class Signal(StrEnum):
 FORM_SIGNALS: dict[FormType, Signal] = {
     FormType.DOWNLOAD: Signal.DOWNLOAD,
     FormType.SEMINAR_REGISTRATION: Signal.SEMINAR_REGISTRATION,
+    FormType.SEMINAR_ATTENDANCE: Signal.SEMINAR_ATTENDANCE,
     FormType.INQUIRY: Signal.INQUIRY,
     FormType.TRIAL: Signal.TRIAL,
     FormType.CONTACT: Signal.CONTACT,
