@@ -61,7 +61,7 @@ def conversion_rates(counts: Mapping[str, int]) -> dict[str, Fraction | None]:
     """Stage-to-stage conversion in the period, and lead to customer overall."""
     rates = {
         name: ratio(counts[target], counts[source])
-        for name, source, target in zip(CONVERSIONS, STAGES, STAGES[1:], strict=True)
+        for name, source, target in zip(CONVERSIONS, STAGES[:-1], STAGES[1:], strict=True)
     }
     rates["lead_won"] = ratio(counts["customer"], counts["lead"])
     return rates

@@ -24,7 +24,8 @@ from moto.server import ThreadedMotoServer
 from infra.config import DeploymentConfig, Resources, function_environment
 from infra.local import state
 from infra.local.apigateway import LocalApiGateway
-from infra.local.control import LocalControl
+from infra.local.console import ConsoleConfig, LocalConsole
+from infra.local.control import Answer, LocalControl
 from infra.local.functions import REGION, build_handlers
 from infra.local.runtime import MINUTE_S, LocalRuntime, Triggers
 from infra.provision import provision_all
@@ -129,8 +130,25 @@ def main(argv: list[str] | None = None) -> int:
         "sales_inbox_url": provisioned.sales_inbox_url,
     }
     control = LocalControl(clock, runtime.tick, about)
+    console = LocalConsole(
+        ConsoleConfig(
+            origin=api_origin,
+            api=f"{api_origin}/{STAGE}",
+            moto=endpoint,
+            table_name=provisioned.table_name,
+            email_events_topic_arn=provisioned.email_events_topic_arn,
+            sales_inbox_url=provisioned.sales_inbox_url,
+            configuration_set=provisioned.configuration_set,
+        ),
+        clock,
+        session,
+    )
+
+    def local_paths(method: str, target: str, body: bytes) -> Answer | None:
+        return control(method, target, body) or console(method, target, body)
+
     gateway = LocalApiGateway(FUNCTIONS, handlers, stage=STAGE, clock=clock)
-    server = gateway.serve(args.host, args.port, control)
+    server = gateway.serve(args.host, args.port, local_paths)
     runtime.start()
 
     routes = ", ".join(f"{r.method} {r.path}" for spec in FUNCTIONS for r in spec.routes)
@@ -142,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"API         {api_origin}/{gateway.stage}  ({routes})",
         f"AWS (moto)  {endpoint}  (state: {endpoint}/moto-api/data.json)",
+        f"Console     {api_origin}/console/  (site forms, outbox, leads, sales inbox, funnel)",
         f"Sales inbox {provisioned.sales_inbox_url}  (SQS, what the sales topic sends)",
         f"Clock       {to_iso(clock.now())}  GET {api_origin}/_local/clock, "
         f'POST {api_origin}/_local/clock/advance {{"by": "P1D"}}',

@@ -1,0 +1,150 @@
+"""Check and preview the content marketers edit: programs, scoring rules, templates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infra.config import DeploymentConfig
+from shared.email import LOCALES, EmailRenderer, RenderedEmail, SenderProfile
+from shared.leads import ConsentState, FormType, Lead, Touch
+from shared.programs import CONTENT_DIR, ProgramCatalog, load_programs
+from shared.scoring import load_scoring
+
+NOW = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
+PREVIEW_UNSUBSCRIBE = "https://api.example.com/v1/unsubscribe?t=PREVIEW"
+SAMPLE_PROFILES: dict[str, dict[str, str]] = {
+    "full": {
+        "family_name": "山田",
+        "given_name": "太郎",
+        "name": "山田 太郎",
+        "company": "株式会社サンプル商事",
+        "department": "情報システム部",
+        "job_title": "部長",
+        "industry": "製造業",
+        "company_size": "100〜299名",
+        "prefecture": "東京都",
+    },
+    "blank": {},
+    "hostile": {"name": "<script>alert(1)</script>\"&'", "company": "<b>{{ 7*7 }}</b>"},
+}
+
+
+@dataclass(frozen=True)
+class ContentPaths:
+    programs: Path
+    email: Path
+    scoring: Path
+
+    @classmethod
+    def under(cls, directory: Path | None) -> ContentPaths:
+        root = directory or CONTENT_DIR
+        return cls(root / "programs", root / "email", root / "scoring.yaml")
+
+
+def sample_lead(locale: str = "ja", profile: str = "full") -> Lead:
+    touch = Touch(at=NOW, form_type=FormType.DOWNLOAD)
+    return Lead(
+        lead_id="0f8e1c2d3b4a59687766554433221100",
+        email="taro.yamada@example.co.jp",
+        locale=locale,
+        consent=ConsentState(opted_in=True, at=NOW, wording_version="2026-01"),
+        first_touch=touch,
+        last_touch=touch,
+        created_at=NOW,
+        updated_at=NOW,
+        **SAMPLE_PROFILES[profile],
+    )
+
+
+def deployment_config(cdk_json: Path = Path("cdk.json")) -> DeploymentConfig:
+    """The ``lead-nurture`` block of ``cdk.json`` in the working directory, else defaults."""
+    if not cdk_json.is_file():
+        return DeploymentConfig()
+    context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
+    return DeploymentConfig.from_context(context.get("lead-nurture"))
+
+
+def sender_profile(cdk_json: Path = Path("cdk.json")) -> SenderProfile:
+    """The deployment's sender, as the sender function gets it."""
+    return SenderProfile(**deployment_config(cdk_json).sender.model_dump())
+
+
+@dataclass(frozen=True)
+class Validation:
+    errors: tuple[str, ...]
+    programs: int = 0
+    steps: int = 0
+    renders: int = 0
+
+
+def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
+    """Load the scoring rules and programs; render every step, variant and locale for
+    a full, a blank and a hostile sample lead. Every problem is collected."""
+    errors: list[str] = []
+    try:
+        load_scoring(paths.scoring)
+    except (OSError, ValueError) as exc:
+        errors.append(f"scoring: {exc}")
+    try:
+        catalog = load_programs(paths.programs)
+    except (OSError, ValueError) as exc:
+        return Validation((*errors, f"programs: {exc}"))
+    if not catalog.programs:
+        errors.append(f"programs: no *.yaml in {paths.programs}")
+    renderer = EmailRenderer(sender, paths.email)
+    renders = 0
+    for program in catalog.programs:
+        for step in program.steps:
+            for locale in LOCALES:
+                failed: set[str] = set()
+                for profile in SAMPLE_PROFILES:
+                    lead = sample_lead(locale, profile)
+                    for variant in range(step.variants):
+                        try:
+                            renderer.render(lead, program, step, variant, PREVIEW_UNSUBSCRIBE)
+                            renders += 1
+                        except Exception as exc:  # any template error is a finding
+                            failed.add(f"{type(exc).__name__}: {exc}")
+                errors.extend(
+                    f"{program.id}/{step.id} ({locale}, template {step.template}): {problem}"
+                    for problem in sorted(failed)
+                )
+    steps = sum(len(p.steps) for p in catalog.programs)
+    return Validation(tuple(errors), len(catalog.programs), steps, renders)
+
+
+class PreviewError(Exception):
+    pass
+
+
+def render_step(
+    catalog: ProgramCatalog,
+    renderer: EmailRenderer,
+    lead: Lead,
+    program_id: str,
+    step_id: str,
+    variant: int = 0,
+) -> RenderedEmail:
+    program = catalog.get(program_id)
+    if program is None:
+        known = ", ".join(p.id for p in catalog.programs)
+        raise PreviewError(f"no program {program_id!r} (programs: {known})")
+    step = next((s for s in program.steps if s.id == step_id), None)
+    if step is None:
+        known = ", ".join(s.id for s in program.steps)
+        raise PreviewError(f"program {program_id} has no step {step_id!r} (steps: {known})")
+    if not 0 <= variant < step.variants:
+        raise PreviewError(f"step {step_id} has variants 0..{step.variants - 1}")
+    return renderer.render(lead, program, step, variant, PREVIEW_UNSUBSCRIBE)
+
+
+def write_preview(rendered: RenderedEmail, step_id: str, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    html = out / f"{step_id}.{rendered.locale}.html"
+    text = out / f"{step_id}.{rendered.locale}.txt"
+    html.write_text(rendered.html, encoding="utf-8")
+    text.write_text(f"Subject: {rendered.subject}\n\n{rendered.text}", encoding="utf-8")
+    return [html, text]

@@ -1,0 +1,394 @@
+"""``lead-nurture``: the operator's command line.
+
+Talks to the leads table with boto3 (``--endpoint-url`` for the local stack's moto
+server, normal credentials for AWS) and to the local stack's control endpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from infra.cli import content, local, reports
+from infra.cli.importing import ImportOptions, LeadImport, form_id_for, print_summary
+from infra.cli.tables import Columns, TableError, parse_mapping, read_table
+from shared.clock import SystemClock
+from shared.funnel import CONVERSIONS, choose_rates, parse_rates, plan
+from shared.leads import FormType
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+LOCAL_TABLE = "lead-nurture-local"  # what `make dev` names the table
+DEFAULT_REGION = "ap-northeast-1"
+REPORT_DAYS = 30
+
+
+class CliError(Exception):
+    """A problem the operator can fix: printed without a traceback, exit status 2."""
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+class Progress:
+    """``label 12/50`` rewritten in place on stderr when it is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\r{self._label} {done}/{total}{end}")
+        sys.stderr.flush()
+
+
+def dynamodb(args: argparse.Namespace) -> DynamoDBClient:
+    import boto3  # deferred: only the commands that need the table pay for it
+
+    session = boto3.session.Session()
+    kwargs: dict[str, Any] = {"region_name": args.region}
+    if args.endpoint_url:
+        kwargs["endpoint_url"] = args.endpoint_url
+        host = urlsplit(args.endpoint_url).hostname or ""
+        if session.get_credentials() is None and host in ("127.0.0.1", "localhost", "::1"):
+            # moto server takes any credentials; spare the operator from exporting some.
+            kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+    return session.client("dynamodb", **kwargs)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from exc
+
+
+def period(args: argparse.Namespace) -> tuple[date, date]:
+    from shared.qualification import business_day
+
+    end = args.to or business_day(SystemClock().now())
+    start = args.from_ or end - timedelta(days=REPORT_DAYS - 1)
+    if start > end:
+        raise CliError(f"--from {start} is after --to {end}")
+    return start, end
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+    from shared.capture import LeadCapture
+    from shared.programs import load_programs
+    from shared.qualification import ScoreKeeper
+    from shared.scoring import load_scoring
+
+    path: Path = args.file
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    try:
+        table = read_table(path, args.encoding)
+        columns = Columns.of(table.headers, parse_mapping(args.map or []))
+    except TableError as exc:
+        raise CliError(str(exc)) from exc
+    config = content.deployment_config()
+    options = ImportOptions(
+        form_type=FormType(args.form_type),
+        source=args.source,
+        consent_source=args.consent_source,
+        consent_required_for=tuple(FormType(f) for f in config.consent_required_forms),
+        dry_run=args.dry_run,
+    )
+    paths = content.ContentPaths.under(args.content)
+    client = dynamodb(args)
+    clock = SystemClock()
+    repository = DynamoLeadRepository(client, args.table)
+    scores = ScoreKeeper(
+        repository, DynamoScoreStore(client, args.table), load_scoring(paths.scoring), clock
+    )
+    capture = LeadCapture(
+        repository,
+        load_programs(paths.programs),
+        clock,
+        consent_version=config.consent_version,
+        scores=scores,
+    )
+    importer = LeadImport(repository, capture, clock, config.consent_version)
+    summary = importer.run(table, columns, options, form_id_for(path), Progress("rows"))
+    print_summary(summary, path, table, columns, options, sys.stdout)
+    return 0 if summary.ok else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    result = content.validate(content.ContentPaths.under(args.content), content.sender_profile())
+    for error in result.errors:
+        print(f"error: {error}", file=sys.stderr)
+    if result.errors:
+        print(f"{len(result.errors)} problem(s) found", file=sys.stderr)
+        return 1
+    print(
+        f"ok: scoring rules, {result.programs} programs, {result.steps} steps, "
+        f"{result.renders} renders (both locales; full, blank and hostile sample leads)"
+    )
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from jinja2 import TemplateError
+
+    from shared.email import EmailRenderer
+    from shared.programs import load_programs
+
+    paths = content.ContentPaths.under(args.content)
+    try:
+        catalog = load_programs(paths.programs)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    if args.lead_id:
+        from shared.adapters.dynamodb import DynamoLeadRepository
+
+        lead = DynamoLeadRepository(dynamodb(args), args.table).get(args.lead_id)
+        if lead is None:
+            raise CliError(f"no lead {args.lead_id} in table {args.table}")
+        if args.locale:
+            lead = lead.model_copy(update={"locale": args.locale})
+    else:
+        lead = content.sample_lead(args.locale or "ja")
+    renderer = EmailRenderer(content.sender_profile(), paths.email)
+    try:
+        rendered = content.render_step(
+            catalog, renderer, lead, args.program, args.step, args.variant
+        )
+    except (content.PreviewError, TemplateError) as exc:
+        raise CliError(str(exc)) from exc
+    if args.out:
+        for written in content.write_preview(rendered, args.step, args.out):
+            print(written)
+        return 0
+    print(f"Subject: {rendered.subject}\n")
+    print(rendered.text)
+    return 0
+
+
+def cmd_report_funnel(args: argparse.Namespace) -> int:
+    from shared.adapters.counters import DynamoCounterReader
+
+    start, end = period(args)
+    reader = DynamoCounterReader(dynamodb(args), args.table)
+    totals = reports.collect(reader, start, end, Progress("days"))
+    reports.print_funnel(totals, start, end, sys.stdout)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    try:
+        given = parse_rates(args.rates or "")
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    measured: dict[str, Any] = {}
+    if any(name not in given for name in CONVERSIONS):
+        from shared.adapters.counters import DynamoCounterReader
+
+        start, end = period(args)
+        reader = DynamoCounterReader(dynamodb(args), args.table)
+        measured = reports.collect(reader, start, end, Progress("days")).rates
+        print(f"Measured over {start.isoformat()} .. {end.isoformat()}", file=sys.stdout)
+    rates, sources = choose_rates(given, measured)
+    reports.print_plan(plan(args.deals, rates, sources), sys.stdout)
+    return 0
+
+
+def _show(answer: Any) -> None:
+    print(json.dumps(answer, ensure_ascii=False, indent=2))
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    if args.duration:
+        _show(local.advance(args.api, args.duration))
+    else:
+        _show(local.clock(args.api))
+    return 0
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    _show(local.tick(args.api))
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    table = argparse.ArgumentParser(add_help=False)
+    group = table.add_argument_group("table")
+    group.add_argument(
+        "--table",
+        default=os.environ.get("TABLE_NAME", LOCAL_TABLE),
+        help="the leads table (default: $TABLE_NAME, else %(default)s)",
+    )
+    group.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="DynamoDB endpoint, e.g. the local stack's http://127.0.0.1:5000 "
+        "(default: $AWS_ENDPOINT_URL; none: AWS)",
+    )
+    group.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION),
+        help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, else %(default)s)",
+    )
+    content_dir = argparse.ArgumentParser(add_help=False)
+    content_dir.add_argument(
+        "--content",
+        type=Path,
+        default=Path(os.environ["LEAD_NURTURE_CONTENT"])
+        if os.environ.get("LEAD_NURTURE_CONTENT")
+        else None,
+        metavar="DIR",
+        help="content directory with programs/, email/ and scoring.yaml "
+        "(default: $LEAD_NURTURE_CONTENT, else the shipped shared/content)",
+    )
+    dates = argparse.ArgumentParser(add_help=False)
+    dates.add_argument("--from", dest="from_", type=_day, metavar="DATE", help="first day")
+    dates.add_argument("--to", type=_day, metavar="DATE", help="last day (default: today in Japan)")
+    api = argparse.ArgumentParser(add_help=False)
+    api.add_argument(
+        "--api",
+        default=os.environ.get("LOCAL_API_URL", local.DEFAULT_API),
+        help="the local stack's API (default: $LOCAL_API_URL, else %(default)s)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="lead-nurture",
+        description="Operate lead nurture: import lead lists, check content, report.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser(
+        "import",
+        parents=[table, content_dir],
+        help="import leads from a .csv or .xlsx file",
+        description="Import a lead list through the web form's validation, dedupe and "
+        "consent records. Exit status 1 when rows were rejected.",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument(
+        "--form-type",
+        choices=[f.value for f in FormType],
+        default=FormType.SEMINAR_REGISTRATION.value,
+        help="what the list is (default %(default)s; business cards: contact)",
+    )
+    p.add_argument("--source", help="where the leads came from, e.g. exhibition-2026-tokyo")
+    p.add_argument(
+        "--consent-source",
+        metavar="VERSION",
+        help="the leads opted in to email under this consent wording version "
+        "(without it, no consent is recorded)",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="HEADER=FIELD",
+        help="map a column to a field (repeatable); HEADER=- ignores the column",
+    )
+    p.add_argument("--encoding", help="CSV encoding (default: detect UTF-8 or CP932)")
+    p.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+    p.set_defaults(run=cmd_import)
+
+    p = commands.add_parser(
+        "validate",
+        parents=[content_dir],
+        help="check programs, scoring rules and every template",
+    )
+    p.set_defaults(run=cmd_validate)
+
+    p = commands.add_parser(
+        "preview", parents=[table, content_dir], help="render one step of a program"
+    )
+    p.add_argument("--program", required=True)
+    p.add_argument("--step", required=True)
+    p.add_argument("--locale", choices=["ja", "en"])
+    p.add_argument("--variant", type=_non_negative, default=0, help="A/B subject (default 0)")
+    p.add_argument("--lead-id", help="render for this stored lead (default: a sample lead)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write <step>.<locale>.html and .txt here (default: print the text part)",
+    )
+    p.set_defaults(run=cmd_preview)
+
+    p = commands.add_parser("report", help="reports from the daily counters")
+    kinds = p.add_subparsers(dest="report", required=True, metavar="REPORT")
+    k = kinds.add_parser(
+        "funnel",
+        parents=[table, dates],
+        help="stage counts, conversion rates and email KPIs (default: the last 30 days)",
+    )
+    k.set_defaults(run=cmd_report_funnel)
+
+    p = commands.add_parser(
+        "plan",
+        parents=[table, dates],
+        help="leads needed at each stage to win N deals",
+        description="Rates not given come from the measured funnel over --from/--to, "
+        "else from typical B2B rates.",
+    )
+    p.add_argument("--deals", type=_non_negative, required=True)
+    p.add_argument(
+        "--rates",
+        metavar="lead_mql=R,mql_sql=R,sql_won=R",
+        help="conversion rates (0.2, 20%% or 1/5); any subset",
+    )
+    p.set_defaults(run=cmd_plan)
+
+    p = commands.add_parser(
+        "clock", parents=[api], help="the local stack's clock: show it, or advance DURATION"
+    )
+    p.add_argument("action", nargs="?", choices=["show", "advance"], default="show")
+    p.add_argument("duration", nargs="?", help="ISO-8601 duration: PT1H, P1D, P1W")
+    p.set_defaults(run=cmd_clock)
+
+    p = commands.add_parser("tick", parents=[api], help="run the local stack's schedules now")
+    p.set_defaults(run=cmd_tick)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "clock":
+        if args.action == "advance" and not args.duration:
+            parser.error("clock advance needs a DURATION, e.g. P1D")
+        if args.action == "show":
+            args.duration = None
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except (CliError, local.LocalStackError) as exc:
+        print(f"lead-nurture: error: {exc}", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as exc:
+        print(f"lead-nurture: AWS error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,107 @@
+"""Funnel report and plan as text tables (the maths is ``shared.funnel``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from datetime import date
+from typing import TextIO
+
+from shared.adapters.counters import DynamoCounterReader, days
+from shared.funnel import FunnelTotals, Plan, percent
+
+STAGE_LABELS = {"lead": "leads", "mql": "MQL", "sql": "SQL", "customer": "customers"}
+CONVERSION_LABELS = {
+    "lead_mql": "lead → MQL",
+    "mql_sql": "MQL → SQL",
+    "sql_won": "SQL → customer",
+    "lead_won": "lead → customer",
+}
+
+
+def collect(
+    reader: DynamoCounterReader,
+    start: date,
+    end: date,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> FunnelTotals:
+    """Sum the counter items of every day from ``start`` to ``end`` (one Query a day)."""
+    totals = FunnelTotals()
+    period = list(days(start, end))
+    for done, day in enumerate(period, start=1):
+        progress(done, len(period))
+        for sk, metrics in reader.day(day):
+            totals.add(sk, metrics)
+    return totals
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Collection[int]) -> str:
+    """A plain text table; the columns at the indexes in ``right`` are right-aligned."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def print_funnel(totals: FunnelTotals, start: date, end: date, out: TextIO) -> None:
+    count = (end - start).days + 1
+    print(f"Funnel {start.isoformat()} .. {end.isoformat()} ({count} days)", file=out)
+    print(file=out)
+    stages = totals.stages
+    rates = totals.rates
+    conversions = ["", "lead_mql", "mql_sql", "sql_won"]
+    rows = [
+        [STAGE_LABELS[stage], str(stages[stage]), CONVERSION_LABELS.get(name, ""), percent(rate)]
+        for stage, name, rate in zip(
+            stages, conversions, [None, *(rates[c] for c in conversions[1:])], strict=True
+        )
+    ]
+    rows[0][3] = ""
+    print(table(["stage", "entered", "conversion", "rate"], rows, {1, 3}), file=out)
+    print(f"\nlead → customer: {percent(rates['lead_won'])}", file=out)
+    print("(flows in the period, not cohorts: conversions may come from earlier leads)", file=out)
+    kpis = totals.email_kpis()
+    print(file=out)
+    if not kpis:
+        print("Email: no email events in the period", file=out)
+        return
+    print("Email", file=out)
+    email_rows = [
+        [
+            k.program,
+            k.step,
+            k.variant,
+            str(k.sent),
+            str(k.delivered),
+            percent(k.open_rate),
+            percent(k.click_rate),
+            percent(k.bounce_rate, 2),
+            percent(k.complaint_rate, 2),
+        ]
+        for k in kpis
+    ]
+    headers = ["program", "step", "variant", "sent", "delivered", "open", "click"]
+    headers += ["bounce", "complaint"]
+    print(table(headers, email_rows, range(3, 9)), file=out)
+    print("(open and click rates over delivered; bounce and complaint rates over sent)", file=out)
+
+
+def print_plan(result: Plan, out: TextIO) -> None:
+    print(f"Plan for {result.deals} deal(s) won", file=out)
+    print(file=out)
+    rows = [
+        [
+            STAGE_LABELS[s.stage],
+            "unreachable" if s.needed is None else f"{s.needed:,}",
+            percent(s.rate) if s.rate is not None else "",
+            s.rate_source,
+        ]
+        for s in result.stages
+    ]
+    print(table(["stage", "needed", "converts to next", "rate from"], rows, {1, 2}), file=out)
+    if not result.reachable:
+        print("\nA zero conversion rate makes the earlier stages unreachable.", file=out)

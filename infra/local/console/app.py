@@ -1,0 +1,380 @@
+"""Routes and pages of the local console (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader
+
+from infra.local.console import mail as mails
+from shared.adapters.dynamodb import DynamoLeadRepository, deserialize, serialize
+from shared.clock import Clock, from_iso
+from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
+from shared.leads import ActivityType, Lead
+from shared.scoring import ScoringRules, load_scoring
+from shared.submission import LABELS
+
+if TYPE_CHECKING:
+    import boto3
+
+PREFIX = "/console"
+TOKYO = ZoneInfo("Asia/Tokyo")
+FUNNEL_DAYS = 90
+# Funnel stages, each counted by the transitions into it (COUNTER#<day>, sk "stage").
+FUNNEL = (
+    ("lead", "リード", "Leads"),
+    ("mql", "MQL", "Marketing qualified"),
+    ("sql", "SQL", "Sales accepted"),
+    ("customer", "顧客", "Customers"),
+)
+SALES_INBOX_MAX = 500
+Answer = tuple[int, list[tuple[str, str]], bytes]
+HTML = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
+TEMPLATES = Path(__file__).parent / "templates"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    origin: str  # the local stack's own origin, e.g. http://127.0.0.1:3000
+    api: str  # the API stage, e.g. http://127.0.0.1:3000/v1
+    moto: str  # moto server endpoint
+    table_name: str
+    email_events_topic_arn: str
+    sales_inbox_url: str
+    configuration_set: str
+
+
+def _jst(value: datetime | str | None) -> str:
+    if value is None or value == "":
+        return "-"
+    at = from_iso(value) if isinstance(value, str) else value
+    return at.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
+
+
+def _redirect(location: str) -> Answer:
+    return 303, [("Location", location)], b""
+
+
+class LocalConsole:
+    """Answers ``/console/...`` (None for any other path), like ``LocalControl``."""
+
+    def __init__(self, config: ConsoleConfig, clock: Clock, session: boto3.session.Session):
+        self.config = config
+        self._clock = clock
+        self._dynamodb = session.client("dynamodb")
+        self._sns = session.client("sns")
+        self._sqs = session.client("sqs")
+        self._leads = DynamoLeadRepository(self._dynamodb, config.table_name)
+        self._rules: ScoringRules = load_scoring()
+        self._sends: dict[str, mails.SendInfo] = {}  # by SES message id, once found
+        self._env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
+        self._env.filters["jst"] = _jst
+        self._env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False, default=str)
+        self._env.globals.update(console=PREFIX, api=config.api, origin=config.origin)
+
+    # -- routing -------------------------------------------------------------------------
+
+    def __call__(self, method: str, target: str, body: bytes) -> Answer | None:
+        parts = urlsplit(target)
+        if parts.path != PREFIX and not parts.path.startswith(PREFIX + "/"):
+            return None
+        path = parts.path[len(PREFIX) :].rstrip("/")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        routes: list[tuple[str, str, Callable[..., Answer]]] = [
+            ("GET", r"", self.index),
+            ("GET", r"/site", self.site),
+            ("GET", r"/site/thanks", self.thanks),
+            ("GET", r"/site/error", self.form_error),
+            ("GET", r"/outbox", self.outbox),
+            ("GET", r"/outbox/(?P<mail_id>[^/]+)", self.outbox_mail),
+            ("GET", r"/outbox/(?P<mail_id>[^/]+)/click", self.click),
+            ("POST", r"/outbox/(?P<mail_id>[^/]+)/(?P<kind>bounce|complaint)", self.simulate),
+            ("GET", r"/leads", self.leads),
+            ("GET", r"/leads/(?P<lead_id>[^/]+)", self.lead),
+            ("GET", r"/sales", self.sales),
+            ("GET", r"/funnel", self.funnel),
+        ]
+        for route_method, pattern, page in routes:
+            found = re.fullmatch(pattern, path)
+            if found and method == route_method:
+                try:
+                    return page(query, **{k: unquote(v) for k, v in found.groupdict().items()})
+                except Exception as error:  # a broken page answers, not the server
+                    log.exception("console page %s failed", path)
+                    return self._page("error.html", 500, message=f"{type(error).__name__}: {error}")
+        return self._page("error.html", 404, message=f"{method} {parts.path} はありません")
+
+    def _page(self, template: str, status: int = 200, **context: Any) -> Answer:
+        context.setdefault("now", self._clock.now())
+        html = self._env.get_template(template).render(**context)
+        return status, HTML, html.encode()
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def index(self, query: dict[str, str]) -> Answer:
+        return self._page("index.html")
+
+    def site(self, query: dict[str, str]) -> Answer:
+        return self._page("site.html", site_url=f"{self.config.origin}{PREFIX}/site")
+
+    def thanks(self, query: dict[str, str]) -> Answer:
+        return self._page("thanks.html")
+
+    def form_error(self, query: dict[str, str]) -> Answer:
+        codes = [c for c in query.get("errors", "").split(",") if c]
+        fields = [(c, *LABELS.get(c, (c, c))) for c in codes]
+        return self._page("form_error.html", 422, fields=fields)
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def _mail(self, mail_id: str) -> mails.SentMail | None:
+        return next((m for m in mails.sent_mails(self.config.moto) if m.id == mail_id), None)
+
+    def send_info(self, mail: mails.SentMail) -> mails.SendInfo:
+        """The lead, tags and send time the sender recorded in its ``email_sent`` activity."""
+        if mail.id in self._sends:
+            return self._sends[mail.id]
+        for address in mail.destinations:
+            lead = self._leads.find_by_email(address)
+            if lead is None:
+                continue
+            for activity in self._leads.timeline(lead.lead_id, limit=500):
+                details = activity.details
+                if (
+                    activity.type is ActivityType.EMAIL_SENT
+                    and details.get("message_id") == mail.id
+                ):
+                    tags = {
+                        "lead_id": lead.lead_id,
+                        "program": str(details.get("program_id") or ""),
+                        "step": str(details.get("step_id") or ""),
+                        "variant": str(details.get("variant") or ""),
+                    }
+                    info = mails.SendInfo(lead.lead_id, activity.at, tags)
+                    self._sends[mail.id] = info
+                    return info
+            return mails.SendInfo(lead_id=lead.lead_id)  # not written yet: look again later
+        return mails.SendInfo()
+
+    def outbox(self, query: dict[str, str]) -> Answer:
+        rows = [(m, self.send_info(m)) for m in reversed(mails.sent_mails(self.config.moto))]
+        return self._page("outbox.html", rows=rows)
+
+    def publish(self, kind: str, mail: mails.SentMail, detail: dict[str, Any]) -> str:
+        """Publish an SES event for ``mail`` to the email-events topic, as SES would."""
+        event = mails.ses_event(
+            kind,
+            mail,
+            self.send_info(mail),
+            self._clock.now(),
+            configuration_set=self.config.configuration_set,
+            detail=detail,
+        )
+        response = self._sns.publish(
+            TopicArn=self.config.email_events_topic_arn, Message=json.dumps(event)
+        )
+        return response["MessageId"]
+
+    def outbox_mail(self, query: dict[str, str], mail_id: str) -> Answer:
+        mail = self._mail(mail_id)
+        if mail is None:
+            return self._page("error.html", 404, message=f"メール {mail_id} はありません")
+        published = query.get("published")
+        if not published and query.get("track") != "0":
+            self.publish("Open", mail, mails.open_detail())
+            published = "Open"
+        click_url = f"{self.config.origin}{PREFIX}/outbox/{quote(mail.id, safe='')}/click"
+        html = mail.html
+        return self._page(
+            "mail.html",
+            mail=mail,
+            info=self.send_info(mail),
+            html=mails.rewrite_links(html, click_url) if html else None,
+            published=published,
+        )
+
+    def click(self, query: dict[str, str], mail_id: str) -> Answer:
+        mail = self._mail(mail_id)
+        url = query.get("url", "")
+        if mail is None or not url.startswith(("http://", "https://")):
+            return self._page("error.html", 404, message="リンクが見つかりません / Unknown link")
+        self.publish("Click", mail, mails.click_detail(url, query.get("tag", "")))
+        if url.startswith(self.config.origin + "/"):
+            return _redirect(url)
+        return self._page(
+            "click.html", mail=mail, url=url, tags=mails.parse_link_tags(query.get("tag", ""))
+        )
+
+    def simulate(self, query: dict[str, str], mail_id: str, kind: str) -> Answer:
+        mail = self._mail(mail_id)
+        if mail is None:
+            return self._page("error.html", 404, message=f"メール {mail_id} はありません")
+        if kind == "bounce":
+            self.publish("Bounce", mail, mails.bounce_detail(mail))
+        else:
+            self.publish("Complaint", mail, mails.complaint_detail(mail))
+        event = "Bounce" if kind == "bounce" else "Complaint"
+        return _redirect(f"{PREFIX}/outbox/{quote(mail.id, safe='')}?published={event}")
+
+    # -- leads -----------------------------------------------------------------------------
+
+    def all_leads(self) -> list[Lead]:
+        """Every lead profile. LOCAL ONLY: a Scan of the moto table, because the table has
+        no list-all index by design; nothing in shared/ or functions/ scans it."""
+        leads: list[Lead] = []
+        pages = self._dynamodb.get_paginator("scan").paginate(
+            TableName=self.config.table_name,
+            FilterExpression="sk = :profile",
+            ExpressionAttributeValues=serialize({":profile": "PROFILE"}),
+        )
+        for page in pages:
+            leads.extend(Lead.model_validate(deserialize(item)) for item in page["Items"])
+        leads.sort(key=lambda lead: lead.updated_at, reverse=True)
+        return leads
+
+    def _score(self, lead: Lead) -> dict[str, Any]:
+        score = self._rules.evaluate(lead, self._clock.now())
+        return {
+            "score": score.score,
+            "grade": score.grade.value,
+            "temperature": self._rules.temperature(score.score, score.grade).value,
+            "fit": score.fit,
+        }
+
+    def leads(self, query: dict[str, str]) -> Answer:
+        rows = [(lead, self._score(lead)) for lead in self.all_leads()]
+        return self._page("leads.html", rows=rows)
+
+    def lead(self, query: dict[str, str], lead_id: str) -> Answer:
+        lead = self._leads.get(lead_id)
+        if lead is None:
+            return self._page("error.html", 404, message=f"リード {lead_id} はありません")
+        timeline = self._leads.timeline(lead_id, limit=500)
+        profile = [(label, getattr(lead, key)) for key, label in PROFILE_LABELS]
+        return self._page(
+            "lead.html",
+            lead=lead,
+            profile=profile,
+            score=self._score(lead),
+            reasons=top_reasons(timeline),
+            timeline=timeline,
+        )
+
+    # -- sales inbox -----------------------------------------------------------------------
+
+    def inbox_messages(self) -> list[dict[str, Any]]:
+        """Every message waiting in the sales inbox, left there: each batch is hidden while
+        the next is read, then all are made visible again."""
+        url = self.config.sales_inbox_url
+        seen: dict[str, dict[str, Any]] = {}
+        handles: list[str] = []
+        while len(seen) < SALES_INBOX_MAX:
+            batch = self._sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30
+            ).get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                seen.setdefault(message["MessageId"], dict(message))
+                handles.append(message["ReceiptHandle"])
+        for start in range(0, len(handles), 10):
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for i, h in enumerate(handles[start : start + 10])
+                ],
+            )
+        return list(seen.values())
+
+    def _sales_text(self, document: dict[str, Any]) -> str | None:
+        """The plain-text body email subscribers got, rebuilt with shared.handoff from the
+        lead as it was at qualification (the SQS subscriber receives the JSON)."""
+        lead = self._leads.get(str(document.get("lead_id")))
+        if lead is None:
+            return None
+        at = from_iso(str(document.get("qualified_at"))) + timedelta(seconds=1)
+        timeline = [a for a in self._leads.timeline(lead.lead_id, limit=500) if a.at <= at]
+        score = self._rules.evaluate(lead, at)
+        message = build_sales_message(
+            lead, score, self._rules.temperature(score.score, score.grade), timeline
+        )
+        return str(json.loads(message.message)["email"])
+
+    def sales(self, query: dict[str, str]) -> Answer:
+        items = []
+        for message in self.inbox_messages():
+            envelope = json.loads(message["Body"])
+            try:
+                document = json.loads(envelope.get("Message", ""))
+            except ValueError:
+                document = {"message": envelope.get("Message")}
+            attributes = {
+                name: value.get("Value")
+                for name, value in envelope.get("MessageAttributes", {}).items()
+            }
+            items.append(
+                {
+                    "subject": envelope.get("Subject"),
+                    "timestamp": envelope.get("Timestamp"),
+                    "attributes": attributes,
+                    "document": document,
+                    "text": self._sales_text(document) if isinstance(document, dict) else None,
+                }
+            )
+        items.sort(key=lambda item: str(item["timestamp"]), reverse=True)
+        return self._page("sales.html", items=items)
+
+    # -- funnel ----------------------------------------------------------------------------
+
+    def funnel_counts(self) -> tuple[dict[str, int], list[datetime]]:
+        """Transitions counted over the last FUNNEL_DAYS Japanese days (one BatchGetItem
+        of the COUNTER#<day> items, sk ``stage``)."""
+        today = self._clock.now().astimezone(TOKYO).date()
+        days = [today - timedelta(days=n) for n in range(FUNNEL_DAYS)]
+        keys = [serialize({"pk": f"COUNTER#{d.isoformat()}", "sk": "stage"}) for d in days]
+        counts: dict[str, int] = {}
+        pending: dict[str, Any] = {self.config.table_name: {"Keys": keys}}
+        while pending:
+            response = self._dynamodb.batch_get_item(RequestItems=pending)
+            for item in response["Responses"].get(self.config.table_name, []):
+                for name, value in deserialize(item).items():
+                    if ">" in name:
+                        counts[name] = counts.get(name, 0) + int(value)
+            pending = dict(response.get("UnprocessedKeys") or {})
+        first = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=TOKYO)
+        return counts, [first, self._clock.now()]
+
+    def funnel(self, query: dict[str, str]) -> Answer:
+        counts, period = self.funnel_counts()
+        stages: list[dict[str, Any]] = []
+        previous: int | None = None
+        for key, ja, en in FUNNEL:
+            # Leads are new ones only (``new>lead``; ``mql>lead`` is a lead sent back).
+            entered = sum(
+                n
+                for name, n in counts.items()
+                if name.partition(">")[2] == key and (key != "lead" or name.startswith("new>"))
+            )
+            rate = entered / previous if previous else None
+            stages.append({"key": key, "ja": ja, "en": en, "count": entered, "rate": rate})
+            previous = entered
+        peak = max([int(s["count"]) for s in stages] + [1])
+        return self._page(
+            "funnel.html",
+            stages=stages,
+            peak=peak,
+            transitions=sorted(counts.items()),
+            period=period,
+            days=FUNNEL_DAYS,
+        )

@@ -1,0 +1,233 @@
+"""The outbox of the local console: emails moto's SES accepted, and the SES events the
+console publishes for them (local stack only).
+
+moto keeps each raw message (id, source, destinations, MIME text) but neither its
+tags nor its send time, so the console finds them where the sender wrote them: the
+lead's ``email_sent`` activity carries the SES message id, program, step and variant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_string, policy
+from email.message import EmailMessage
+from functools import cached_property
+from html import escape, unescape
+from typing import Any
+from urllib.parse import urlencode
+
+from infra.local.functions import ACCOUNT, REGION
+
+# <a ...> opening tags, and one attribute in them (name="value" or a bare name).
+_ANCHOR = re.compile(r"<a\b([^>]*)>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"""([^\s=/>]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+))?""")
+
+
+@dataclass(frozen=True)
+class SentMail:
+    """One raw message as moto's SES kept it."""
+
+    id: str
+    source: str
+    destinations: tuple[str, ...]
+    raw: str
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        return message_from_string(self.raw, _class=EmailMessage, policy=policy.default)
+
+    @property
+    def to(self) -> str:
+        return str(self.message.get("To") or ", ".join(self.destinations))
+
+    @property
+    def subject(self) -> str:
+        return str(self.message.get("Subject") or "")
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return [(name, str(value)) for name, value in self.message.items()]
+
+    @property
+    def list_unsubscribe(self) -> str | None:
+        """The https URL of ``List-Unsubscribe`` (RFC 8058 posts to it)."""
+        header = str(self.message.get("List-Unsubscribe") or "")
+        found = re.search(r"<(https?://[^>]+)>", header)
+        return found.group(1) if found else None
+
+    def _part(self, subtype: str) -> str | None:
+        part = self.message.get_body(preferencelist=(subtype,))
+        if part is None or part.get_content_subtype() != subtype:
+            return None
+        content = part.get_content()
+        return content if isinstance(content, str) else None
+
+    @property
+    def html(self) -> str | None:
+        return self._part("html")
+
+    @property
+    def text(self) -> str | None:
+        return self._part("plain")
+
+
+def sent_mails(moto_endpoint: str) -> list[SentMail]:
+    """Every raw message moto's SES (v1 and v2 share it) accepted, oldest first."""
+    url = f"{moto_endpoint}/moto-api/data.json"
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback moto
+        data = json.loads(response.read())
+    return [
+        SentMail(
+            id=str(m.get("id")),
+            source=str(m.get("source") or ""),
+            # moto lists a To address once per place it found it: keep each once.
+            destinations=tuple(dict.fromkeys(str(d) for d in m.get("destinations") or ())),
+            raw=str(m.get("raw_data") or ""),
+        )
+        for m in data.get("ses", {}).get("RawMessage", [])
+    ]
+
+
+def parse_link_tags(text: str) -> dict[str, list[str]]:
+    """``ses:tags="link:pricing;area:header;"`` as SES reports it: ``{"link": ["pricing"]}``."""
+    tags: dict[str, list[str]] = {}
+    for pair in text.split(";"):
+        name, _, value = pair.partition(":")
+        if name.strip() and value.strip():
+            tags.setdefault(name.strip(), []).append(value.strip())
+    return tags
+
+
+def rewrite_links(html: str, click_url: str) -> str:
+    """Tracked links go through ``click_url?url=...&tag=...``, as SES's click tracking
+    does; every link opens in the top window (the email is shown in a sandboxed frame).
+    Links marked ``ses:no-track`` and non-web links keep their target."""
+
+    def anchor(match: re.Match[str]) -> str:
+        attributes = [(m.group(1), m.group(2)) for m in _ATTRIBUTE.finditer(match.group(1))]
+        names = {name.lower() for name, _ in attributes}
+        values = {name.lower(): _unquote(value) for name, value in attributes if value}
+        href = values.get("href", "")
+        kept = [(n, v) for n, v in attributes if n.lower() not in ("href", "target")]
+        if href and "ses:no-track" not in names and href.lower().startswith(("http:", "https:")):
+            query = urlencode({"url": href, "tag": values.get("ses:tags", "")})
+            href = f"{click_url}?{query}"
+        parts = [f'href="{escape(href)}"'] if href else []
+        parts += [f"{n}={v}" if v else n for n, v in kept]
+        parts.append('target="_top"')
+        return "<a " + " ".join(parts) + ">"
+
+    return _ANCHOR.sub(anchor, html)
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return unescape(value)
+
+
+def ses_time(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class SendInfo:
+    """What the sender recorded about a message: its lead, tags and send time."""
+
+    lead_id: str | None = None
+    sent_at: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def ses_event(
+    kind: str,
+    mail: SentMail,
+    info: SendInfo,
+    at: datetime,
+    *,
+    configuration_set: str,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """An SES event publishing record (``eventType`` ``kind``) for ``mail`` at ``at``."""
+    tags: dict[str, list[str]] = {
+        "ses:configuration-set": [configuration_set],
+        "ses:source-ip": ["127.0.0.1"],
+        "ses:from-domain": [mail.source.rpartition("@")[2]],
+        "ses:caller-identity": ["local-console"],
+    }
+    tags.update({name: [value] for name, value in info.tags.items()})
+    tag_header = ", ".join(f"{k}={v}" for k, v in info.tags.items())
+    headers = [
+        {"name": "X-SES-CONFIGURATION-SET", "value": configuration_set},
+        {"name": "X-SES-MESSAGE-TAGS", "value": tag_header},
+        *({"name": n, "value": v} for n, v in mail.headers),
+    ]
+    detail_key = {"Open": "open", "Click": "click", "Bounce": "bounce", "Complaint": "complaint"}
+    return {
+        "eventType": kind,
+        "mail": {
+            "timestamp": ses_time(info.sent_at or at),
+            "source": mail.source,
+            "sourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{mail.source}",
+            "sendingAccountId": ACCOUNT,
+            "messageId": mail.id,
+            "destination": list(mail.destinations),
+            "headersTruncated": False,
+            "headers": headers,
+            "commonHeaders": {
+                "from": [mail.source],
+                "to": list(mail.destinations),
+                "messageId": mail.id,
+                "subject": mail.subject,
+            },
+            "tags": tags,
+        },
+        detail_key[kind]: {"timestamp": ses_time(at), **detail},
+    }
+
+
+USER_AGENT = "Mozilla/5.0 (local console)"
+
+
+def open_detail() -> dict[str, Any]:
+    return {"ipAddress": "127.0.0.1", "userAgent": USER_AGENT}
+
+
+def click_detail(url: str, link_tags: str) -> dict[str, Any]:
+    return {
+        "ipAddress": "127.0.0.1",
+        "userAgent": USER_AGENT,
+        "link": url,
+        "linkTags": parse_link_tags(link_tags),
+    }
+
+
+def bounce_detail(mail: SentMail) -> dict[str, Any]:
+    return {
+        "bounceType": "Permanent",
+        "bounceSubType": "General",
+        "bouncedRecipients": [
+            {
+                "emailAddress": address,
+                "action": "failed",
+                "status": "5.1.1",
+                "diagnosticCode": "smtp; 550 5.1.1 user unknown (local console)",
+            }
+            for address in mail.destinations
+        ],
+        "feedbackId": f"local-{mail.id}-bounce",
+        "reportingMTA": "dsn; localhost",
+    }
+
+
+def complaint_detail(mail: SentMail) -> dict[str, Any]:
+    return {
+        "complainedRecipients": [{"emailAddress": a} for a in mail.destinations],
+        "feedbackId": f"local-{mail.id}-complaint",
+        "userAgent": USER_AGENT,
+        "complaintFeedbackType": "abuse",
+    }

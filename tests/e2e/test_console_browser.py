@@ -1,0 +1,217 @@
+"""The local console in headless Chromium, against the local stack in a subprocess.
+
+A visitor fills the sample site's forms, the clock moves to a sending window, the
+welcome email shows up in the outbox, opening it and clicking its link go through the
+real engagement path (SNS, engagement queue, poller, function) onto the lead's
+timeline, an inquiry reaches the sales inbox, and the email's one-click unsubscribe
+opts the lead out.
+
+Chromium is Debian's package (``playwright install`` cannot download browsers here):
+when it is missing and we are root it is installed once; otherwise the tests fail.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.e2e.test_local_stack import Stack, eventually, local_stack, next_send_time, request
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+INSTALL_TIMEOUT_S = 900
+ARRIVAL_TIMEOUT_S = 20
+PAGE_TIMEOUT_MS = 10_000
+
+
+def _install_chromium() -> None:
+    """``apt-get update && apt-get install -y chromium``, once across xdist workers."""
+    if os.geteuid() != 0:
+        pytest.fail(
+            f"{CHROMIUM} is missing and this user cannot install it: "
+            "run `apt-get update && apt-get install -y chromium` as root"
+        )
+    lock = Path(tempfile.gettempdir()) / "lead-nurture-chromium-install.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if CHROMIUM.exists():
+            return  # another worker installed it meanwhile
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+            try:
+                done = subprocess.run(  # noqa: S603 - fixed command
+                    command, capture_output=True, text=True, env=env, timeout=INSTALL_TIMEOUT_S
+                )
+            except (OSError, subprocess.TimeoutExpired) as error:
+                pytest.fail(f"`{' '.join(command)}` could not run: {error}")
+            if done.returncode != 0:
+                pytest.fail(
+                    f"`{' '.join(command)}` failed ({done.returncode}); Chromium is needed "
+                    f"for the browser tests:\n{done.stderr[-3000:]}"
+                )
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    if not CHROMIUM.exists():
+        _install_chromium()
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is still missing after installing the chromium package")
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    log = tmp_path_factory.mktemp("console-stack") / "stack.log"
+    with local_stack(log, "--tick-seconds", "2") as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(locale="ja-JP")
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def shows(page: Page, url: str, selector: str, what: str) -> None:
+    """Reload ``url`` until ``selector`` matches something, or fail after the deadline."""
+
+    def probe() -> bool | None:
+        page.goto(url)
+        return True if page.locator(selector).count() else None
+
+    eventually(probe, what, ARRIVAL_TIMEOUT_S)
+
+
+def test_an_inquiry_posted_from_the_site_reaches_the_sales_inbox_as_an_mql(
+    stack: Stack, page: Page
+) -> None:
+    console = f"{stack.origin}/console"
+    email = f"inquiry-{uuid.uuid4().hex[:8]}@example.co.jp"
+    company = f"ブラウザ試験{uuid.uuid4().hex[:6]}株式会社"
+
+    # Given the sample site's inquiry form, posted as a plain HTML form
+    page.goto(f"{console}/site")
+    form = page.locator("#inquiry-form")
+    form.locator("[name=family_name]").fill("山田")
+    form.locator("[name=given_name]").fill("太郎")
+    form.locator("[name=email]").fill(email)
+    form.locator("[name=company]").fill(company)
+    form.locator("[name=company_size]").select_option("300-999")
+    form.locator("[name=message]").fill("見積もりをお願いします。")
+    form.locator("[name=consent]").check()
+    form.locator("button[type=submit]").click()
+
+    # Then the API redirects the browser to the console's thank-you page
+    page.wait_for_url(f"{console}/site/thanks")
+    assert "送信ありがとうございました" in page.locator("#thanks").inner_text()
+
+    # and the lead, an MQL at once (high intent), is handed to sales
+    shows(page, f"{console}/sales", f".sales-message:has-text('{company}')", "the MQL in the inbox")
+    message = page.locator(f".sales-message:has-text('{company}')").first
+    assert message.locator(".subject").inner_text().startswith("[MQL]")
+    assert email in message.locator("pre.body").inner_text()
+
+    # and the leads list and the funnel count it
+    page.goto(f"{console}/leads")
+    row = page.locator(f"#leads tr:has-text('{email}')")
+    assert row.locator(".stage").inner_text().lower() == "mql"
+    page.goto(f"{console}/funnel")
+    assert page.locator("#funnel-chart rect").count() == 4
+    assert page.locator("#funnel tr:has-text('MQL') td").nth(1).inner_text() != "0"
+
+
+def test_the_welcome_email_is_opened_clicked_and_unsubscribed_from_the_outbox(
+    stack: Stack, page: Page
+) -> None:
+    console = f"{stack.origin}/console"
+    email = f"download-{uuid.uuid4().hex[:8]}@example.co.jp"
+
+    # Given a whitepaper download posted with fetch + FormData, answered in JSON inline
+    page.goto(f"{console}/site")
+    form = page.locator("#download-form")
+    form.locator("[name=name]").fill("佐藤 花子")
+    form.locator("[name=email]").fill(email)
+    form.locator("[name=consent]").check()
+    form.locator("button[type=submit]").click()
+    result = page.locator("#download-result[data-status='201']")
+    result.wait_for()
+    answer = json.loads(result.inner_text().split("\n", 1)[1])
+    assert answer["status"] == "created"
+    lead_id = answer["lead_id"]
+
+    # When the clock moves to 10:00 JST on a sending day and the schedules run
+    now = stack.now()
+    seconds = math.ceil((next_send_time(now) - now).total_seconds())
+    status, _ = request(f"{stack.origin}/_local/clock/advance", {"by": f"PT{seconds}S"})
+    assert status == 200
+    status, _ = request(f"{stack.origin}/_local/tick", method="POST")
+    assert status == 200
+
+    # Then the welcome email is in the outbox
+    row = f"#outbox tr[data-to='{email}']"
+    shows(page, f"{console}/outbox", row, f"the welcome email to {email} in the outbox")
+    assert "program=welcome" in page.locator(row).inner_text()
+
+    # When the recipient opens it (an Open event) and clicks its first tracked link
+    page.locator(f"{row} a").first.click()
+    assert "Open" in page.locator("#published").inner_text()
+    mail_page = page.url
+    unsubscribe = page.locator("#list-unsubscribe").inner_text().strip().strip("<>")
+    page.frame_locator("iframe.mail").locator("a[href*='/click?']").first.click()
+    assert page.locator("#target").get_attribute("href", timeout=PAGE_TIMEOUT_MS)
+    assert "Click" in page.locator("#published").inner_text()
+
+    # Then both reach the lead's timeline through the engagement path
+    lead_page = f"{console}/leads/{lead_id}"
+    shows(page, lead_page, "#timeline tr.email_opened", "email_opened on the lead's timeline")
+    shows(page, lead_page, "#timeline tr.email_clicked", "email_clicked on the lead's timeline")
+
+    # When the mail client posts the one-click unsubscribe (RFC 8058)
+    response = page.request.post(unsubscribe, form={"List-Unsubscribe": "One-Click"})
+    assert response.status == 200, response.text()
+
+    # Then the lead is unsubscribed
+    shows(page, lead_page, "#unsubscribed", "the lead unsubscribed")
+    shows(page, lead_page, "#timeline tr.unsubscribed", "unsubscribed on the lead's timeline")
+
+    # and a permanent bounce simulated from the outbox suppresses it for good
+    page.goto(f"{mail_page}?track=0")
+    page.locator("#bounce").click()
+    assert "Bounce" in page.locator("#published").inner_text()
+    # (the profile and the activity are separate writes: wait for each)
+    shows(page, lead_page, "#suppressed", "the lead suppressed after the bounce")
+    shows(page, lead_page, "#timeline tr.email_bounced", "email_bounced on the lead's timeline")
