@@ -74,4 +74,4 @@ def lambda_handler(
             )
         return outcome.value
 
-    return process_batch(event, context, handle)
+    return process_batch(event, context, handle, logger=app.logger)

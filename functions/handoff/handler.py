@@ -106,4 +106,4 @@ def lambda_handler(
             return "skipped"
         return app.hand_off(stream.new_image, stream.old_image)
 
-    return process_batch(event, context, handle, EventType.DynamoDBStreams)
+    return process_batch(event, context, handle, EventType.DynamoDBStreams, logger=app.logger)

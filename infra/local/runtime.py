@@ -296,10 +296,11 @@ class LocalRuntime:
         ]
 
         def run() -> None:
-            for iterator in iterators:  # moto keeps one shard per table
+            for shard, iterator in zip(shards, iterators, strict=True):  # moto: one shard
                 reader = StreamReader(
                     self._streams,
                     stream_arn,
+                    shard["ShardId"],
                     iterator,
                     spec.stream_filter,
                     partial(self.invoke_stream, spec),
@@ -329,6 +330,7 @@ class StreamReader:
         self,
         streams: DynamoDBStreamsClient,
         stream_arn: str,
+        shard_id: str,
         iterator: str | None,
         stream_filter: StreamFilter | None,
         deliver: Callable[[list[dict[str, Any]]], set[str] | None],
@@ -336,7 +338,9 @@ class StreamReader:
     ) -> None:
         self._streams = streams
         self._stream_arn = stream_arn
+        self._shard_id = shard_id
         self._iterator = iterator
+        self._last_sequence: str | None = None
         self._filter = stream_filter
         self._deliver_batch = deliver
         self._stop = stop
@@ -363,7 +367,19 @@ class StreamReader:
             return  # the shard was closed
         response = self._streams.get_records(ShardIterator=self._iterator, Limit=1000)
         self._iterator = response.get("NextShardIterator")
-        for raw in response.get("Records", []):
+        records = response.get("Records", [])
+        if not records and self._last_sequence is not None:
+            # moto swaps a table's stream for a copy when it rolls back a cancelled
+            # transaction, and an old iterator keeps reading the stale copy: take a fresh
+            # iterator after the last record seen (cheap, and harmless on real streams).
+            self._iterator = self._streams.get_shard_iterator(
+                StreamArn=self._stream_arn,
+                ShardId=self._shard_id,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=self._last_sequence,
+            )["ShardIterator"]
+        for raw in records:
+            self._last_sequence = str(raw["dynamodb"]["SequenceNumber"])
             record = stream_record(dict(raw), self._stream_arn)
             if self._filter is None or self._filter.matches(record):
                 self._pending.append(record)

@@ -130,9 +130,16 @@ class Shard:
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self._records = records
 
+        self.refreshed_after: list[str] = []
+
     def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
         records, self._records = self._records[:Limit], self._records[Limit:]
         return {"Records": records, "NextShardIterator": "next"}
+
+    def get_shard_iterator(self, **request: str) -> dict[str, str]:
+        assert request["ShardIteratorType"] == "AFTER_SEQUENCE_NUMBER"
+        self.refreshed_after.append(request["SequenceNumber"])
+        return {"ShardIterator": f"after-{request['SequenceNumber']}"}
 
 
 def test_stream_records_are_filtered_and_retried_from_the_first_failure() -> None:
@@ -154,7 +161,7 @@ def test_stream_records_are_filtered_and_retried_from_the_first_failure() -> Non
         return answers.pop(0) if answers else set()
 
     stop = threading.Event()
-    reader = StreamReader(shard, "arn:stream", "first", NEW_MQL_FILTER, deliver, stop)  # type: ignore[arg-type]
+    reader = StreamReader(shard, "arn:stream", "shard-1", "first", NEW_MQL_FILTER, deliver, stop)  # type: ignore[arg-type]
     thread = threading.Thread(target=reader.run)
     thread.start()
     try:
@@ -165,6 +172,8 @@ def test_stream_records_are_filtered_and_retried_from_the_first_failure() -> Non
         stop.set()
         thread.join(5)
     assert delivered == [["1", "4"], ["1", "4"], ["4"]]
+    # once drained, the reader re-takes its place after the last record it read
+    assert set(shard.refreshed_after) == {"4"}
 
 
 def test_a_stream_record_has_the_shape_lambda_delivers() -> None:
