@@ -210,7 +210,7 @@ class LeadCapture:
         if self._scores is None or not isinstance(posted, Activity):
             return False
         signal = FORM_SIGNALS[submission.form_type]
-        award, _ = self._scores.award(lead_id, signal, now)
+        award = self._scores.award(lead_id, signal, now, key=posted.activity_id)
         if award.rules:
             details = {**posted.details, **award.as_details()}
             self._repository.append([posted.model_copy(update={"details": details})])

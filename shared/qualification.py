@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.clock import Clock
-from shared.leads import Activity, ActivityType, Lead, Stage
+from shared.leads import Activity, ActivityType, Stage, new_id
 from shared.nurture import finish
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import ScoringRules, Signal
@@ -26,14 +26,6 @@ MAX_ATTEMPTS = 8
 
 
 class ScoreStore(Protocol):
-    def take_allowance(self, lead_id: str, rule: str, day: date, points: int, cap: int) -> bool:
-        """Reserve ``points`` of the day's cap for ``rule``; False if it would exceed it."""
-        ...
-
-    def add_score(self, lead_id: str, units: Decimal, engaged_at: datetime | None) -> Lead | None:
-        """Atomically add to the lead's score units; the lead as stored afterwards."""
-        ...
-
     def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
         """Atomically add to a report counter (``key`` e.g. program#step#variant)."""
         ...
@@ -102,28 +94,11 @@ class ScoreKeeper:
     def rules(self) -> ScoringRules:
         return self._rules
 
-    def award(
-        self, lead_id: str, signal: Signal, at: datetime, link_tags: Iterable[str] = ()
-    ) -> tuple[Award, Lead | None]:
-        """Add the points ``signal`` earns at ``at`` (within daily caps), atomically."""
-        day = business_day(at)
-        granted: list[tuple[str, int]] = []
-        for name, rule in self._rules.points_for(signal, link_tags):
-            if rule.points == 0:
-                continue
-            capped = rule.daily_cap is not None and rule.points > 0
-            if capped and not self._store.take_allowance(
-                lead_id, name, day, rule.points, rule.daily_cap or 0
-            ):
-                continue
-            granted.append((name, rule.points))
-        award = Award(tuple(granted))
-        positive = award.points > 0
-        if not granted:
-            return award, None
-        units = sum((self._rules.units(p, at) for _, p in granted), Decimal(0))
-        lead = self._store.add_score(lead_id, units, at if positive else None)
-        return award, lead
+    def award(self, lead_id: str, signal: Signal, at: datetime, key: str | None = None) -> Award:
+        """Score a form post or an opt-out once: the same path as engagement events,
+        keyed by the activity that records it."""
+        award, _ = self.record_event(lead_id, key or new_id(), signal, at)
+        return award
 
     def record_event(
         self,

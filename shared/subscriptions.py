@@ -55,7 +55,7 @@ def unsubscribe(
         except VersionConflict:
             continue
         if scores is not None:
-            award, _ = scores.award(lead_id, Signal.UNSUBSCRIBE, now)
+            award = scores.award(lead_id, Signal.UNSUBSCRIBE, now, key=activity.activity_id)
             if award.rules:
                 details = {**activity.details, **award.as_details()}
                 repository.append([activity.model_copy(update={"details": details})])

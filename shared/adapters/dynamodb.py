@@ -457,45 +457,6 @@ class DynamoScoreStore:
         self._client = client
         self._table = table_name
 
-    def take_allowance(self, lead_id: str, rule: str, day: date, points: int, cap: int) -> bool:
-        expires = int(datetime.combine(day, datetime.min.time()).timestamp()) + 3 * 86400
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=serialize({"pk": lead_pk(lead_id), "sk": f"CAP#{day.isoformat()}#{rule}"}),
-                UpdateExpression="ADD used :points SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(used) OR used <= :room",
-                ExpressionAttributeValues=serialize(
-                    {":points": points, ":room": cap - points, ":expires": expires}
-                ),
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
-        return points <= cap
-
-    def add_score(self, lead_id: str, units: Decimal, engaged_at: datetime | None) -> Lead | None:
-        expression = "ADD score_units :units, version :one"
-        values: dict[str, Any] = {":units": units, ":one": 1}
-        if engaged_at is not None:
-            expression += " SET last_engaged_at = :at"
-            values[":at"] = to_iso(engaged_at)
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=serialize({"pk": lead_pk(lead_id), "sk": PROFILE}),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=serialize(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return None  # erased meanwhile
-            raise
-        return Lead.model_validate(_without_keys(deserialize(response["Attributes"])))
-
     def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
         self._client.update_item(
             TableName=self._table,
