@@ -279,20 +279,23 @@ class DynamoLeadRepository:
             raise VersionConflict(lead.lead_id)
 
     def append(self, records: Sequence[Record]) -> None:
-        pending: list[Any] = [
-            {"PutRequest": {"Item": serialize(record_item(_lead_of(r), r))}} for r in records
-        ]
-        for attempt in range(10):
-            if not pending:
-                return
+        self._batch_write(
+            [{"PutRequest": {"Item": serialize(record_item(_lead_of(r), r))}} for r in records]
+        )
+
+    def _batch_write(self, requests: list[Any]) -> None:
+        """BatchWriteItem in chunks of 25, retrying what DynamoDB left unprocessed."""
+        pending, throttled = list(requests), 0
+        while pending:
             batch, pending = pending[:25], pending[25:]
             response = self._client.batch_write_item(RequestItems={self._table: batch})
             unprocessed = list(response.get("UnprocessedItems", {}).get(self._table, []))
             if unprocessed:
-                time.sleep(min(0.05 * 2**attempt, 1.0))  # the table is throttling: back off
+                throttled += 1
+                if throttled > 10:
+                    raise RuntimeError(f"{len(unprocessed)} writes were not done (throttled)")
+                time.sleep(min(0.05 * 2**throttled, 1.0))  # the table is throttling: back off
             pending = unprocessed + pending
-        if pending:
-            raise RuntimeError(f"{len(pending)} records were not written (throttled)")
 
     def erase(self, lead_id: str) -> bool:
         lead = self.get(lead_id)
@@ -319,11 +322,7 @@ class DynamoLeadRepository:
             start = response.get("LastEvaluatedKey")
             if not start:
                 break
-        pending: list[Any] = [{"DeleteRequest": {"Key": serialize(k)}} for k in keys]
-        while pending:
-            batch, pending = pending[:25], pending[25:]
-            response_ = self._client.batch_write_item(RequestItems={self._table: batch})
-            pending = list(response_.get("UnprocessedItems", {}).get(self._table, [])) + pending
+        self._batch_write([{"DeleteRequest": {"Key": serialize(k)}} for k in keys])
         return True
 
     def is_erased(self, email: str) -> bool:
