@@ -16,10 +16,12 @@ from infra.wiring import (
     CONFIGURATION_SET,
     EMAIL_EVENTS_TOPIC,
     ENGAGEMENT_QUEUE,
+    FUNCTIONS,
     QUEUES,
     SALES_TOPIC,
     TABLE,
     TOPICS,
+    FunctionSpec,
     QueueSpec,
     TableSpec,
 )
@@ -54,6 +56,8 @@ class Provisioned:
     sales_inbox_url: str
     configuration_set: str
     from_domain: str
+    # The stream consumers' on-failure destinations, by function name.
+    stream_failure_queue_urls: dict[str, str]
 
     @property
     def email_events_topic_arn(self) -> str:
@@ -102,6 +106,7 @@ def provision_all(session: boto3.session.Session, *, prefix: str, from_domain: s
         sales_inbox_url=sales_inbox_url,
         configuration_set=CONFIGURATION_SET,
         from_domain=from_domain,
+        stream_failure_queue_urls=create_stream_failure_queues(sqs, prefix),
     )
 
 
@@ -174,6 +179,21 @@ def create_queues(
         )["QueueUrl"]
         dead_letter_queue_urls[spec.name] = dlq_url
     return queue_urls, dead_letter_queue_urls
+
+
+def create_stream_failure_queues(
+    client: SQSClient, prefix: str, functions: Sequence[FunctionSpec] = FUNCTIONS
+) -> dict[str, str]:
+    """The on-failure queue of each function fed by the table's stream, by function name
+    (``<prefix>-<function>-<failure_queue>``, kept as long as a dead-letter queue)."""
+    return {
+        spec.name: client.create_queue(
+            QueueName=f"{prefix}-{spec.name}-{spec.stream.failure_queue}",
+            Attributes={"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_S)},
+        )["QueueUrl"]
+        for spec in functions
+        if spec.stream is not None
+    }
 
 
 def create_topic(client: SNSClient, name: str) -> str:

@@ -95,9 +95,28 @@ class StreamFilter:
         return all(image.get(name) == {"S": value} for name, value in self.new_image)
 
 
-# How every stream consumer reads the table's stream (its event source mapping on AWS).
-STREAM_BATCH_SIZE = 10
-STREAM_RETRY_ATTEMPTS = 5
+@dataclass(frozen=True)
+class StreamSource:
+    """How a function reads the table's stream: its event source mapping on AWS, the
+    stream poller in the local stack.
+
+    Both report batch item failures: a batch is retried from the first record the
+    function reports failed, so the records before it are not handled twice.
+    """
+
+    filter: StreamFilter | None = None  # None: every record of the stream
+    batch_size: int = 10
+    # A batch the function fails is split in two and each half retried on its own,
+    # until the failing record is alone; splitting does not use up retry attempts.
+    bisect_batch_on_error: bool = True
+    retry_attempts: int = 5
+    # The stream keeps records for 24 hours, so this is also the longest a retry can
+    # wait; older records go to the failure queue instead of the function.
+    max_record_age_s: int = 24 * 60 * 60
+    # The on-failure destination: an SQS queue told the shard and sequence numbers of
+    # the records given up on (not the records). Its name locally, after the prefix and
+    # the function's name; CloudFormation names it on AWS.
+    failure_queue: str = "stream-failures"
 
 
 @dataclass(frozen=True)
@@ -115,12 +134,19 @@ class FunctionSpec:
     timeout_s: int = 10
     # Names of the table operations it needs; the CDK app maps them to grants.
     table_access: Literal["none", "read", "read_write"] = "none"
-    consumes_stream: bool = False  # the table's stream (NEW_AND_OLD_IMAGES)
-    stream_filter: StreamFilter | None = None  # None: every record of the stream
+    stream: StreamSource | None = None  # the table's stream (NEW_AND_OLD_IMAGES)
     publishes: tuple[str, ...] = ()  # SNS topics (names below) it publishes to
     sends_email: bool = False  # SES SendEmail through the configuration set
     signs_links: bool = False  # reads the unsubscribe-link signing secret
     environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def consumes_stream(self) -> bool:
+        return self.stream is not None
+
+    @property
+    def stream_filter(self) -> StreamFilter | None:
+        return self.stream.filter if self.stream else None
 
 
 TABLE = TableSpec(
@@ -222,8 +248,13 @@ HANDOFF = FunctionSpec(
     name="handoff",
     handler="functions.handoff.handler.lambda_handler",
     description="Table stream: publish leads that just became MQL to the sales topic",
-    consumes_stream=True,
-    stream_filter=NEW_MQL_FILTER,
+    stream=StreamSource(
+        filter=NEW_MQL_FILTER,
+        batch_size=10,
+        bisect_batch_on_error=True,
+        retry_attempts=5,
+        max_record_age_s=24 * 60 * 60,
+    ),
     publishes=(SALES_TOPIC,),
     timeout_s=60,
     # Reads the lead and its timeline; writes one marker per hand-off (no double publish).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -221,6 +221,12 @@ class ProgramCatalog:
         return next(
             (p for p in self.programs if p.entry.matches(lead, form_type, temperature)), None
         )
+
+    def next_sending_time(self, moment: datetime) -> datetime:
+        """The earliest time, from ``moment`` on, when some program's window is open."""
+        if not self.programs:
+            raise ValueError("no programs")
+        return min(p.send_window.next_open(moment) for p in self.programs)
 
 
 def load_programs(directory: Path = PROGRAMS_DIR) -> ProgramCatalog:

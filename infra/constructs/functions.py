@@ -24,7 +24,7 @@ from infra.constructs.messaging import JobQueues, dead_letter_alarm, dead_letter
 from infra.constructs.nag import acknowledge
 from infra.constructs.nurture import NurtureEmail
 from infra.constructs.observability import Observability
-from infra.wiring import STREAM_BATCH_SIZE, STREAM_RETRY_ATTEMPTS, FunctionSpec
+from infra.wiring import FunctionSpec, StreamSource
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -34,9 +34,6 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 # Topic.grant_publish grants "kms:GenerateDataKey*", a wildcard that cdk-nag flags
 # (IAM5) and that also covers key pairs SNS never asks for.
 PUBLISH_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
-# A record older than this is handed to the failure queue instead of retried: the
-# stream keeps records for 24 hours, so this is also the longest a retry can wait.
-STREAM_MAX_RECORD_AGE = Duration.days(1)
 
 
 def grant_publish(grantee: iam.IGrantable, topic: sns.ITopic) -> None:
@@ -193,11 +190,15 @@ class NurtureFunctions(Construct):
                     max_concurrency=queue.max_concurrency,
                 )
             )
-        if spec.consumes_stream:
-            self._add_stream_source(scope, spec, function)
+        if spec.stream is not None:
+            self._add_stream_source(scope, spec, spec.stream, function)
 
     def _add_stream_source(
-        self, scope: Construct, spec: FunctionSpec, function: lambda_.Function
+        self,
+        scope: Construct,
+        spec: FunctionSpec,
+        source: StreamSource,
+        function: lambda_.Function,
     ) -> None:
         """The table's stream, filtered, with a failure queue for records given up on.
 
@@ -210,7 +211,7 @@ class NurtureFunctions(Construct):
             "StreamFailuresAlarm",
             queue=failures,
             description=(
-                f"Table stream records failed {STREAM_RETRY_ATTEMPTS} retries in the "
+                f"Table stream records failed {source.retry_attempts} retries in the "
                 f"{spec.name} function (or aged past a day) and were given up on"
             ),
         )
@@ -226,18 +227,16 @@ class NurtureFunctions(Construct):
             event_sources.DynamoEventSource(
                 self._data.table,
                 starting_position=lambda_.StartingPosition.LATEST,
-                batch_size=STREAM_BATCH_SIZE,
-                # A failing batch is split until the failing record is alone, and only
-                # the records from the one a function reports onwards are retried.
-                bisect_batch_on_error=True,
+                batch_size=source.batch_size,
+                bisect_batch_on_error=source.bisect_batch_on_error,
                 report_batch_item_failures=True,
-                retry_attempts=STREAM_RETRY_ATTEMPTS,
-                max_record_age=STREAM_MAX_RECORD_AGE,
+                retry_attempts=source.retry_attempts,
+                max_record_age=Duration.seconds(source.max_record_age_s),
                 on_failure=event_sources.SqsDlq(failures),
                 # The records the function is for (the wiring's filter, also used locally).
                 filters=(
-                    [lambda_.FilterCriteria.filter(spec.stream_filter.pattern())]
-                    if spec.stream_filter
+                    [lambda_.FilterCriteria.filter(source.filter.pattern())]
+                    if source.filter
                     else None
                 ),
             )

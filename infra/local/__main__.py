@@ -15,8 +15,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from urllib.parse import urlsplit
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -24,8 +26,10 @@ from moto.server import ThreadedMotoServer
 from infra.config import DeploymentConfig, Resources, function_environment
 from infra.local import state
 from infra.local.apigateway import LocalApiGateway
+from infra.local.console import PREFIX as CONSOLE_PREFIX
 from infra.local.console import ConsoleConfig, LocalConsole
-from infra.local.control import Answer, LocalControl
+from infra.local.control import PREFIX as CONTROL_PREFIX
+from infra.local.control import Answer, LocalControl, own_hosts, refuse_foreign
 from infra.local.functions import REGION, build_handlers
 from infra.local.runtime import MINUTE_S, LocalRuntime, Triggers
 from infra.provision import provision_all
@@ -58,7 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--state",
         type=Path,
         metavar="DIR",
-        help="keep the table and the clock offset in DIR between runs (saved on stop)",
+        help="keep the table, sent mail, queued messages and the clock in DIR (saved on stop)",
     )
     parser.add_argument(
         "--reset",
@@ -108,14 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     dynamodb = session.client("dynamodb")
     offset = None
     if args.state and not args.reset:
-        offset = state.load(args.state, dynamodb, provisioned.table_name)
+        offset = state.load(args.state, session, provisioned)
     clock = OffsetClock(offset) if offset is not None else OffsetClock()
     handlers = build_handlers(FUNCTIONS, clock)
     runtime = LocalRuntime(
         FUNCTIONS,
         handlers,
         clock,
-        Triggers(queue_urls=provisioned.queue_urls, table_name=provisioned.table_name),
+        Triggers(
+            queue_urls=provisioned.queue_urls,
+            table_name=provisioned.table_name,
+            stream_failure_queue_urls=provisioned.stream_failure_queue_urls,
+        ),
         sqs=session.client("sqs"),
         dynamodb=dynamodb,
         streams=session.client("dynamodbstreams"),
@@ -127,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "table": provisioned.table_name,
         "queue_urls": provisioned.queue_urls,
         "dead_letter_queue_urls": provisioned.dead_letter_queue_urls,
+        "stream_failure_queue_urls": provisioned.stream_failure_queue_urls,
         "sales_inbox_url": provisioned.sales_inbox_url,
     }
     control = LocalControl(clock, runtime.tick, about)
@@ -142,12 +151,24 @@ def main(argv: list[str] | None = None) -> int:
         ),
         clock,
         session,
+        tick=runtime.tick,
     )
 
-    def local_paths(method: str, target: str, body: bytes) -> Answer | None:
-        return control(method, target, body) or console(method, target, body)
+    hosts = own_hosts(args.host, args.port)
 
-    gateway = LocalApiGateway(FUNCTIONS, handlers, stage=STAGE, clock=clock)
+    def local_paths(
+        method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer | None:
+        if not urlsplit(target).path.startswith((CONTROL_PREFIX, CONSOLE_PREFIX)):
+            return None  # the API stage's own
+        return (
+            refuse_foreign(method, headers, hosts)
+            or control(method, target, body)
+            or console(method, target, body)
+        )
+
+    keys = {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]}  # IAM routes
+    gateway = LocalApiGateway(FUNCTIONS, handlers, stage=STAGE, clock=clock, credentials=keys)
     server = gateway.serve(args.host, args.port, local_paths)
     runtime.start()
 
@@ -183,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     server.shutdown()
     runtime.stop()
     if args.state:
-        saved = state.save(args.state, dynamodb, provisioned.table_name, clock.offset)
-        print(f"saved {saved} items and the clock to {args.state}", flush=True)
+        saved = state.save(args.state, session, provisioned, clock.offset)
+        print(f"saved {saved} and the clock to {args.state}", flush=True)
     moto.stop()
     print("stopped", flush=True)
     return 0

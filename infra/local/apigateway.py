@@ -2,7 +2,8 @@
 
 Each HTTP request becomes the event API Gateway would send, the function's handler
 runs in-process, and its proxy response becomes the HTTP response: status, headers,
-multi-value headers and base64 bodies included.
+multi-value headers and base64 bodies included. IAM routes require a SigV4 signature
+(``infra/local/sigv4.py``), as ``AuthorizationType.IAM`` does on AWS.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from infra.local.functions import Handler, LambdaContext
-from infra.wiring import FunctionSpec
+from infra.local.functions import ACCOUNT, REGION, Handler, LambdaContext
+from infra.local.sigv4 import MISSING_AUTH, Denied, SigV4Verifier
+from infra.wiring import Auth, FunctionSpec
 from shared.clock import Clock, SystemClock
 
 # method, path, body -> (status, headers, body), or None when the path is not its own
-Control = Callable[[str, str, bytes], "tuple[int, list[tuple[str, str]], bytes] | None"]
+# method, path, headers (lower-case names), body -> an answer, or None when not its path
+Control = Callable[
+    [str, str, Mapping[str, str], bytes], "tuple[int, list[tuple[str, str]], bytes] | None"
+]
 BINARY_MEDIA_TYPES = ("multipart/form-data",)
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 
@@ -36,6 +41,7 @@ class _Route:
     pattern: re.Pattern[str]
     function: FunctionSpec
     handler: Handler
+    auth: Auth = "NONE"
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -46,10 +52,17 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$")
 
 
+def _error(status: int, message: str, error_type: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)]
+    return status, headers, json.dumps({"message": message}).encode()
+
+
 class LocalApiGateway:
     """Routes requests to ``handlers`` (function name -> its handler, built on ``clock``).
 
     ``clock`` stamps the events' request time, so it agrees with the functions' time.
+    ``credentials`` (access key id -> secret access key) are the keys IAM routes accept,
+    none by default; ``wall_clock`` is the real time their signatures are checked against.
     """
 
     def __init__(
@@ -58,9 +71,13 @@ class LocalApiGateway:
         handlers: Mapping[str, Handler],
         stage: str = "v1",
         clock: Clock | None = None,
+        credentials: Mapping[str, str] | None = None,
+        region: str = REGION,
+        wall_clock: Clock | None = None,
     ) -> None:
         self.stage = stage
         self._clock = clock or SystemClock()
+        self._verifier = SigV4Verifier(credentials or {}, region, ACCOUNT, wall_clock)
         self._routes: list[_Route] = []
         for spec in functions:
             if not spec.routes:
@@ -68,7 +85,9 @@ class LocalApiGateway:
             handler = handlers[spec.name]
             for route in spec.routes:
                 self._routes.append(
-                    _Route(route.method, route.path, _pattern(route.path), spec, handler)
+                    _Route(
+                        route.method, route.path, _pattern(route.path), spec, handler, route.auth
+                    )
                 )
                 if route.cross_origin:
                     # Cross-origin routes answer CORS preflight in the function, as on AWS.
@@ -94,10 +113,15 @@ class LocalApiGateway:
         route = next((r for r in allowed if r.method == method), None)
         if route is None:
             # What API Gateway answers for a path or method it has no resource for.
-            message = {"message": "Missing Authentication Token"}
-            return 403, [("Content-Type", "application/json")], json.dumps(message).encode()
+            return _error(403, "Missing Authentication Token", MISSING_AUTH)
+        caller: dict[str, str] = {}
+        if route.auth == "IAM":
+            try:
+                caller = self._verifier.verify(method, target, pairs, body)
+            except Denied as denied:
+                return _error(403, denied.message, denied.error_type)
         match = route.pattern.match(path)
-        event = self.event(route, method, path, parts.query, pairs, body, source_ip, match)
+        event = self.event(route, method, path, parts.query, pairs, body, source_ip, match, caller)
         try:
             result = route.handler(event, LambdaContext.of(route.function))
         except Exception:  # what API Gateway answers when the function fails
@@ -116,6 +140,7 @@ class LocalApiGateway:
         body: bytes,
         source_ip: str,
         match: re.Match[str] | None,
+        caller: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         single: dict[str, str] = {}
         multi: dict[str, list[str]] = {}
@@ -152,6 +177,7 @@ class LocalApiGateway:
                 "stage": self.stage,
                 "domainName": "localhost",
                 "identity": {
+                    **(caller or {}),
                     "sourceIp": source_ip,
                     "userAgent": single.get("User-Agent") or single.get("user-agent"),
                 },
@@ -189,7 +215,8 @@ class LocalApiGateway:
                     self._send(413, [("Content-Type", "application/json")], too_long)
                     return
                 body = self.rfile.read(length) if length else b""
-                answer = control(self.command, self.path, body) if control else None
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                answer = control(self.command, self.path, headers, body) if control else None
                 if answer is None:
                     answer = gateway.invoke(
                         self.command, self.path, self.headers.items(), body, self.client_address[0]

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +23,39 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 def _json(status: int, body: Mapping[str, Any]) -> Answer:
     payload = json.dumps(body, ensure_ascii=False, default=str).encode()
     return status, [("Content-Type", "application/json; charset=utf-8")], payload
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def own_hosts(host: str, port: int) -> frozenset[str]:
+    """The Host header values the local stack answers to: loopback names and ``host``."""
+    return frozenset(f"{name}:{port}" for name in {*LOOPBACK_NAMES, host})
+
+
+def refuse_foreign(
+    method: str, headers: Mapping[str, str], hosts: Collection[str]
+) -> Answer | None:
+    """A 403 for requests to the local endpoints that another web page could have made.
+
+    The console and ``/_local`` move the clock, publish SES events and show leads with
+    no login, so only the stack's own pages may change anything: a POST from another
+    origin (CSRF) and any request under a foreign host name (DNS rebinding onto
+    loopback) are refused. ``headers`` has lower-case names. Tools such as curl and
+    the CLI send no Origin and pass.
+    """
+    host = headers.get("host", "").lower()
+    if host not in hosts:
+        return _json(403, {"message": f"unknown host {host!r}: use http://127.0.0.1 or localhost"})
+    if method in SAFE_METHODS:
+        return None
+    origin = headers.get("origin")
+    if origin is not None and origin.lower() != f"http://{host}":
+        return _json(403, {"message": f"cross-origin {method} from {origin!r} refused"})
+    if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        return _json(403, {"message": f"cross-site {method} refused"})
+    return None
 
 
 class LocalControl:

@@ -2,12 +2,17 @@
 
 - Functions with ``schedule_minutes`` run on a timer, with EventBridge's scheduled event.
 - Functions that consume a queue get SQS batches as Lambda's event source mapping
-  builds them; only the messages not reported in ``batchItemFailures`` are deleted, so
-  failed ones come back after the visibility timeout and, after ``max_receive_count``
-  receives, the queue's redrive policy moves them to the dead-letter queue.
+  builds them: up to ``batch_size`` messages gathered for at most
+  ``max_batching_window_s``. Only the messages not reported in ``batchItemFailures``
+  are deleted, so failed ones come back after the visibility timeout and, after
+  ``max_receive_count`` receives, the queue's redrive policy moves them to the
+  dead-letter queue. One poller per queue invokes one batch at a time, which keeps
+  within any ``max_concurrency`` (Lambda accepts no cap below 2).
 - Functions that consume the table's stream get its records through the wiring's
-  filter, in order; a failed batch is retried (from the first failed record) up to
-  ``STREAM_RETRY_ATTEMPTS`` times, then given up on (logged; a failure queue on AWS).
+  filter, in order, as its ``StreamSource`` says: a batch the function fails is
+  bisected, a batch with reported failures is retried from the first of them, and
+  records past the retry attempts or the maximum age are given up on and described
+  on the on-failure queue, as Lambda describes them; then the shard moves on.
 
 One thread per timer and poller; ``stop`` ends them all.
 """
@@ -18,21 +23,17 @@ import base64
 import json
 import logging
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from infra.local.functions import ACCOUNT, REGION, Handler, invoke
-from infra.wiring import (
-    STREAM_BATCH_SIZE,
-    STREAM_RETRY_ATTEMPTS,
-    FunctionSpec,
-    QueueSpec,
-    StreamFilter,
-)
+from infra.wiring import FunctionSpec, QueueSpec, StreamSource
 from shared.clock import Clock
 
 if TYPE_CHECKING:
@@ -46,8 +47,16 @@ log = logging.getLogger(__name__)
 MINUTE_S = 60.0
 # Long polling, as Lambda's pollers do; also how long a poller takes to notice a stop.
 RECEIVE_WAIT_S = 1
+# The most messages one ReceiveMessage returns.
+RECEIVE_MAX = 10
+# Within a batching window the queue is polled without waiting, so the window closes on
+# time rather than at the end of a long poll.
+WINDOW_POLL_S = 0.05
 STREAM_POLL_S = 0.5
+# The wait before the n-th retry of a failed stream batch is n times this.
 STREAM_RETRY_WAIT_S = 1.0
+
+Condition = Literal["RetryAttemptsExhausted", "RecordAgeExceeded"]
 
 
 def scheduled_event(spec: FunctionSpec, now: datetime) -> dict[str, Any]:
@@ -146,12 +155,71 @@ def reported_failures(result: Any, identifiers: Sequence[str]) -> set[str] | Non
     return failures
 
 
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def _arrival(record: Mapping[str, Any]) -> str | None:
+    created = record["dynamodb"].get("ApproximateCreationDateTime")
+    if created is None:
+        return None
+    return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Discarded:
+    """Consecutive records of a shard that a stream poller gave up on."""
+
+    records: Sequence[dict[str, Any]]  # as the function receives them
+    condition: Condition
+    invocations: int  # of the batch they were last invoked in
+    function_error: bool  # whether that invocation raised (or answered nonsense)
+    shard_id: str
+    stream_arn: str
+
+
+def on_failure_record(discarded: Discarded, *, function: str, now: datetime) -> dict[str, Any]:
+    """What Lambda sends a stream event source's on-failure destination: where the
+    records are in the stream, not the records."""
+    response: dict[str, Any] = {}
+    if discarded.invocations:
+        response = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if discarded.function_error:
+            response["functionError"] = "Unhandled"
+    first, last = discarded.records[0], discarded.records[-1]
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_arn(function),
+            "condition": discarded.condition,
+            "approximateInvokeCount": discarded.invocations,
+        },
+        "responseContext": response,
+        "version": "1.0",
+        "timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "DDBStreamBatchInfo": {
+            "shardId": discarded.shard_id,
+            "startSequenceNumber": first["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": last["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": _arrival(first),
+            "approximateArrivalOfLastRecord": _arrival(last),
+            "batchSize": len(discarded.records),
+            "streamArn": discarded.stream_arn,
+        },
+    }
+
+
 @dataclass(frozen=True)
 class Triggers:
-    """Where the triggers read from: queue URLs by wiring name and the table's name."""
+    """Where the triggers read from: queue URLs by wiring name and the table's name.
+
+    ``stream_failure_queue_urls`` (by function name) are the stream consumers'
+    on-failure queues (``infra.provision.create_stream_failure_queues``).
+    """
 
     queue_urls: Mapping[str, str]
     table_name: str
+    stream_failure_queue_urls: Mapping[str, str] = field(default_factory=dict)
 
 
 class LocalRuntime:
@@ -166,6 +234,7 @@ class LocalRuntime:
         dynamodb: DynamoDBClient,
         streams: DynamoDBStreamsClient,
         minute_s: float = MINUTE_S,
+        stream_retry_wait_s: float = STREAM_RETRY_WAIT_S,
     ) -> None:
         self._specs = specs
         self._handlers = handlers
@@ -175,6 +244,7 @@ class LocalRuntime:
         self._dynamodb = dynamodb
         self._streams = streams
         self._minute_s = minute_s
+        self._stream_retry_wait_s = stream_retry_wait_s
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -194,8 +264,8 @@ class LocalRuntime:
                 jobs.append((f"schedule-{spec.name}", self._timer(spec)))
             if spec.consumes is not None:
                 jobs.append((f"sqs-{spec.name}", self._queue_poller(spec, spec.consumes)))
-            if spec.consumes_stream:
-                poller = self._stream_poller(spec, stream_from_start)
+            if spec.stream is not None:
+                poller = self._stream_poller(spec, spec.stream, stream_from_start)
                 jobs.append((f"stream-{spec.name}", poller))
         for name, target in jobs:
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -250,16 +320,25 @@ class LocalRuntime:
         return run
 
     def poll_queue(self, spec: FunctionSpec, queue: QueueSpec, url: str, arn: str) -> int:
-        """Receive one batch, invoke, delete what succeeded; the number received."""
-        messages = self._sqs.receive_message(
-            QueueUrl=url,
-            MaxNumberOfMessages=queue.batch_size,
-            WaitTimeSeconds=RECEIVE_WAIT_S,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        """Gather one batch, invoke, delete what succeeded; the number received.
+
+        The batch goes to the function once it holds ``batch_size`` messages or
+        ``max_batching_window_s`` has passed since its first message arrived. The window
+        is wall time, like the visibility timeouts moto keeps on the same queues.
+        """
+        messages = self._receive(url, queue.batch_size, RECEIVE_WAIT_S)
         if not messages:
             return 0
+        closes = time.monotonic() + queue.max_batching_window_s
+        # On a stop the batch still goes out: its messages are already hidden.
+        while len(messages) < queue.batch_size and not self._stop.is_set():
+            left = closes - time.monotonic()
+            if left <= 0:
+                break
+            more = self._receive(url, queue.batch_size - len(messages), 0)
+            messages += more
+            if not more:
+                self._stop.wait(min(WINDOW_POLL_S, left))
         records = [sqs_record(m, arn) for m in messages]
         ids = [r["messageId"] for r in records]
         try:
@@ -279,9 +358,21 @@ class LocalRuntime:
             )
         return len(messages)
 
+    def _receive(self, url: str, wanted: int, wait_s: int) -> list[dict[str, Any]]:
+        messages = self._sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(wanted, RECEIVE_MAX),
+            WaitTimeSeconds=wait_s,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        return [dict(m) for m in messages]
+
     # -- the table's stream ----------------------------------------------------------------
 
-    def _stream_poller(self, spec: FunctionSpec, from_start: bool) -> Callable[[], None]:
+    def _stream_poller(
+        self, spec: FunctionSpec, source: StreamSource, from_start: bool
+    ) -> Callable[[], None]:
         table = self._dynamodb.describe_table(TableName=self._triggers.table_name)["Table"]
         stream_arn = table["LatestStreamArn"]
         shards = self._streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
@@ -294,6 +385,7 @@ class LocalRuntime:
             )["ShardIterator"]
             for shard in shards
         ]
+        failure_queue_url = self._failure_queue(spec)
 
         def run() -> None:
             for shard, iterator in zip(shards, iterators, strict=True):  # moto: one shard
@@ -302,13 +394,21 @@ class LocalRuntime:
                     stream_arn,
                     shard["ShardId"],
                     iterator,
-                    spec.stream_filter,
+                    source,
                     partial(self.invoke_stream, spec),
+                    partial(self.send_on_failure, spec, failure_queue_url),
                     self._stop,
+                    retry_wait_s=self._stream_retry_wait_s,
                 )
                 reader.run()
 
         return run
+
+    def _failure_queue(self, spec: FunctionSpec) -> str:
+        url = self._triggers.stream_failure_queue_urls.get(spec.name)
+        if url is None:
+            raise ValueError(f"{spec.name} reads the stream but has no on-failure queue")
+        return url
 
     def invoke_stream(self, spec: FunctionSpec, records: list[dict[str, Any]]) -> set[str] | None:
         ids = [r["dynamodb"]["SequenceNumber"] for r in records]
@@ -318,12 +418,37 @@ class LocalRuntime:
             log.exception("%s failed on a batch of %d stream records", spec.name, len(records))
             return None
 
+    def send_on_failure(self, spec: FunctionSpec, url: str, discarded: Discarded) -> None:
+        # Wall time, as the records' arrival times beside it (see StreamReader).
+        record = on_failure_record(discarded, function=spec.name, now=datetime.now(UTC))
+        self._sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+        log.error(
+            "%s: gave up on %d stream records (%s), sequence numbers %s to %s",
+            spec.name,
+            len(discarded.records),
+            discarded.condition,
+            record["DDBStreamBatchInfo"]["startSequenceNumber"],
+            record["DDBStreamBatchInfo"]["endSequenceNumber"],
+        )
+
+
+@dataclass
+class _Batch:
+    """Records the shard waits on, and how they have fared."""
+
+    records: list[dict[str, Any]]
+    retries: int = 0  # failed invocations counted against the retry attempts
+    invocations: int = 0
+    function_error: bool = False
+
 
 class StreamReader:
-    """Reads one shard in order; a batch blocks the shard until it succeeds or is given up.
+    """Reads one shard in order, as Lambda's stream event source with ``source``.
 
     ``deliver`` invokes the function with a batch and returns the sequence numbers it
-    reported failed, or None if the whole batch failed.
+    reported failed, or None if the whole batch failed; ``discard`` hands records given
+    up on to the on-failure destination. The shard waits on a batch until it succeeds
+    or is discarded, so a failing record holds back the ones after it, never for good.
     """
 
     def __init__(
@@ -332,32 +457,39 @@ class StreamReader:
         stream_arn: str,
         shard_id: str,
         iterator: str | None,
-        stream_filter: StreamFilter | None,
+        source: StreamSource,
         deliver: Callable[[list[dict[str, Any]]], set[str] | None],
+        discard: Callable[[Discarded], None],
         stop: threading.Event,
+        *,
+        retry_wait_s: float = STREAM_RETRY_WAIT_S,
     ) -> None:
         self._streams = streams
         self._stream_arn = stream_arn
         self._shard_id = shard_id
         self._iterator = iterator
         self._last_sequence: str | None = None
-        self._filter = stream_filter
-        self._deliver_batch = deliver
+        self._source = source
+        self._deliver = deliver
+        self._discard = discard
         self._stop = stop
-        self._pending: list[dict[str, Any]] = []
-        self._attempts = 0
+        self._retry_wait_s = retry_wait_s
+        self._pending: list[dict[str, Any]] = []  # read and filtered, not yet in a batch
+        # The batch being retried first; bisecting puts its halves here in order.
+        self._batches: deque[_Batch] = deque()
 
     def run(self) -> None:
         stop = self._stop
         while not stop.is_set():
             try:
-                if len(self._pending) < STREAM_BATCH_SIZE:
+                if len(self._pending) < self._source.batch_size:
                     self._read()
-                if not self._pending:
+                if not self._batches and not self._pending:
                     stop.wait(STREAM_POLL_S)
                     continue
-                if not self._deliver():
-                    stop.wait(STREAM_RETRY_WAIT_S * self._attempts)
+                wait_s = self._step()
+                if wait_s:
+                    stop.wait(wait_s)
             except Exception:
                 log.exception("reading the table's stream failed")
                 stop.wait(STREAM_RETRY_WAIT_S)
@@ -378,35 +510,92 @@ class StreamReader:
                 ShardIteratorType="AFTER_SEQUENCE_NUMBER",
                 SequenceNumber=self._last_sequence,
             )["ShardIterator"]
+        stream_filter = self._source.filter
         for raw in records:
             self._last_sequence = str(raw["dynamodb"]["SequenceNumber"])
             record = stream_record(dict(raw), self._stream_arn)
-            if self._filter is None or self._filter.matches(record):
+            if stream_filter is None or stream_filter.matches(record):
                 self._pending.append(record)
 
-    def _deliver(self) -> bool:
-        """Invoke with the next batch; whether the shard moved on."""
-        batch = self._pending[:STREAM_BATCH_SIZE]
-        failed = self._deliver_batch(batch)
+    def _step(self) -> float:
+        """Age out, invoke or retry the batch the shard waits on; seconds until the next."""
+        source = self._source
+        if not self._batches:
+            self._batches.append(_Batch(self._pending[: source.batch_size]))
+            del self._pending[: source.batch_size]
+        batch = self._batches[0]
+        aged = self._aged(batch.records)
+        if aged:
+            self._give_up(batch, aged, "RecordAgeExceeded")
+            return 0
+        if batch.retries > source.retry_attempts:  # handing it over failed last time
+            self._give_up(batch, len(batch.records), "RetryAttemptsExhausted")
+            return 0
+
+        failed = self._deliver(list(batch.records))  # the function may keep or change it
+        batch.invocations += 1
         if failed is not None and not failed:
-            del self._pending[: len(batch)]
-            self._attempts = 0
-            return True
-        # As with report_batch_item_failures: retry from the first record reported failed.
-        first = 0
-        if failed:
-            first = min(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed)
-        del self._pending[:first]
-        self._attempts += 1
-        if self._attempts > STREAM_RETRY_ATTEMPTS:
-            given_up = batch[first:]
-            log.error(
-                "gave up on %d stream records after %d retries (sequence numbers %s)",
-                len(given_up),
-                STREAM_RETRY_ATTEMPTS,
-                [r["dynamodb"]["SequenceNumber"] for r in given_up],
+            self._batches.popleft()
+            return 0
+        first = self._first_failed(batch.records, failed)
+        batch.function_error = first is None
+        if first is None:
+            if source.bisect_batch_on_error and len(batch.records) > 1:
+                # The halves keep the retries spent so far, and splitting spends none.
+                half = (len(batch.records) + 1) // 2
+                self._batches.popleft()
+                self._batches.extendleft(
+                    [
+                        _Batch(batch.records[half:], retries=batch.retries),
+                        _Batch(batch.records[:half], retries=batch.retries),
+                    ]
+                )
+                return 0
+        else:
+            del batch.records[:first]  # they succeeded: the stream moves past them
+        batch.retries += 1
+        if batch.retries > source.retry_attempts:
+            self._give_up(batch, len(batch.records), "RetryAttemptsExhausted")
+            return 0
+        return self._retry_wait_s * batch.retries
+
+    @staticmethod
+    def _first_failed(records: list[dict[str, Any]], failed: set[str] | None) -> int | None:
+        """Where a retry starts; None when the whole batch failed."""
+        if not failed:
+            return None
+        at = [i for i, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] in failed]
+        return min(at) if at else None
+
+    def _aged(self, records: list[dict[str, Any]]) -> int:
+        """How many records at the head of the batch are past the maximum age.
+
+        Measured in wall time: moto stamps ApproximateCreationDateTime from the system
+        clock, not the local stack's movable one, which after a jump of a day would age
+        out every record written since.
+        """
+        oldest_kept = time.time() - self._source.max_record_age_s
+        count = 0
+        for record in records:
+            created = record["dynamodb"].get("ApproximateCreationDateTime")
+            if created is None or created >= oldest_kept:
+                break
+            count += 1
+        return count
+
+    def _give_up(self, batch: _Batch, count: int, condition: Condition) -> None:
+        """Hand the first ``count`` records of the batch to the on-failure destination
+        and move past them; if that fails, the batch stays for the next step."""
+        self._discard(
+            Discarded(
+                records=batch.records[:count],
+                condition=condition,
+                invocations=batch.invocations,
+                function_error=batch.function_error,
+                shard_id=self._shard_id,
+                stream_arn=self._stream_arn,
             )
-            del self._pending[: len(given_up)]
-            self._attempts = 0
-            return True
-        return first > 0
+        )
+        del batch.records[:count]
+        if not batch.records:
+            self._batches.popleft()

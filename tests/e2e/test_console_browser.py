@@ -3,8 +3,9 @@
 A visitor fills the sample site's forms, the clock moves to a sending window, the
 welcome email shows up in the outbox, opening it and clicking its link go through the
 real engagement path (SNS, engagement queue, poller, function) onto the lead's
-timeline, an inquiry reaches the sales inbox, and the email's one-click unsubscribe
-opts the lead out.
+timeline, an inquiry reaches the sales inbox, a seminar registrant who reads the
+nurture emails over several days (the clock moved from the console's header) is
+handed to sales as an MQL, and the email's one-click unsubscribe opts the lead out.
 
 Chromium is Debian's package (``playwright install`` cannot download browsers here):
 when it is missing and we are root it is installed once; otherwise the tests fail.
@@ -41,6 +42,12 @@ CHROMIUM_ARGS = [
 INSTALL_TIMEOUT_S = 900
 ARRIVAL_TIMEOUT_S = 20
 PAGE_TIMEOUT_MS = 10_000
+# How long one clock step's emails may take through the send queue before the next step.
+MAIL_WAIT_S = 8
+MAX_DAYS_PER_EMAIL = 10
+MAX_EMAILS_TO_MQL = 5
+# Links a reader would follow: tagged content links (not the footer's unsubscribe).
+CONTENT_LINKS = "a[href*='/click?'][href*='tag=link']"
 
 
 def _install_chromium() -> None:
@@ -169,6 +176,8 @@ def test_the_welcome_email_is_opened_clicked_and_unsubscribed_from_the_outbox(
     form.locator("button[type=submit]").click()
     result = page.locator("#download-result[data-status='201']")
     result.wait_for()
+    assert "ありがとうございました" in page.locator("#download-thanks").inner_text()
+    assert page.locator("#download-errors").is_hidden()
     answer = json.loads(result.inner_text().split("\n", 1)[1])
     assert answer["status"] == "created"
     lead_id = answer["lead_id"]
@@ -215,3 +224,138 @@ def test_the_welcome_email_is_opened_clicked_and_unsubscribed_from_the_outbox(
     # (the profile and the activity are separate writes: wait for each)
     shows(page, lead_page, "#suppressed", "the lead suppressed after the bounce")
     shows(page, lead_page, "#timeline tr.email_bounced", "email_bounced on the lead's timeline")
+
+
+def newest_mail(page: Page, console: str, email: str, count: int) -> str | None:
+    """The outbox URL of the newest email to ``email`` once ``count`` have gone out."""
+    page.goto(f"{console}/outbox")
+    rows = page.locator(f"#outbox tr[data-to='{email}']")
+    if rows.count() < count:
+        return None
+    return str(rows.first.locator("a").first.get_attribute("href"))
+
+
+def wait_for_mail(page: Page, console: str, email: str, count: int) -> str:
+    """Move the clock a day at a time from the console's header until email ``count``."""
+    for _ in range(MAX_DAYS_PER_EMAIL):
+        try:
+            return eventually(
+                lambda: newest_mail(page, console, email, count), f"email {count}", MAIL_WAIT_S
+            )
+        except AssertionError:
+            page.locator("#clock-day").click()  # +1 day, then the schedules run once
+            page.wait_for_url(f"{console}/outbox")
+    raise AssertionError(f"email {count} to {email} within {MAX_DAYS_PER_EMAIL} days")
+
+
+def read_and_click_everything(page: Page, origin: str, mail_url: str) -> int:
+    """Open the email (an Open event) and follow each of its content links (Clicks)."""
+    page.goto(f"{origin}{mail_url}")
+    assert "Open" in page.locator("#published").inner_text()
+    links = page.frame_locator("iframe.mail").locator(CONTENT_LINKS)
+    count = links.count()
+    assert count, f"no content links in {mail_url}"
+    for index in range(count):
+        page.goto(f"{origin}{mail_url}?track=0")
+        page.frame_locator("iframe.mail").locator(CONTENT_LINKS).nth(index).click()
+        assert "Click" in page.locator("#published").inner_text()
+    return count
+
+
+def test_a_seminar_registrant_who_reads_the_emails_for_days_is_handed_to_sales(
+    stack: Stack, page: Page
+) -> None:
+    console = f"{stack.origin}/console"
+    email = f"seminar-{uuid.uuid4().hex[:8]}@example.co.jp"
+    company = f"育成試験{uuid.uuid4().hex[:6]}製作所"
+
+    # Given a department head at a large manufacturer who registers for a seminar
+    page.goto(f"{console}/site")
+    form = page.locator("#seminar-form")
+    form.locator("[name=name]").fill("鈴木 一郎")
+    form.locator("[name=email]").fill(email)
+    form.locator("[name=prefecture]").fill("大阪")
+    form.locator("[name=company]").fill(company)
+    form.locator("[name=industry]").select_option("製造業")
+    form.locator("[name=company_size]").select_option("1000+")
+    form.locator("[name=job_title]").fill("生産技術部 部長")
+    form.locator("[name=consent]").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(f"{console}/site/thanks")
+
+    # Then the registration alone does not qualify: the lead is nurtured, not handed over
+    page.goto(f"{console}/leads")
+    row = page.locator(f"#leads tr:has-text('{email}')")
+    assert row.locator(".stage").inner_text().lower() == "lead"
+    assert row.locator("td").nth(4).inner_text() == "A"
+    lead_page = f"{stack.origin}{row.locator('a').first.get_attribute('href')}"
+
+    # When the clock is moved to sending hours from the console's header
+    page.goto(f"{console}/outbox")
+    page.locator("#clock-sending").click()
+    page.wait_for_url(f"{console}/outbox")
+
+    # and the reader opens every email and follows its links, day after day
+    read = 0
+    while read < MAX_EMAILS_TO_MQL:
+        mail_url = wait_for_mail(page, console, email, read + 1)
+        read_and_click_everything(page, stack.origin, mail_url)
+        read += 1
+
+        def qualified() -> bool | None:
+            page.goto(lead_page)
+            return True if page.locator("#qualification").count() else None
+
+        try:
+            eventually(qualified, "the lead qualifying", MAIL_WAIT_S)
+            break
+        except AssertionError:
+            assert page.locator("#stage").inner_text().lower() == "lead"
+
+    # Then engagement with more than one email, over days, made the lead an MQL by score
+    assert 1 < read < MAX_EMAILS_TO_MQL, f"qualified after {read} emails"
+    assert page.locator("#qualification").get_attribute("data-reason") == "score"
+    assert page.locator("#stage").inner_text().lower() == "mql"
+    assert float(page.locator("#score").inner_text()) >= 50
+    assert page.locator("#timeline tr.qualified").count() == 1
+    clicks = page.locator("#timeline tr.email_clicked").count()
+    assert clicks >= read
+
+    # and sales receive it in their inbox, with the reasons
+    shows(page, f"{console}/sales", f".sales-message:has-text('{company}')", "the MQL in the inbox")
+    message = page.locator(f".sales-message:has-text('{company}')").first
+    assert message.locator(".subject").inner_text().startswith(f"[MQL] {company} / 鈴木 一郎")
+    assert email in message.locator("pre.body").inner_text()
+
+
+def test_bad_input_gets_a_friendly_page_or_field_errors_in_the_browser(
+    stack: Stack, page: Page
+) -> None:
+    console = f"{stack.origin}/console"
+
+    # Given the plain inquiry form posted with an address the browser would have stopped
+    page.goto(f"{console}/site")
+    form = page.locator("#inquiry-form")
+    form.evaluate("form => { form.noValidate = true; }")
+    form.locator("[name=family_name]").fill("山田")
+    form.locator("[name=email]").fill("yamada@")
+    form.locator("button[type=submit]").click()
+
+    # Then the API redirects to the site's error page, which names the field in Japanese
+    page.wait_for_url(f"{console}/site/error?errors=email")
+    assert "入力内容をご確認ください" in page.locator("#form-error").inner_text()
+    assert "メールアドレス" in page.locator(".card li").first.inner_text()
+
+    # Given the fetch form sent with a bad address and without the consent it requires
+    page.goto(f"{console}/site")
+    form = page.locator("#download-form")
+    form.evaluate("form => { form.noValidate = true; }")
+    form.locator("[name=email]").fill("sato@@example.co.jp")
+    form.locator("button[type=submit]").click()
+
+    # Then the page shows the API's field-level errors, and no thank-you
+    page.locator("#download-result[data-status='422']").wait_for()
+    errors = page.locator("#download-errors").inner_text()
+    assert "email:" in errors
+    assert "consent:" in errors
+    assert page.locator("#download-thanks").is_hidden()

@@ -25,6 +25,7 @@ from tests.e2e.test_local_stack import (
     local_stack,
     next_send_time,
     request,
+    signed_request,
 )
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +49,7 @@ def get(url: str) -> int:
 
 
 def lead(stack: Stack, lead_id: str) -> dict[str, Any]:
-    status, body = request(f"{stack.api}/leads/{lead_id}")
+    status, body = signed_request(f"{stack.api}/leads/{lead_id}")
     assert status == 200, body
     return body  # type: ignore[no-any-return]
 
@@ -181,7 +182,7 @@ def test_a_lead_walks_from_form_post_to_customer_program(stack: Stack) -> None:
     assert envelope["MessageAttributes"]["grade"]["Value"] == "A"
 
     # When sales report the deal won
-    status, body = request(
+    status, body = signed_request(
         f"{stack.api}/leads/{lead_id}/disposition", {"disposition": "won", "by": "sales-e2e"}
     )
     assert status == 200, body

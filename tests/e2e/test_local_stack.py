@@ -7,6 +7,7 @@ what comes out is read where AWS would put it (SES's sent mail, the sales inbox 
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +29,9 @@ from typing import Any, TypeVar
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from shared.clock import from_iso
 from shared.programs import load_programs
@@ -46,15 +51,28 @@ def free_port() -> int:
         return port
 
 
-def request(url: str, body: Any = None, method: str | None = None) -> tuple[int, Any]:
+def request(
+    url: str, body: Any = None, method: str | None = None, *, signed: bool = False
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if signed:
+        # As an AWS client signs for an IAM route, with the keys the local stack accepts.
+        verb = method or ("GET" if data is None else "POST")
+        signing = AWSRequest(method=verb, url=url, data=data, headers=headers)
+        SigV4Auth(Credentials("local", "local"), "execute-api", "ap-northeast-1").add_auth(signing)
+        headers = dict(signing.headers.items())
     call = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
     try:
         with urllib.request.urlopen(call, timeout=10) as response:  # noqa: S310 - loopback
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
+
+
+def signed_request(url: str, body: Any = None, method: str | None = None) -> tuple[int, Any]:
+    """``request`` to an IAM (admin) route, SigV4-signed."""
+    return request(url, body, method, signed=True)
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = ARRIVAL_TIMEOUT_S) -> T:
@@ -213,12 +231,67 @@ def test_an_inquiry_reaches_the_sales_inbox_through_the_stream_and_the_handoff(
     assert envelope["TopicArn"].endswith("sales-leads")
 
 
+def test_the_admin_routes_answer_only_signed_calls(stack: Stack) -> None:
+    # Given a captured lead
+    form = {"email": f"e2e-{uuid.uuid4().hex[:8]}@example.co.jp", "form_type": "download"}
+    status, body = request(f"{stack.api}/leads", {**form, "consent": True})
+    assert status == 201, body
+    url = f"{stack.api}/leads/{body['lead_id']}"
+
+    # Then the admin routes refuse unsigned calls, as AWS_IAM authorization does
+    assert request(url) == (403, {"message": "Missing Authentication Token"})
+    status, _ = request(f"{url}/disposition", {"disposition": "won"})
+    assert status == 403
+
+    # and answer calls signed with the local stack's keys
+    status, lead = signed_request(url)
+    assert status == 200, lead
+    assert lead["lead"]["lead_id"] == body["lead_id"]
+
+
 def test_the_clock_refuses_what_is_not_a_forward_duration(stack: Stack) -> None:
     before = stack.now()
     for body in ({"by": "yesterday"}, {"by": "P1M"}, {}):
         status, answer = request(f"{stack.origin}/_local/clock/advance", body)
         assert status == 400, answer
     assert stack.now() - before < timedelta(hours=1)
+
+
+def raw_status(url: str, method: str, headers: dict[str, str], body: bytes = b"") -> int:
+    """The status of one request with exactly these headers, redirects not followed."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request(method, parts.path or "/", body=body, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_the_console_and_clock_refuse_what_another_web_page_could_send(stack: Stack) -> None:
+    clock = f"{stack.origin}/console/clock"
+    host = urllib.parse.urlsplit(stack.origin).netloc
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    move = b"by=P7D&back=%2Fconsole%2F"
+    before = stack.now()
+
+    # A form on another site posting to the console (CSRF) is refused, and nothing moves
+    assert raw_status(clock, "POST", {**form, "Origin": "https://evil.example"}, move) == 403
+    advance = f"{stack.origin}/_local/clock/advance"
+    json_type = {"Content-Type": "application/json", "Origin": "https://evil.example"}
+    assert raw_status(advance, "POST", json_type, b'{"by": "P7D"}') == 403
+    # as is a page under a rebound host name, even for reading
+    leads = f"{stack.origin}/console/leads"
+    rebound = f"evil.example:{urllib.parse.urlsplit(stack.origin).port}"
+    assert raw_status(leads, "GET", {"Host": rebound}) == 403
+    assert stack.now() - before < timedelta(days=1)
+
+    # while the console's own form, and tools that send no Origin, still work
+    same_origin = {**form, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"}
+    assert raw_status(clock, "POST", same_origin, b"by=PT1H&back=%2Fconsole%2F") == 303
+    assert raw_status(leads, "GET", {}) == 200
+    assert stack.now() - before >= timedelta(hours=1)
+    assert stack.now() - before < timedelta(days=1)
 
 
 def test_with_state_leads_and_the_clock_survive_a_restart(tmp_path: Path) -> None:
@@ -234,13 +307,13 @@ def test_with_state_leads_and_the_clock_survive_a_restart(tmp_path: Path) -> Non
     # When the stack starts again with the same state
     with local_stack(log, "--state", str(state)) as second:
         # Then the lead is there and the clock is still three days ahead
-        status, lead = request(f"{second.api}/leads/{body['lead_id']}")
+        status, lead = signed_request(f"{second.api}/leads/{body['lead_id']}")
         assert status == 200, lead
         assert "kept@example.co.jp" in json.dumps(lead)
         assert second.now() >= from_iso(moved["now"])
 
     # and --reset starts empty
     with local_stack(log, "--state", str(state), "--reset") as third:
-        status, _ = request(f"{third.api}/leads/{body['lead_id']}")
+        status, _ = signed_request(f"{third.api}/leads/{body['lead_id']}")
         assert status == 404
         assert third.now() < from_iso(moved["now"]) - timedelta(days=2)

@@ -75,6 +75,16 @@ def test_returns_a_url_for_every_queue_of_the_wiring(provisioned: Provisioned) -
     assert set(provisioned.dead_letter_queue_urls) == {queue.name for queue in QUEUES}
 
 
+def test_each_stream_consumer_gets_its_on_failure_queue(
+    session: boto3.session.Session, provisioned: Provisioned
+) -> None:
+    assert HANDOFF.stream is not None
+    assert set(provisioned.stream_failure_queue_urls) == {HANDOFF.name}
+    url = provisioned.stream_failure_queue_urls[HANDOFF.name]
+    assert url.endswith(f"/{PREFIX}-{HANDOFF.name}-{HANDOFF.stream.failure_queue}")
+    assert queue_attributes(session, url)["MessageRetentionPeriod"] == str(DEAD_LETTER_RETENTION_S)
+
+
 def test_creates_every_topic_of_the_wiring(
     session: boto3.session.Session, provisioned: Provisioned
 ) -> None:

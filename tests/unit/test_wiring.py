@@ -33,3 +33,19 @@ def test_function_names_and_routes_are_unique() -> None:
 
     assert len(set(names)) == len(names)
     assert len(set(routes)) == len(routes)
+
+
+@pytest.mark.parametrize(
+    "spec", [s for s in FUNCTIONS if s.stream is not None], ids=lambda s: s.name
+)
+def test_stream_sources_are_ones_lambda_accepts(spec: FunctionSpec) -> None:
+    # The local stack runs whatever is declared; outside these AWS refuses the mapping.
+    source = spec.stream
+    assert source is not None
+
+    assert 1 <= source.batch_size <= 10_000
+    assert 0 <= source.retry_attempts <= 10_000
+    assert 60 <= source.max_record_age_s <= 7 * 24 * 60 * 60
+    assert source.failure_queue
+    assert spec.consumes_stream
+    assert spec.stream_filter is source.filter

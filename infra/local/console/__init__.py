@@ -7,10 +7,14 @@
 - ``/console/leads``   leads with stage, score, grade, temperature and program
 - ``/console/sales``   what the sales topic delivered to the sales inbox queue
 - ``/console/funnel``  stage counters of the last 90 days
+- ``POST /console/clock`` the clock form on every page: move the clock forward and
+                       run the schedules once
+
+Only the stack's own pages may POST here (see ``infra.local.control.refuse_foreign``).
 
 Local only: it reads moto's state and scans the table, which nothing on AWS does.
 """
 
-from infra.local.console.app import ConsoleConfig, LocalConsole
+from infra.local.console.app import PREFIX, ConsoleConfig, LocalConsole
 
-__all__ = ["ConsoleConfig", "LocalConsole"]
+__all__ = ["PREFIX", "ConsoleConfig", "LocalConsole"]

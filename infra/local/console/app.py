@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,9 +18,10 @@ from jinja2 import Environment, FileSystemLoader
 
 from infra.local.console import mail as mails
 from shared.adapters.dynamodb import DynamoLeadRepository, deserialize, serialize
-from shared.clock import Clock, from_iso
+from shared.clock import OffsetClock, from_iso
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
 from shared.leads import ActivityType, Lead
+from shared.programs import ProgramCatalog, load_programs, parse_duration
 from shared.scoring import ScoringRules, load_scoring
 from shared.submission import LABELS
 
@@ -41,6 +43,10 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 HTML = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
 TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger(__name__)
+# The console path being answered, so every page's clock form can come back to it.
+_HERE: ContextVar[str] = ContextVar("console_here", default=PREFIX + "/")
+# The clock form's ``by`` value that means "until some program may send".
+NEXT_SENDING = "next-sending"
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,18 @@ def _redirect(location: str) -> Answer:
 class LocalConsole:
     """Answers ``/console/...`` (None for any other path), like ``LocalControl``."""
 
-    def __init__(self, config: ConsoleConfig, clock: Clock, session: boto3.session.Session):
+    def __init__(
+        self,
+        config: ConsoleConfig,
+        clock: OffsetClock,
+        session: boto3.session.Session,
+        tick: Callable[[], Mapping[str, Any]],
+        programs: ProgramCatalog | None = None,
+    ):
         self.config = config
         self._clock = clock
+        self._tick = tick
+        self._programs = programs or load_programs()
         self._dynamodb = session.client("dynamodb")
         self._sns = session.client("sns")
         self._sqs = session.client("sqs")
@@ -90,6 +105,10 @@ class LocalConsole:
             return None
         path = parts.path[len(PREFIX) :].rstrip("/")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if method == "POST":  # the console's own forms are urlencoded
+            form = parse_qs(body.decode("utf-8", "replace"))
+            query.update({k: v[-1] for k, v in form.items()})
+        _HERE.set(target if method == "GET" else PREFIX + "/")
         routes: list[tuple[str, str, Callable[..., Answer]]] = [
             ("GET", r"", self.index),
             ("GET", r"/site", self.site),
@@ -103,6 +122,7 @@ class LocalConsole:
             ("GET", r"/leads/(?P<lead_id>[^/]+)", self.lead),
             ("GET", r"/sales", self.sales),
             ("GET", r"/funnel", self.funnel),
+            ("POST", r"/clock", self.move_clock),
         ]
         for route_method, pattern, page in routes:
             found = re.fullmatch(pattern, path)
@@ -116,6 +136,7 @@ class LocalConsole:
 
     def _page(self, template: str, status: int = 200, **context: Any) -> Answer:
         context.setdefault("now", self._clock.now())
+        context.setdefault("here", _HERE.get())
         html = self._env.get_template(template).render(**context)
         return status, HTML, html.encode()
 
@@ -134,6 +155,29 @@ class LocalConsole:
         codes = [c for c in query.get("errors", "").split(",") if c]
         fields = [(c, *LABELS.get(c, (c, c))) for c in codes]
         return self._page("form_error.html", 422, fields=fields)
+
+    # -- clock -----------------------------------------------------------------------------
+
+    def move_clock(self, query: dict[str, str]) -> Answer:
+        """Move the clock forward (``by``: an ISO-8601 duration, or NEXT_SENDING), run the
+        schedules once at the new time, and go back to the page the form was on."""
+        by = query.get("by", "")
+        now = self._clock.now()
+        try:
+            step = (
+                self._programs.next_sending_time(now) - now
+                if by == NEXT_SENDING
+                else parse_duration(by)
+            )
+        except ValueError as error:
+            return self._page("error.html", 400, message=f"時間の指定が不正です / {error}")
+        self._clock.advance(step)
+        self._tick()
+        back = query.get("back", "")
+        # Only back into the console: the field comes from the request.
+        if not back.startswith(PREFIX + "/"):
+            back = PREFIX + "/"
+        return _redirect(back)
 
     # -- outbox ----------------------------------------------------------------------------
 
