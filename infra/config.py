@@ -38,6 +38,8 @@ class SenderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     company_name: str = Field(default="株式会社サンプル", min_length=1)
+    # The product the emails are about ({{ brand.product_name }} in templates and subjects).
+    product_name: str = Field(default="Flowlane", min_length=1, max_length=50)
     from_address: str = Field(default="株式会社サンプル <news@example.co.jp>", min_length=3)
     postal_address: str = Field(
         default="〒100-0005 東京都千代田区丸の内1-1-1 サンプルビル10F", min_length=1
@@ -45,6 +47,14 @@ class SenderConfig(BaseModel):
     contact_email: str = Field(default="marketing@example.co.jp", min_length=3)
     site_url: str = Field(default="https://www.example.co.jp", min_length=1)
     privacy_url: str = "https://www.example.co.jp/privacy"
+
+    @field_validator("product_name")
+    @classmethod
+    def _one_line(cls, name: str) -> str:
+        # It goes into subject lines, where a line break would end the header.
+        if not name.isprintable() or name != name.strip():
+            raise ValueError("product_name must be one line without surrounding spaces")
+        return name
 
     @property
     def from_domain(self) -> str:
@@ -184,6 +194,7 @@ def function_environment(
             CONFIGURATION_SET=resources.configuration_set,
             FROM_ADDRESS=sender.from_address,
             SENDER_COMPANY_NAME=sender.company_name,
+            SENDER_PRODUCT_NAME=sender.product_name,
             SENDER_POSTAL_ADDRESS=sender.postal_address,
             SENDER_CONTACT_EMAIL=sender.contact_email,
             SITE_URL=sender.site_url,

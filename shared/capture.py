@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
@@ -25,8 +25,9 @@ from shared.leads import (
     Touch,
     new_id,
 )
-from shared.nurture import start
-from shared.programs import ProgramCatalog
+from shared.lifecycle import schedule_review, stage_changed
+from shared.nurture import finish, start
+from shared.programs import RETURNING_STAGES, ProgramCatalog
 from shared.qualification import ScoreKeeper
 from shared.repository import EmailTaken, LeadRepository, Record, VersionConflict
 from shared.scoring import FORM_SIGNALS
@@ -76,6 +77,7 @@ def touch_of(submission: FormSubmission, at: datetime, request: RequestInfo) -> 
     return Touch(
         at=at,
         form_type=submission.form_type,
+        asset=submission.asset,
         source=submission.source,
         utm_source=submission.utm_source,
         utm_medium=submission.utm_medium,
@@ -159,8 +161,10 @@ class LeadCapture:
         consent_version: str,
         id_factory: Callable[[], str] = new_id,
         scores: ScoreKeeper | None = None,
+        review_after: timedelta = timedelta(days=90),
     ) -> None:
         self._scores = scores
+        self._review_after = review_after
         self._repository = repository
         self._programs = programs
         self._clock = clock
@@ -182,8 +186,10 @@ class LeadCapture:
                     )
             else:
                 lead = merge(existing, submission, touch, consent)
+            lead, back = self._won_back(lead, submission, now)
             lead, enrolled = self._enrol(lead, submission, now)
             records = self._records(lead, submission, consent, enrolled, created=existing is None)
+            records.extend([back] if back else [])
             try:
                 if existing is None:
                     self._repository.create(lead, records)
@@ -194,6 +200,8 @@ class LeadCapture:
             program_id = lead.enrolment.program_id if enrolled and lead.enrolment else None
             if existing is None and self._scores is not None:
                 self._scores.count_transition(now, "new", Stage.LEAD.value)
+            if back is not None and existing is not None and self._scores is not None:
+                self._scores.count_transition(now, existing.stage.value, lead.stage.value)
             qualified = self._score(lead.lead_id, submission, records[0], now)
             return CaptureResult(
                 lead.lead_id,
@@ -218,6 +226,27 @@ class LeadCapture:
         return self._scores.qualify(
             lead_id, reason=f"form:{submission.form_type.value}", high_intent=high_intent
         )
+
+    def _won_back(
+        self, lead: Lead, submission: FormSubmission, now: datetime
+    ) -> tuple[Lead, Activity | None]:
+        """A dormant or lost lead who posts a form is back: nurtured as a lead again (out
+        of its re-engagement) and reviewed for dormancy anew."""
+        if lead.stage not in RETURNING_STAGES:
+            return lead, None
+        enrolment = lead.enrolment
+        if enrolment is not None and enrolment.completed_at is None:
+            enrolment = finish(enrolment, now, f"exited:stage:{Stage.LEAD.value}")
+        back = lead.model_copy(
+            update={
+                "stage": Stage.LEAD,
+                "stage_changed_at": now,
+                "enrolment": enrolment,
+                "review_at": None,
+            }
+        )
+        activity = stage_changed(lead, Stage.LEAD, now, f"form:{submission.form_type.value}")
+        return schedule_review(back, now, self._review_after), activity
 
     def _enrol(self, lead: Lead, submission: FormSubmission, now: datetime) -> tuple[Lead, bool]:
         """Put a mailable lead that follows no program into its segment's default program."""

@@ -26,19 +26,23 @@ from shared.email import (
     SendRejected,
     SendThrottled,
 )
+from shared.funnel import SUNSET_PREFIX, SUPPRESSED_REJECTED, Counters, count_list, count_transition
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
-from shared.lifecycle import review, schedule_review
+from shared.lifecycle import returning, review, schedule_review
 from shared.nurture import (
     after_send,
     decide,
     exit_reason,
     finish,
     prune_sends,
+    skip,
+    skip_reason,
     variant_label,
     variant_of,
     within_cap,
 )
 from shared.programs import SUNSET, Program, ProgramCatalog, Step
+from shared.qualification import business_day
 from shared.repository import REVIEW, LeadRepository, Record, SendLedger, VersionConflict
 from shared.tokens import UnsubscribeTokens
 
@@ -65,6 +69,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # the step was sent before; the lead was moved on
     RESCHEDULED = "rescheduled"  # outside the send window or over the frequency cap
     DECIDED = "decided"  # a branch was decided; the chosen step is due later
+    SKIPPED = "skipped"  # the step does not fit the lead; the next one is due later
     COMPLETED = "completed"
     EXITED = "exited"
     REJECTED = "rejected"  # SES refused the address for good: suppressed
@@ -98,6 +103,7 @@ class NurtureSender:
         tokens: UnsubscribeTokens,
         clock: Clock,
         settings: DeliverySettings,
+        counters: Counters | None = None,
     ) -> None:
         self._leads = leads
         self._ledger = ledger
@@ -107,6 +113,7 @@ class NurtureSender:
         self._tokens = tokens
         self._clock = clock
         self._settings = settings
+        self._counters = counters
 
     def process(self, job: SendJob) -> Outcome:
         if job.program_id == REVIEW:
@@ -120,6 +127,9 @@ class NurtureSender:
             return Outcome.STALE
         changes, activity = review(lead, now, self._settings.dormant_after, self._programs)
         self._save(lead, now, records=[activity] if activity else [], **changes)
+        if activity:
+            day = business_day(now)
+            count_transition(self._counters, day, lead.stage, changes["stage"])
         return Outcome.DORMANT if activity else Outcome.RESCHEDULED
 
     def _retrying(self, attempt: Callable[[], Outcome]) -> Outcome:
@@ -159,6 +169,9 @@ class NurtureSender:
         step = self._step(program, enrolment.step_id)
         if step is None:
             return self._exit(lead, enrolment, now, "step_removed")
+        unfit = skip_reason(lead, step)
+        if unfit is not None:
+            return self._skip(lead, enrolment, program, step, now, unfit)
 
         window = program.send_window
         if not window.contains(now):
@@ -172,6 +185,27 @@ class NurtureSender:
     @staticmethod
     def _step(program: Program, step_id: str | None) -> Step | None:
         return next((s for s in program.steps if s.id == step_id), None)
+
+    def _skip(
+        self,
+        lead: Lead,
+        enrolment: Enrolment,
+        program: Program,
+        step: Step,
+        now: datetime,
+        reason: str,
+    ) -> Outcome:
+        moved = skip(enrolment, program, step, now, reason)
+        skipped = self._activity(
+            lead.lead_id, ActivityType.STEP_SKIPPED, now, program.id, step_id=step.id, reason=reason
+        )
+        if moved.completed_at is not None:
+            return self._complete(lead, moved, now, skipped)
+        self._save(lead, now, records=[skipped], enrolment=moved)
+        if moved.due_at is not None and moved.due_at > now:
+            return Outcome.SKIPPED
+        # The next step is due at once: carry on as its own job would.
+        return self._process(SendJob(lead.lead_id, program.id, moved.step_id))
 
     # -- sending ------------------------------------------------------------------------
 
@@ -271,6 +305,7 @@ class NurtureSender:
             records: list[Record] = []
             # A concurrent duplicate job may have moved the lead on already; the send
             # still counts towards the frequency cap.
+            back: Activity | None = None
             if current.step_id == step.id and current.awaiting is None:
                 message_id = sent.message_id if sent else None
                 advanced = after_send(current, program, step, now, variant, message_id)
@@ -279,11 +314,16 @@ class NurtureSender:
                     records.append(
                         self._activity(lead_id, ActivityType.PROGRAM_COMPLETED, now, program.id)
                     )
+                    stage, back = returning(lead, advanced, program, now)
+                    changes.update(stage)
+                    records.extend([back] if back else [])
             if sent is not None and sent.at not in lead.recent_sends:
                 changes["recent_sends"] = (*prune_sends(lead.recent_sends, now), sent.at)
             if not changes:
                 return Outcome.STALE
             self._save(lead, now, records=records, **changes)
+            if back is not None:
+                count_transition(self._counters, business_day(now), lead.stage, changes["stage"])
             return Outcome.SENT
 
         return self._retrying(attempt) is Outcome.SENT
@@ -342,7 +382,9 @@ class NurtureSender:
         )
         return Outcome.EXITED
 
-    def _complete(self, lead: Lead, enrolment: Enrolment, now: datetime) -> Outcome:
+    def _complete(
+        self, lead: Lead, enrolment: Enrolment, now: datetime, *records: Record
+    ) -> Outcome:
         activity = self._activity(
             lead.lead_id,
             ActivityType.PROGRAM_COMPLETED,
@@ -352,7 +394,19 @@ class NurtureSender:
         )
         # Re-engagement that ends unanswered: stop mailing, for the sender's reputation.
         sunset = enrolment.outcome == SUNSET
-        self._save(lead, now, records=[activity], enrolment=enrolment, sunset=lead.sunset or sunset)
+        stage, back = returning(lead, enrolment, self._programs.get(enrolment.program_id), now)
+        self._save(
+            lead,
+            now,
+            records=[*records, activity, *([back] if back else [])],
+            enrolment=enrolment,
+            sunset=lead.sunset or sunset,
+            **stage,
+        )
+        if sunset and not lead.sunset:
+            count_list(self._counters, business_day(now), SUNSET_PREFIX + lead.stage.value)
+        if back is not None:
+            count_transition(self._counters, business_day(now), lead.stage, stage["stage"])
         return Outcome.COMPLETED
 
     def _suppress(self, lead_id: str, now: datetime, reason: str, record: SendRecord) -> Outcome:
@@ -366,6 +420,8 @@ class NurtureSender:
             lead_id=lead_id, type=ActivityType.SUPPRESSED, at=now, details={"reason": reason}
         )
         self._save(lead, now, records=[activity, record], **changes)
+        if not lead.suppressed:
+            count_list(self._counters, business_day(now), SUPPRESSED_REJECTED)
         return Outcome.REJECTED
 
 

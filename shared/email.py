@@ -4,10 +4,14 @@ Templates are content (``shared/content/email``): ``<template>.<locale>.html`` a
 ``.txt`` extend the locale's layout, which carries the legal footer. HTML is
 autoescaped; every variable a template may use is always defined (empty when the lead
 left a field blank), and an unknown variable is an error that the tests catch.
+``EmailRenderer.context`` lists the variables. The titles of the assets forms name
+(whitepapers, seminars) are content too: ``shared/content/assets.yaml``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -16,14 +20,17 @@ from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from shared.leads import Lead
+from shared.leads import FormType, Lead, Touch
 from shared.programs import Program, Step
 
 EMAIL_DIR = Path(__file__).parent / "content" / "email"
+ASSETS_FILE = Path(__file__).parent / "content" / "assets.yaml"
 LOCALES = ("ja", "en")
+DEFAULT_PRODUCT_NAME = "Flowlane"
 
 
 class SenderProfile(BaseModel):
@@ -40,6 +47,55 @@ class SenderProfile(BaseModel):
     contact_email: str
     site_url: str
     privacy_url: str = ""
+    # What the emails are about; templates and subjects write {{ brand.product_name }}.
+    product_name: str = DEFAULT_PRODUCT_NAME
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Templates append the tracking parameters, so the URL must not carry a query itself.
+_ASSET_URL = re.compile(r"(/(?!/)|https://[^/\s?#]+/?)[^\s?#]*")
+
+
+class Asset(BaseModel):
+    """Something a form names by id (its ``asset`` field), e.g. a whitepaper or a seminar,
+    with the title emails show for it in each locale."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ja: str = Field(min_length=1, max_length=200)
+    en: str = Field(min_length=1, max_length=200)
+    # A path on the site ("/resources/guide/") or an absolute https URL.
+    url: str = ""
+
+    @field_validator("ja", "en")
+    @classmethod
+    def _one_line(cls, title: str) -> str:
+        if _CONTROL.search(title) or title != title.strip():
+            raise ValueError("a title is one line without surrounding spaces")
+        return title
+
+    @field_validator("url")
+    @classmethod
+    def _trackable(cls, url: str) -> str:
+        if url and not _ASSET_URL.fullmatch(url):
+            raise ValueError(
+                f"url must be a site path (/...) or an https URL without ? or #: {url!r}"
+            )
+        return url
+
+    def title(self, locale: str) -> str:
+        return self.en if locale == "en" else self.ja
+
+
+_ASSETS = TypeAdapter(dict[str, Asset])
+
+
+def load_assets(path: Path = ASSETS_FILE) -> dict[str, Asset]:
+    """The asset titles, by the id forms send."""
+    try:
+        return _ASSETS.validate_python(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path.name}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -75,9 +131,46 @@ _VIEW_FIELDS = (
 )
 
 
-def lead_view(lead: Lead) -> dict[str, str]:
+# The form type in words, for a template that names it (lead.last_touch.form_label).
+FORM_LABELS: dict[FormType, dict[str, str]] = {
+    FormType.INQUIRY: {"ja": "お問い合わせ", "en": "Inquiry"},
+    FormType.DOWNLOAD: {"ja": "資料ダウンロード", "en": "Download"},
+    FormType.SEMINAR_REGISTRATION: {"ja": "セミナー申込", "en": "Seminar registration"},
+    FormType.SEMINAR_ATTENDANCE: {"ja": "セミナー参加", "en": "Seminar attendance"},
+    FormType.TRIAL: {"ja": "無料トライアル", "en": "Free trial"},
+    FormType.NEWSLETTER: {"ja": "メールマガジン登録", "en": "Newsletter sign-up"},
+    FormType.CONTACT: {"ja": "お問い合わせ", "en": "Contact"},
+}
+
+
+def touch_view(
+    touch: Touch, locale: str, assets: Mapping[str, Asset], site_url: str
+) -> dict[str, str]:
+    """What templates see of one form post: every key defined, blanks as empty strings.
+
+    ``asset_id`` is what the form sent, for conditions; templates show ``asset_title``,
+    which is empty for an asset ``assets.yaml`` does not know, never the raw id.
+    """
+    asset = assets.get(touch.asset) if touch.asset else None
+    url = asset.url if asset else ""
+    return {
+        "form_type": touch.form_type.value,
+        "form_label": FORM_LABELS[touch.form_type][locale],
+        "asset_id": touch.asset or "",
+        "asset_title": asset.title(locale) if asset else "",
+        "asset_url": site_url + url if url.startswith("/") else url,
+        "source": touch.source or "",
+    }
+
+
+def lead_view(
+    lead: Lead, locale: str, assets: Mapping[str, Asset], site_url: str
+) -> dict[str, Any]:
     """What templates see of a lead: every field defined, blanks as empty strings."""
-    return {f: str(getattr(lead, f) or "") for f in _VIEW_FIELDS}
+    view: dict[str, Any] = {f: str(getattr(lead, f) or "") for f in _VIEW_FIELDS}
+    view["first_touch"] = touch_view(lead.first_touch, locale, assets, site_url)
+    view["last_touch"] = touch_view(lead.last_touch, locale, assets, site_url)
+    return view
 
 
 def salutation(lead: Lead, locale: str) -> str:
@@ -95,8 +188,14 @@ def locale_of(lead: Lead) -> str:
 
 
 class EmailRenderer:
-    def __init__(self, sender: SenderProfile, directory: Path = EMAIL_DIR) -> None:
+    def __init__(
+        self,
+        sender: SenderProfile,
+        directory: Path = EMAIL_DIR,
+        assets: Mapping[str, Asset] | None = None,
+    ) -> None:
         self._sender = sender
+        self._assets = load_assets() if assets is None else assets
         loader = FileSystemLoader(directory)
         self._html = Environment(loader=loader, autoescape=True, undefined=StrictUndefined)
         self._text = Environment(loader=loader, autoescape=False, undefined=StrictUndefined)  # noqa: S701 - plain-text part and subject, never HTML
@@ -104,11 +203,30 @@ class EmailRenderer:
     def context(
         self, lead: Lead, locale: str, program: Program, step: Step, unsubscribe_url: str
     ) -> dict[str, Any]:
+        """The variables of a template and of a subject line.
+
+        - ``lead``: the profile fields (``email``, ``name``, ``family_name``,
+          ``given_name``, ``company``, ``department``, ``job_title``, ``industry``,
+          ``company_size``, ``prefecture``) and ``first_touch`` (the form the lead first
+          came through) and ``last_touch`` (its latest form), each with ``form_type``
+          (``download``, ``seminar_registration``, ...), ``form_label`` (資料ダウンロード /
+          Download), ``asset_id``, ``asset_title``, ``asset_url`` and ``source``.
+        - ``salutation``: 宛名 or "Dear ...", with a fallback for a blank name.
+        - ``brand``: ``product_name``.
+        - ``sender``: ``company_name``, ``from_address``, ``postal_address``,
+          ``contact_email``, ``site_url``, ``privacy_url`` (the legal footer).
+        - ``site_url`` (no trailing slash), ``unsubscribe_url``, ``program`` (``id``,
+          ``name``), ``step`` (``id``, ``content_type``), ``locale``; and in the body
+          ``subject``, the rendered subject line.
+        """
+        site_url = self._sender.site_url.rstrip("/")
         return {
-            "lead": lead_view(lead),
+            "lead": lead_view(lead, locale, self._assets, site_url),
             "salutation": salutation(lead, locale),
-            "sender": self._sender.model_dump(),
-            "site_url": self._sender.site_url.rstrip("/"),
+            "brand": {"product_name": self._sender.product_name},
+            # One spelling for the product in templates: brand.product_name.
+            "sender": self._sender.model_dump(exclude={"product_name"}),
+            "site_url": site_url,
             "unsubscribe_url": unsubscribe_url,
             "program": {"id": program.id, "name": program.name},
             "step": {"id": step.id, "content_type": step.content_type.value},

@@ -14,6 +14,14 @@ from enum import StrEnum
 from typing import Any
 
 from shared.clock import Clock
+from shared.funnel import (
+    SUPPRESSED_BOUNCE,
+    SUPPRESSED_COMPLAINT,
+    SUPPRESSED_PREFIX,
+    UNSUBSCRIBED,
+    Counters,
+    count_list,
+)
 from shared.leads import Activity, ActivityType, Lead
 from shared.nurture import finish, record_engagement
 from shared.programs import Engagement, ProgramCatalog
@@ -49,6 +57,12 @@ METRIC = {
     EmailEventType.DELIVERY_DELAY: "delays",
     EmailEventType.SUBSCRIPTION: "unsubscribes",
 }
+# List-health counter per suppression reason (see shared.funnel).
+SUPPRESSION_METRIC = {
+    "bounce:permanent": SUPPRESSED_BOUNCE,
+    "bounce:transient": SUPPRESSED_BOUNCE,
+    "complaint": SUPPRESSED_COMPLAINT,
+}
 
 
 class EngagementOutcome(StrEnum):
@@ -65,20 +79,24 @@ class EngagementRecorder:
         programs: ProgramCatalog,
         clock: Clock,
         transient_bounce_limit: int = 3,
+        counters: Counters | None = None,
     ) -> None:
         self._leads = leads
         self._scores = scores
         self._programs = programs
         self._clock = clock
         self._transient_limit = transient_bounce_limit
+        self._counters = counters
 
     def record(self, event: EmailEvent) -> EngagementOutcome:
         """Apply the event once, however often it is delivered.
 
         Lead state changes are idempotent and run on every delivery, so a retry finishes
         what a failed attempt began. The counted parts (score, daily caps, report
-        counter) commit in one write with the event's marker: exactly once. The
-        activity is keyed by the event, so writing it again is harmless.
+        counter) commit in one write with the event's marker: exactly once. A lead
+        taken off the list is counted after the write that did it (list health), so
+        an event that finds it off already counts nothing. The activity is keyed by
+        the event, so writing it again is harmless.
         """
         lead = self._find(event)
         if lead is None:
@@ -144,8 +162,20 @@ class EngagementRecorder:
                 self._leads.replace(updated, lead.version, [])
             except VersionConflict:
                 continue
+            self._count_opt_out(lead, updated, now)
             return
         raise VersionConflict(lead_id)
+
+    def _count_opt_out(self, before: Lead, after: Lead, now: datetime) -> None:
+        """List health, counted on the write that switched the flag: a redelivered event
+        finds it switched already and writes nothing, so it counts once."""
+        day = business_day(now)
+        if after.suppressed and not before.suppressed:
+            reason = after.suppression_reason or ""
+            metric = SUPPRESSION_METRIC.get(reason, SUPPRESSED_PREFIX + reason)
+            count_list(self._counters, day, metric)
+        elif after.unsubscribed and not before.unsubscribed:
+            count_list(self._counters, day, UNSUBSCRIBED)
 
     def _engaged(self, lead: Lead, event: EmailEvent) -> dict[str, Any] | None:
         enrolment = lead.enrolment
@@ -153,7 +183,9 @@ class EngagementRecorder:
             return None
         kind = Engagement.OPENED if event.type is EmailEventType.OPEN else Engagement.CLICKED
         program = self._programs.get(enrolment.program_id)
-        changed = record_engagement(enrolment, program, event.step_id, kind, event.at)
+        changed = record_engagement(
+            enrolment, program, event.step_id, kind, event.at, event.link_tags
+        )
         return {"enrolment": changed} if changed != enrolment else None
 
     def _bounced(self, lead: Lead, event: EmailEvent) -> dict[str, Any] | None:

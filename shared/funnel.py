@@ -1,10 +1,16 @@
-"""Funnel maths for reports and planning (pure: no I/O, no AWS).
+"""The report counters' names, the port that adds to them, and the funnel maths for
+reports and planning (pure: no I/O, no AWS).
 
-The daily report counters (``COUNTER#<day>`` items, see ``shared.adapters.dynamodb``)
-hold two kinds of metric:
+The daily report counters (``COUNTER#<JST day>`` items, see ``shared.adapters.dynamodb``)
+hold three kinds of metric:
 
 - sk ``stage``: one attribute per stage transition, ``<from>><to>`` (``new>lead`` for a
-  lead created, ``lead>mql``, ``mql>sql``, ``sql>customer``, ...);
+  lead created, ``lead>mql``, ``mql>sql``, ``sql>customer``, ``lead>dormant``,
+  ``dormant>lead``, ...), counted once per stage change;
+- sk ``list``: list health, once per lead that stops being mailable: ``unsubscribed``,
+  ``suppressed:<cause>`` (``bounce``, ``complaint``, ``rejected`` by SES) and
+  ``sunset:<stage>`` (re-engagement went unanswered). They are not stages: kept apart,
+  they cannot leak into the stage maths;
 - sk ``email#<program>#<step>#<variant>``: email events (``sent``, ``delivered``,
   ``opens``, ``clicks``, ``bounces``, ``complaints``, ...).
 
@@ -20,11 +26,48 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from fractions import Fraction
+from typing import Protocol
 
 STAGE_KEY = "stage"
+LIST_KEY = "list"
 EMAIL_PREFIX = "email#"
 NEW_LEAD = "new>lead"
+
+UNSUBSCRIBED = "unsubscribed"
+SUPPRESSED_PREFIX = "suppressed:"
+SUPPRESSED_BOUNCE = "suppressed:bounce"
+SUPPRESSED_COMPLAINT = "suppressed:complaint"
+SUPPRESSED_REJECTED = "suppressed:rejected"
+SUNSET_PREFIX = "sunset:"
+DORMANT = "dormant"
+# Won back: a dormant lead returned to nurturing, or qualified straight to MQL.
+REENGAGED = ("dormant>lead", "dormant>mql")
+
+
+class Counters(Protocol):
+    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
+        """Atomically add to a report counter (``key`` e.g. ``stage``, program#step#variant)."""
+        ...
+
+
+def transition(source: str, target: str) -> str:
+    return f"{source}>{target}"
+
+
+def count_transition(counters: Counters | None, day: date, source: str, target: str) -> None:
+    """Count one stage change; call it only once the version-checked write succeeded, so a
+    retried or duplicate event that changes nothing counts nothing."""
+    if counters is not None and source != target:
+        counters.count(day, STAGE_KEY, transition(source, target))
+
+
+def count_list(counters: Counters | None, day: date, metric: str) -> None:
+    """Count one lead leaving the mailing list, under the same rule as ``count_transition``."""
+    if counters is not None:
+        counters.count(day, LIST_KEY, metric)
+
 
 # The funnel's stages in order, and the conversions between neighbours.
 STAGES = ("lead", "mql", "sql", "customer")
@@ -68,6 +111,57 @@ def conversion_rates(counts: Mapping[str, int]) -> dict[str, Fraction | None]:
 
 
 @dataclass(frozen=True)
+class Reengagement:
+    """Dormancy in a period: leads gone quiet, won back, and given up on."""
+
+    dormant: int  # became dormant
+    reengaged: int  # dormant, then back to nurturing or straight to MQL
+    sunset: int  # dormant, and re-engagement went unanswered
+
+    @property
+    def rate(self) -> Fraction | None:
+        """Won back over gone dormant (flows, like the conversion rates)."""
+        return ratio(self.reengaged, self.dormant)
+
+
+def reengagement(transitions: Mapping[str, int], lists: Mapping[str, int]) -> Reengagement:
+    return Reengagement(
+        dormant=sum(n for name, n in transitions.items() if name.partition(">")[2] == DORMANT),
+        reengaged=sum(transitions.get(name, 0) for name in REENGAGED),
+        sunset=lists.get(SUNSET_PREFIX + DORMANT, 0),
+    )
+
+
+@dataclass(frozen=True)
+class ListHealth:
+    """Leads that stopped being mailable in a period, by why."""
+
+    unsubscribed: int
+    suppressed: Mapping[str, int]  # by cause: bounce, complaint, rejected
+    sunset: int  # re-engagement unanswered (dormant and lost leads)
+
+    @property
+    def suppressed_total(self) -> int:
+        return sum(self.suppressed.values())
+
+    @property
+    def total(self) -> int:
+        return self.unsubscribed + self.suppressed_total + self.sunset
+
+
+def list_health(lists: Mapping[str, int]) -> ListHealth:
+    return ListHealth(
+        unsubscribed=lists.get(UNSUBSCRIBED, 0),
+        suppressed={
+            name.removeprefix(SUPPRESSED_PREFIX): n
+            for name, n in sorted(lists.items())
+            if name.startswith(SUPPRESSED_PREFIX)
+        },
+        sunset=sum(n for name, n in lists.items() if name.startswith(SUNSET_PREFIX)),
+    )
+
+
+@dataclass(frozen=True)
 class EmailKpis:
     program: str
     step: str
@@ -108,12 +202,15 @@ class FunnelTotals:
     """Counter items summed over a period."""
 
     transitions: Counter[str] = field(default_factory=Counter)
+    lists: Counter[str] = field(default_factory=Counter)
     email: dict[tuple[str, str, str], Counter[str]] = field(default_factory=dict)
 
     def add(self, sk: str, metrics: Mapping[str, int]) -> None:
         """Add one counter item (its sort key and its numeric attributes)."""
         if sk == STAGE_KEY:
             self.transitions.update(metrics)
+        elif sk == LIST_KEY:
+            self.lists.update(metrics)
         elif sk.startswith(EMAIL_PREFIX):
             program, _, rest = sk.removeprefix(EMAIL_PREFIX).partition("#")
             step, _, variant = rest.partition("#")
@@ -126,6 +223,14 @@ class FunnelTotals:
     @property
     def rates(self) -> dict[str, Fraction | None]:
         return conversion_rates(self.stages)
+
+    @property
+    def reengagement(self) -> Reengagement:
+        return reengagement(self.transitions, self.lists)
+
+    @property
+    def list_health(self) -> ListHealth:
+        return list_health(self.lists)
 
     def email_kpis(self) -> list[EmailKpis]:
         return [

@@ -38,6 +38,7 @@ class ActivityType(StrEnum):
     ENROLLED = "enrolled"
     EMAIL_SENT = "email_sent"
     RESCHEDULED = "rescheduled"
+    STEP_SKIPPED = "step_skipped"
     PROGRAM_EXITED = "program_exited"
     PROGRAM_COMPLETED = "program_completed"
     UNSUBSCRIBED = "unsubscribed"
@@ -68,6 +69,7 @@ class Touch(_Record):
 
     at: datetime
     form_type: FormType
+    asset: str | None = None  # the whitepaper or seminar the form named, for the emails
     source: str | None = None
     utm_source: str | None = None
     utm_medium: str | None = None
@@ -109,6 +111,8 @@ class SentStep(_Record):
     message_id: str | None = None
     opened_at: datetime | None = None
     clicked_at: datetime | None = None
+    # Tags of the links clicked (``ses:tags="link:pricing;"``), for branches on a link.
+    clicked_links: tuple[str, ...] = ()
 
     @property
     def opened(self) -> bool:
@@ -134,6 +138,7 @@ class Enrolment(_Record):
     awaiting: str | None = None
     due_at: datetime | None = None
     sent: dict[str, SentStep] = Field(default_factory=dict)
+    skipped: dict[str, str] = Field(default_factory=dict)  # step id -> why it did not fit
     completed_at: datetime | None = None
     outcome: str | None = None  # completed, exited:<reason>
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clock import Clock
+from shared.funnel import Counters, count_transition
 from shared.leads import Activity, ActivityType, Enrolment, Lead, Stage
-from shared.nurture import finish, start
-from shared.programs import ProgramCatalog
+from shared.nurture import COMPLETED, finish, start
+from shared.programs import RETURNING_STAGES, Program, ProgramCatalog
 from shared.qualification import business_day
 from shared.repository import LeadRepository, VersionConflict
 
@@ -71,10 +72,6 @@ class UnknownLead(LookupError):
     pass
 
 
-class Counters(Protocol):
-    def count(self, day: Any, key: str, metric: str, by: int = 1) -> None: ...
-
-
 class SalesFeedback:
     def __init__(
         self,
@@ -99,26 +96,20 @@ class SalesFeedback:
                 raise InvalidTransition(lead.stage, request.disposition)
             now = self._clock.now()
             updated = self._apply(lead, request, now)
-            activity = Activity(
-                lead_id=lead_id,
-                type=ActivityType.STAGE_CHANGED,
-                at=now,
-                details={
-                    "from": lead.stage.value,
-                    "to": updated.stage.value,
-                    "disposition": request.disposition.value,
-                    "reason": request.reason,
-                    "by": request.by,
-                    "program_id": _active_program(updated),
-                },
+            activity = stage_changed(
+                lead,
+                updated.stage,
+                now,
+                request.reason,
+                disposition=request.disposition.value,
+                by=request.by,
+                program_id=_active_program(updated),
             )
             try:
                 self._leads.replace(updated, lead.version, [activity])
             except VersionConflict:
                 continue
-            if self._counters is not None:
-                transition = f"{lead.stage.value}>{updated.stage.value}"
-                self._counters.count(business_day(now), "stage", transition)
+            count_transition(self._counters, business_day(now), lead.stage, updated.stage)
             return updated
         raise VersionConflict(lead_id)
 
@@ -165,6 +156,36 @@ def schedule_review(lead: Lead, now: datetime, dormant_after: timedelta) -> Lead
     return lead.model_copy(update={"review_at": now + dormant_after})
 
 
+def stage_changed(
+    lead: Lead, target: Stage, at: datetime, reason: str | None, **details: Any
+) -> Activity:
+    """The timeline's record of a stage change, with why and whatever else explains it."""
+    return Activity(
+        lead_id=lead.lead_id,
+        type=ActivityType.STAGE_CHANGED,
+        at=at,
+        details={"from": lead.stage.value, "to": target.value, "reason": reason, **details},
+    )
+
+
+def returning(
+    lead: Lead, enrolment: Enrolment, program: Program | None, now: datetime
+) -> tuple[dict[str, Any], Activity | None]:
+    """A dormant or lost lead that answered its re-engagement (the program completed and
+    says ``on_complete``) is nurtured as a lead again; ``schedule_review`` then puts it
+    back under the dormancy review. The changes and the stage change's activity."""
+    if (
+        program is None
+        or program.on_complete is None
+        or enrolment.outcome != COMPLETED
+        or lead.stage not in RETURNING_STAGES
+    ):
+        return {}, None
+    target = program.on_complete.stage
+    activity = stage_changed(lead, target, now, f"answered {program.id}", program_id=program.id)
+    return {"stage": target, "stage_changed_at": now, "review_at": None}, activity
+
+
 def review(
     lead: Lead, now: datetime, dormant_after: timedelta, programs: ProgramCatalog
 ) -> tuple[dict[str, Any], Activity | None]:
@@ -187,15 +208,11 @@ def review(
         "review_at": None,
         "enrolment": start(program, now) if program else lead.enrolment,
     }
-    activity = Activity(
-        lead_id=lead.lead_id,
-        type=ActivityType.STAGE_CHANGED,
-        at=now,
-        details={
-            "from": Stage.LEAD.value,
-            "to": Stage.DORMANT.value,
-            "reason": f"no engagement for {dormant_after.days} days",
-            "program_id": program.id if program else None,
-        },
+    activity = stage_changed(
+        lead,
+        Stage.DORMANT,
+        now,
+        f"no engagement for {dormant_after.days} days",
+        program_id=program.id if program else None,
     )
     return changes, activity

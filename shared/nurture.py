@@ -6,12 +6,15 @@ Every function takes the enrolment and returns a new one; the sender persists it
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from shared.leads import Enrolment, Lead, SentStep
 from shared.programs import EXIT, SUNSET, BranchRule, Engagement, Program, Step
 
 FREQUENCY_WINDOW = timedelta(days=7)
+# An email has a handful of tagged links; the cap keeps the lead item small regardless.
+MAX_CLICKED_LINKS = 20
 
 
 def start(program: Program, now: datetime) -> Enrolment:
@@ -31,6 +34,10 @@ def variant_label(index: int) -> str:
     return chr(ord("A") + index)
 
 
+# The outcome of an enrolment that went through its steps to the end (or to ``exit``).
+COMPLETED = "completed"
+
+
 def finish(enrolment: Enrolment, now: datetime, outcome: str) -> Enrolment:
     return enrolment.model_copy(
         update={
@@ -45,7 +52,7 @@ def finish(enrolment: Enrolment, now: datetime, outcome: str) -> Enrolment:
 
 def _go_to(enrolment: Enrolment, program: Program, target: str | None, now: datetime) -> Enrolment:
     if target is None or target == EXIT:
-        return finish(enrolment, now, "completed")
+        return finish(enrolment, now, COMPLETED)
     if target == SUNSET:
         return finish(enrolment, now, SUNSET)
     step = program.step(target)
@@ -75,16 +82,18 @@ def after_send(
     return _go_to(enrolment, program, following.id if following else None, now)
 
 
-def _holds(enrolment: Enrolment, engagement: Engagement, step_id: str) -> bool:
+def _holds(enrolment: Enrolment, rule: BranchRule, step_id: str) -> bool:
     record = enrolment.sent.get(step_id)
     opened = record is not None and record.opened
     clicked = record is not None and record.clicked
+    if rule.links is not None:
+        clicked = record is not None and not set(rule.links).isdisjoint(record.clicked_links)
     return {
         Engagement.OPENED: opened,
         Engagement.CLICKED: clicked,
         Engagement.NOT_OPENED: not opened,
         Engagement.NOT_CLICKED: not clicked,
-    }[engagement]
+    }[rule.when]
 
 
 def decide(enrolment: Enrolment, program: Program, now: datetime) -> Enrolment:
@@ -97,7 +106,7 @@ def decide(enrolment: Enrolment, program: Program, now: datetime) -> Enrolment:
         following = program.step_after(step.id)
         return _go_to(enrolment, program, following.id if following else None, now)
     for rule in branch.rules:
-        if _holds(enrolment, rule.when, rule.step or step.id):
+        if _holds(enrolment, rule, rule.step or step.id):
             return _go_to(enrolment, program, rule.goto, now)
     if branch.otherwise is not None:
         return _go_to(enrolment, program, branch.otherwise, now)
@@ -111,14 +120,20 @@ def record_engagement(
     step_id: str,
     engagement: Engagement,
     at: datetime,
+    links: Iterable[str] = (),
 ) -> Enrolment:
-    """Note an open or click on a sent step; a positive rule it satisfies decides now."""
+    """Note an open or click (and the clicked link's tags) on a sent step; a positive
+    rule it satisfies decides now."""
     record = enrolment.sent.get(step_id)
     if record is None or engagement not in (Engagement.OPENED, Engagement.CLICKED):
         return enrolment
     field = "opened_at" if engagement is Engagement.OPENED else "clicked_at"
     if getattr(record, field) is None:
         record = record.model_copy(update={field: at})
+    if engagement is Engagement.CLICKED:
+        tags = sorted(set(record.clicked_links).union(links))[:MAX_CLICKED_LINKS]
+        if tuple(tags) != record.clicked_links:
+            record = record.model_copy(update={"clicked_links": tuple(tags)})
     enrolment = enrolment.model_copy(update={"sent": {**enrolment.sent, step_id: record}})
     if program is None or enrolment.awaiting is None or enrolment.due_at is None:
         return enrolment
@@ -138,12 +153,43 @@ def _settled(enrolment: Enrolment, rules: tuple[BranchRule, ...], default_step: 
     already failed; an unmet positive rule or a holding "not_" rule may still change.
     """
     for rule in rules:
-        holds = _holds(enrolment, rule.when, rule.step or default_step)
+        holds = _holds(enrolment, rule, rule.step or default_step)
         if rule.when in (Engagement.OPENED, Engagement.CLICKED):
             return holds
         if holds:
             return False
     return False
+
+
+def skip_reason(lead: Lead, step: Step) -> str | None:
+    """Why the step does not fit the lead now (its ``skip_if``/``only_if``), or None.
+
+    ``skip_if:form_type:trial`` names what matched; ``only_if:industry`` what did not.
+    """
+    if step.skip_if is not None and step.skip_if.matches(lead):
+        hits = step.skip_if.hits(lead)
+        return "skip_if:" + ",".join(f"{k}:{v}" for k, values in hits.items() for v in values)
+    if step.only_if is not None and not step.only_if.matches(lead):
+        misses = [k for k, values in step.only_if.hits(lead).items() if not values]
+        return "only_if:" + ",".join(misses)
+    return None
+
+
+def skip(
+    enrolment: Enrolment, program: Program, step: Step, now: datetime, reason: str
+) -> Enrolment:
+    """Move past a due step without sending it, noting why on the enrolment.
+
+    A skipped step has no engagement for its branch to read, so the lead takes the way
+    the program names for an undecided branch: ``otherwise``, else the next step. Only
+    a lead that left the email unanswered is sunset; this one never got it.
+    """
+    skipped = enrolment.model_copy(update={"skipped": {**enrolment.skipped, step.id: reason}})
+    target = step.branch.otherwise if step.branch is not None else None
+    if target is None:
+        following = program.step_after(step.id)
+        target = following.id if following else None
+    return _go_to(skipped, program, EXIT if target == SUNSET else target, now)
 
 
 def exit_reason(lead: Lead, program: Program) -> str | None:

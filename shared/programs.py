@@ -3,20 +3,28 @@
 A program is a YAML file under ``shared/content/programs`` that a marketer edits: which
 segment it serves (entry), when a lead leaves it (exit), when it may send (send window)
 and its ordered steps, each an email after a wait, optionally branching on how the lead
-engaged with an earlier step. Files are validated here when loaded and by the tests.
+engaged with an earlier step (or with particular links in it) and optionally skipped for
+leads it does not fit. Files are validated here when loaded and by the tests.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from shared.leads import FormType, Lead, Stage
 from shared.schedule import SendWindow
@@ -99,22 +107,66 @@ class Engagement(StrEnum):
 
 
 class ContentType(StrEnum):
+    """What a step's email is, for the ``email_sent`` activity and reports by kind of mail.
+
+    Values are stored on every send's activity: add new ones, never rename or remove.
+    """
+
     NEWSLETTER = "newsletter"
     SEMINAR_INVITATION = "seminar_invitation"
-    CASE_STUDY = "case_study"
+    CASE_STUDY = "case_study"  # a prospect reads how another company did it
     WHITEPAPER = "whitepaper"
     FREE_TRIAL = "free_trial"
     WELCOME = "welcome"
-    RE_ENGAGEMENT = "re_engagement"
-    CROSS_SELL = "cross_sell"
+    RE_ENGAGEMENT = "re_engagement"  # a dormant or lost lead is asked back
+    CROSS_SELL = "cross_sell"  # add-ons next to the customer's plan
+    UPSELL = "upsell"  # a larger plan
+    ONBOARDING = "onboarding"  # how to get going, for a new customer
+    SUCCESS_STORY = "success_story"  # how another customer got more out of it
+    CONTENT_ROUNDUP = "content_roundup"  # several popular resources in one mail
+    SUNSET_NOTICE = "sunset_notice"  # last call before marketing email stops
+    WELCOME_BACK = "welcome_back"  # a re-engaged lead's next step
+
+
+_LINK_TAG = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+def _link_tag(value: str) -> str:
+    if value.startswith("link:"):
+        raise ValueError(f"write the link tag without 'link:': {value[5:]!r}")
+    if not _LINK_TAG.match(value):
+        raise ValueError(
+            f"not a link tag: {value!r} (lowercase letters, digits and _, as in "
+            'the template\'s ses:tags="link:<tag>;")'
+        )
+    return value
+
+
+LinkTag = Annotated[str, AfterValidator(_link_tag)]
 
 
 class BranchRule(_Content):
-    """``if <step> was <when> go to <goto>``; ``step`` defaults to the step being sent."""
+    """``if <step> was <when> go to <goto>``; ``step`` defaults to the step being sent.
+
+    ``links`` narrows a click to the links tagged so in the template
+    (``ses:tags="link:pricing;"``): ``clicked`` holds once one of them was clicked,
+    ``not_clicked`` while none of them was.
+    """
 
     when: Engagement
     goto: StepId
     step: StepId | None = None
+    links: tuple[LinkTag, ...] | None = None
+
+    @model_validator(mode="after")
+    def _links(self) -> BranchRule:
+        if self.links is None:
+            return self
+        if self.when not in (Engagement.CLICKED, Engagement.NOT_CLICKED):
+            raise ValueError(f"links only go with clicked or not_clicked, not {self.when.value}")
+        if not self.links:
+            raise ValueError("links: name at least one link tag, or leave links out")
+        return self
 
 
 class Branch(_Content):
@@ -129,6 +181,58 @@ class Branch(_Content):
     otherwise: StepId | None = None
 
 
+def form_types_of(lead: Lead) -> frozenset[FormType]:
+    """The kinds of form the lead is known to have posted.
+
+    The lead keeps its first and latest touch and the form of its latest opt-in, not
+    every post, so a form posted between others may not be among them.
+    """
+    found = {lead.first_touch.form_type, lead.last_touch.form_type, lead.consent.form_type}
+    return frozenset(f for f in found if f is not None)
+
+
+class StepCondition(_Content):
+    """Which leads a step's ``skip_if`` or ``only_if`` is about.
+
+    As in an entry rule, any value in a list matches and every key given must match.
+    There is no temperature here: the sender decides without the lead's score.
+    """
+
+    stages: tuple[Stage, ...] = ()
+    # Any form the lead posted (see form_types_of), not only the one that enrolled it.
+    form_types: tuple[FormType, ...] = ()
+    industries: tuple[str, ...] = ()
+    company_sizes: tuple[str, ...] = ()
+    interests: tuple[str, ...] = ()
+    locales: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> StepCondition:
+        # An empty condition would match every lead: a step nobody gets, or everybody.
+        if not any(getattr(self, name) for name in type(self).model_fields):
+            raise ValueError("name at least one of " + ", ".join(type(self).model_fields))
+        return self
+
+    def hits(self, lead: Lead) -> dict[str, list[str]]:
+        """Per key given (named in the singular): the lead's values it lists, if any."""
+        keys: dict[str, tuple[Sequence[object], Collection[object]]] = {
+            "stage": (self.stages, {lead.stage}),
+            "form_type": (self.form_types, form_types_of(lead)),
+            "industry": (self.industries, {lead.industry}),
+            "company_size": (self.company_sizes, {lead.company_size}),
+            "interest": (self.interests, set(lead.interests)),
+            "locale": (self.locales, {lead.locale}),
+        }
+        return {
+            name: [str(value) for value in rule if value in have]
+            for name, (rule, have) in keys.items()
+            if rule
+        }
+
+    def matches(self, lead: Lead) -> bool:
+        return all(self.hits(lead).values())
+
+
 class Step(_Content):
     id: StepId
     # Counted from entry for the first step, from the previous send (or decision) after.
@@ -138,6 +242,9 @@ class Step(_Content):
     # Subject lines per locale; several are A/B variants, assigned per lead.
     subject: dict[Literal["ja", "en"], tuple[str, ...]]
     branch: Branch | None = None
+    # Checked when the step is due: a lead it does not fit moves on without the email.
+    skip_if: StepCondition | None = None
+    only_if: StepCondition | None = None
 
     @model_validator(mode="after")
     def _subjects(self) -> Step:
@@ -160,6 +267,17 @@ class ExitRule(_Content):
     stages: tuple[Stage, ...] = (Stage.MQL, Stage.SQL, Stage.CUSTOMER, Stage.LOST)
 
 
+class Completion(_Content):
+    """What finishing a program's steps (not sunset, not leaving it) does to the lead."""
+
+    # Answering a re-engagement brings a dormant or lost lead back to nurturing.
+    stage: Literal[Stage.LEAD]
+
+
+# The stages a program's completion may move a lead out of.
+RETURNING_STAGES = frozenset({Stage.DORMANT, Stage.LOST})
+
+
 class Program(_Content):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
@@ -170,6 +288,7 @@ class Program(_Content):
     exit: ExitRule = ExitRule()
     send_window: SendWindow = SendWindow()
     steps: tuple[Step, ...] = Field(min_length=1)
+    on_complete: Completion | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Program:
@@ -193,6 +312,14 @@ class Program(_Content):
         overlap = set(self.entry.stages) & set(self.exit.stages)
         if overlap:
             raise ValueError(f"program {self.id}: stages both enter and exit: {overlap}")
+        if self.on_complete is not None and (
+            not self.entry.stages or not set(self.entry.stages) <= RETURNING_STAGES
+        ):
+            # A customer or a sales lead must not be moved back to ``lead`` by content.
+            raise ValueError(
+                f"program {self.id}: on_complete is only for programs that dormant or "
+                f"lost leads enter (entry stages {[s.value for s in self.entry.stages]})"
+            )
         return self
 
     def step(self, step_id: str) -> Step:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.clock import Clock
+from shared.funnel import Counters, count_transition
 from shared.leads import Activity, ActivityType, Stage, new_id
 from shared.nurture import finish
 from shared.repository import LeadRepository, VersionConflict
@@ -23,13 +24,11 @@ from shared.scoring import ScoringRules, Signal
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 MAX_ATTEMPTS = 8
+# The stages a lead can become an MQL from.
+QUALIFYING_STAGES = frozenset({Stage.LEAD, Stage.DORMANT, Stage.LOST})
 
 
-class ScoreStore(Protocol):
-    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
-        """Atomically add to a report counter (``key`` e.g. program#step#variant)."""
-        ...
-
+class ScoreStore(Counters, Protocol):
     def commit_event(self, commit: EventCommit) -> str:
         """Write the event's marker, score, cap use and counter in one transaction.
 
@@ -144,13 +143,20 @@ class ScoreKeeper:
 
     def count_transition(self, at: datetime, source: str, target: str) -> None:
         """The funnel's counters: one per day and stage transition (``new>lead`` too)."""
-        self._store.count(business_day(at), "stage", f"{source}>{target}")
+        count_transition(self._store, business_day(at), source, target)
 
     def qualify(self, lead_id: str, reason: str, *, high_intent: bool = False) -> bool:
-        """Make the lead an MQL if it qualifies now; True if this call did it."""
+        """Make the lead an MQL if it qualifies now; True if this call did it.
+
+        Dormant leads qualify too (re-engagement lifting the score past the rule), and
+        lost ones on a high-intent form only: a lost deal's score can still be above the
+        rule, and any click would hand it straight back to sales.
+        """
         for _ in range(MAX_ATTEMPTS):
             lead = self._leads.get(lead_id)
-            if lead is None or lead.stage is not Stage.LEAD:
+            if lead is None or lead.stage not in QUALIFYING_STAGES:
+                return False
+            if lead.stage is Stage.LOST and not high_intent:
                 return False
             now = self._clock.now()
             if lead.requalify_after is not None and lead.requalify_after > now:
@@ -182,13 +188,13 @@ class ScoreKeeper:
                 lead_id=lead_id,
                 type=ActivityType.QUALIFIED,
                 at=now,
-                details={"from": Stage.LEAD.value, "to": Stage.MQL.value, **qualification},
+                details={"from": lead.stage.value, "to": Stage.MQL.value, **qualification},
             )
             try:
                 self._leads.replace(updated, lead.version, [activity])
             except VersionConflict:
                 continue
-            self.count_transition(now, Stage.LEAD.value, Stage.MQL.value)
+            self.count_transition(now, lead.stage.value, Stage.MQL.value)
             return True
         raise VersionConflict(lead_id)
 

@@ -21,9 +21,10 @@ from enum import StrEnum
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.leads import FormType, Lead
+from shared.normalize import nfkc
 
 SCORING_FILE = Path(__file__).parent / "content" / "scoring.yaml"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,13 +95,50 @@ class Points(_Content):
 
 class TitleRule(_Content):
     keywords: tuple[str, ...] = Field(min_length=1)
+    # A title that also has one of these is not this rule's: 社長秘書 is a secretary, not
+    # the 社長, and 部長代理 is a deputy. The next rules then get their turn.
+    unless: tuple[str, ...] = ()
     points: int
+
+    @field_validator("keywords", "unless")
+    @classmethod
+    def _normalised(cls, words: tuple[str, ...]) -> tuple[str, ...]:
+        # Titles are NFKC when captured; the content must be too, or ＣＥＯ typed in the
+        # YAML would be a Japanese-style substring keyword that never meets "CEO".
+        return tuple(nfkc(word).strip() for word in words)
+
+    @model_validator(mode="after")
+    def _words_usable(self) -> TitleRule:
+        name = f"job title rule [{', '.join(self.keywords)}]"
+        for kind, words in (("keyword", self.keywords), ("unless word", self.unless)):
+            if "" in words:
+                raise ValueError(f"{name}: one {kind} is blank")
+            folded = [word.casefold() for word in words]
+            for word, fold in zip(words, folded, strict=True):
+                if folded.count(fold) > 1:
+                    raise ValueError(f"{name}: {kind} {word} is listed twice")
+        for word in self.unless:
+            for keyword in self.keywords:
+                # Every title with such a keyword also has the word, so the keyword is dead.
+                if _title_has(keyword, word):
+                    where = "is" if word.casefold() == keyword.casefold() else "is part of"
+                    raise ValueError(
+                        f"{name}: unless word {word} {where} the keyword {keyword},"
+                        " which could then never match"
+                    )
+        return self
+
+    def matched(self, title: str) -> str | None:
+        """The keyword that makes ``title`` this rule's (the grade's reason), if any."""
+        if any(_title_has(title, word) for word in self.unless):
+            return None
+        return next((k for k in self.keywords if _title_has(title, k)), None)
 
 
 class FitRules(_Content):
     industries: dict[str, int] = Field(default_factory=dict)
     company_sizes: dict[str, int] = Field(default_factory=dict)
-    # First rule with a keyword in the job title wins; list the most senior first.
+    # The first rule that the job title meets wins; list the most senior first.
     job_titles: tuple[TitleRule, ...] = ()
     # Minimum fit points for each grade; below C is D.
     grades: dict[Grade, int]
@@ -162,9 +200,9 @@ class ScoringRules(_Content):
         if lead.company_size and lead.company_size in self.fit.company_sizes:
             points = self.fit.company_sizes[lead.company_size]
             reasons.append((f"company_size:{lead.company_size}", points))
-        title = lead.job_title or ""
+        title = nfkc(lead.job_title or "")
         for rule in self.fit.job_titles:
-            keyword = next((k for k in rule.keywords if _title_has(title, k)), None)
+            keyword = rule.matched(title)
             if keyword:
                 reasons.append((f"job_title:{keyword}", rule.points))
                 break

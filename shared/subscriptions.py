@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from shared.clock import Clock
+from shared.funnel import UNSUBSCRIBED, Counters, count_list
 from shared.leads import Activity, ActivityType
 from shared.nurture import finish
-from shared.qualification import ScoreKeeper
+from shared.qualification import ScoreKeeper, business_day
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import Signal
 
@@ -22,12 +23,13 @@ def unsubscribe(
     lead_id: str,
     via: str,
     scores: ScoreKeeper | None = None,
+    counters: Counters | None = None,
 ) -> bool:
     """Opt the lead out now; True if it changed, False if it was already out (idempotent).
 
     The lead leaves its program, which also removes it from the due index. Opting out
     is a signal too: with a score keeper it costs the "unsubscribe" rule's points,
-    noted on the activity.
+    noted on the activity. With counters it counts on the day's list health, once.
     """
     for _ in range(MAX_ATTEMPTS):
         lead = repository.get(lead_id)
@@ -54,6 +56,7 @@ def unsubscribe(
             repository.replace(updated, lead.version, [activity])
         except VersionConflict:
             continue
+        count_list(counters, business_day(now), UNSUBSCRIBED)
         if scores is not None:
             award = scores.award(lead_id, Signal.UNSUBSCRIBE, now, key=activity.activity_id)
             if award.rules:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -200,6 +201,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         clock,
         consent_version=settings.consent_version,
         scores=scores,
+        review_after=timedelta(days=settings.dormant_after_days),
     )
     return Dependencies(settings, capture, Pages(), Logger(service="capture"))
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from shared.leads import FormType
 from shared.settings import EnvSettings
 
@@ -19,3 +21,5 @@ class CaptureSettings(EnvSettings):
     # A field hidden from people; bots that fill every input fill it too.
     honeypot_field: str = "homepage"
     default_timezone: str = "Asia/Tokyo"
+    # A dormant or lost lead who posts a form is reviewed for dormancy again after this.
+    dormant_after_days: int = Field(default=90, ge=1)

@@ -48,6 +48,7 @@ def build(clock: Clock | None = None) -> EngagementApp:
         load_programs(),
         clock,
         transient_bounce_limit=settings.transient_bounce_limit,
+        counters=store,
     )
     return EngagementApp(recorder, Logger(service="engagement"))
 

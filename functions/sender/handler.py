@@ -26,6 +26,7 @@ class SenderSettings(EnvSettings):
     configuration_set: str
     from_address: str
     sender_company_name: str
+    sender_product_name: str = Field(min_length=1)
     sender_postal_address: str
     sender_contact_email: str
     site_url: str
@@ -33,6 +34,17 @@ class SenderSettings(EnvSettings):
     unsubscribe_url: str
     frequency_cap: int = Field(default=3, ge=1)
     dormant_after_days: int = Field(default=90, ge=1)
+
+    def profile(self) -> SenderProfile:
+        return SenderProfile(
+            company_name=self.sender_company_name,
+            product_name=self.sender_product_name,
+            from_address=self.from_address,
+            postal_address=self.sender_postal_address,
+            contact_email=self.sender_contact_email,
+            site_url=self.site_url,
+            privacy_url=self.privacy_url,
+        )
 
 
 @dataclass(frozen=True)
@@ -44,26 +56,22 @@ class SenderApp:
 def build(clock: Clock | None = None) -> SenderApp:
     import boto3
 
-    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoSendLedger
+    from shared.adapters.dynamodb import (
+        DynamoLeadRepository,
+        DynamoScoreStore,
+        DynamoSendLedger,
+    )
     from shared.adapters.secrets import signing_secret
     from shared.adapters.ses import SesMailer
 
     settings = SenderSettings.from_env()
     dynamodb = boto3.client("dynamodb")
-    profile = SenderProfile(
-        company_name=settings.sender_company_name,
-        from_address=settings.from_address,
-        postal_address=settings.sender_postal_address,
-        contact_email=settings.sender_contact_email,
-        site_url=settings.site_url,
-        privacy_url=settings.privacy_url,
-    )
     sender = NurtureSender(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoSendLedger(dynamodb, settings.table_name),
         SesMailer(boto3.client("sesv2"), settings.configuration_set),
         load_programs(),
-        EmailRenderer(profile),
+        EmailRenderer(settings.profile()),
         UnsubscribeTokens(signing_secret()),
         clock or SystemClock(),
         DeliverySettings(
@@ -73,6 +81,7 @@ def build(clock: Clock | None = None) -> SenderApp:
             throttle_backoff=timedelta(minutes=5),
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
+        DynamoScoreStore(dynamodb, settings.table_name),
     )
     return SenderApp(sender, Logger(service="sender"))
 

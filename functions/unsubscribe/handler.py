@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
+from shared.funnel import Counters
 from shared.qualification import ScoreKeeper
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import load_scoring
@@ -43,6 +44,7 @@ class Dependencies:
     pages: Pages
     logger: Logger
     scores: ScoreKeeper | None = None
+    counters: Counters | None = None
 
 
 def build_app(deps: Dependencies) -> APIGatewayRestResolver:
@@ -73,7 +75,9 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             return page(400, "unsubscribe_invalid.html")
         via = "one_click" if _is_one_click(app.current_event) else "page"
         try:
-            changed = unsubscribe(deps.repository, deps.clock, lead_id, via, deps.scores)
+            changed = unsubscribe(
+                deps.repository, deps.clock, lead_id, via, deps.scores, deps.counters
+            )
         except UnknownLead:
             changed = False  # erased already: there is nobody left to mail
         except (VersionConflict, ClientError, BotoCoreError):
@@ -113,6 +117,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         Pages(),
         Logger(service="unsubscribe"),
         ScoreKeeper(repository, store, load_scoring(), clock),
+        store,
     )
 
 

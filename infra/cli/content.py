@@ -1,4 +1,5 @@
-"""Check and preview the content marketers edit: programs, scoring rules, templates."""
+"""Check and preview the content marketers edit: programs, scoring rules, asset titles,
+templates."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from infra.config import DeploymentConfig
-from shared.email import LOCALES, EmailRenderer, RenderedEmail, SenderProfile
+from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
 from shared.leads import ConsentState, FormType, Lead, Touch
 from shared.programs import CONTENT_DIR, ProgramCatalog, load_programs
 from shared.scoring import load_scoring
@@ -30,6 +31,13 @@ SAMPLE_PROFILES: dict[str, dict[str, str]] = {
     "blank": {},
     "hostile": {"name": "<script>alert(1)</script>\"&'", "company": "<b>{{ 7*7 }}</b>"},
 }
+# The form each sample lead came through: a known asset, none, and one assets.yaml lacks,
+# so validation takes each branch of a template that names the asset.
+SAMPLE_TOUCHES: dict[str, Touch] = {
+    "full": Touch(at=NOW, form_type=FormType.DOWNLOAD, asset="dx-whitepaper-2026"),
+    "blank": Touch(at=NOW, form_type=FormType.CONTACT),
+    "hostile": Touch(at=NOW, form_type=FormType.SEMINAR_REGISTRATION, asset="<b>{{ 7*7 }}</b>"),
+}
 
 
 @dataclass(frozen=True)
@@ -37,15 +45,16 @@ class ContentPaths:
     programs: Path
     email: Path
     scoring: Path
+    assets: Path
 
     @classmethod
     def under(cls, directory: Path | None) -> ContentPaths:
         root = directory or CONTENT_DIR
-        return cls(root / "programs", root / "email", root / "scoring.yaml")
+        return cls(root / "programs", root / "email", root / "scoring.yaml", root / "assets.yaml")
 
 
 def sample_lead(locale: str = "ja", profile: str = "full") -> Lead:
-    touch = Touch(at=NOW, form_type=FormType.DOWNLOAD)
+    touch = SAMPLE_TOUCHES[profile]
     return Lead(
         lead_id="0f8e1c2d3b4a59687766554433221100",
         email="taro.yamada@example.co.jp",
@@ -81,20 +90,25 @@ class Validation:
 
 
 def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
-    """Load the scoring rules and programs; render every step, variant and locale for
-    a full, a blank and a hostile sample lead. Every problem is collected."""
+    """Load the scoring rules, asset titles and programs; render every step, variant and
+    locale for a full, a blank and a hostile sample lead. Every problem is collected."""
     errors: list[str] = []
     try:
         load_scoring(paths.scoring)
     except (OSError, ValueError) as exc:
         errors.append(f"scoring: {exc}")
+    assets: dict[str, Asset] = {}
+    try:
+        assets = load_assets(paths.assets)
+    except (OSError, ValueError) as exc:
+        errors.append(f"assets: {exc}")
     try:
         catalog = load_programs(paths.programs)
     except (OSError, ValueError) as exc:
         return Validation((*errors, f"programs: {exc}"))
     if not catalog.programs:
         errors.append(f"programs: no *.yaml in {paths.programs}")
-    renderer = EmailRenderer(sender, paths.email)
+    renderer = EmailRenderer(sender, paths.email, assets)
     renders = 0
     for program in catalog.programs:
         for step in program.steps:

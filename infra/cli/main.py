@@ -123,6 +123,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         clock,
         consent_version=config.consent_version,
         scores=scores,
+        review_after=timedelta(days=config.lifecycle.dormant_after_days),
     )
     importer = LeadImport(repository, capture, clock, config.consent_version)
     summary = importer.run(table, columns, options, form_id_for(path), Progress("rows"))
@@ -147,7 +148,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     from jinja2 import TemplateError
 
-    from shared.email import EmailRenderer
+    from shared.email import EmailRenderer, load_assets
     from shared.programs import load_programs
 
     paths = content.ContentPaths.under(args.content)
@@ -165,7 +166,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
             lead = lead.model_copy(update={"locale": args.locale})
     else:
         lead = content.sample_lead(args.locale or "ja")
-    renderer = EmailRenderer(content.sender_profile(), paths.email)
+    renderer = EmailRenderer(content.sender_profile(), paths.email, load_assets(paths.assets))
     try:
         rendered = content.render_step(
             catalog, renderer, lead, args.program, args.step, args.variant
@@ -342,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     k = kinds.add_parser(
         "funnel",
         parents=[table, dates],
-        help="stage counts, conversion rates and email KPIs (default: the last 30 days)",
+        help="stage counts, conversion rates, re-engagement, list health and email KPIs "
+        "(default: the last 30 days)",
     )
     k.set_defaults(run=cmd_report_funnel)
 

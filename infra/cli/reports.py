@@ -7,7 +7,7 @@ from datetime import date
 from typing import TextIO
 
 from shared.adapters.counters import DynamoCounterReader, days
-from shared.funnel import FunnelTotals, Plan, percent
+from shared.funnel import FunnelTotals, ListHealth, Plan, Reengagement, percent
 
 STAGE_LABELS = {"lead": "leads", "mql": "MQL", "sql": "SQL", "customer": "customers"}
 CONVERSION_LABELS = {
@@ -64,6 +64,8 @@ def print_funnel(totals: FunnelTotals, start: date, end: date, out: TextIO) -> N
     print(table(["stage", "entered", "conversion", "rate"], rows, {1, 3}), file=out)
     print(f"\nlead → customer: {percent(rates['lead_won'])}", file=out)
     print("(flows in the period, not cohorts: conversions may come from earlier leads)", file=out)
+    print_reengagement(totals.reengagement, out)
+    print_list_health(totals.list_health, out)
     kpis = totals.email_kpis()
     print(file=out)
     if not kpis:
@@ -88,6 +90,29 @@ def print_funnel(totals: FunnelTotals, start: date, end: date, out: TextIO) -> N
     headers += ["bounce", "complaint"]
     print(table(headers, email_rows, range(3, 9)), file=out)
     print("(open and click rates over delivered; bounce and complaint rates over sent)", file=out)
+
+
+def print_reengagement(numbers: Reengagement, out: TextIO) -> None:
+    print("\nRe-engagement", file=out)
+    rows = [
+        ["became dormant", str(numbers.dormant)],
+        ["won back (to lead or MQL)", str(numbers.reengaged)],
+        ["sunset (no answer)", str(numbers.sunset)],
+    ]
+    print(table(["dormant leads", "count"], rows, {1}), file=out)
+    print(f"re-engagement rate: {percent(numbers.rate)} (won back / became dormant)", file=out)
+
+
+def print_list_health(health: ListHealth, out: TextIO) -> None:
+    print("\nList health (leads no longer mailed)", file=out)
+    # Bounce and complaint always show: a zero there is worth seeing.
+    suppressed = {"bounce": 0, "complaint": 0, **health.suppressed}
+    rows = [
+        ["unsubscribed", str(health.unsubscribed)],
+        *([f"suppressed: {cause}", str(n)] for cause, n in suppressed.items()),
+        ["sunset (dormant and lost leads)", str(health.sunset)],
+    ]
+    print(table(["reason", "leads"], rows, {1}), file=out)
 
 
 def print_plan(result: Plan, out: TextIO) -> None:

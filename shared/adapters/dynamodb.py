@@ -8,6 +8,16 @@ Items and access patterns:
 | email claim    | ``EMAIL#<key>`` | ``EMAIL``              | lead by email: 2 GetItems  |
 | activity       | ``LEAD#<id>``   | ``ACT#<at>#<id>``      | timeline: Query, newest 1st|
 | consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
+| report counter | ``COUNTER#<d>`` | the counter's kind     | a day's counters: Query    |
+
+Report counters are per Japanese day ``<d>``, one numeric attribute per metric, added
+to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``lead>mql``,
+``lead>dormant``, ``dormant>lead``, ...); under ``list`` the leads that stopped being
+mailable (``unsubscribed``, ``suppressed:bounce``, ``suppressed:complaint``,
+``suppressed:rejected``, ``sunset:<stage>``), apart from ``stage`` so that stage maths
+never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Each stage
+or list count follows the version-checked write that changed the lead, so a retried or
+duplicate event counts once (names: ``shared.funnel``).
 
 The ``due`` GSI is sparse and sharded: only a profile with a pending nurture step
 carries ``due_shard`` (0..DUE_SHARDS-1, from the lead id) and ``due_at`` (fixed-width

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from infra.config import CONTEXT_KEY, LOG_RETENTION_DAYS, DeploymentConfig
+from infra.config import (
+    CONTEXT_KEY,
+    LOG_RETENTION_DAYS,
+    DeploymentConfig,
+    Resources,
+    function_environment,
+)
+from infra.wiring import FUNCTIONS, QUEUES, SENDER, TOPICS
 from tests.infra.conftest import cdk_context
 
 pytestmark = pytest.mark.infra
@@ -27,6 +34,7 @@ def test_defaults() -> None:
     assert config.max_body_bytes == 32768
     assert config.default_timezone == "Asia/Tokyo"
     assert config.log_retention_days == 30
+    assert config.sender.product_name == "Flowlane"
 
 
 @pytest.mark.parametrize(
@@ -40,6 +48,9 @@ def test_defaults() -> None:
         {"log_retention_days": 31},
         {"max_body_bytes": 0},
         {"cors_origin": ["https://www.example.co.jp"]},  # misspelt key
+        {"sender": {"product_name": ""}},
+        {"sender": {"product_name": "Tsumiki\r\nBcc: x@example.com"}},  # would end the subject
+        {"sender": {"product_name": " Tsumiki"}},
     ],
 )
 def test_refuses_what_would_deploy_wrong(override: dict[str, Any]) -> None:
@@ -51,3 +62,30 @@ def test_every_accepted_retention_maps_to_a_cdk_value() -> None:
     from infra.constructs.observability import RETENTION_BY_DAYS
 
     assert set(RETENTION_BY_DAYS) == LOG_RETENTION_DAYS
+
+
+RESOURCES = Resources(
+    table_name="leads",
+    api_url="https://api.example.co.jp/v1/",
+    configuration_set="nurture",
+    queue_urls={q.name: f"https://sqs.example/{q.name}" for q in QUEUES},
+    topic_arns={t: f"arn:aws:sns:ap-northeast-1:123456789012:{t}" for t in TOPICS},
+    signing_secret_arn="arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:s",
+)
+
+
+def test_the_product_name_reaches_the_sender_and_its_templates() -> None:
+    from functions.sender.handler import SenderSettings
+
+    config = DeploymentConfig.from_context({"sender": {"product_name": "Tsumiki クラウド"}})
+    environment = function_environment(SENDER, config, RESOURCES)
+    assert environment["SENDER_PRODUCT_NAME"] == "Tsumiki クラウド"
+    profile = SenderSettings.from_env(environment).profile()
+    assert profile.product_name == "Tsumiki クラウド"
+    assert profile.company_name == config.sender.company_name
+
+
+def test_only_functions_that_send_email_learn_the_sender() -> None:
+    for spec in FUNCTIONS:
+        environment = function_environment(spec, DeploymentConfig(), RESOURCES)
+        assert ("SENDER_PRODUCT_NAME" in environment) == spec.sends_email, spec.name

@@ -28,6 +28,7 @@ from functions.sender.handler import lambda_handler as sender_handler
 from shared.adapters.dynamodb import (
     DynamoDueIndex,
     DynamoLeadRepository,
+    DynamoScoreStore,
     DynamoSendLedger,
 )
 from shared.adapters.ses import SesMailer
@@ -248,6 +249,7 @@ def build_world(
         DeliverySettings(
             from_address=FROM, unsubscribe_url=UNSUBSCRIBE_URL, frequency_cap=frequency_cap
         ),
+        DynamoScoreStore(dynamodb, table),
     )
     scheduler = DueScheduler(DynamoDueIndex(dynamodb, table), SqsJobQueue(sqs, queue_url), clock)
     return NurtureWorld(

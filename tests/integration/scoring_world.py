@@ -162,6 +162,7 @@ def recorder(
         programs or load_programs(),
         clock,
         transient_bounce_limit=transient_bounce_limit,
+        counters=DynamoScoreStore(client, TABLE),
     )
 
 

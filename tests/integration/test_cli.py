@@ -3,6 +3,7 @@ previews, the funnel report and plan, and the local stack's clock."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -300,6 +301,32 @@ def test_preview_prints_a_step_for_a_sample_lead_or_writes_files(
     assert "has no step 'nope'" in err
 
 
+def test_preview_names_the_deployments_product_and_the_sample_leads_download(
+    capsys: Any, tmp_path: Path
+) -> None:
+    context = {"lead-nurture": {"sender": {"product_name": "Tsumiki"}}}
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": context}), encoding="utf-8")
+
+    status, out, _ = run(capsys, "preview", "--program", "welcome", "--step", "welcome")
+
+    assert status == 0
+    body = out.split("\n\n", 1)[1]  # the subjects are program YAML, not the deployment's
+    assert "3分でわかるTsumiki" in body
+    assert "Flowlane" not in body
+    assert "『DX推進ホワイトペーパー 2026』をダウンロードいただき" in body
+
+
+def test_validate_reports_a_broken_assets_file(capsys: Any, content_copy: Path) -> None:
+    assets = content_copy / "assets.yaml"
+    assets.write_text("dx-whitepaper-2026:\n  ja: DX推進ホワイトペーパー\n", encoding="utf-8")
+
+    status, _, err = run(capsys, "validate", "--content", str(content_copy))
+
+    assert status == 1
+    assert "error: assets: assets.yaml:" in err
+    assert "en" in err
+
+
 def test_preview_renders_for_a_stored_lead(
     dynamodb: Any, repository: DynamoLeadRepository, capsys: Any, tmp_path: Path
 ) -> None:
@@ -358,6 +385,58 @@ def test_the_funnel_report_sums_the_days_counters(counters: None, capsys: Any) -
     assert "welcome case_study 1 10 0 - - 0.00% 10.00%" in lines
 
 
+def test_the_funnel_report_shows_re_engagement_and_list_health(dynamodb: Any, capsys: Any) -> None:
+    store = DynamoScoreStore(dynamodb, TABLE)
+    for day, name, by in [
+        (date(2026, 11, 2), "new>lead", 50),
+        (date(2026, 11, 2), "lead>mql", 5),
+        (date(2026, 11, 2), "lead>dormant", 6),
+        (date(2026, 11, 9), "lead>dormant", 2),
+        (date(2026, 11, 9), "dormant>lead", 1),
+        (date(2026, 11, 10), "dormant>mql", 1),
+        (date(2026, 11, 10), "mql>lead", 2),  # rejected by sales: not a new lead
+        (date(2026, 12, 1), "lead>dormant", 100),  # outside the period
+    ]:
+        store.count(day, "stage", name, by)
+    for day, name, by in [
+        (date(2026, 11, 3), "unsubscribed", 4),
+        (date(2026, 11, 4), "unsubscribed", 1),
+        (date(2026, 11, 4), "suppressed:bounce", 3),
+        (date(2026, 11, 5), "suppressed:complaint", 1),
+        (date(2026, 11, 5), "suppressed:rejected", 2),
+        (date(2026, 11, 20), "sunset:dormant", 2),
+        (date(2026, 11, 21), "sunset:lost", 1),
+        (date(2026, 12, 1), "unsubscribed", 100),  # outside the period
+    ]:
+        store.count(day, "list", name, by)
+
+    status, out, _ = run(
+        capsys, "report", "funnel", "--table", TABLE, "--from", "2026-11-01", "--to", "2026-11-30"
+    )
+
+    assert status == 0
+    lines = [" ".join(li.split()) for li in out.splitlines()]
+    # the stages count new leads and every route into MQL, nothing else
+    assert "leads 50" in lines
+    assert "MQL 6 lead → MQL 12.0%" in lines
+    # re-engagement: 8 went dormant, 2 came back (one as an MQL), 2 dormant leads sunset
+    assert "became dormant 8" in lines
+    assert "won back (to lead or MQL) 2" in lines
+    assert "sunset (no answer) 2" in lines
+    assert "re-engagement rate: 25.0% (won back / became dormant)" in lines
+    # list health: every way off the list, sunset of dormant and lost leads together
+    assert "unsubscribed 5" in lines
+    assert "suppressed: bounce 3" in lines
+    assert "suppressed: complaint 1" in lines
+    assert "suppressed: rejected 2" in lines
+    assert "sunset (dormant and lost leads) 3" in lines
+    # and the sections come between the stages and the email KPIs
+    assert lines.index("Re-engagement") < lines.index("List health (leads no longer mailed)")
+    assert lines.index("List health (leads no longer mailed)") < lines.index(
+        "Email: no email events in the period"
+    )
+
+
 def test_the_funnel_report_of_an_empty_period_has_no_rates(dynamodb: Any, capsys: Any) -> None:
     status, out, _ = run(
         capsys, "report", "funnel", "--table", TABLE, "--from", "2026-01-01", "--to", "2026-01-02"
@@ -365,6 +444,12 @@ def test_the_funnel_report_of_an_empty_period_has_no_rates(dynamodb: Any, capsys
 
     assert status == 0
     assert "lead → customer: -" in out
+    assert "re-engagement rate: - (won back / became dormant)" in out
+    lines = [" ".join(li.split()) for li in out.splitlines()]
+    assert "unsubscribed 0" in lines
+    assert "suppressed: bounce 0" in lines
+    assert "suppressed: complaint 0" in lines
+    assert not any(line.startswith("suppressed: rejected") for line in lines)
     assert "Email: no email events in the period" in out
     assert run(capsys, "report", "funnel", "--from", "2026-02-01", "--to", "2026-01-01")[0] == 2
 

@@ -2,23 +2,34 @@
 
 A lead that finished its program is reviewed after the dormancy period; with no
 engagement it becomes dormant and enters re-engagement; when re-engagement goes
-unanswered the lead is sunset and never mailed again.
+unanswered the lead is sunset and never mailed again. The funnel counts each of these
+once: ``lead>dormant`` (sk ``stage``) and ``sunset:dormant`` (sk ``list``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.capture import RequestInfo
 from shared.clock import FixedClock
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
 from shared.nurture import finish, start
 from shared.scoring import Signal
-from tests.integration.conftest import TABLE
+from shared.submission import parse_submission
+from tests.integration.conftest import TABLE, all_items
 from tests.integration.nurture import NurtureWorld, build_world
+from tests.integration.scoring_world import (
+    capture_with_scores,
+    engagement,
+    recorder,
+    score_keeper,
+)
+from tests.integration.test_nurture_flow import click_event
 
 JST = ZoneInfo("Asia/Tokyo")
 TUESDAY_10 = datetime(2026, 11, 24, 10, 0, tzinfo=JST)
@@ -64,6 +75,15 @@ def lead_of(world: NurtureWorld, lead_id: str) -> Lead:
     return lead
 
 
+def counted(world: NurtureWorld, sk: str) -> Counter[str]:
+    """One kind of report counter (``stage``, ``list``) summed over every day."""
+    totals: Counter[str] = Counter()
+    for item in all_items(world.dynamodb):
+        if item["pk"]["S"].startswith("COUNTER#") and item["sk"]["S"] == sk:
+            totals.update({k: int(v["N"]) for k, v in item.items() if "N" in v})
+    return totals
+
+
 def test_a_lead_without_engagement_becomes_dormant_and_enters_re_engagement(
     world: NurtureWorld,
 ) -> None:
@@ -86,6 +106,61 @@ def test_a_lead_without_engagement_becomes_dormant_and_enters_re_engagement(
     ]
     assert change.details["to"] == "dormant"
     assert change.details["program_id"] == "re_engagement"
+    # and the funnel counted the transition on the day it happened
+    assert counted(world, "stage") == {"lead>dormant": 1}
+    assert counted(world, "list") == {}
+
+
+def test_a_redelivered_review_job_counts_the_dormancy_once(world: NurtureWorld) -> None:
+    # Given the review job queued by the tick, received but not yet deleted
+    lead_id = finished_lead(world)
+    world.tick()
+    messages = world.receive()
+    assert len(messages) == 1
+
+    # When SQS delivers it, then delivers it again (a retried batch), and a later tick runs
+    world.deliver(messages)
+    world.deliver(messages)
+    world.advance(DAY)
+    world.run()
+
+    # Then the lead became dormant once, and once is what the funnel says
+    assert lead_of(world, lead_id).stage is Stage.DORMANT
+    assert counted(world, "stage") == {"lead>dormant": 1}
+
+
+def test_a_review_that_collides_with_another_write_counts_once(world: NurtureWorld) -> None:
+    # Given another writer that changes the lead just before the review's first write
+    lead_id = finished_lead(world)
+    collisions: list[str] = []
+
+    def concurrent_write(**_: Any) -> None:
+        if not collisions:
+            collisions.append(lead_id)
+            world.dynamodb.update_item(
+                TableName=TABLE,
+                Key={"pk": {"S": f"LEAD#{lead_id}"}, "sk": {"S": "PROFILE"}},
+                UpdateExpression="ADD version :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+
+    world.dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", concurrent_write)
+
+    # When the review runs, loses the race once and is retried from a fresh read
+    world.run()
+
+    # Then the lead is dormant and the transition counted once
+    assert collisions == [lead_id]
+    assert lead_of(world, lead_id).stage is Stage.DORMANT
+    assert counted(world, "stage") == {"lead>dormant": 1}
+
+
+def test_a_recently_engaged_lead_is_not_counted_as_dormant(world: NurtureWorld) -> None:
+    finished_lead(world, engaged_days_ago=10)
+
+    world.run()
+
+    assert counted(world, "stage") == {}
 
 
 def test_a_recently_engaged_lead_is_reviewed_again_later_not_made_dormant(
@@ -125,6 +200,9 @@ def test_unanswered_re_engagement_ends_in_sunset_and_no_more_mail(world: Nurture
     world.run()
     assert len(world.ses.sent) == 3
     assert lead_of(world, lead_id).review_at is None
+    # and the funnel counted it going dormant and being sunset, once each
+    assert counted(world, "stage") == {"lead>dormant": 1}
+    assert counted(world, "list") == {"sunset:dormant": 1}
 
 
 def test_opting_out_costs_the_unsubscribe_points_and_says_so_on_the_activity(
@@ -166,3 +244,159 @@ def test_opting_out_costs_the_unsubscribe_points_and_says_so_on_the_activity(
     ]
     assert activity.details["points"] == -20
     assert activity.details["rules"] == [{"rule": "unsubscribe", "points": -20}]
+
+
+# -- coming back: answering re-engagement, posting a form ---------------------------------
+
+
+def dormant_in_re_engagement(world: NurtureWorld) -> str:
+    lead_id = finished_lead(world)
+    world.run()
+    assert lead_of(world, lead_id).stage is Stage.DORMANT
+    return lead_id
+
+
+def days_until(world: NurtureWorld, steps: list[str], lead_id: str, limit: int = 30) -> None:
+    """A day at a time, with the schedules run, until these steps went out."""
+    for _ in range(limit):
+        if [e.tags["step"] for e in world.ses.sent if e.tags["lead_id"] == lead_id] == steps:
+            return
+        world.advance(DAY)
+        world.run()
+    raise AssertionError(f"steps {steps} within {limit} days")
+
+
+def stage_changes(world: NurtureWorld, lead_id: str) -> list[tuple[str, str, str]]:
+    return [
+        (a.details["from"], a.details["to"], a.details["reason"])
+        for a in reversed(world.repository.timeline(lead_id))
+        if a.type is ActivityType.STAGE_CHANGED
+    ]
+
+
+def test_a_dormant_lead_that_answers_re_engagement_is_nurtured_as_a_lead_again(
+    world: NurtureWorld, lambda_context: Any
+) -> None:
+    # Given a dormant lead that got the reconnect email
+    lead_id = dormant_in_re_engagement(world)
+    days_until(world, ["reconnect"], lead_id)
+    (sent,) = world.ses.sent
+
+    # When it clicks a link in it, and welcome_back follows
+    deliver = engagement(recorder(world.dynamodb, world.clock), lambda_context)
+    world.advance(timedelta(hours=1))
+    assert deliver([click_event(world, sent, "case_study")]).failed == []
+    days_until(world, ["reconnect", "welcome_back"], lead_id)
+
+    # Then re-engagement is complete and the lead is a lead again, under review for dormancy
+    lead = lead_of(world, lead_id)
+    assert lead.stage is Stage.LEAD
+    assert lead.enrolment is not None
+    assert (lead.enrolment.program_id, lead.enrolment.outcome) == ("re_engagement", "completed")
+    assert lead.enrolment.completed_at is not None
+    assert lead.review_at == lead.enrolment.completed_at + DORMANT_AFTER
+    assert stage_changes(world, lead_id)[-1] == ("dormant", "lead", "answered re_engagement")
+    assert counted(world, "stage") == {"lead>dormant": 1, "dormant>lead": 1}
+
+    # and with no engagement since, its next review makes it dormant again
+    world.advance(DORMANT_AFTER + DAY)
+    world.run()
+    assert lead_of(world, lead_id).stage is Stage.DORMANT
+    assert counted(world, "stage") == {"lead>dormant": 2, "dormant>lead": 1}
+
+
+def test_unanswered_re_engagement_does_not_bring_the_lead_back(world: NurtureWorld) -> None:
+    lead_id = dormant_in_re_engagement(world)
+
+    days_until(world, ["reconnect", "best_content", "sunset_notice"], lead_id, limit=60)
+    for _ in range(20):
+        world.advance(DAY)
+        world.run()
+
+    lead = lead_of(world, lead_id)
+    assert (lead.stage, lead.sunset) == (Stage.DORMANT, True)
+    assert "dormant>lead" not in counted(world, "stage")
+
+
+def post_form(world: NurtureWorld, lead_id: str, form_type: FormType) -> Any:
+    lead = lead_of(world, lead_id)
+    fields = {
+        "email": [lead.email],
+        "form_type": [form_type.value],
+        "company": ["株式会社サンプル"],
+    }
+    return capture_with_scores(world.dynamodb, world.clock).capture(
+        parse_submission(fields), RequestInfo()
+    )
+
+
+def test_a_dormant_lead_that_posts_a_form_is_back_out_of_re_engagement(
+    world: NurtureWorld,
+) -> None:
+    # Given a dormant lead in re-engagement
+    lead_id = dormant_in_re_engagement(world)
+    world.advance(DAY)
+
+    # When it downloads a whitepaper, twice
+    post_form(world, lead_id, FormType.DOWNLOAD)
+    post_form(world, lead_id, FormType.DOWNLOAD)
+
+    # Then it is a lead again, out of re-engagement, reviewed for dormancy from now
+    lead = lead_of(world, lead_id)
+    assert lead.stage is Stage.LEAD
+    assert lead.enrolment is not None
+    assert lead.enrolment.outcome == "exited:stage:lead"
+    assert lead.review_at == world.clock.now() + DORMANT_AFTER
+    assert stage_changes(world, lead_id)[-1] == ("dormant", "lead", "form:download")
+    # and the return is counted once
+    assert counted(world, "stage") == {"lead>dormant": 1, "dormant>lead": 1}
+    # and re-engagement sends nothing more
+    for _ in range(14):
+        world.advance(DAY)
+        world.run()
+    assert world.ses.sent == []
+
+
+def test_a_dormant_lead_asking_for_a_quote_goes_to_sales(world: NurtureWorld) -> None:
+    lead_id = dormant_in_re_engagement(world)
+
+    result = post_form(world, lead_id, FormType.INQUIRY)
+
+    assert result.qualified is True
+    lead = lead_of(world, lead_id)
+    assert lead.stage is Stage.MQL
+    assert counted(world, "stage") == {"lead>dormant": 1, "dormant>lead": 1, "lead>mql": 1}
+
+
+def lost_lead(world: NurtureWorld) -> str:
+    """A lead sales lost a deal with, its score still above the qualification rule."""
+    lead_id = finished_lead(world, engaged_days_ago=1)
+    world.dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"LEAD#{lead_id}"}, "sk": {"S": "PROFILE"}},
+        UpdateExpression="SET stage = :lost, job_title = :title, company_size = :size",
+        ExpressionAttributeValues={
+            ":lost": {"S": "lost"},
+            ":title": {"S": "営業部長"},
+            ":size": {"S": "1000+"},
+        },
+    )
+    keeper = score_keeper(world.dynamodb, world.clock)
+    keeper.award(lead_id, Signal.INQUIRY, world.clock.now())
+    keeper.award(lead_id, Signal.TRIAL, world.clock.now())
+    return lead_id
+
+
+def test_a_lost_lead_goes_back_to_sales_only_when_it_asks(world: NurtureWorld) -> None:
+    # Given a lost lead whose score still meets the rule
+    lead_id = lost_lead(world)
+    keeper = score_keeper(world.dynamodb, world.clock)
+
+    # When the score is checked again (as a click would), nothing is handed over
+    assert keeper.qualify(lead_id, reason="score") is False
+    assert lead_of(world, lead_id).stage is Stage.LOST
+
+    # but when it posts an inquiry, it is back and qualifies at once
+    assert post_form(world, lead_id, FormType.INQUIRY).qualified is True
+    assert lead_of(world, lead_id).stage is Stage.MQL
+    assert counted(world, "stage") == {"lost>lead": 1, "lead>mql": 1}

@@ -99,6 +99,12 @@ EVENT_TYPES = [
     ("subscription", ActivityType.UNSUBSCRIBED, "unsubscribes", [("unsubscribe", -20)], {}),
 ]
 UNCHANGED = {"suppressed": False, "unsubscribed": False, "transient_bounces": 0}
+# The list-health counter (sk "list") of the events that take a lead off the list.
+OPT_OUTS = {
+    "bounce_permanent": "suppressed:bounce",
+    "complaint": "suppressed:complaint",
+    "subscription": "unsubscribed",
+}
 
 
 @pytest.mark.parametrize(("name", "kind", "metric", "rules", "changes"), EVENT_TYPES)
@@ -124,8 +130,12 @@ def test_each_event_type_leaves_its_activity_counter_score_and_lead_state(
 
     # Then the batch succeeded
     assert result.failed == []
-    # and the report counter of the day, program, step and variant counts both
-    assert counters(dynamodb, at) == {REPORT_KEY: {metric: 2}}
+    # and the report counter of the day, program, step and variant counts both, as does
+    # the list-health counter when the event took them off the list
+    expected_counters = {REPORT_KEY: {metric: 2}}
+    if name in OPT_OUTS:
+        expected_counters["list"] = {OPT_OUTS[name]: 2}
+    assert counters(dynamodb, at) == expected_counters
     for lead, record in zip(leads, records, strict=True):
         # and each timeline has the event, explaining any points it earned
         (activity,) = activities(repository, lead.lead_id)
@@ -363,6 +373,45 @@ def test_the_same_event_delivered_twice_counts_once(
     assert counters(dynamodb, clock.now()) == {REPORT_KEY: {"clicks": 1}}
 
 
+@pytest.mark.parametrize("name", sorted(OPT_OUTS))
+def test_an_opt_out_counts_once_however_often_it_is_delivered(
+    deliver: Callable[..., Any],
+    repository: DynamoLeadRepository,
+    dynamodb: Any,
+    clock: FixedClock,
+    name: str,
+) -> None:
+    # Given a lead taken off the list by an event
+    lead = store_lead(repository, clock)
+    record = event_of(name, lead.email, lead.lead_id, clock.now())
+    first = deliver([raw(record)])
+
+    # When SQS delivers it again, twice in one batch, and SNS once more in its envelope
+    again = deliver(event=redelivered(first.event))
+    twice = deliver([raw(record), sns_envelope(record)])
+    # and another event of the same kind comes about a later mail
+    later = event_of(name, lead.email, lead.lead_id, clock.now() + timedelta(hours=1))
+    deliver([raw(later)])
+
+    # Then the lead left the list once, and the day's list health says so
+    assert first.failed == again.failed == twice.failed == []
+    assert counters(dynamodb, clock.now())["list"] == {OPT_OUTS[name]: 1}
+
+
+def test_a_complaint_after_a_permanent_bounce_is_not_a_second_suppression(
+    deliver: Callable[..., Any], repository: DynamoLeadRepository, dynamodb: Any, clock: FixedClock
+) -> None:
+    lead = store_lead(repository, clock)
+    at = clock.now()
+
+    deliver([raw(event_of("bounce_permanent", lead.email, lead.lead_id, at))])
+    deliver([raw(event_of("complaint", lead.email, lead.lead_id, at + timedelta(minutes=1)))])
+
+    # the first reason stays, and the lead is counted under it alone
+    assert stored(repository, lead.lead_id).suppression_reason == "bounce:permanent"
+    assert counters(dynamodb, at)["list"] == {"suppressed:bounce": 1}
+
+
 def test_a_duplicate_transient_bounce_is_not_counted_twice(
     deliver: Callable[..., Any], repository: DynamoLeadRepository, clock: FixedClock
 ) -> None:
@@ -515,6 +564,7 @@ def test_transient_bounces_suppress_after_the_configured_number_in_a_row(
         deliver([transient(lead, at + i * timedelta(days=1))])
     before = stored(repository, lead.lead_id)
     assert (before.transient_bounces, before.suppressed) == (limit - 1, False)
+    assert "list" not in counters(dynamodb, clock.now())
 
     # At the limit: suppressed for soft bounces, out of the program
     deliver([transient(lead, at + limit * timedelta(days=1))])
@@ -523,6 +573,10 @@ def test_transient_bounces_suppress_after_the_configured_number_in_a_row(
     assert after.suppression_reason == "bounce:transient"
     assert after.enrolment is not None
     assert after.enrolment.outcome == "exited:suppressed"
+    # counted on the list health as a bounce, once, even when the last bounce comes again
+    deliver([transient(lead, at + limit * timedelta(days=1))])
+    deliver([transient(lead, at + (limit + 1) * timedelta(days=1))])
+    assert counters(dynamodb, clock.now())["list"] == {"suppressed:bounce": 1}
 
 
 def test_a_delivery_between_transient_bounces_starts_the_count_again(
@@ -700,6 +754,36 @@ def test_twenty_concurrent_clicks_for_one_lead_give_exactly_the_summed_score(
     assert after.stage is Stage.MQL
     assert len(activities(repository, lead.lead_id, ActivityType.QUALIFIED)) == 1
     assert counters(dynamodb, now).get("stage") == {"lead>mql": 1}
+
+
+def test_concurrent_complaints_about_two_mails_count_one_suppression(
+    dynamodb: Any, repository: DynamoLeadRepository, clock: FixedClock, lambda_context: Any
+) -> None:
+    # Given a lead, and complaints about two different mails processed at the same moment
+    lead = store_lead(repository, clock)
+    deliver = engagement(recorder(AtomicCalls(dynamodb), clock), lambda_context)
+    at = clock.now()
+    bodies = [
+        raw(event_of("complaint", lead.email, lead.lead_id, at + i * timedelta(minutes=1)))
+        for i in range(6)
+    ]
+    start = threading.Barrier(len(bodies))
+    failed: list[Any] = []
+
+    def send(body: str) -> None:
+        start.wait(timeout=30)
+        failed.extend(deliver([body]).failed)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # Then every complaint is recorded, and the lead left the list once
+    assert failed == []
+    assert len(activities(repository, lead.lead_id, ActivityType.EMAIL_COMPLAINED)) == 6
+    assert counters(dynamodb, at)["list"] == {"suppressed:complaint": 1}
 
 
 # -- the branch of a program ------------------------------------------------------------------

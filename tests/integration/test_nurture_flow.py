@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
@@ -29,9 +30,10 @@ from shared.delivery import Outcome, SendJob, ledger_key
 from shared.email import EmailRenderer
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
 from shared.nurture import record_engagement, start, variant_label, variant_of
-from shared.programs import Engagement, ProgramCatalog, load_programs
+from shared.programs import Engagement, Program, ProgramCatalog, load_programs
 from shared.tokens import UnsubscribeTokens
 from shared.web import Pages
+from tests.email_events import ses_record, sns_envelope
 from tests.events import form_post, multipart_body, rest_event
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import (
@@ -44,6 +46,7 @@ from tests.integration.nurture import (
     SentEmail,
     build_world,
 )
+from tests.integration.scoring_world import engagement, recorder
 
 Post = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -447,6 +450,251 @@ def test_an_open_alone_does_not_decide_early_and_leads_to_otherwise(
     world.advance(MINUTE)
     assert world.run() == 1
     assert steps_sent(world, lead_id) == ["whitepaper", "free_trial"]
+
+
+# -- branches on a link, through the engagement function ----------------------------------------
+
+ANY_TIME = """
+send_window:
+  weekdays: [mon, tue, wed, thu, fri, sat, sun]
+  start: "00:00"
+  end: "23:59"
+  skip_public_holidays: false
+  skip_new_year_holidays: false
+entry:
+  stages: [lead]
+"""
+# The welcome email links the overview, a case study and the pricing page.
+ON_PRICING = Program.model_validate(
+    yaml.safe_load(
+        ANY_TIME
+        + """
+id: on_pricing
+name: テスト（料金ページのクリックで分岐）
+priority: 40
+steps:
+  - id: welcome
+    template: welcome
+    content_type: welcome
+    subject: {ja: ["ご登録ありがとうございます"], en: ["Thank you for signing up"]}
+    branch:
+      wait_up_to: P3D
+      rules:
+        - {when: clicked, links: [pricing], goto: free_trial}
+      otherwise: case_study
+  - id: case_study
+    template: case_study
+    content_type: case_study
+    subject: {ja: ["【導入事例】製造業A社の取り組み"], en: ["[Case study] A manufacturer"]}
+  - id: free_trial
+    template: free_trial
+    content_type: free_trial
+    subject: {ja: ["14日間無料でお試しください"], en: ["Try it free for 14 days"]}
+"""
+    )
+)
+# Two steps that trial leads do not get: one in the middle, one at the end.
+NOT_FOR_TRIALS = Program.model_validate(
+    yaml.safe_load(
+        ANY_TIME
+        + """
+id: not_for_trials
+name: テスト（トライアル申込者には送らない）
+priority: 50
+steps:
+  - id: welcome
+    template: welcome
+    content_type: welcome
+    subject: {ja: ["ご登録ありがとうございます"], en: ["Thank you for signing up"]}
+  - id: trial_offer
+    wait: P1D
+    template: free_trial
+    content_type: free_trial
+    subject: {ja: ["14日間無料でお試しください"], en: ["Try it free for 14 days"]}
+    skip_if: {form_types: [trial]}
+  - id: seminar_invitation
+    template: seminar_invitation
+    content_type: seminar_invitation
+    subject: {ja: ["【参加無料】セミナーのご案内"], en: ["[Free seminar] Join us"]}
+  - id: closing_offer
+    wait: P1D
+    template: free_trial
+    content_type: free_trial
+    subject: {ja: ["トライアルのご案内（再送）"], en: ["Try it free: a reminder"]}
+    skip_if: {form_types: [trial]}
+"""
+    )
+)
+
+
+@pytest.fixture
+def extended(clock: FixedClock, dynamodb: Any, lambda_context: Any) -> NurtureWorld:
+    """The test catalog and the two programs above, on Tuesday 10:00 JST."""
+    clock.set(TUESDAY_10.astimezone(UTC))
+    programs = ProgramCatalog([*catalog().programs, ON_PRICING, NOT_FOR_TRIALS])
+    return build_world(clock, dynamodb, TABLE, lambda_context, programs=programs)
+
+
+def click_event(world: NurtureWorld, sent: SentEmail, tag: str) -> str:
+    """The SES click on the link tagged ``tag`` in ``sent``, as SNS delivers it to SQS."""
+    record = ses_record(
+        "click",
+        email=sent.to,
+        at=world.clock.now(),
+        message_id=sent.message_id,
+        link=f"https://www.example.co.jp/{tag}/",
+        link_tags=[tag],
+        **{k: sent.tags[k] for k in ("lead_id", "program", "step", "variant")},
+    )
+    return sns_envelope(record)
+
+
+def test_a_click_on_the_named_link_decides_the_branch_at_once(
+    extended: NurtureWorld, lambda_context: Any
+) -> None:
+    # Given a lead that got the welcome email, whose branch waits 3 days for a pricing click
+    world = extended
+    lead_id = enrol(world, "on_pricing")
+    assert world.run() == 1
+    (sent,) = world.ses.sent
+    deliver = engagement(
+        recorder(world.dynamodb, world.clock, programs=world.programs), lambda_context
+    )
+
+    # When the reader clicks the pricing link an hour later
+    world.advance(timedelta(hours=1))
+    clicked_at = world.clock.now()
+    assert deliver([click_event(world, sent, "pricing")]).failed == []
+
+    # Then the click and its tag are on the sent step and the branch is due at once
+    enrolment = lead_of(world, lead_id).enrolment
+    assert enrolment is not None
+    assert enrolment.sent["welcome"].clicked_at == clicked_at
+    assert enrolment.sent["welcome"].clicked_links == ("pricing",)
+    assert (enrolment.awaiting, enrolment.due_at) == ("welcome", clicked_at)
+    assert indexed_due_at(world, lead_id) == to_iso(clicked_at)
+    # and the next tick sends the trial offer, not the case study
+    assert world.run() == 1
+    assert steps_sent(world, lead_id) == ["welcome", "free_trial"]
+
+
+def test_a_click_on_another_link_leaves_the_branch_to_its_otherwise(
+    extended: NurtureWorld, lambda_context: Any
+) -> None:
+    world = extended
+    lead_id = enrol(world, "on_pricing")
+    assert world.run() == 1
+    (sent,) = world.ses.sent
+    due = world.clock.now() + 3 * DAY
+    deliver = engagement(
+        recorder(world.dynamodb, world.clock, programs=world.programs), lambda_context
+    )
+
+    # A click on the case study link is recorded with its tag, but decides nothing yet
+    world.advance(timedelta(hours=1))
+    assert deliver([click_event(world, sent, "case_study")]).failed == []
+    enrolment = lead_of(world, lead_id).enrolment
+    assert enrolment is not None
+    assert enrolment.sent["welcome"].clicked_links == ("case_study",)
+    assert enrolment.due_at == due
+    assert world.run() == 0
+
+    # and when the wait is over, the lead takes otherwise
+    world.clock.set(due)
+    assert world.run() == 1
+    assert steps_sent(world, lead_id) == ["welcome", "case_study"]
+
+
+# -- steps skipped for leads they do not fit ------------------------------------------------------
+
+
+def test_steps_that_do_not_fit_a_trial_lead_are_skipped_and_the_program_completes(
+    extended: NurtureWorld,
+) -> None:
+    # Given two leads in the same program, one of whom has since applied for a trial
+    world = extended
+    trial_id = enrol(world, "not_for_trials")
+    other_id = enrol(world, "not_for_trials")
+    change(world, trial_id, last_touch=Touch(at=world.clock.now(), form_type=FormType.TRIAL))
+    assert world.run() == 2  # both welcome emails
+
+    # When the trial offer is due, it is skipped for the trial lead, and the seminar
+    # invitation (due at once after it) goes in the same job
+    world.advance(DAY)
+    assert world.run() == 2
+    assert steps_sent(world, trial_id) == ["welcome", "seminar_invitation"]
+    assert steps_sent(world, other_id) == ["welcome", "trial_offer"]
+    assert ledger_item(world, trial_id, "trial_offer") is None  # nothing was claimed
+    skipped = activity(world, trial_id, ActivityType.STEP_SKIPPED)
+    assert skipped == {
+        "program_id": "not_for_trials",
+        "step_id": "trial_offer",
+        "reason": "skip_if:form_type:trial",
+    }
+
+    # When the last step is due, skipping it completes the program
+    world.advance(DAY)
+    world.run()
+    assert steps_sent(world, trial_id) == ["welcome", "seminar_invitation"]
+    trial = lead_of(world, trial_id)
+    assert trial.enrolment is not None
+    assert trial.enrolment.outcome == "completed"
+    assert trial.enrolment.skipped == {
+        "trial_offer": "skip_if:form_type:trial",
+        "closing_offer": "skip_if:form_type:trial",
+    }
+    counts = activities(world, trial_id)
+    assert (counts["step_skipped"], counts["program_completed"], counts["email_sent"]) == (2, 1, 2)
+    # and the lead leaves the send index, watched only for its dormancy review
+    assert trial.review_at is not None
+    assert indexed_due_at(world, trial_id) == to_iso(trial.review_at)
+    # while the other lead got every step
+    other = lead_of(world, other_id).enrolment
+    assert other is not None
+    assert (set(other.sent), other.skipped) == (
+        {"welcome", "trial_offer", "seminar_invitation"},
+        {},
+    )
+    assert other.step_id == "closing_offer"
+
+
+def test_the_shipped_welcome_does_not_offer_a_trial_to_a_lead_who_applied_for_one(
+    shipped: NurtureWorld, post: Post, clock: FixedClock
+) -> None:
+    # Given a lead who applied for the trial (capture here runs without scoring, so the
+    # high-intent form does not make it an MQL at once, as in sales' cool-down)
+    clock.set(TUESDAY_10.astimezone(UTC))
+    form: dict[str, str | list[str]] = {
+        "email": "trial@example.co.jp",
+        "form_type": "trial",
+        "consent": "on",
+    }
+    assert post(form_post(form, headers=ACCEPT_JSON))["statusCode"] == 201
+    lead = shipped.repository.find_by_email("trial@example.co.jp")
+    assert lead is not None
+    assert lead.enrolment is not None
+    assert lead.enrolment.program_id == "welcome"
+
+    # When the program runs to its end, a day at a time
+    for _ in range(40):
+        shipped.run()
+        enrolment = lead_of(shipped, lead.lead_id).enrolment
+        if enrolment is None or enrolment.completed_at is not None:
+            break
+        clock.advance(DAY)
+
+    # Then every email but the trial offer went, and the skip is on record
+    assert steps_sent(shipped, lead.lead_id) == [
+        "welcome",
+        "case_study",
+        "whitepaper",
+        "whitepaper_reminder",
+        "seminar_invitation",
+    ]
+    assert enrolment is not None
+    assert enrolment.outcome == "completed"
+    assert enrolment.skipped == {"free_trial": "skip_if:form_type:trial"}
+    assert activity(shipped, lead.lead_id, ActivityType.STEP_SKIPPED)["step_id"] == "free_trial"
 
 
 # -- unsubscribe -------------------------------------------------------------------------------

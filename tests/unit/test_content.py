@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, time, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +22,16 @@ import yaml
 from jinja2 import meta, nodes
 
 from shared import nurture
-from shared.email import EMAIL_DIR, LOCALES, EmailRenderer, RenderedEmail, SenderProfile
+from shared.capture import RequestInfo, touch_of
+from shared.email import (
+    EMAIL_DIR,
+    FORM_LABELS,
+    LOCALES,
+    EmailRenderer,
+    RenderedEmail,
+    SenderProfile,
+    load_assets,
+)
 from shared.leads import ConsentState, FormType, Lead, Stage, Touch
 from shared.programs import (
     ENDINGS,
@@ -33,6 +42,7 @@ from shared.programs import (
     Step,
     load_programs,
 )
+from shared.submission import FormSubmission
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 SENDER = SenderProfile(
@@ -52,16 +62,20 @@ RENDERER = EmailRenderer(SENDER)
 
 
 def make_lead(
-    locale: str = "ja", stage: Stage = Stage.LEAD, profile: dict[str, str] | None = None
+    locale: str = "ja",
+    stage: Stage = Stage.LEAD,
+    profile: dict[str, str] | None = None,
+    touch: Touch | None = None,
+    first_touch: Touch | None = None,
 ) -> Lead:
-    touch = Touch(at=NOW, form_type=FormType.DOWNLOAD)
+    touch = touch or Touch(at=NOW, form_type=FormType.DOWNLOAD)
     return Lead(
         lead_id="0f8e1c2d3b4a59687766554433221100",
         email="taro.yamada@example.co.jp",
         locale=locale,
         stage=stage,
         consent=ConsentState(opted_in=True, at=NOW, wording_version="2026-01"),
-        first_touch=touch,
+        first_touch=first_touch or touch,
         last_touch=touch,
         created_at=NOW,
         updated_at=NOW,
@@ -217,11 +231,20 @@ def test_programs_send_on_japanese_business_days_in_business_hours(program: Prog
 # -- the flows, walked through the engine ------------------------------------------------
 
 
-def walk(program: Program, engaged: dict[str, Engagement]) -> list[tuple[str, datetime]]:
+# How the lead reacts to a step: it opens it, clicks a link whose tags do not matter
+# (CLICKED), or clicks the links with these tags (a tuple).
+Reaction = Engagement | tuple[str, ...]
+
+
+def walk(
+    program: Program, engaged: Mapping[str, Reaction], lead: Lead | None = None
+) -> list[tuple[str, datetime]]:
     """Run an enrolment to its end; the lead engages an hour after each step it names.
 
-    Returns the steps sent, in order, with their send times.
+    Steps that do not fit the lead are skipped as the sender skips them. Returns the
+    steps sent, in order, with their send times.
     """
+    lead = lead or make_lead()
     enrolment = nurture.start(program, NOW)
     sent: list[tuple[str, datetime]] = []
     while enrolment.completed_at is None:
@@ -232,16 +255,22 @@ def walk(program: Program, engaged: dict[str, Engagement]) -> list[tuple[str, da
             enrolment = nurture.decide(enrolment, program, now)
             continue
         step = program.step(enrolment.step_id)
+        reason = nurture.skip_reason(lead, step)
+        if reason is not None:
+            enrolment = nurture.skip(enrolment, program, step, now, reason)
+            continue
         enrolment = nurture.after_send(enrolment, program, step, now, "A", None)
         sent.append((step.id, now))
-        engagement = engaged.get(step.id)
-        if engagement is not None:
-            events = [Engagement.OPENED]
-            if engagement is Engagement.CLICKED:
-                events.append(Engagement.CLICKED)
-            for event in events:
-                at = now + timedelta(hours=1)
-                enrolment = nurture.record_engagement(enrolment, program, step.id, event, at)
+        reaction = engaged.get(step.id)
+        if reaction is None:
+            continue
+        at = now + timedelta(hours=1)
+        enrolment = nurture.record_engagement(enrolment, program, step.id, Engagement.OPENED, at)
+        if reaction is not Engagement.OPENED:
+            links = reaction if isinstance(reaction, tuple) else ()
+            enrolment = nurture.record_engagement(
+                enrolment, program, step.id, Engagement.CLICKED, at, links
+            )
     return sent
 
 
@@ -254,7 +283,7 @@ def test_welcome_sends_the_reminder_only_to_leads_who_did_not_open_the_whitepape
     assert program.id == "welcome"
     unopened = walk(program, {})
     opened = walk(program, {"whitepaper": Engagement.OPENED})
-    clicked = walk(program, {"whitepaper": Engagement.CLICKED})
+    clicked = walk(program, {"whitepaper": ("whitepaper",)})
 
     assert ids(unopened) == [
         "welcome",
@@ -270,6 +299,47 @@ def test_welcome_sends_the_reminder_only_to_leads_who_did_not_open_the_whitepape
     whitepaper_at = dict(clicked)["whitepaper"]
     assert dict(clicked)["seminar_invitation"] == whitepaper_at + timedelta(hours=1, days=3)
     assert dict(opened)["seminar_invitation"] == whitepaper_at + timedelta(days=5 + 3)
+
+
+def test_only_a_click_on_the_guide_itself_decides_the_whitepaper_branch_at_once() -> None:
+    program = CATALOG.programs[0]
+    elsewhere = walk(program, {"whitepaper": Engagement.CLICKED})
+    assert "whitepaper_reminder" not in ids(elsewhere)  # the click proves the open
+    assert dict(elsewhere)["seminar_invitation"] == dict(elsewhere)["whitepaper"] + timedelta(
+        days=5 + 3
+    )
+
+
+def _with_forms(lead: Lead, first: FormType, last: FormType) -> Lead:
+    return lead.model_copy(
+        update={
+            "first_touch": Touch(at=NOW, form_type=first),
+            "last_touch": Touch(at=NOW, form_type=last),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        pytest.param(FormType.TRIAL, FormType.TRIAL, id="came in through the trial form"),
+        pytest.param(FormType.DOWNLOAD, FormType.TRIAL, id="applied for a trial later"),
+        pytest.param(FormType.TRIAL, FormType.SEMINAR_REGISTRATION, id="trial first"),
+    ],
+)
+def test_welcome_does_not_offer_a_trial_to_a_lead_who_applied_for_one(
+    first: FormType, last: FormType
+) -> None:
+    program = CATALOG.programs[0]
+    trial = _with_forms(make_lead(), first, last)
+    assert ids(walk(program, {"whitepaper": ("whitepaper",)}, trial)) == [
+        "welcome",
+        "case_study",
+        "whitepaper",
+        "seminar_invitation",
+    ]
+    downloads = _with_forms(make_lead(), FormType.DOWNLOAD, FormType.SEMINAR_REGISTRATION)
+    assert ids(walk(program, {}, downloads))[-1] == "free_trial"
 
 
 def test_welcome_starts_at_once_and_spreads_six_mails_over_three_weeks() -> None:
@@ -420,6 +490,12 @@ CONTENT_LINK = {
     ContentType.WHITEPAPER: "link:whitepaper;",
     ContentType.SEMINAR_INVITATION: "link:seminar;",
     ContentType.FREE_TRIAL: "link:trial;",
+    ContentType.ONBOARDING: "link:guide;",
+    ContentType.SUCCESS_STORY: "link:case_study;",
+    ContentType.CROSS_SELL: "link:options;",
+    ContentType.UPSELL: "link:pricing;",
+    ContentType.CONTENT_ROUNDUP: "link:resources;",
+    ContentType.SUNSET_NOTICE: "link:keep_subscribing;",
 }
 
 
@@ -443,6 +519,69 @@ def test_subjects_fit_a_phone_screen_and_variants_differ(program: Program, step:
         assert len(set(subjects)) == len(subjects), "A/B variants must differ"
         for subject in subjects:
             assert len(subject) <= limit, subject
+
+
+# -- branches on a link ------------------------------------------------------------------
+
+
+def link_tags(template: str, locale: str, directory: Path = EMAIL_DIR) -> set[str]:
+    """The ``link`` tags of the template's tracked anchors (``ses:tags="link:<tag>;"``)."""
+    source = (directory / f"{template}.{locale}.html").read_text(encoding="utf-8")
+    return {
+        tag
+        for tags in re.findall(r'ses:tags="([^"]*)"', source)
+        for tag in re.findall(r"(?:^|;)link:([^;]*)", tags)
+    }
+
+
+def unknown_links(program: Program, directory: Path = EMAIL_DIR) -> list[str]:
+    """Tags that branch rules name but the email they read has no link with, per locale.
+
+    A misspelt tag would be valid YAML and would never match a click: the lead would
+    silently take another way.
+    """
+    problems = []
+    for step in program.steps:
+        for rule in step.branch.rules if step.branch else ():
+            read = program.step(rule.step or step.id)
+            for locale in LOCALES:
+                found = link_tags(read.template, locale, directory)
+                problems += [
+                    f"{program.id}/{step.id}: {read.template}.{locale}.html has no link {tag!r}"
+                    for tag in rule.links or ()
+                    if tag not in found
+                ]
+    return problems
+
+
+@pytest.mark.parametrize("program", CATALOG.programs, ids=lambda p: p.id)
+def test_branches_name_only_links_that_the_email_they_read_has(program: Program) -> None:
+    assert unknown_links(program) == []
+
+
+def test_the_shipped_content_branches_on_a_link_and_skips_a_step_somewhere() -> None:
+    steps = [s for p in CATALOG.programs for s in p.steps]
+    assert any(r.links for s in steps if s.branch for r in s.branch.rules)
+    assert any(s.skip_if or s.only_if for s in steps)
+
+
+def test_a_branch_on_a_link_the_email_does_not_have_is_reported() -> None:
+    document = base_program()
+    rule = document["steps"][1]["branch"]["rules"][0]
+    rule["links"] = ["whitepaper", "pricing"]  # the whitepaper email links the guide only
+    assert unknown_links(Program.model_validate(document)) == [
+        "broken/second: whitepaper.ja.html has no link 'pricing'",
+        "broken/second: whitepaper.en.html has no link 'pricing'",
+    ]
+    rule["step"] = "first"  # the welcome email, which does link the pricing page
+    rule["links"] = ["pricing"]
+    assert unknown_links(Program.model_validate(document)) == []
+
+
+def test_link_tags_reads_every_tag_of_a_tracked_anchor(tmp_path: Path) -> None:
+    source = '<a ses:tags="link:pricing;">a</a><a ses:tags="campaign:x;link:trial;">b</a>'
+    (tmp_path / "probe.ja.html").write_text(source, encoding="utf-8")
+    assert link_tags("probe", "ja", tmp_path) == {"pricing", "trial"}
 
 
 # -- template files -----------------------------------------------------------------------
@@ -471,12 +610,27 @@ def test_templates_extend_their_locales_layout_and_never_mark_data_safe(path: Pa
     assert "autoescape" not in source
 
 
-def _context_shape() -> dict[str, set[str]]:
+def _shape(value: Any) -> Any:
+    """A dict's keys, each with the shape of its value; None for anything else."""
+    return {k: _shape(v) for k, v in value.items()} if isinstance(value, dict) else None
+
+
+def _context_shape() -> dict[str, Any]:
     """The variables the renderer defines, and the keys of each dict among them."""
     program = CATALOG.programs[0]
     context = RENDERER.context(make_lead(), "ja", program, program.steps[0], UNSUBSCRIBE)
     context["subject"] = ""
-    return {k: set(v) if isinstance(v, dict) else set() for k, v in context.items()}
+    shape: dict[str, Any] = _shape(context)
+    return shape
+
+
+def _attribute_path(node: nodes.Node) -> list[str] | None:
+    """``lead.first_touch.asset_title`` as ["lead", "first_touch", "asset_title"]."""
+    attributes: list[str] = []
+    while isinstance(node, nodes.Getattr):
+        attributes.insert(0, node.attr)
+        node = node.node
+    return [node.name, *attributes] if isinstance(node, nodes.Name) else None
 
 
 def _sources() -> Iterator[tuple[str, str]]:
@@ -497,9 +651,24 @@ def test_templates_and_subjects_use_only_variables_the_renderer_defines(
     shape = _context_shape()
     tree = jinja2.Environment(autoescape=True).parse(source)
     assert meta.find_undeclared_variables(tree) <= set(shape), name
+    # {% set came = lead.last_touch %}: came.<key> is checked against lead.last_touch.
+    aliases: dict[str, Any] = {}
+    for assign in tree.find_all(nodes.Assign):
+        path = _attribute_path(assign.node)
+        if isinstance(assign.target, nodes.Name) and path:
+            aliases[assign.target.name] = path
     for node in tree.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and shape.get(node.node.name):
-            assert node.attr in shape[node.node.name], f"{name}: {node.node.name}.{node.attr}"
+        path = _attribute_path(node)
+        if path is None:
+            continue
+        if path[0] in aliases:
+            path = [*aliases[path[0]], *path[1:]]
+        current = shape.get(path[0])
+        for depth, key in enumerate(path[1:], start=1):
+            if not isinstance(current, dict):
+                break  # a local variable, or a string's method
+            assert key in current, f"{name}: {'.'.join(path[: depth + 1])}"
+            current = current[key]
 
 
 def _broken_program(tmp_path: Path, subject: str = "件名") -> Program:
@@ -550,6 +719,273 @@ def test_a_subject_using_an_undefined_variable_fails_to_render(tmp_path: Path) -
     renderer = EmailRenderer(SENDER, directory=tmp_path)
     with pytest.raises(jinja2.UndefinedError, match="compnay"):
         renderer.render(make_lead(profile=FULL), program, program.steps[0], 0, UNSUBSCRIBE)
+
+
+# -- the product name and why the lead came ------------------------------------------------
+
+
+def welcome() -> tuple[Program, Step]:
+    program = CATALOG.get("welcome")
+    assert program is not None
+    return program, program.step("welcome")
+
+
+def visit(form_type: FormType, asset: str | None = None) -> Touch:
+    return Touch(at=NOW, form_type=form_type, asset=asset, source="website")
+
+
+def test_no_template_names_the_product_literally() -> None:
+    # The product is the deployment's (sender.product_name in cdk.json), not the copy's.
+    named = [p.name for p in EMAIL_DIR.iterdir() if "flowlane" in p.read_text("utf-8").lower()]
+    assert named == []
+
+
+@pytest.mark.parametrize(("program", "step", "locale"), CASES)
+def test_every_email_names_the_configured_product(
+    program: Program, step: Step, locale: str
+) -> None:
+    renderer = EmailRenderer(SENDER.model_copy(update={"product_name": "Tsumiki <β> & Co"}))
+    email = renderer.render(make_lead(locale, profile=FULL), program, step, 0, UNSUBSCRIBE)
+    # The subjects are program YAML, in the HTML's <title>; the bodies must not name it.
+    body = re.sub(r"<title>.*?</title>", "", email.html)
+    assert "flowlane" not in (body + email.text).lower()
+    assert "Tsumiki <β> & Co" not in email.html
+    if "Tsumiki" in email.html:
+        assert "Tsumiki &lt;β&gt; &amp; Co" in email.html
+        assert "Tsumiki <β> & Co" in email.text
+
+
+def test_the_default_product_name_is_the_sample_product() -> None:
+    program, step = welcome()
+    for locale in LOCALES:
+        email = RENDERER.render(make_lead(locale), program, step, 0, UNSUBSCRIBE)
+        assert "Flowlane" in email.html
+        assert "Flowlane" in email.text
+
+
+def test_a_subject_can_name_the_product(tmp_path: Path) -> None:
+    program = _broken_program(tmp_path, subject="{{ brand.product_name }}のご案内")
+    _write_probe(tmp_path, "本文")
+    renderer = EmailRenderer(SENDER.model_copy(update={"product_name": "Tsumiki"}), tmp_path)
+    email = renderer.render(make_lead(), program, program.steps[0], 0, UNSUBSCRIBE)
+    assert email.subject == "Tsumikiのご案内"
+
+
+WELCOME_THANKS = [
+    pytest.param(
+        visit(FormType.DOWNLOAD, "dx-whitepaper-2026"),
+        "このたびは、『DX推進ホワイトペーパー 2026』をダウンロードいただき、",
+        "Thank you for downloading “DX Whitepaper 2026”.",
+        id="download",
+    ),
+    pytest.param(
+        visit(FormType.DOWNLOAD, "dx-guide-2026.pdf"),
+        "このたびは、資料をダウンロードいただき、",
+        "Thank you for downloading our materials.",
+        id="download of an unknown asset",
+    ),
+    pytest.param(
+        visit(FormType.DOWNLOAD),
+        "このたびは、資料をダウンロードいただき、",
+        "Thank you for downloading our materials.",
+        id="download without an asset",
+    ),
+    pytest.param(
+        visit(FormType.SEMINAR_REGISTRATION, "seminar-dx-basics"),
+        "このたびは、セミナー『はじめてのワークフロー電子化（オンライン）』にお申し込みいただき、",
+        "Thank you for registering for our seminar, “Getting Started with Digital Workflows",
+        id="seminar",
+    ),
+    pytest.param(
+        visit(FormType.SEMINAR_REGISTRATION, "seminar-unknown"),
+        "このたびは、セミナーにお申し込みいただき、",
+        "Thank you for registering for our seminar.",
+        id="unknown seminar",
+    ),
+    pytest.param(
+        visit(FormType.SEMINAR_ATTENDANCE, "seminar-case-study-night"),
+        "先日は、セミナー『導入事例ナイト（会場）』にご参加いただき、",
+        "Thank you for attending our seminar, “Customer Stories Night (in person)”.",
+        id="seminar attendance",
+    ),
+    pytest.param(
+        visit(FormType.INQUIRY),
+        "このたびは、お問い合わせをいただき、誠にありがとうございます。",
+        "Thank you for your inquiry.",
+        id="inquiry",
+    ),
+    pytest.param(
+        visit(FormType.TRIAL),
+        "このたびは、Flowlaneの無料トライアルにお申し込みいただき、",
+        "Thank you for signing up for a free trial of Flowlane.",
+        id="trial",
+    ),
+    pytest.param(
+        visit(FormType.NEWSLETTER),
+        "このたびは、メールマガジンにご登録いただき、",
+        "Thank you for subscribing to our newsletter.",
+        id="newsletter",
+    ),
+    pytest.param(
+        # An imported list or a generic contact form: nothing specific to thank for.
+        visit(FormType.CONTACT),
+        "このたびは、Flowlaneにご関心をお寄せいただき、",
+        "Thank you for your interest in Flowlane.",
+        id="no specific form",
+    ),
+]
+
+
+@pytest.mark.parametrize(("touch", "ja", "en"), WELCOME_THANKS)
+@pytest.mark.parametrize("profile", [FULL, {}], ids=["full", "blank"])
+def test_the_welcome_thanks_the_lead_for_what_it_did(
+    touch: Touch, ja: str, en: str, profile: dict[str, str]
+) -> None:
+    program, step = welcome()
+    for locale, expected in (("ja", ja), ("en", en)):
+        email = RENDERER.render(
+            make_lead(locale, profile=profile, touch=touch), program, step, 0, UNSUBSCRIBE
+        )
+        assert _Html(email.html).errors == []
+        for part in (email.html, email.text):
+            assert expected in part.replace("\n", ""), (locale, part)
+            for wrong in ("None", "『』", "“”", "  ."):
+                assert wrong not in part
+        if touch.asset:
+            # An id is never shown, known or not (a link's URL may hold it).
+            assert touch.asset not in re.sub(r"<[^>]*>", "", email.html)
+            assert touch.asset not in re.sub(r"https://\S+", "", email.text)
+        assert not re.search(r"(^|\n)[ \u3000]*[、。]", email.text)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_welcome_links_to_the_asset_page_tracked_in_both_parts(locale: str) -> None:
+    program, step = welcome()
+    touch = visit(FormType.DOWNLOAD, "dx-whitepaper-2026")
+    email = RENDERER.render(make_lead(locale, touch=touch), program, step, 0, UNSUBSCRIBE)
+    url = f"{SITE}/resources/dx-whitepaper-2026/?utm_source=nurture&utm_medium=email"
+    url += "&utm_campaign=welcome&utm_content=welcome"
+    assert {"href": url, "ses:tags": "link:asset;", "style": "color:#1d4ed8;"} in _Html(
+        email.html
+    ).anchors
+    assert url in site_links_in_text(email.text)
+    assert site_links_in_text(email.text) == {a["href"] for a in site_links_in_html(email.html)}
+
+
+def test_the_asset_a_form_names_is_kept_on_its_touch() -> None:
+    submission = FormSubmission.model_validate(
+        {"email": "a@example.co.jp", "form_type": "download", "asset": "dx-whitepaper-2026"}
+    )
+    assert touch_of(submission, NOW, RequestInfo()).asset == "dx-whitepaper-2026"
+
+
+def test_the_welcome_answers_the_latest_form_not_the_first() -> None:
+    program, step = welcome()
+    lead = make_lead(
+        touch=visit(FormType.SEMINAR_REGISTRATION, "seminar-dx-basics"),
+        first_touch=visit(FormType.DOWNLOAD, "dx-whitepaper-2026"),
+    )
+    email = RENDERER.render(lead, program, step, 0, UNSUBSCRIBE)
+    assert "セミナー『はじめてのワークフロー電子化（オンライン）』にお申し込み" in email.text
+    assert "ダウンロードいただき" not in email.text
+
+
+def test_markup_in_an_asset_id_is_never_rendered() -> None:
+    program, step = welcome()
+    for form_type in (FormType.DOWNLOAD, FormType.SEMINAR_REGISTRATION):
+        touch = visit(form_type, "<b>{{ 7*7 }}</b>")
+        email = RENDERER.render(make_lead(touch=touch), program, step, 0, UNSUBSCRIBE)
+        assert "&lt;b&gt;" not in email.html
+        assert "<b>" not in email.text
+        for part in (email.html, email.text):
+            assert "7*7" not in part
+
+
+def test_templates_see_both_touches_with_labels_and_titles() -> None:
+    program, step = welcome()
+    lead = make_lead(
+        "en",
+        touch=visit(FormType.SEMINAR_REGISTRATION, "seminar-dx-basics"),
+        first_touch=Touch(at=NOW, form_type=FormType.DOWNLOAD, asset="nope"),
+    )
+    view = RENDERER.context(lead, "en", program, step, UNSUBSCRIBE)["lead"]
+    assert view["first_touch"] == {
+        "form_type": "download",
+        "form_label": "Download",
+        "asset_id": "nope",
+        "asset_title": "",
+        "asset_url": "",
+        "source": "",
+    }
+    assert view["last_touch"] == {
+        "form_type": "seminar_registration",
+        "form_label": "Seminar registration",
+        "asset_id": "seminar-dx-basics",
+        "asset_title": "Getting Started with Digital Workflows (online)",
+        "asset_url": f"{SITE}/seminars/dx-basics/",
+        "source": "website",
+    }
+
+
+def test_every_form_type_has_a_label_in_every_locale() -> None:
+    assert set(FORM_LABELS) == set(FormType)
+    for labels in FORM_LABELS.values():
+        assert set(labels) == set(LOCALES)
+        assert all(labels.values())
+    assert FORM_LABELS[FormType.DOWNLOAD]["ja"] == "資料ダウンロード"
+    assert FORM_LABELS[FormType.SEMINAR_REGISTRATION]["ja"] == "セミナー申込"
+
+
+# -- the asset titles ----------------------------------------------------------------------
+
+SAMPLE_SITE = Path(__file__).parents[2] / "infra" / "local" / "console" / "templates" / "site.html"
+
+
+def _sample_site_assets() -> dict[str, str]:
+    """Asset id -> the label the console's sample site shows for it."""
+    html = SAMPLE_SITE.read_text(encoding="utf-8")
+    offered: dict[str, str] = {}
+    for select in re.findall(r'<select name="asset">(.*?)</select>', html, re.DOTALL):
+        offered |= dict(re.findall(r'<option value="([^"]+)">([^<]+)</option>', select))
+    return offered
+
+
+def test_every_asset_the_sample_site_offers_has_a_title_as_the_site_names_it() -> None:
+    offered = _sample_site_assets()
+    assert len(offered) >= 4
+    assets = load_assets()
+    assert set(offered) <= set(assets)
+    for asset_id, label in offered.items():
+        assert assets[asset_id].ja == label
+        assert assets[asset_id].en
+
+
+def test_asset_urls_are_site_paths_or_https() -> None:
+    for asset in load_assets().values():
+        assert asset.url == "" or asset.url.startswith(("/", "https://"))
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        pytest.param("x:\n  ja: 資料\n", "en", id="no English title"),
+        pytest.param("x:\n  ja: 資料\n  en: ''\n", "at least 1 character", id="empty"),
+        pytest.param('x:\n  ja: "資料\\n第2版"\n  en: Guide\n', "one line", id="two lines"),
+        pytest.param("x:\n  ja: 資料\n  en: Guide\n  url: /dl/?id=1\n", "without ?", id="query"),
+        pytest.param("x:\n  ja: 資料\n  en: Guide\n  url: http://x.jp/\n", "https", id="http"),
+        pytest.param("x:\n  ja: 資料\n  en: Guide\n  url: //x.jp/a\n", "site path", id="//"),
+        pytest.param("x:\n  ja: 資料\n  en: Guide\n  titel: x\n", "titel", id="misspelt key"),
+        pytest.param("- x\n", "dict", id="a list"),
+    ],
+)
+def test_a_broken_assets_file_fails_to_load_naming_the_problem(
+    tmp_path: Path, document: str, message: str
+) -> None:
+    path = tmp_path / "assets.yaml"
+    path.write_text(document, encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
+        load_assets(path)
+    assert str(caught.value).startswith("assets.yaml: ")
 
 
 # -- broken program files ------------------------------------------------------------------
@@ -621,6 +1057,14 @@ def _unquoted_hours(doc: dict[str, Any]) -> None:
     doc["send_window"] = yaml.safe_load("start: 09:00\nend: 18:00")  # 18:00 is 1080 to YAML
 
 
+def _links(doc: dict[str, Any], *links: str, when: str = "clicked") -> None:
+    doc["steps"][1]["branch"]["rules"][0].update(links=list(links), when=when)
+
+
+def _skip_if(doc: dict[str, Any], condition: dict[str, Any], key: str = "skip_if") -> None:
+    doc["steps"][3][key] = condition
+
+
 @pytest.mark.parametrize(
     ("spoil", "message"),
     [
@@ -635,6 +1079,43 @@ def _unquoted_hours(doc: dict[str, Any]) -> None:
         pytest.param(_overlap, "stages both enter and exit", id="overlap"),
         pytest.param(_reads_later_step, "rule reads 'third', not sent before", id="later step"),
         pytest.param(_unquoted_hours, 'write hours in quotes, e.g. "09:00"', id="hours"),
+        pytest.param(
+            lambda d: _links(d, "link:whitepaper"),
+            "write the link tag without 'link:': 'whitepaper'",
+            id="link prefix",
+        ),
+        pytest.param(
+            lambda d: _links(d, "White Paper"), "not a link tag: 'White Paper'", id="link syntax"
+        ),
+        pytest.param(
+            lambda d: _links(d, "whitepaper", when="opened"),
+            "links only go with clicked or not_clicked, not opened",
+            id="links on an open",
+        ),
+        pytest.param(lambda d: _links(d), "name at least one link tag", id="no links"),
+        pytest.param(
+            lambda d: _skip_if(d, {"form_types": ["trail"]}),
+            "steps.3.skip_if.form_types.0",
+            id="unknown form type",
+        ),
+        pytest.param(
+            lambda d: _skip_if(d, {"stages": ["customers"]}, key="only_if"),
+            "steps.3.only_if.stages.0",
+            id="unknown stage",
+        ),
+        pytest.param(
+            lambda d: _skip_if(d, {"temperatures": ["hot"]}),
+            "steps.3.skip_if.temperatures",
+            id="no temperature for a step",
+        ),
+        pytest.param(
+            lambda d: _skip_if(d, {"form_type": ["trial"]}),
+            "steps.3.skip_if.form_type",
+            id="misspelt key",
+        ),
+        pytest.param(
+            lambda d: _skip_if(d, {}), "name at least one of stages, form_types", id="empty"
+        ),
     ],
 )
 def test_a_broken_program_file_fails_to_load_naming_file_and_problem(

@@ -75,6 +75,63 @@ def test_counters_sum_over_days_into_stages_and_email_kpis_per_variant() -> None
     assert second.complaint_rate == Fraction(1, 4)
 
 
+def test_list_health_and_dormancy_do_not_disturb_the_stage_maths() -> None:
+    totals = sum_counters(
+        [
+            ("stage", {"new>lead": 10, "lead>mql": 2, "lead>dormant": 4, "dormant>lead": 1}),
+            ("list", {"unsubscribed": 3, "suppressed:bounce": 2, "sunset:dormant": 1}),
+            ("stage", {"dormant>mql": 1, "mql>lead": 1}),
+            ("list", {"suppressed:complaint": 1, "sunset:lost": 2, "suppressed:rejected": 1}),
+        ]
+    )
+
+    # Only new leads are leads; a lead won back from dormancy that qualifies is an MQL.
+    assert totals.stages == {"lead": 10, "mql": 3, "sql": 0, "customer": 0}
+    assert totals.rates["lead_mql"] == Fraction(3, 10)
+    assert "unsubscribed" not in totals.transitions
+    assert set(totals.lists) == {
+        "unsubscribed",
+        "suppressed:bounce",
+        "suppressed:complaint",
+        "suppressed:rejected",
+        "sunset:dormant",
+        "sunset:lost",
+    }
+
+
+def test_re_engagement_counts_dormant_leads_won_back_and_sunset() -> None:
+    totals = sum_counters(
+        [
+            ("stage", {"lead>dormant": 8, "dormant>lead": 1, "dormant>mql": 1, "lead>mql": 5}),
+            ("list", {"sunset:dormant": 3, "sunset:lost": 2, "unsubscribed": 1}),
+        ]
+    )
+
+    numbers = totals.reengagement
+    assert (numbers.dormant, numbers.reengaged, numbers.sunset) == (8, 2, 3)
+    assert numbers.rate == Fraction(1, 4)
+    assert sum_counters([]).reengagement.rate is None  # nobody went dormant: no rate
+
+
+def test_list_health_sums_suppressions_by_cause_and_sunsets_of_every_stage() -> None:
+    totals = sum_counters(
+        [
+            ("list", {"unsubscribed": 4, "suppressed:bounce": 2, "suppressed:complaint": 1}),
+            ("list", {"suppressed:bounce": 1, "sunset:dormant": 3, "sunset:lost": 2}),
+            ("stage", {"lead>dormant": 9}),
+        ]
+    )
+
+    health = totals.list_health
+    assert health.unsubscribed == 4
+    assert health.suppressed == {"bounce": 3, "complaint": 1}
+    assert health.suppressed_total == 4
+    assert health.sunset == 5
+    assert health.total == 13
+    empty = sum_counters([]).list_health
+    assert (empty.unsubscribed, empty.suppressed, empty.sunset, empty.total) == (0, {}, 0, 0)
+
+
 def test_plan_works_back_from_deals_rounding_up_at_every_stage() -> None:
     result = plan(10, {"lead_mql": Fraction("0.2"), "mql_sql": Fraction("0.4"), "sql_won": 1})
 

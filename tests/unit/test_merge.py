@@ -462,7 +462,8 @@ def test_an_enrolled_lead_is_not_enrolled_again(
     [
         (Stage.LEAD, "welcome"),
         (Stage.CUSTOMER, "customer"),
-        (Stage.DORMANT, "re_engagement"),
+        # a dormant lead that posts a form is back: a lead again, so welcome
+        (Stage.DORMANT, "welcome"),
         (Stage.SQL, None),
     ],
 )

@@ -14,11 +14,14 @@ from pydantic import ValidationError
 from shared.leads import ConsentState, Enrolment, FormType, Lead, SentStep, Stage, Touch
 from shared.nurture import (
     FREQUENCY_WINDOW,
+    MAX_CLICKED_LINKS,
     after_send,
     decide,
     exit_reason,
     prune_sends,
     record_engagement,
+    skip,
+    skip_reason,
     start,
     variant_label,
     variant_of,
@@ -57,11 +60,12 @@ def program(*steps: dict[str, Any], **extra: Any) -> Program:
 
 
 def branch(
-    *rules: tuple[str, str], otherwise: str | None = None, wait_up_to: str = "P3D"
+    *rules: tuple[str, str] | dict[str, Any], otherwise: str | None = None, wait_up_to: str = "P3D"
 ) -> dict[str, Any]:
+    """Rules as (when, goto), or as the rule's mapping for the other keys."""
     document: dict[str, Any] = {
         "wait_up_to": wait_up_to,
-        "rules": [{"when": when, "goto": goto} for when, goto in rules],
+        "rules": [r if isinstance(r, dict) else {"when": r[0], "goto": r[1]} for r in rules],
     }
     if otherwise:
         document["otherwise"] = otherwise
@@ -234,6 +238,63 @@ def test_a_valid_program_parses_its_durations_and_branches() -> None:
             id="unknown engagement",
         ),
         pytest.param([step("A")], {}, "pattern", id="step id in capitals"),
+        pytest.param(
+            [
+                step("a", branch=branch({"when": "clicked", "goto": "b", "links": ["Pricing"]})),
+                step("b"),
+            ],
+            {},
+            "not a link tag: 'Pricing'",
+            id="link tag in capitals",
+        ),
+        pytest.param(
+            [
+                step(
+                    "a", branch=branch({"when": "clicked", "goto": "b", "links": ["link:pricing"]})
+                ),
+                step("b"),
+            ],
+            {},
+            "without 'link:'",
+            id="link tag with its prefix",
+        ),
+        pytest.param(
+            [
+                step("a", branch=branch({"when": "clicked", "goto": "b", "links": ["a" * 41]})),
+                step("b"),
+            ],
+            {},
+            "not a link tag",
+            id="link tag too long",
+        ),
+        pytest.param(
+            [
+                step("a", branch=branch({"when": "not_opened", "goto": "b", "links": ["pricing"]})),
+                step("b"),
+            ],
+            {},
+            "links only go with clicked or not_clicked, not not_opened",
+            id="links on an open rule",
+        ),
+        pytest.param(
+            [step("a", skip_if={"form_types": ["free_trial"]})],
+            {},
+            "skip_if.form_types.0",
+            id="skip for an unknown form type",
+        ),
+        pytest.param(
+            [step("a", only_if={"stages": ["prospect"]})],
+            {},
+            "only_if.stages.0",
+            id="only for an unknown stage",
+        ),
+        pytest.param(
+            [step("a", skip_if={"temperatures": ["hot"]})],
+            {},
+            "temperatures",
+            id="skip by temperature",
+        ),
+        pytest.param([step("a", skip_if={})], {}, "name at least one of", id="skip for everybody"),
         pytest.param([step("a", wiat="P1D")], {}, "wiat", id="misspelt field"),
         pytest.param(
             [step("a", send_window={"start": "18:00", "end": "09:00"})],
@@ -596,6 +657,221 @@ def test_engagement_on_an_earlier_step_while_no_branch_is_pending_is_only_record
     assert (clicked.step_id, clicked.due_at) == ("b", enrolment.due_at)
 
 
+# -- branches on a link ---------------------------------------------------------------------
+
+
+def on_links(*links: str, when: str = "clicked", goto: str = "d") -> dict[str, Any]:
+    return {"when": when, "goto": goto, "links": list(links)}
+
+
+# b: a click on pricing or trial -> d, otherwise e
+PRICING = program(
+    step("a"),
+    step("b", branch=branch(on_links("pricing", "trial"), otherwise="e")),
+    step("c"),
+    step("d"),
+    step("e"),
+)
+
+
+def click(enrolment: Enrolment, prog: Program, at: datetime, *links: str) -> Enrolment:
+    return record_engagement(enrolment, prog, "b", Engagement.CLICKED, at, links)
+
+
+def test_a_rule_naming_links_parses_them() -> None:
+    b = PRICING.step("b").branch
+    assert b is not None
+    assert [(r.when, r.links) for r in b.rules] == [(Engagement.CLICKED, ("pricing", "trial"))]
+    plain = BRANCHING.step("b").branch
+    assert plain is not None
+    assert plain.rules[0].links is None  # any click
+
+
+@pytest.mark.parametrize("link", ["pricing", "trial"])
+def test_a_click_on_a_named_link_decides_the_branch_at_once(link: str) -> None:
+    at = T0 + 2 * HOUR
+    clicked = click(sent_b(PRICING), PRICING, at, link)
+    assert clicked.sent["b"].clicked_at == at
+    assert clicked.sent["b"].clicked_links == (link,)
+    assert clicked.due_at == at
+    assert decide(clicked, PRICING, at).step_id == "d"
+
+
+@pytest.mark.parametrize(
+    "links", [pytest.param(("case_study",), id="another link"), pytest.param((), id="no tags")]
+)
+def test_a_click_on_another_link_neither_decides_early_nor_takes_the_rule(
+    links: tuple[str, ...],
+) -> None:
+    enrolment = sent_b(PRICING)
+    clicked = click(enrolment, PRICING, T0 + HOUR, *links)
+    assert clicked.sent["b"].clicked  # still a click, for scoring and other rules
+    assert clicked.sent["b"].clicked_links == links
+    assert clicked.due_at == enrolment.due_at == T0 + 3 * DAY
+    assert decide(clicked, PRICING, T0 + 3 * DAY).step_id == "e"
+    # and the named link clicked later still decides, at that click
+    later = click(clicked, PRICING, T0 + 5 * HOUR, "trial")
+    assert later.sent["b"].clicked_at == T0 + HOUR
+    assert later.due_at == T0 + 5 * HOUR
+    assert decide(later, PRICING, later.due_at).step_id == "d"
+
+
+def test_a_plain_click_rule_after_a_link_rule_takes_the_other_clicks() -> None:
+    prog = program(
+        step("a"),
+        step("b", branch=branch(on_links("pricing"), ("clicked", "c"), otherwise="e")),
+        step("c"),
+        step("d"),
+        step("e"),
+    )
+    # A click elsewhere must not decide early: a pricing click may still follow.
+    elsewhere = click(sent_b(prog), prog, T0 + HOUR, "case_study")
+    assert elsewhere.due_at == T0 + 3 * DAY
+    assert decide(elsewhere, prog, T0 + 3 * DAY).step_id == "c"
+    pricing = click(sent_b(prog), prog, T0 + HOUR, "pricing")
+    assert (pricing.due_at, decide(pricing, prog, T0 + HOUR).step_id) == (T0 + HOUR, "d")
+
+
+def test_not_clicked_with_links_holds_until_one_of_them_is_clicked() -> None:
+    prog = program(
+        step("a"),
+        step("b", branch=branch(on_links("pricing", when="not_clicked", goto="c"), otherwise="d")),
+        step("c"),
+        step("d"),
+    )
+    elsewhere = click(sent_b(prog), prog, T0 + HOUR, "case_study")
+    assert elsewhere.due_at == T0 + 3 * DAY
+    assert decide(elsewhere, prog, T0 + 3 * DAY).step_id == "c"
+    pricing = click(elsewhere, prog, T0 + 2 * HOUR, "pricing")
+    assert decide(pricing, prog, T0 + 3 * DAY).step_id == "d"
+
+
+def test_a_rule_may_name_links_of_an_earlier_steps_email() -> None:
+    prog = program(
+        step("a"),
+        step(
+            "b",
+            branch=branch({**on_links("pricing", goto="d"), "step": "a"}, otherwise="c"),
+        ),
+        step("c"),
+        step("d"),
+    )
+    enrolment = after_send(start(prog, T0), prog, prog.step("a"), T0, "A", None)
+    enrolment = record_engagement(enrolment, prog, "a", Engagement.CLICKED, T0 + HOUR, ("pricing",))
+    enrolment = after_send(enrolment, prog, prog.step("b"), T0 + DAY, "A", None)
+    assert decide(enrolment, prog, T0 + 2 * DAY).step_id == "d"
+
+
+def test_clicked_links_are_kept_sorted_once_each_and_bounded() -> None:
+    enrolment = click(sent_b(PRICING), PRICING, T0 + HOUR, "trial", "pricing")
+    enrolment = click(enrolment, PRICING, T0 + 2 * HOUR, "pricing")
+    assert enrolment.sent["b"].clicked_links == ("pricing", "trial")
+    assert enrolment.sent["b"].clicked_at == T0 + HOUR
+    again = click(enrolment, PRICING, T0 + 3 * HOUR, "trial")
+    assert again == enrolment  # nothing new: the engagement path writes nothing
+    many = click(enrolment, PRICING, T0 + HOUR, *(f"tag_{i:02}" for i in range(50)))
+    assert len(many.sent["b"].clicked_links) == MAX_CLICKED_LINKS
+
+
+def test_an_open_records_no_links() -> None:
+    opened = record_engagement(
+        sent_b(PRICING), PRICING, "b", Engagement.OPENED, T0 + HOUR, ("pricing",)
+    )
+    assert opened.sent["b"].clicked_links == ()
+    assert opened.due_at == T0 + 3 * DAY
+
+
+# -- skipping a step that does not fit the lead ----------------------------------------------
+
+
+TRIAL = {"form_types": ["trial"]}
+# a -> b (not for trial leads) -> c -> d (not for trial leads, the last step)
+SKIPPING = program(
+    step("a"),
+    step("b", "P1D", skip_if=TRIAL),
+    step("c", "PT2H"),
+    step("d", "P1D", skip_if=TRIAL),
+)
+
+
+def trial_lead(**touches: FormType) -> Lead:
+    """A lead with a trial form on record as ``first``, ``last`` or ``consent``."""
+    first = touches.get("first", FormType.DOWNLOAD)
+    last = touches.get("last", FormType.DOWNLOAD)
+    consent = touches.get("consent", FormType.DOWNLOAD)
+    return lead(
+        first_touch=Touch(at=T0, form_type=first),
+        last_touch=Touch(at=T0, form_type=last),
+        consent=ConsentState(opted_in=True, at=T0, wording_version="v1", form_type=consent),
+    )
+
+
+@pytest.mark.parametrize("where", ["first", "last", "consent"])
+def test_a_step_is_skipped_for_a_lead_with_a_trial_form_on_record(where: str) -> None:
+    assert skip_reason(trial_lead(**{where: FormType.TRIAL}), SKIPPING.step("b")) == (
+        "skip_if:form_type:trial"
+    )
+
+
+def test_a_step_is_not_skipped_for_other_leads_or_by_a_step_without_a_condition() -> None:
+    assert skip_reason(trial_lead(), SKIPPING.step("b")) is None
+    assert skip_reason(trial_lead(first=FormType.TRIAL), SKIPPING.step("c")) is None
+
+
+def test_every_key_of_a_condition_must_match_and_the_reason_names_what_matched() -> None:
+    prog = program(
+        step("a", skip_if={"form_types": ["trial", "inquiry"], "interests": ["経費精算", "稟議"]})
+    )
+    a = prog.step("a")
+    both = trial_lead(first=FormType.TRIAL).model_copy(update={"interests": ("稟議", "勤怠")})
+    assert skip_reason(both, a) == "skip_if:form_type:trial,interest:稟議"
+    assert skip_reason(both.model_copy(update={"interests": ("勤怠",)}), a) is None
+    assert skip_reason(trial_lead().model_copy(update={"interests": ("稟議",)}), a) is None
+
+
+def test_only_if_skips_the_leads_it_does_not_name() -> None:
+    prog = program(step("a", only_if={"industries": ["製造業"], "stages": ["lead"]}))
+    a = prog.step("a")
+    assert skip_reason(lead(industry="製造業"), a) is None
+    assert skip_reason(lead(industry="小売業"), a) == "only_if:industry"
+    assert skip_reason(lead(), a) == "only_if:industry"  # left blank on the form
+    assert skip_reason(lead(stage=Stage.CUSTOMER), a) == "only_if:stage,industry"
+
+
+def test_skipping_a_middle_step_moves_to_the_next_after_its_wait_and_notes_why() -> None:
+    enrolment = after_send(start(SKIPPING, T0), SKIPPING, SKIPPING.step("a"), T0, "A", "m")
+    assert (enrolment.step_id, enrolment.due_at) == ("b", T0 + DAY)
+    now = T0 + DAY
+    skipped = skip(enrolment, SKIPPING, SKIPPING.step("b"), now, "skip_if:form_type:trial")
+    assert (skipped.step_id, skipped.awaiting, skipped.due_at) == ("c", None, now + 2 * HOUR)
+    assert skipped.skipped == {"b": "skip_if:form_type:trial"}
+    assert set(skipped.sent) == {"a"}  # nothing was sent for b
+    assert skipped.completed_at is None
+
+
+def test_skipping_the_last_step_completes_the_program() -> None:
+    enrolment = start(SKIPPING, T0).model_copy(update={"step_id": "d"})
+    done = skip(enrolment, SKIPPING, SKIPPING.step("d"), T0 + DAY, "skip_if:form_type:trial")
+    assert (done.step_id, done.awaiting, done.due_at) == (None, None, None)
+    assert (done.completed_at, done.outcome) == (T0 + DAY, "completed")
+    assert done.skipped == {"d": "skip_if:form_type:trial"}
+
+
+def test_skipping_a_branching_step_takes_its_otherwise_or_the_next_step() -> None:
+    enrolment = start(BRANCHING, T0).model_copy(update={"step_id": "b"})
+    taken = skip(enrolment, BRANCHING, BRANCHING.step("b"), T0, "only_if:stage")
+    assert (taken.step_id, taken.awaiting, taken.due_at) == ("e", None, T0 + HOUR)
+    prog = program(step("a", branch=branch(("clicked", "c"))), step("b"), step("c"))
+    assert skip(start(prog, T0), prog, prog.step("a"), T0, "x").step_id == "b"
+
+
+def test_a_skipped_step_whose_branch_ends_in_sunset_completes_without_sunsetting() -> None:
+    # Sunset is for a lead that left the last call unanswered; this lead never got it.
+    prog = program(step("a", branch=branch(("clicked", "b"), otherwise="sunset")), step("b"))
+    done = skip(start(prog, T0), prog, prog.step("a"), T0, "skip_if:stage:lost")
+    assert done.outcome == "completed"
+
+
 # -- exit_reason ----------------------------------------------------------------------------
 
 
@@ -708,3 +984,24 @@ def test_a_single_subject_is_always_variant_a() -> None:
     ids = [uuid.uuid4().hex for _ in range(50)]
     assert {variant_of(i, TWO_VARIANTS, TWO_VARIANTS.step("c")) for i in ids} == {0}
     assert [variant_label(i) for i in range(3)] == ["A", "B", "C"]
+
+
+# -- on_complete: answering re-engagement brings the lead back --------------------------------
+
+
+def test_on_complete_is_for_programs_that_dormant_or_lost_leads_enter() -> None:
+    back = {"stage": "lead"}
+    exits = {"stages": ["lead", "mql"]}
+    returning = program(
+        step("hello"), entry={"stages": ["dormant", "lost"]}, exit=exits, on_complete=back
+    )
+    assert returning.on_complete is not None
+    assert returning.on_complete.stage is Stage.LEAD
+
+    with pytest.raises(ValidationError, match="on_complete is only for programs"):
+        program(step("hello"), entry={"stages": ["customer"]}, exit=exits, on_complete=back)
+    # only back to nurturing: content cannot make a lead an MQL or a customer
+    with pytest.raises(ValidationError, match="on_complete"):
+        program(
+            step("hello"), entry={"stages": ["dormant"]}, exit=exits, on_complete={"stage": "mql"}
+        )

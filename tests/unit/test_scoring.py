@@ -246,34 +246,109 @@ def test_units_stay_within_dynamodb_numbers_for_ten_years(rules: ScoringRules) -
 # -- fit grade ----------------------------------------------------------------------------
 
 
+# Titles people type, graded by the shipped scoring.yaml: the content itself is under test,
+# so an edit that regrades one of them has to change this table too.
 @pytest.mark.parametrize(
     ("title", "rule", "points"),
     [
+        # Executives
         ("代表取締役社長", "job_title:代表取締役", 30),
         ("取締役 営業本部長", "job_title:取締役", 30),
+        ("取締役 社長室長", "job_title:取締役", 30),
         ("執行役員", "job_title:執行役員", 30),
-        ("営業本部長", "job_title:本部長", 25),
-        ("情報システム部 部長", "job_title:部長", 25),
-        ("総務課 課長", "job_title:課長", 20),
-        ("主任", "job_title:主任", 10),
+        ("執行役員 CTO", "job_title:執行役員", 30),
+        ("副社長", "job_title:社長", 30),
         ("CEO", "job_title:CEO", 30),
-        ("Vice President, Sales", "job_title:President", 30),
+        ("VP of Marketing", "job_title:VP", 30),
+        ("Vice President, Sales", "job_title:Vice President", 30),
+        # 部長 and its equals
+        ("営業本部長", "job_title:本部長", 25),
+        ("副本部長", "job_title:本部長", 25),
+        ("情報システム部 部長", "job_title:部長", 25),
+        ("製造部 部長", "job_title:部長", 25),
+        ("営業部長", "job_title:部長", 25),
+        ("担当部長", "job_title:部長", 25),
         ("General Manager", "job_title:General Manager", 25),
-        ("Head of IT", "job_title:Head of", 25),
+        ("Head of Sales", "job_title:Head of", 25),
+        ("第二工場 工場長", "job_title:工場長", 25),
+        ("大阪支店長", "job_title:支店長", 25),
+        ("Plant Manager", "job_title:Plant Manager", 25),
+        ("社長補佐", "job_title:社長補佐", 20),
+        # 課長 and its equals, with the deputies and assistants of a 部長
+        ("部長代理", "job_title:部長代理", 20),
+        ("営業部長代理", "job_title:部長代理", 20),
+        ("本部長代理", "job_title:部長代理", 20),
+        ("部長補佐", "job_title:部長補佐", 20),
+        ("副部長", "job_title:副部長", 20),
+        ("次長", "job_title:次長", 20),
+        ("課長代理", "job_title:課長代理", 20),
+        ("総務課 課長", "job_title:課長", 20),
+        ("室長", "job_title:室長", 20),
+        ("社長室長", "job_title:室長", 20),
+        ("秘書室長", "job_title:室長", 20),
+        ("グループリーダー", "job_title:グループリーダー", 20),
+        ("マネージャー", "job_title:マネージャー", 20),
+        ("シニアマネージャー", "job_title:マネージャー", 20),
+        ("Senior Manager", "job_title:Manager", 20),
         ("Sales Manager", "job_title:Manager", 20),
         ("sales MANAGER", "job_title:Manager", 20),
+        ("Deputy General Manager", "job_title:Deputy General Manager", 20),
+        ("Deputy Head of Sales", "job_title:Deputy Head", 20),
+        # "Assistants" is another word than the exception "Assistant": they report to them
+        ("Manager, Executive Assistants", "job_title:Manager", 20),
+        # 係長 and its equals
+        ("課長補佐", "job_title:課長補佐", 10),
+        ("係長", "job_title:係長", 10),
+        ("主任", "job_title:主任", 10),
+        ("Assistant Manager", "job_title:Assistant Manager", 10),
+        ("アシスタントマネージャー", "job_title:アシスタントマネージャー", 10),
         ("Team Leader", "job_title:Leader", 10),
+        # Typed in full or half width and stored so (an import): graded as its NFKC form
+        ("ＣＥＯ", "job_title:CEO", 30),
+        ("ｼﾆｱﾏﾈｰｼﾞｬｰ", "job_title:マネージャー", 20),
     ],
 )
-def test_job_titles_earn_the_points_of_the_most_senior_rule_they_meet(
+def test_real_job_titles_earn_the_points_of_the_first_rule_they_meet(
     rules: ScoringRules, title: str, rule: str, points: int
 ) -> None:
     assert rules.fit_points(lead(job_title=title)) == [(rule, points)]
 
 
-@pytest.mark.parametrize("title", [None, "", "担当", "Engineer", "営業"])
+@pytest.mark.parametrize(
+    "title",
+    [
+        None,
+        "",
+        "担当",
+        "Engineer",
+        "営業",
+        # Working for an executive is not being one
+        "社長秘書",
+        "役員秘書",
+        "社長室 スタッフ",
+        "秘書",
+        "アシスタント",
+        "Executive Assistant",
+        "Executive Assistant to the CEO",
+        "Assistant to the CEO",
+        "Secretary to the President",
+        "Chief Executive Assistant",
+    ],
+)
 def test_a_title_that_meets_no_rule_earns_nothing(rules: ScoringRules, title: str | None) -> None:
     assert rules.fit_points(lead(job_title=title)) == []
+
+
+def test_every_shipped_keyword_alone_is_graded_by_its_own_rule(rules: ScoringRules) -> None:
+    # An earlier rule that swallows a later rule's keyword (部長 swallowing 部長代理 when the
+    # exception is forgotten) would make that keyword dead content
+    misgraded = [
+        (keyword, rules.fit_points(lead(job_title=keyword)))
+        for rule in rules.fit.job_titles
+        for keyword in rule.keywords
+        if rules.fit_points(lead(job_title=keyword)) != [(f"job_title:{keyword}", rule.points)]
+    ]
+    assert misgraded == []
 
 
 @pytest.mark.parametrize(
@@ -292,6 +367,124 @@ def test_english_acronyms_match_whole_words_only(
     rules: ScoringRules, title: str, expected: list[tuple[str, int]]
 ) -> None:
     assert rules.fit_points(lead(job_title=title)) == expected
+
+
+def with_job_titles(tmp_path: Path, job_titles: list[dict[str, Any]]) -> ScoringRules:
+    document = shipped_document()
+    document["fit"]["job_titles"] = job_titles
+    return load_scoring(write(tmp_path, document, "scoring.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Director of Sales", [("job_title:Director", 30)]),
+        ("Art Director", [("job_title:Art Director", 10)]),
+        ("ART DIRECTOR", [("job_title:Art Director", 10)]),
+        # "Art" inside another word is not the exception
+        ("Director of Artificial Intelligence", [("job_title:Director", 30)]),
+        ("Director, Smart Factory", [("job_title:Director", 30)]),
+        # A multi-word exception needs the whole phrase
+        ("Executive Assistant to the Director", []),
+        ("Director, Executive Office", [("job_title:Director", 30)]),
+    ],
+)
+def test_english_exceptions_are_whole_words_and_pass_the_title_to_the_next_rule(
+    tmp_path: Path, title: str, expected: list[tuple[str, int]]
+) -> None:
+    rules = with_job_titles(
+        tmp_path,
+        [
+            {"keywords": ["Director"], "unless": ["Art", "Executive Assistant"], "points": 30},
+            {"keywords": ["Art Director"], "points": 10},
+        ],
+    )
+    assert rules.fit_points(lead(job_title=title)) == expected
+
+
+def test_full_width_keywords_and_exceptions_are_read_as_typed_in_forms(tmp_path: Path) -> None:
+    # Given a marketer who typed ＣＥＯ in full width, as a Japanese IME does
+    rules = with_job_titles(
+        tmp_path, [{"keywords": ["ＣＥＯ"], "unless": ["ＣＥＯ室"], "points": 30}]
+    )
+
+    # Then it matches the NFKC titles forms store, as a whole English word, whatever the case
+    assert rules.fit_points(lead(job_title="ceo")) == [("job_title:CEO", 30)]
+    assert rules.fit_points(lead(job_title="CEOs")) == []
+    assert rules.fit_points(lead(job_title="Ceo室 マネージャー")) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        (
+            {"keywords": ["部長", " "], "points": 25},
+            "job title rule [部長, ]: one keyword is blank",
+        ),
+        (
+            {"keywords": ["社長"], "unless": ["秘書", ""], "points": 30},
+            "job title rule [社長]: one unless word is blank",
+        ),
+        (
+            {"keywords": ["部長"], "unless": ["部長"], "points": 25},
+            "job title rule [部長]: unless word 部長 is the keyword 部長, which could then never",
+        ),
+        (
+            {"keywords": ["Manager"], "unless": ["manager"], "points": 20},
+            "job title rule [Manager]: unless word manager is the keyword Manager",
+        ),
+        (
+            {"keywords": ["課長", "課長補佐"], "unless": ["補佐"], "points": 20},
+            "job title rule [課長, 課長補佐]: unless word 補佐 is part of the keyword 課長補佐",
+        ),
+        (
+            {"keywords": ["Manager", "Assistant Manager"], "unless": ["Assistant"], "points": 20},
+            "unless word Assistant is part of the keyword Assistant Manager",
+        ),
+        (
+            {"keywords": ["部長", "部長"], "points": 25},
+            "job title rule [部長, 部長]: keyword 部長 is listed twice",
+        ),
+        ({"keywords": ["Manager", "MANAGER"], "points": 20}, "keyword Manager is listed twice"),
+        (
+            {"keywords": ["社長"], "unless": ["秘書", "秘書"], "points": 30},
+            "job title rule [社長]: unless word 秘書 is listed twice",
+        ),
+        ({"keywords": [], "points": 30}, "keywords"),
+        ({"keywords": ["社長"], "unles": ["秘書"], "points": 30}, "unles"),
+        ({"keywords": ["社長"], "unless": "秘書", "points": 30}, "unless"),
+    ],
+)
+def test_a_broken_job_title_rule_is_rejected_naming_the_rule(
+    tmp_path: Path, rule: dict[str, Any], problem: str
+) -> None:
+    # Given a broken rule among the shipped ones, as the second rule
+    document = shipped_document()
+    document["fit"]["job_titles"].insert(1, rule)
+    path = write(tmp_path, document)
+
+    # When the file is loaded, Then it fails naming the file, the rule and what is wrong
+    with pytest.raises(ValueError, match=r"^broken_scoring\.yaml: ") as caught:
+        load_scoring(path)
+    assert "fit.job_titles.1" in str(caught.value)
+    assert problem in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        # The exception is the longer title that contains the keyword: the point of it
+        {"keywords": ["部長"], "unless": ["部長代理"], "points": 25},
+        {"keywords": ["CTO"], "unless": ["CTO室"], "points": 30},
+        # English words are whole words here too: Art is not in Smart
+        {"keywords": ["Director", "Smart Factory Director"], "unless": ["Art"], "points": 30},
+    ],
+)
+def test_an_exception_longer_than_a_keyword_or_inside_another_word_is_accepted(
+    tmp_path: Path, rule: dict[str, Any]
+) -> None:
+    rules = with_job_titles(tmp_path, [rule])
+    assert rules.fit.job_titles[0].unless == tuple(rule["unless"])
 
 
 @pytest.mark.parametrize(

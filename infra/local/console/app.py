@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader
 from infra.local.console import mail as mails
 from shared.adapters.dynamodb import DynamoLeadRepository, deserialize, serialize
 from shared.clock import OffsetClock, from_iso
+from shared.funnel import LIST_KEY, STAGE_KEY, FunnelTotals
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
 from shared.leads import ActivityType, Lead
 from shared.programs import ProgramCatalog, load_programs, parse_duration
@@ -38,6 +39,15 @@ FUNNEL = (
     ("sql", "SQL", "Sales accepted"),
     ("customer", "顧客", "Customers"),
 )
+# Leads no longer mailed, by why (COUNTER#<day>, sk "list"; names in shared.funnel).
+LIST_HEALTH = (
+    ("unsubscribed", "配信停止（本人の申し出）", "Unsubscribed"),
+    ("bounce", "配信除外（バウンス）", "Suppressed: bounce"),
+    ("complaint", "配信除外（苦情）", "Suppressed: complaint"),
+    ("rejected", "配信除外（SES が拒否）", "Suppressed: rejected by SES"),
+    ("sunset", "配信終了（掘り起こしに無反応）", "Sunset: re-engagement unanswered"),
+)
+BATCH_GET_KEYS = 100  # BatchGetItem's limit per call
 SALES_INBOX_MAX = 500
 Answer = tuple[int, list[tuple[str, str]], bytes]
 HTML = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
@@ -381,44 +391,62 @@ class LocalConsole:
 
     # -- funnel ----------------------------------------------------------------------------
 
-    def funnel_counts(self) -> tuple[dict[str, int], list[datetime]]:
-        """Transitions counted over the last FUNNEL_DAYS Japanese days (one BatchGetItem
-        of the COUNTER#<day> items, sk ``stage``)."""
+    def funnel_counts(self) -> tuple[FunnelTotals, list[datetime]]:
+        """Counters over the last FUNNEL_DAYS Japanese days: the ``stage`` and ``list``
+        items of each COUNTER#<day>, by BatchGetItem."""
         today = self._clock.now().astimezone(TOKYO).date()
         days = [today - timedelta(days=n) for n in range(FUNNEL_DAYS)]
-        keys = [serialize({"pk": f"COUNTER#{d.isoformat()}", "sk": "stage"}) for d in days]
-        counts: dict[str, int] = {}
-        pending: dict[str, Any] = {self.config.table_name: {"Keys": keys}}
-        while pending:
-            response = self._dynamodb.batch_get_item(RequestItems=pending)
-            for item in response["Responses"].get(self.config.table_name, []):
-                for name, value in deserialize(item).items():
-                    if ">" in name:
-                        counts[name] = counts.get(name, 0) + int(value)
-            pending = dict(response.get("UnprocessedKeys") or {})
+        keys = [
+            serialize({"pk": f"COUNTER#{d.isoformat()}", "sk": sk})
+            for d in days
+            for sk in (STAGE_KEY, LIST_KEY)
+        ]
+        totals = FunnelTotals()
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            chunk = keys[start : start + BATCH_GET_KEYS]
+            pending: dict[str, Any] = {self.config.table_name: {"Keys": chunk}}
+            while pending:
+                response = self._dynamodb.batch_get_item(RequestItems=pending)
+                for item in response["Responses"].get(self.config.table_name, []):
+                    values = deserialize(item)
+                    metrics = {
+                        name: int(value)
+                        for name, value in values.items()
+                        if name not in ("pk", "sk") and isinstance(value, int | float)
+                    }
+                    totals.add(str(values["sk"]), metrics)
+                pending = dict(response.get("UnprocessedKeys") or {})
         first = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=TOKYO)
-        return counts, [first, self._clock.now()]
+        return totals, [first, self._clock.now()]
 
     def funnel(self, query: dict[str, str]) -> Answer:
-        counts, period = self.funnel_counts()
+        totals, period = self.funnel_counts()
+        # Leads are new ones only (``new>lead``; ``mql>lead`` is a lead sent back).
+        counts = totals.stages
         stages: list[dict[str, Any]] = []
         previous: int | None = None
         for key, ja, en in FUNNEL:
-            # Leads are new ones only (``new>lead``; ``mql>lead`` is a lead sent back).
-            entered = sum(
-                n
-                for name, n in counts.items()
-                if name.partition(">")[2] == key and (key != "lead" or name.startswith("new>"))
-            )
+            entered = counts[key]
             rate = entered / previous if previous else None
             stages.append({"key": key, "ja": ja, "en": en, "count": entered, "rate": rate})
             previous = entered
         peak = max([int(s["count"]) for s in stages] + [1])
+        health = totals.list_health
+        values = {
+            "unsubscribed": health.unsubscribed,
+            **health.suppressed,
+            "sunset": health.sunset,
+        }
+        list_health = [
+            {"key": key, "ja": ja, "en": en, "count": values.get(key, 0)}
+            for key, ja, en in LIST_HEALTH
+        ]
         return self._page(
             "funnel.html",
             stages=stages,
             peak=peak,
-            transitions=sorted(counts.items()),
+            transitions=sorted(totals.transitions.items()),
+            list_health=list_health,
             period=period,
             days=FUNNEL_DAYS,
         )

@@ -1,0 +1,102 @@
+"""The console's funnel page on moto: stages from the ``stage`` counters, list health
+from the ``list`` counters, over the last 90 Japanese days."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import boto3
+
+from infra.local.console import ConsoleConfig, LocalConsole
+from shared.adapters.dynamodb import DynamoScoreStore
+from shared.clock import FixedClock, OffsetClock
+from tests.integration.conftest import TABLE
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=TOKYO)
+
+
+def console() -> LocalConsole:
+    return LocalConsole(
+        ConsoleConfig(
+            origin="http://127.0.0.1:3000",
+            api="http://127.0.0.1:3000/v1",
+            moto="http://127.0.0.1:5000",
+            table_name=TABLE,
+            email_events_topic_arn="arn:aws:sns:ap-northeast-1:123456789012:unused",
+            sales_inbox_url="http://127.0.0.1:5000/123456789012/unused",
+            configuration_set="unused",
+        ),
+        OffsetClock(source=FixedClock(NOW)),
+        boto3.session.Session(region_name="ap-northeast-1"),
+        tick=dict,
+    )
+
+
+def rows(page: str, table_id: str) -> list[list[str]]:
+    """The cells of a table's rows as text (tags dropped, spaces collapsed)."""
+    match = re.search(rf'<table id="{table_id}">(.*?)</table>', page, re.S)
+    assert match is not None, table_id
+    found = []
+    for row in re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S):
+        cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+        if cells:
+            found.append([" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in cells])
+    return found
+
+
+def test_the_funnel_page_shows_list_health_next_to_undisturbed_stages(dynamodb: Any) -> None:
+    # Given counters today and two months ago (beyond one BatchGetItem's 100 keys), and
+    # one from before the page's 90 days
+    store = DynamoScoreStore(dynamodb, TABLE)
+    today, earlier, too_old = (
+        NOW.date(),
+        NOW.date() - timedelta(days=60),
+        NOW.date() - timedelta(days=90),
+    )
+    for day, name, by in [
+        (today, "new>lead", 10),
+        (earlier, "new>lead", 30),
+        (today, "lead>mql", 4),
+        (today, "lead>dormant", 5),
+        (earlier, "dormant>lead", 2),
+        (too_old, "new>lead", 1000),
+    ]:
+        store.count(day, "stage", name, by)
+    for day, name, by in [
+        (today, "unsubscribed", 3),
+        (earlier, "unsubscribed", 1),
+        (today, "suppressed:bounce", 2),
+        (earlier, "suppressed:complaint", 1),
+        (today, "sunset:dormant", 1),
+        (earlier, "sunset:lost", 1),
+        (too_old, "unsubscribed", 1000),
+    ]:
+        store.count(day, "list", name, by)
+
+    # When the funnel page is opened
+    answer = console()("GET", "/console/funnel", b"")
+
+    # Then the stages count new leads only, as before
+    assert answer is not None
+    status, _, body = answer
+    assert status == 200
+    page = body.decode()
+    stages = rows(page, "funnel")
+    assert stages[0][:2] == ["リード Leads", "40"]
+    assert stages[1][:3] == ["MQL Marketing qualified", "4", "10.0%"]
+    # and the list health, Japanese first, counts every way off the list
+    assert rows(page, "list-health") == [
+        ["配信停止（本人の申し出） Unsubscribed", "4"],
+        ["配信除外（バウンス） Suppressed: bounce", "2"],
+        ["配信除外（苦情） Suppressed: complaint", "1"],
+        ["配信除外（SES が拒否） Suppressed: rejected by SES", "0"],
+        ["配信終了（掘り起こしに無反応） Sunset: re-engagement unanswered", "2"],
+    ]
+    # and the transitions list has the dormancy ones but no list-health names
+    assert "<code>lead&gt;dormant</code>" in page
+    assert "<code>dormant&gt;lead</code>" in page
+    assert "<code>unsubscribed</code>" not in page
