@@ -7,8 +7,10 @@ with ``cdk deploy -c lead-nurture='{...}'`` or by editing ``cdk.json``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -109,6 +111,14 @@ class DeploymentConfig(BaseModel):
     def from_context(cls, raw: Any) -> DeploymentConfig:
         """Validate the context value; a missing block means all defaults."""
         return cls.model_validate(raw or {})
+
+    @classmethod
+    def from_cdk_json(cls, path: Path) -> DeploymentConfig:
+        """The ``lead-nurture`` block of a ``cdk.json``; all defaults when there is no file."""
+        if not path.is_file():
+            return cls()
+        context = json.loads(path.read_text(encoding="utf-8")).get("context", {})
+        return cls.from_context(context.get(CONTEXT_KEY))
 
     @field_validator("cors_origins", "redirect_origins")
     @classmethod

@@ -27,7 +27,7 @@ from shared.leads import (
 )
 from shared.lifecycle import schedule_review, stage_changed
 from shared.nurture import finish, start
-from shared.programs import RETURNING_STAGES, ProgramCatalog
+from shared.programs import ProgramCatalog
 from shared.qualification import ScoreKeeper
 from shared.repository import EmailTaken, LeadRepository, Record, VersionConflict
 from shared.scoring import FORM_SIGNALS
@@ -134,8 +134,10 @@ def merge(existing: Lead, submission: FormSubmission, touch: Touch, consent: Con
     changes["last_touch"] = touch
     changes["consent"] = _consent_state(existing.consent, consent)
     if consent.given:
-        # A fresh opt-in on a form re-subscribes; bounces and complaints stay suppressed.
+        # A fresh opt-in on a form re-subscribes, and lifts a sunset (that was our call,
+        # this is theirs); bounces and complaints stay suppressed.
         changes["unsubscribed"] = False
+        changes["sunset"] = False
     changes["updated_at"] = touch.at
     changes["version"] = existing.version + 1
     return existing.model_copy(update=changes)
@@ -230,9 +232,11 @@ class LeadCapture:
     def _won_back(
         self, lead: Lead, submission: FormSubmission, now: datetime
     ) -> tuple[Lead, Activity | None]:
-        """A dormant or lost lead who posts a form is back: nurtured as a lead again (out
-        of its re-engagement) and reviewed for dormancy anew."""
-        if lead.stage not in RETURNING_STAGES:
+        """A dormant lead who posts a form is back: nurtured as a lead again (out of its
+        re-engagement) and reviewed for dormancy anew. A lost lead is not: sales closed
+        it, and its old score could hand it straight back; it returns by answering
+        re-engagement, or to sales by a high-intent form (``qualify``)."""
+        if lead.stage is not Stage.DORMANT:
             return lead, None
         enrolment = lead.enrolment
         if enrolment is not None and enrolment.completed_at is None:

@@ -170,6 +170,12 @@ def lead_view(
     view: dict[str, Any] = {f: str(getattr(lead, f) or "") for f in _VIEW_FIELDS}
     view["first_touch"] = touch_view(lead.first_touch, locale, assets, site_url)
     view["last_touch"] = touch_view(lead.last_touch, locale, assets, site_url)
+    # The post that started this enrolment, for thanking it; blank when something else
+    # did (a lead sales sent back to nurturing must not be thanked again a month on).
+    enrolled_by_it = lead.enrolment is not None and lead.enrolment.enrolled_at == lead.last_touch.at
+    view["came_from"] = (
+        view["last_touch"] if enrolled_by_it else dict.fromkeys(view["last_touch"], "")
+    )
     return view
 
 

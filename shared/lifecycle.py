@@ -59,6 +59,7 @@ class DispositionRequest(BaseModel):
 class LifecycleSettings:
     rejected_cooldown: timedelta = timedelta(days=30)
     lost_dormant_after: timedelta = timedelta(days=60)
+    dormant_after: timedelta = timedelta(days=90)
 
 
 class InvalidTransition(Exception):
@@ -87,7 +88,9 @@ class SalesFeedback:
         self._settings = settings
         self._counters = counters
 
-    def report(self, lead_id: str, request: DispositionRequest) -> Lead:
+    def report(self, lead_id: str, request: DispositionRequest, caller: str | None = None) -> Lead:
+        """Apply sales' disposition. ``caller`` is the authenticated principal (IAM), kept
+        beside the self-reported ``by`` so the timeline says who really made the change."""
         for _ in range(MAX_ATTEMPTS):
             lead = self._leads.get(lead_id)
             if lead is None:
@@ -102,7 +105,8 @@ class SalesFeedback:
                 now,
                 request.reason,
                 disposition=request.disposition.value,
-                by=request.by,
+                by=request.by or caller,
+                caller=caller,
                 program_id=_active_program(updated),
             )
             try:
@@ -135,7 +139,8 @@ class SalesFeedback:
         if program is not None and request.disposition is not Disposition.ACCEPTED:
             enrolment = _delayed(start(program, begins), enrolled_at=now)
         changes["enrolment"] = enrolment
-        return lead.model_copy(update=changes)
+        # Back in ``lead`` with no program to follow (none matches): watched for dormancy.
+        return schedule_review(lead.model_copy(update=changes), now, self._settings.dormant_after)
 
 
 def _active_program(lead: Lead) -> str | None:
@@ -171,13 +176,20 @@ def stage_changed(
 def returning(
     lead: Lead, enrolment: Enrolment, program: Program | None, now: datetime
 ) -> tuple[dict[str, Any], Activity | None]:
-    """A dormant or lost lead that answered its re-engagement (the program completed and
-    says ``on_complete``) is nurtured as a lead again; ``schedule_review`` then puts it
-    back under the dormancy review. The changes and the stage change's activity."""
+    """A dormant or lost lead that answered its re-engagement (the program completed,
+    says ``on_complete``, and one of its emails was clicked) is nurtured as a lead again;
+    ``schedule_review`` then puts it back under the dormancy review. The changes and the
+    stage change's activity.
+
+    The click is checked, not only the outcome: a program can also complete by a skipped
+    last step or a ``goto: exit``, which is no answer at all.
+    """
+    answered = any(sent.clicked_at is not None for sent in enrolment.sent.values())
     if (
         program is None
         or program.on_complete is None
         or enrolment.outcome != COMPLETED
+        or not answered
         or lead.stage not in RETURNING_STAGES
     ):
         return {}, None

@@ -34,6 +34,7 @@ class AdminSettings(EnvSettings):
     table_name: str
     rejected_cooldown_days: int = Field(default=30, ge=0)
     lost_dormant_after_days: int = Field(default=60, ge=1)
+    dormant_after_days: int = Field(default=90, ge=1)
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,20 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
                 else [{"field": "body", "code": "malformed_json"}]
             )
             return _json(422 if isinstance(exc, ValidationError) else 400, {"errors": errors})
+        caller = app.current_event.request_context.identity.user_arn
         try:
-            lead = deps.feedback.report(lead_id, request)
+            lead = deps.feedback.report(lead_id, request, caller=caller)
         except UnknownLead:
             return _json(404, {"error": "not_found"})
         except InvalidTransition as exc:
             return _json(409, {"error": "invalid_transition", "message": str(exc)})
         deps.logger.info(
-            "disposition", extra={"lead_id": lead_id, "disposition": request.disposition.value}
+            "disposition",
+            extra={
+                "lead_id": lead_id,
+                "disposition": request.disposition.value,
+                "caller": caller,
+            },
         )
         active = lead.enrolment is not None and lead.enrolment.completed_at is None
         program = lead.enrolment.program_id if active and lead.enrolment else None
@@ -106,7 +113,8 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     def erase(lead_id: str) -> Response[str]:
         if not deps.leads.erase(lead_id):
             return _json(404, {"error": "not_found"})
-        deps.logger.info("lead erased", extra={"lead_id": lead_id})
+        caller = app.current_event.request_context.identity.user_arn
+        deps.logger.info("lead erased", extra={"lead_id": lead_id, "caller": caller})
         return _json(200, {"lead_id": lead_id, "erased": True})
 
     return app
@@ -128,6 +136,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         LifecycleSettings(
             rejected_cooldown=timedelta(days=settings.rejected_cooldown_days),
             lost_dormant_after=timedelta(days=settings.lost_dormant_after_days),
+            dormant_after=timedelta(days=settings.dormant_after_days),
         ),
         DynamoScoreStore(dynamodb, settings.table_name),
     )

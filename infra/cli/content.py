@@ -3,15 +3,15 @@ templates."""
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from infra.config import DeploymentConfig
 from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
-from shared.leads import ConsentState, FormType, Lead, Touch
-from shared.programs import CONTENT_DIR, ProgramCatalog, load_programs
+from shared.leads import ConsentState, Enrolment, FormType, Lead, Touch
+from shared.programs import CONTENT_DIR, Program, ProgramCatalog, load_programs
 from shared.scoring import load_scoring
 
 NOW = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
@@ -62,6 +62,8 @@ def sample_lead(locale: str = "ja", profile: str = "full") -> Lead:
         consent=ConsentState(opted_in=True, at=NOW, wording_version="2026-01"),
         first_touch=touch,
         last_touch=touch,
+        # enrolled by that post, as capture enrols: the welcome thanks it
+        enrolment=Enrolment(program_id="welcome", enrolled_at=touch.at),
         created_at=NOW,
         updated_at=NOW,
         **SAMPLE_PROFILES[profile],
@@ -70,10 +72,7 @@ def sample_lead(locale: str = "ja", profile: str = "full") -> Lead:
 
 def deployment_config(cdk_json: Path = Path("cdk.json")) -> DeploymentConfig:
     """The ``lead-nurture`` block of ``cdk.json`` in the working directory, else defaults."""
-    if not cdk_json.is_file():
-        return DeploymentConfig()
-    context = json.loads(cdk_json.read_text(encoding="utf-8")).get("context", {})
-    return DeploymentConfig.from_context(context.get("lead-nurture"))
+    return DeploymentConfig.from_cdk_json(cdk_json)
 
 
 def sender_profile(cdk_json: Path = Path("cdk.json")) -> SenderProfile:
@@ -126,8 +125,40 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
                     f"{program.id}/{step.id} ({locale}, template {step.template}): {problem}"
                     for problem in sorted(failed)
                 )
+    for program in catalog.programs:
+        errors.extend(f"programs: {problem}" for problem in unknown_links(program, paths.email))
     steps = sum(len(p.steps) for p in catalog.programs)
     return Validation(tuple(errors), len(catalog.programs), steps, renders)
+
+
+def link_tags(template: str, locale: str, directory: Path) -> set[str]:
+    """The ``link`` tags of the template's tracked anchors (``ses:tags="link:<tag>;"``)."""
+    source = (directory / f"{template}.{locale}.html").read_text(encoding="utf-8")
+    return {
+        tag
+        for tags in re.findall(r'ses:tags="([^"]*)"', source)
+        for tag in re.findall(r"(?:^|;)link:([^;]*)", tags)
+    }
+
+
+def unknown_links(program: Program, directory: Path) -> list[str]:
+    """Tags that branch rules name but the email they read has no link with, per locale.
+
+    A misspelt tag would be valid YAML and would never match a click: the lead would
+    silently take another way.
+    """
+    problems = []
+    for step in program.steps:
+        for rule in step.branch.rules if step.branch else ():
+            read = program.step(rule.step or step.id)
+            for locale in LOCALES:
+                found = link_tags(read.template, locale, directory)
+                problems += [
+                    f"{program.id}/{step.id}: {read.template}.{locale}.html has no link {tag!r}"
+                    for tag in rule.links or ()
+                    if tag not in found
+                ]
+    return problems
 
 
 class PreviewError(Exception):

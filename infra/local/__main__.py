@@ -21,7 +21,6 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from infra.config import DeploymentConfig, Resources, function_environment
 from infra.local import state
@@ -29,13 +28,21 @@ from infra.local.apigateway import LocalApiGateway
 from infra.local.console import PREFIX as CONSOLE_PREFIX
 from infra.local.console import ConsoleConfig, LocalConsole
 from infra.local.control import PREFIX as CONTROL_PREFIX
-from infra.local.control import Answer, LocalControl, own_hosts, refuse_foreign
+from infra.local.control import (
+    Answer,
+    LocalControl,
+    own_hosts,
+    refuse_foreign,
+    refuse_foreign_host,
+)
 from infra.local.functions import REGION, build_handlers
+from infra.local.moto_server import LocalMotoServer
 from infra.local.runtime import MINUTE_S, LocalRuntime, Triggers
 from infra.provision import provision_all
 from infra.wiring import FUNCTIONS
 from shared.clock import OffsetClock, to_iso
 
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 # Names the table and prefixes the queues and the topics.
 PREFIX = "lead-nurture-local"
 STAGE = "v1"
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's request log
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
-    moto = ThreadedMotoServer(ip_address=args.host, port=args.moto_port, verbose=False)
+    moto = LocalMotoServer(args.host, args.moto_port, own_hosts(args.host, args.moto_port))
     moto.start()
     endpoint = f"http://{args.host}:{args.moto_port}"
     api_origin = f"http://{args.host}:{args.port}"
@@ -94,7 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
-    config = DeploymentConfig(cors_origins=[api_origin], redirect_origins=[api_origin])
+    # The deployment's own settings (sender, lifecycle, consent, caps), served from here.
+    deployed = DeploymentConfig.from_cdk_json(CDK_JSON)
+    config = deployed.model_copy(
+        update={
+            "cors_origins": [*deployed.cors_origins, api_origin],
+            "redirect_origins": [*deployed.redirect_origins, api_origin],
+            "public_api_url": None,
+        }
+    )
     session = boto3.session.Session()
     provisioned = provision_all(session, prefix=PREFIX, from_domain=config.sender.from_domain)
     resources = Resources(
@@ -160,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> Answer | None:
         if not urlsplit(target).path.startswith((CONTROL_PREFIX, CONSOLE_PREFIX)):
-            return None  # the API stage's own
+            # The API stage: any site may post its forms (CORS), under our names only.
+            return refuse_foreign_host(headers, hosts)
         return (
             refuse_foreign(method, headers, hosts)
             or control(method, target, body)

@@ -34,6 +34,28 @@ def own_hosts(host: str, port: int) -> frozenset[str]:
     return frozenset(f"{name}:{port}" for name in {*LOOPBACK_NAMES, host})
 
 
+def refuse_foreign_host(headers: Mapping[str, str], hosts: Collection[str]) -> Answer | None:
+    """A 403 for a request under a host name that is not the stack's own: a web page
+    whose name was re-pointed at loopback (DNS rebinding) would otherwise be served as
+    if it were local. ``headers`` has lower-case names."""
+    host = headers.get("host", "").lower()
+    if host not in hosts:
+        return _json(403, {"message": f"unknown host {host!r}: use http://127.0.0.1 or localhost"})
+    return None
+
+
+def refuse_browsers(headers: Mapping[str, str], hosts: Collection[str]) -> Answer | None:
+    """For endpoints only programs call (moto): a request a web page made is refused.
+
+    Browsers mark every request with ``Sec-Fetch-Site`` (``none`` when typed in the
+    address bar) and cross-origin ones with ``Origin``; SDKs and curl send neither.
+    """
+    site = headers.get("sec-fetch-site")
+    if "origin" in headers or site not in (None, "none"):
+        return _json(403, {"message": "requests from web pages are refused"})
+    return refuse_foreign_host(headers, hosts)
+
+
 def refuse_foreign(
     method: str, headers: Mapping[str, str], hosts: Collection[str]
 ) -> Answer | None:
@@ -45,9 +67,10 @@ def refuse_foreign(
     loopback) are refused. ``headers`` has lower-case names. Tools such as curl and
     the CLI send no Origin and pass.
     """
-    host = headers.get("host", "").lower()
-    if host not in hosts:
-        return _json(403, {"message": f"unknown host {host!r}: use http://127.0.0.1 or localhost"})
+    refused = refuse_foreign_host(headers, hosts)
+    if refused is not None:
+        return refused
+    host = headers["host"].lower()
     if method in SAFE_METHODS:
         return None
     origin = headers.get("origin")

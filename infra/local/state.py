@@ -174,7 +174,7 @@ def _send_request(url: str, message: Mapping[str, Any]) -> SendMessageRequestTyp
 # No AWS API lists the messages a queue holds (ReceiveMessage skips those in flight and
 # delayed, and changes what it returns), lists the emails SES sent, or puts a sent email
 # back under its message id. moto keeps them in its backends, in this process (the
-# local stack runs ThreadedMotoServer), so these three functions read and write them
+# local stack runs moto in-process), so these three functions read and write them
 # there. They rely on moto 5.2's internals; tests/integration/test_local_state.py pins
 # them so a moto upgrade that changes them fails there, not in someone's `make dev`.
 

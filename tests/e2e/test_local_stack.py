@@ -294,6 +294,23 @@ def test_the_console_and_clock_refuse_what_another_web_page_could_send(stack: St
     assert stack.now() - before < timedelta(days=1)
 
 
+def test_moto_and_the_api_refuse_what_a_web_page_could_send_them(stack: Stack) -> None:
+    # A page's fetch to moto (it would otherwise allow any origin and check no signature)
+    tables = f"{stack.moto}/"
+    target = {"X-Amz-Target": "DynamoDB_20120810.ListTables"}
+    json_type = {"Content-Type": "application/x-amz-json-1.0", **target}
+    page = {**json_type, "Origin": "https://evil.example"}
+    assert raw_status(tables, "POST", page, b"{}") == 403
+    # while the SDKs the stack and its tools use go through
+    assert stack.sqs().list_queues()["QueueUrls"]
+    # and the API stage takes cross-origin form posts, but not under a rebound name
+    port = urllib.parse.urlsplit(stack.origin).port
+    form = {"Content-Type": "application/json", "Accept": "application/json"}
+    body = b'{"email": "rebound@example.co.jp", "form_type": "newsletter"}'
+    leads = f"{stack.api}/leads"
+    assert raw_status(leads, "POST", {**form, "Host": f"evil.example:{port}"}, body) == 403
+
+
 def test_with_state_leads_and_the_clock_survive_a_restart(tmp_path: Path) -> None:
     # Given a run keeping its state, in which a lead was captured and the clock moved
     log, state = tmp_path / "stack.log", tmp_path / "state"

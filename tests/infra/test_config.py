@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,17 @@ pytestmark = pytest.mark.infra
 
 def test_cdk_json_spells_out_the_defaults() -> None:
     assert cdk_context()[CONTEXT_KEY] == DeploymentConfig().model_dump()
+
+
+def test_a_cdk_json_file_is_read_for_its_settings_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "cdk.json"
+    assert DeploymentConfig.from_cdk_json(path) == DeploymentConfig()  # no file: defaults
+    settings = {"sender": {**DeploymentConfig().sender.model_dump(), "product_name": "SalesFlow"}}
+    path.write_text(json.dumps({"app": "x", "context": {CONTEXT_KEY: settings}}), "utf-8")
+    assert DeploymentConfig.from_cdk_json(path).sender.product_name == "SalesFlow"
+    path.write_text(json.dumps({"context": {CONTEXT_KEY: {"frequency_cap": -1}}}), "utf-8")
+    with pytest.raises(ValidationError):
+        DeploymentConfig.from_cdk_json(path)
 
 
 def test_defaults() -> None:

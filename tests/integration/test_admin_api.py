@@ -267,6 +267,7 @@ def test_accepted_makes_the_mql_a_sales_qualified_lead_in_no_program(
         "disposition": "accepted",
         "reason": None,
         "by": "alice@example.co.jp",
+        "caller": IAM_CALLER["userArn"],
         "program_id": changed.details.get("program_id"),
     }
     assert counters(dynamodb, clock.now())["stage"]["mql>sql"] == 1
@@ -280,6 +281,8 @@ def test_accepted_answers_and_records_no_program(
     assert answer == {"lead_id": mql, "stage": "sql", "program_id": None}
     (changed,) = activities(repository, mql, ActivityType.STAGE_CHANGED)
     assert changed.details.get("program_id") is None
+    # with no "by", the timeline names the IAM principal that made the call
+    assert changed.details["by"] == changed.details["caller"] == IAM_CALLER["userArn"]
 
 
 def test_rejected_returns_the_lead_to_nurturing_after_a_cooldown(

@@ -278,6 +278,20 @@ def test_validate_reports_a_broken_program_file(capsys: Any, content_copy: Path)
     assert "nowhere" in err
 
 
+def test_validate_reports_a_branch_on_a_link_the_email_does_not_have(
+    capsys: Any, content_copy: Path
+) -> None:
+    program = content_copy / "programs" / "welcome.yaml"
+    text = program.read_text(encoding="utf-8")
+    assert "links: [whitepaper]" in text
+    program.write_text(text.replace("links: [whitepaper]", "links: [whitepapr]"), "utf-8")
+
+    status, _, err = run(capsys, "validate", "--content", str(content_copy))
+
+    assert status == 1
+    assert "whitepaper.ja.html has no link 'whitepapr'" in err
+
+
 def test_preview_prints_a_step_for_a_sample_lead_or_writes_files(
     capsys: Any, tmp_path: Path
 ) -> None:

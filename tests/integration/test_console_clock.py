@@ -84,7 +84,15 @@ def test_to_sending_hours_inside_them_stays_put(aws: None) -> None:
 
 
 @pytest.mark.parametrize(
-    "back", ["https%3A%2F%2Fevil.example%2F", "%2F%2Fevil.example%2F", "%2Fv1%2Fleads", ""]
+    "back",
+    [
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%2Fevil.example%2F",
+        "%2Fv1%2Fleads",
+        "",
+        "%2Fconsole%2F%0D%0ASet-Cookie%3A%20x%3D1",  # response splitting
+        "%2Fconsole%2F%E3%83%AA%E3%83%BC%E3%83%89",  # not Latin-1: no header can hold it
+    ],
 )
 def test_it_only_goes_back_into_the_console(console: Console, back: str) -> None:
     status, headers, _ = console.post(f"by=PT1H&back={back}")

@@ -18,7 +18,15 @@ import pytest
 from shared.capture import RequestInfo
 from shared.clock import FixedClock
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
+from shared.lifecycle import (
+    Disposition,
+    DispositionRequest,
+    LifecycleSettings,
+    SalesFeedback,
+    returning,
+)
 from shared.nurture import finish, start
+from shared.programs import ProgramCatalog
 from shared.scoring import Signal
 from shared.submission import parse_submission
 from tests.integration.conftest import TABLE, all_items
@@ -394,9 +402,87 @@ def test_a_lost_lead_goes_back_to_sales_only_when_it_asks(world: NurtureWorld) -
 
     # When the score is checked again (as a click would), nothing is handed over
     assert keeper.qualify(lead_id, reason="score") is False
+    # nor when it downloads a whitepaper: it stays lost, with sales' outcome
+    assert post_form(world, lead_id, FormType.DOWNLOAD).qualified is False
     assert lead_of(world, lead_id).stage is Stage.LOST
+    assert counted(world, "stage") == {}
 
-    # but when it posts an inquiry, it is back and qualifies at once
+    # but when it posts an inquiry, it qualifies at once
     assert post_form(world, lead_id, FormType.INQUIRY).qualified is True
     assert lead_of(world, lead_id).stage is Stage.MQL
-    assert counted(world, "stage") == {"lost>lead": 1, "lead>mql": 1}
+    assert counted(world, "stage") == {"lost>mql": 1}
+
+
+def test_a_late_click_on_an_earlier_email_still_counts_as_an_answer(
+    world: NurtureWorld, lambda_context: Any
+) -> None:
+    # Given a dormant lead whose reconnect email went unclicked past its decision
+    lead_id = dormant_in_re_engagement(world)
+    days_until(world, ["reconnect", "best_content"], lead_id)
+    reconnect = world.ses.sent[0]
+
+    # When it clicks the old reconnect email while best_content waits for an answer
+    deliver = engagement(recorder(world.dynamodb, world.clock), lambda_context)
+    assert deliver([click_event(world, reconnect, "case_study")]).failed == []
+
+    # Then best_content's decision goes to welcome_back, not to the sunset notice
+    days_until(world, ["reconnect", "best_content", "welcome_back"], lead_id)
+    lead = lead_of(world, lead_id)
+    assert (lead.stage, lead.sunset) == (Stage.LEAD, False)
+
+
+def test_re_engagement_completed_without_a_click_is_no_answer(world: NurtureWorld) -> None:
+    """A program can also complete by a skipped last step or a ``goto: exit``."""
+    lead_id = dormant_in_re_engagement(world)
+    lead = lead_of(world, lead_id)
+    program = world.programs.get("re_engagement")
+    assert program is not None
+    assert lead.enrolment is not None
+    completed = finish(lead.enrolment, world.clock.now(), "completed")
+
+    assert returning(lead, completed, program, world.clock.now()) == ({}, None)
+
+
+def test_a_fresh_opt_in_lifts_a_sunset(world: NurtureWorld) -> None:
+    # Given a lead sunset after re-engagement went unanswered
+    lead_id = dormant_in_re_engagement(world)
+    days_until(world, ["reconnect", "best_content", "sunset_notice"], lead_id, limit=60)
+    for _ in range(20):
+        world.advance(DAY)
+        world.run()
+    assert lead_of(world, lead_id).sunset is True
+
+    # When it subscribes to the newsletter on a form, consenting again
+    lead = lead_of(world, lead_id)
+    fields = {"email": [lead.email], "form_type": ["newsletter"], "consent": ["on"]}
+    capture_with_scores(world.dynamodb, world.clock).capture(
+        parse_submission(fields), RequestInfo()
+    )
+
+    # Then it is mailable again, a lead under the dormancy review
+    lead = lead_of(world, lead_id)
+    assert (lead.stage, lead.sunset, lead.mailable) == (Stage.LEAD, False, True)
+    assert lead.review_at == world.clock.now() + DORMANT_AFTER
+
+
+def test_a_rejected_lead_with_no_program_to_follow_is_watched_for_dormancy(
+    world: NurtureWorld,
+) -> None:
+    # Given an MQL, and programs none of which a rejected lead enters
+    lead_id = finished_lead(world)
+    world.dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"LEAD#{lead_id}"}, "sk": {"S": "PROFILE"}},
+        UpdateExpression="SET stage = :mql REMOVE review_at",
+        ExpressionAttributeValues={":mql": {"S": "mql"}},
+    )
+    programs = ProgramCatalog([p for p in world.programs.programs if p.id != "welcome"])
+    feedback = SalesFeedback(world.repository, programs, world.clock, LifecycleSettings())
+
+    # When sales reject it
+    feedback.report(lead_id, DispositionRequest(disposition=Disposition.REJECTED))
+
+    # Then it is a lead again, and the due index will review it for dormancy
+    lead = lead_of(world, lead_id)
+    assert lead.stage is Stage.LEAD
+    assert lead.review_at == world.clock.now() + DORMANT_AFTER

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from jinja2 import meta, nodes
 
+from infra.cli.content import link_tags, unknown_links
 from shared import nurture
 from shared.capture import RequestInfo, touch_of
 from shared.email import (
@@ -32,7 +33,7 @@ from shared.email import (
     SenderProfile,
     load_assets,
 )
-from shared.leads import ConsentState, FormType, Lead, Stage, Touch
+from shared.leads import ConsentState, Enrolment, FormType, Lead, Stage, Touch
 from shared.programs import (
     ENDINGS,
     EXIT,
@@ -77,6 +78,7 @@ def make_lead(
         consent=ConsentState(opted_in=True, at=NOW, wording_version="2026-01"),
         first_touch=first_touch or touch,
         last_touch=touch,
+        enrolment=Enrolment(program_id="welcome", enrolled_at=touch.at),  # by that post
         created_at=NOW,
         updated_at=NOW,
         **(profile or {}),
@@ -524,39 +526,9 @@ def test_subjects_fit_a_phone_screen_and_variants_differ(program: Program, step:
 # -- branches on a link ------------------------------------------------------------------
 
 
-def link_tags(template: str, locale: str, directory: Path = EMAIL_DIR) -> set[str]:
-    """The ``link`` tags of the template's tracked anchors (``ses:tags="link:<tag>;"``)."""
-    source = (directory / f"{template}.{locale}.html").read_text(encoding="utf-8")
-    return {
-        tag
-        for tags in re.findall(r'ses:tags="([^"]*)"', source)
-        for tag in re.findall(r"(?:^|;)link:([^;]*)", tags)
-    }
-
-
-def unknown_links(program: Program, directory: Path = EMAIL_DIR) -> list[str]:
-    """Tags that branch rules name but the email they read has no link with, per locale.
-
-    A misspelt tag would be valid YAML and would never match a click: the lead would
-    silently take another way.
-    """
-    problems = []
-    for step in program.steps:
-        for rule in step.branch.rules if step.branch else ():
-            read = program.step(rule.step or step.id)
-            for locale in LOCALES:
-                found = link_tags(read.template, locale, directory)
-                problems += [
-                    f"{program.id}/{step.id}: {read.template}.{locale}.html has no link {tag!r}"
-                    for tag in rule.links or ()
-                    if tag not in found
-                ]
-    return problems
-
-
 @pytest.mark.parametrize("program", CATALOG.programs, ids=lambda p: p.id)
 def test_branches_name_only_links_that_the_email_they_read_has(program: Program) -> None:
-    assert unknown_links(program) == []
+    assert unknown_links(program, EMAIL_DIR) == []
 
 
 def test_the_shipped_content_branches_on_a_link_and_skips_a_step_somewhere() -> None:
@@ -569,13 +541,13 @@ def test_a_branch_on_a_link_the_email_does_not_have_is_reported() -> None:
     document = base_program()
     rule = document["steps"][1]["branch"]["rules"][0]
     rule["links"] = ["whitepaper", "pricing"]  # the whitepaper email links the guide only
-    assert unknown_links(Program.model_validate(document)) == [
+    assert unknown_links(Program.model_validate(document), EMAIL_DIR) == [
         "broken/second: whitepaper.ja.html has no link 'pricing'",
         "broken/second: whitepaper.en.html has no link 'pricing'",
     ]
     rule["step"] = "first"  # the welcome email, which does link the pricing page
     rule["links"] = ["pricing"]
-    assert unknown_links(Program.model_validate(document)) == []
+    assert unknown_links(Program.model_validate(document), EMAIL_DIR) == []
 
 
 def test_link_tags_reads_every_tag_of_a_tracked_anchor(tmp_path: Path) -> None:
@@ -888,6 +860,23 @@ def test_the_welcome_answers_the_latest_form_not_the_first() -> None:
     email = RENDERER.render(lead, program, step, 0, UNSUBSCRIBE)
     assert "セミナー『はじめてのワークフロー電子化（オンライン）』にお申し込み" in email.text
     assert "ダウンロードいただき" not in email.text
+
+
+def test_a_lead_sent_back_to_nurturing_is_not_thanked_again_for_its_old_form() -> None:
+    # Given an inquiry lead that sales rejected, re-enrolled in welcome a month later
+    program, step = welcome()
+    lead = make_lead(touch=visit(FormType.INQUIRY, None))
+    later = Enrolment(program_id="welcome", enrolled_at=NOW + timedelta(days=30))
+    email = RENDERER.render(
+        lead.model_copy(update={"enrolment": later}), program, step, 0, UNSUBSCRIBE
+    )
+
+    # Then the welcome is the neutral one, not a thank-you for the inquiry
+    assert "お問い合わせをいただき" not in email.text
+    assert "ご関心をお寄せいただき" in email.text
+    # while the same lead enrolled by the inquiry itself is thanked for it
+    fresh = RENDERER.render(lead, program, step, 0, UNSUBSCRIBE)
+    assert "お問い合わせをいただき" in fresh.text
 
 
 def test_markup_in_an_asset_id_is_never_rendered() -> None:

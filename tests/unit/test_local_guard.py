@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.local.control import own_hosts, refuse_foreign
+from infra.local.control import own_hosts, refuse_browsers, refuse_foreign, refuse_foreign_host
 
 HOSTS = own_hosts("127.0.0.1", 3000)
 
@@ -51,3 +51,24 @@ def test_a_chosen_bind_address_is_accepted_as_a_host() -> None:
     hosts = own_hosts("192.0.2.10", 3000)
     assert refuse_foreign("GET", {"host": "192.0.2.10:3000"}, hosts) is None
     assert refuse_foreign("GET", {"host": "localhost:3000"}, hosts) is None
+
+
+def test_moto_answers_programs_but_not_web_pages() -> None:
+    hosts = own_hosts("127.0.0.1", 5000)
+    sdk = {"host": "127.0.0.1:5000", "x-amz-target": "DynamoDB_20120810.ListTables"}
+    assert refuse_browsers(sdk, hosts) is None
+    assert refuse_browsers({"host": "localhost:5000", "sec-fetch-site": "none"}, hosts) is None
+    # a page's fetch (CORS) and an <img> or form from another site are refused
+    assert refuse_browsers({**sdk, "origin": "https://evil.example"}, hosts) is not None
+    assert refuse_browsers({**sdk, "sec-fetch-site": "cross-site"}, hosts) is not None
+    # so is the console's own origin: nothing in a browser talks to moto
+    assert refuse_browsers({**sdk, "sec-fetch-site": "same-site"}, hosts) is not None
+    assert refuse_browsers({"host": "evil.example:5000"}, hosts) is not None
+
+
+def test_the_api_stage_only_checks_the_host() -> None:
+    assert (
+        refuse_foreign_host({"host": "127.0.0.1:3000", "origin": "https://a.example"}, HOSTS)
+        is None
+    )
+    assert refuse_foreign_host({"host": "evil.example:3000"}, HOSTS) is not None

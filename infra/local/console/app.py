@@ -185,7 +185,7 @@ class LocalConsole:
         self._tick()
         back = query.get("back", "")
         # Only back into the console: the field comes from the request.
-        if not back.startswith(PREFIX + "/"):
+        if not back.startswith(PREFIX + "/") or not (back.isascii() and back.isprintable()):
             back = PREFIX + "/"
         return _redirect(back)
 
