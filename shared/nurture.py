@@ -84,10 +84,14 @@ def after_send(
 
 def _holds(enrolment: Enrolment, rule: BranchRule, step_id: str) -> bool:
     record = enrolment.sent.get(step_id)
-    opened = record is not None and record.opened
-    clicked = record is not None and record.clicked
+    if record is None:
+        # A step skipped or branched around was never read: no rule about it holds
+        # (not even "not_opened", which would remind the lead of an email it never got).
+        return False
+    opened = record.opened
+    clicked = record.clicked
     if rule.links is not None:
-        clicked = record is not None and not set(rule.links).isdisjoint(record.clicked_links)
+        clicked = not set(rule.links).isdisjoint(record.clicked_links)
     return {
         Engagement.OPENED: opened,
         Engagement.CLICKED: clicked,

@@ -72,6 +72,11 @@ def refuse_foreign(
         return refused
     host = headers["host"].lower()
     if method in SAFE_METHODS:
+        # Another site may link here, but not embed or fetch: opening an email or a link
+        # in the outbox publishes SES events, which an <img> or <iframe> must not do.
+        embedded = headers.get("sec-fetch-dest", "document") != "document"
+        if headers.get("sec-fetch-site") == "cross-site" and embedded:
+            return _json(403, {"message": f"cross-site {method} from a page element refused"})
         return None
     origin = headers.get("origin")
     if origin is not None and origin.lower() != f"http://{host}":

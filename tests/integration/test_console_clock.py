@@ -115,3 +115,7 @@ def test_every_page_carries_the_clock_form_back_to_itself(console: Console) -> N
     assert 'action="/console/clock"' in html
     assert 'name="back" value="/console/site?from=test"' in html
     assert 'value="next-sending"' in html
+    # and no other site may frame it (the clock and Bounce buttons would be clickjackable)
+    headers = dict(answer[1])
+    assert headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert headers["X-Frame-Options"] == "DENY"

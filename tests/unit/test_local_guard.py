@@ -72,3 +72,15 @@ def test_the_api_stage_only_checks_the_host() -> None:
         is None
     )
     assert refuse_foreign_host({"host": "evil.example:3000"}, HOSTS) is not None
+
+
+def test_another_site_may_link_to_the_console_but_not_embed_it() -> None:
+    host = {"host": "127.0.0.1:3000", "sec-fetch-site": "cross-site"}
+    assert refusal("GET", **host, sec_fetch_dest="document") is None
+    for element in ("image", "iframe", "script", "empty"):
+        assert refusal("GET", **host, sec_fetch_dest=element) is not None
+    # the console's own pages embed nothing cross-site: same-origin requests pass
+    assert (
+        refusal("GET", host="127.0.0.1:3000", sec_fetch_site="same-origin", sec_fetch_dest="image")
+        is None
+    )

@@ -520,6 +520,28 @@ def test_a_rule_may_read_an_earlier_steps_engagement() -> None:
     assert decide(clicked_a, prog, T0 + 2 * DAY).step_id == "d"
 
 
+def test_a_rule_about_a_step_the_lead_never_got_does_not_hold() -> None:
+    # Given a program whose b reminds about a unless a was opened, for a lead that skipped a
+    prog = program(
+        step("a"),
+        step(
+            "b",
+            branch={
+                "wait_up_to": "P1D",
+                "rules": [{"when": "not_opened", "goto": "remind", "step": "a"}],
+                "otherwise": "next",
+            },
+        ),
+        step("remind"),
+        step("next"),
+    )
+    enrolment = start(prog, T0).model_copy(update={"step_id": "b"})  # a never sent
+    enrolment = after_send(enrolment, prog, prog.step("b"), T0, "A", None)
+
+    # Then no reminder about an email it never received
+    assert decide(enrolment, prog, T0 + DAY).step_id == "next"
+
+
 def test_decide_without_a_pending_branch_changes_nothing() -> None:
     enrolment = start(LINEAR, T0)
     assert decide(enrolment, LINEAR, T0 + DAY) == enrolment

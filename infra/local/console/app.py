@@ -50,7 +50,13 @@ LIST_HEALTH = (
 BATCH_GET_KEYS = 100  # BatchGetItem's limit per call
 SALES_INBOX_MAX = 500
 Answer = tuple[int, list[tuple[str, str]], bytes]
-HTML = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
+HTML = [
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Cache-Control", "no-store"),
+    # Never inside another site's frame (clickjacking the clock, bounce or complaint buttons).
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+    ("X-Frame-Options", "DENY"),
+]
 TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger(__name__)
 # The console path being answered, so every page's clock form can come back to it.
