@@ -102,7 +102,7 @@ class EngagementRecorder:
         if lead is None:
             return EngagementOutcome.UNKNOWN_LEAD
         lead_id = lead.lead_id
-        signal = self._state(lead_id, event)
+        signal = self._state(lead, event)
         counter = None
         if event.program_id:
             counter = (
@@ -129,26 +129,30 @@ class EngagementRecorder:
                 return lead
         return None
 
-    def _state(self, lead_id: str, event: EmailEvent) -> Signal | None:
+    def _state(self, lead: Lead, event: EmailEvent) -> Signal | None:
         """Change the lead as the event says (idempotently); the signal it scores, if any."""
         if event.type in (EmailEventType.OPEN, EmailEventType.CLICK):
-            self._update(lead_id, lambda current: self._engaged(current, event))
+            self._update(lead, lambda current: self._engaged(current, event))
             return Signal.OPEN if event.type is EmailEventType.OPEN else Signal.CLICK
         if event.type is EmailEventType.BOUNCE:
-            self._update(lead_id, lambda current: self._bounced(current, event))
+            self._update(lead, lambda current: self._bounced(current, event))
             return Signal.BOUNCE if event.permanent_bounce else None
         if event.type is EmailEventType.COMPLAINT:
-            self._update(lead_id, lambda current: _suppress(current, event.at, "complaint"))
+            self._update(lead, lambda current: _suppress(current, event.at, "complaint"))
         elif event.type is EmailEventType.DELIVERY:
-            self._update(lead_id, lambda current: _delivered(current, event.at))
+            self._update(lead, lambda current: _delivered(current, event.at))
         elif event.unsubscribed_all:
-            self._update(lead_id, lambda current: _unsubscribe(current, event.at))
+            self._update(lead, lambda current: _unsubscribe(current, event.at))
             return Signal.UNSUBSCRIBE
         return None
 
-    def _update(self, lead_id: str, change: Callable[[Lead], dict[str, Any] | None]) -> None:
+    def _update(self, found: Lead, change: Callable[[Lead], dict[str, Any] | None]) -> None:
+        """Write ``change`` of the lead, starting from the copy just found; read again
+        only when another writer got there first."""
+        lead_id = found.lead_id
+        unread: list[Lead] = [found]
         for _ in range(MAX_ATTEMPTS):
-            lead = self._leads.get(lead_id)
+            lead = unread.pop() if unread else self._leads.get(lead_id)
             if lead is None:
                 return
             changes = change(lead)

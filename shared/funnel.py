@@ -33,7 +33,6 @@ from typing import Protocol
 STAGE_KEY = "stage"
 LIST_KEY = "list"
 EMAIL_PREFIX = "email#"
-NEW_LEAD = "new>lead"
 
 UNSUBSCRIBED = "unsubscribed"
 SUPPRESSED_PREFIX = "suppressed:"

@@ -170,12 +170,14 @@ def skip_reason(lead: Lead, step: Step) -> str | None:
 
     ``skip_if:form_type:trial`` names what matched; ``only_if:industry`` what did not.
     """
-    if step.skip_if is not None and step.skip_if.matches(lead):
+    if step.skip_if is not None:
         hits = step.skip_if.hits(lead)
-        return "skip_if:" + ",".join(f"{k}:{v}" for k, values in hits.items() for v in values)
-    if step.only_if is not None and not step.only_if.matches(lead):
+        if all(hits.values()):  # what ``matches`` says
+            return "skip_if:" + ",".join(f"{k}:{v}" for k, values in hits.items() for v in values)
+    if step.only_if is not None:
         misses = [k for k, values in step.only_if.hits(lead).items() if not values]
-        return "only_if:" + ",".join(misses)
+        if misses:
+            return "only_if:" + ",".join(misses)
     return None
 
 

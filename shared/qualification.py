@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -197,7 +197,3 @@ class ScoreKeeper:
             self.count_transition(now, lead.stage.value, Stage.MQL.value)
             return True
         raise VersionConflict(lead_id)
-
-
-def cooldown_until(now: datetime, days: int) -> datetime:
-    return now + timedelta(days=days)

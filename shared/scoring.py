@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import decimal
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -209,7 +209,10 @@ class ScoringRules(_Content):
         return reasons
 
     def grade(self, lead: Lead) -> Grade:
-        total = sum(points for _, points in self.fit_points(lead))
+        return self._grade_of(self.fit_points(lead))
+
+    def _grade_of(self, fit: Sequence[tuple[str, int]]) -> Grade:
+        total = sum(points for _, points in fit)
         for grade in (Grade.A, Grade.B, Grade.C):
             if total >= self.fit.grades[grade]:
                 return grade
@@ -217,7 +220,7 @@ class ScoringRules(_Content):
 
     def evaluate(self, lead: Lead, at: datetime) -> LeadScore:
         fit = tuple(self.fit_points(lead))
-        return LeadScore(score=self.score(lead.score_units, at), grade=self.grade(lead), fit=fit)
+        return LeadScore(score=self.score(lead.score_units, at), grade=self._grade_of(fit), fit=fit)
 
     # -- segments -------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ class EmailEventType(StrEnum):
 
 
 # The event's own object in the record, where its timestamp and details are.
-_DETAIL = {
+DETAIL_KEYS = {
     EmailEventType.SEND: "send",
     EmailEventType.DELIVERY: "delivery",
     EmailEventType.OPEN: "open",
@@ -138,7 +138,7 @@ def parse_event(body: str) -> EmailEvent:
     mail = record.get("mail")
     if not isinstance(mail, dict) or not mail.get("messageId"):
         raise NotAnEmailEvent("no mail object")
-    detail = record.get(_DETAIL[event_type]) or {}
+    detail = record.get(DETAIL_KEYS[event_type]) or {}
     if not isinstance(detail, dict):
         raise NotAnEmailEvent("event detail is not an object")
     tags = {

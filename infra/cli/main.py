@@ -43,7 +43,6 @@ class Progress:
 
     def __init__(self, label: str) -> None:
         self._label = label
-        self._shown = False
 
     def __call__(self, done: int, total: int) -> None:
         if not sys.stderr.isatty():

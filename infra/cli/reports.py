@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from datetime import date
-from typing import TextIO
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, TextIO
 
-from shared.adapters.counters import DynamoCounterReader, days
-from shared.funnel import FunnelTotals, ListHealth, Plan, Reengagement, percent
+from shared.funnel import FunnelTotals, ListHealth, Plan, Reengagement, percent, sum_counters
+
+if TYPE_CHECKING:  # boto3 loads only for the commands that read the table
+    from shared.adapters.counters import DynamoCounterReader
 
 STAGE_LABELS = {"lead": "leads", "mql": "MQL", "sql": "SQL", "customer": "customers"}
 CONVERSION_LABELS = {
@@ -25,13 +27,14 @@ def collect(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> FunnelTotals:
     """Sum the counter items of every day from ``start`` to ``end`` (one Query a day)."""
-    totals = FunnelTotals()
-    period = list(days(start, end))
-    for done, day in enumerate(period, start=1):
-        progress(done, len(period))
-        for sk, metrics in reader.day(day):
-            totals.add(sk, metrics)
-    return totals
+    total = (end - start).days + 1
+
+    def items() -> Iterator[tuple[str, Mapping[str, int]]]:
+        for done in range(total):
+            progress(done + 1, total)
+            yield from reader.day(start + timedelta(days=done))
+
+    return sum_counters(items())
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Collection[int]) -> str:

@@ -25,7 +25,6 @@ from infra.local.sigv4 import MISSING_AUTH, Denied, SigV4Verifier
 from infra.wiring import Auth, FunctionSpec
 from shared.clock import Clock, SystemClock
 
-# method, path, body -> (status, headers, body), or None when the path is not its own
 # method, path, headers (lower-case names), body -> an answer, or None when not its path
 Control = Callable[
     [str, str, Mapping[str, str], bytes], "tuple[int, list[tuple[str, str]], bytes] | None"
@@ -72,12 +71,11 @@ class LocalApiGateway:
         stage: str = "v1",
         clock: Clock | None = None,
         credentials: Mapping[str, str] | None = None,
-        region: str = REGION,
         wall_clock: Clock | None = None,
     ) -> None:
         self.stage = stage
         self._clock = clock or SystemClock()
-        self._verifier = SigV4Verifier(credentials or {}, region, ACCOUNT, wall_clock)
+        self._verifier = SigV4Verifier(credentials or {}, REGION, ACCOUNT, wall_clock)
         self._routes: list[_Route] = []
         for spec in functions:
             if not spec.routes:
@@ -163,7 +161,7 @@ class LocalApiGateway:
             "pathParameters": (match.groupdict() if match else None) or None,
             "stageVariables": None,
             "requestContext": {
-                "accountId": "123456789012",
+                "accountId": ACCOUNT,
                 "apiId": "local",
                 "resourceId": "local",
                 "resourcePath": route.template,

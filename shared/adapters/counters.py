@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.dynamodb import deserialize, serialize
+from shared.adapters.dynamodb import counter_pk, deserialize, serialize
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-
-def counter_pk(day: date) -> str:
-    return f"COUNTER#{day.isoformat()}"
-
-
-def days(start: date, end: date) -> Iterator[date]:
-    """Every day from ``start`` to ``end``, both included."""
-    day = start
-    while day <= end:
-        yield day
-        day += timedelta(days=1)
 
 
 class DynamoCounterReader:

@@ -59,6 +59,11 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def counter_pk(day: date) -> str:
+    """A day's report counters (``COUNTER#<JST day>``)."""
+    return f"COUNTER#{day.isoformat()}"
+
+
 def lead_pk(lead_id: str) -> str:
     return f"LEAD#{lead_id}"
 
@@ -469,7 +474,7 @@ class DynamoScoreStore:
     def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
         self._client.update_item(
             TableName=self._table,
-            Key=serialize({"pk": f"COUNTER#{day.isoformat()}", "sk": key}),
+            Key=serialize({"pk": counter_pk(day), "sk": key}),
             UpdateExpression="ADD #metric :by",
             ExpressionAttributeNames={"#metric": metric},
             ExpressionAttributeValues=serialize({":by": by}),
@@ -532,7 +537,7 @@ class DynamoScoreStore:
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": serialize({"pk": f"COUNTER#{day.isoformat()}", "sk": key}),
+                        "Key": serialize({"pk": counter_pk(day), "sk": key}),
                         "UpdateExpression": "ADD #metric :one",
                         "ExpressionAttributeNames": {"#metric": metric},
                         "ExpressionAttributeValues": serialize({":one": 1}),

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader
 
 from infra.local.console import mail as mails
-from shared.adapters.dynamodb import DynamoLeadRepository, deserialize, serialize
+from shared.adapters.dynamodb import DynamoLeadRepository, counter_pk, deserialize, serialize
 from shared.clock import OffsetClock, from_iso
 from shared.funnel import LIST_KEY, STAGE_KEY, FunnelTotals
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
@@ -403,9 +403,7 @@ class LocalConsole:
         today = self._clock.now().astimezone(TOKYO).date()
         days = [today - timedelta(days=n) for n in range(FUNNEL_DAYS)]
         keys = [
-            serialize({"pk": f"COUNTER#{d.isoformat()}", "sk": sk})
-            for d in days
-            for sk in (STAGE_KEY, LIST_KEY)
+            serialize({"pk": counter_pk(d), "sk": sk}) for d in days for sk in (STAGE_KEY, LIST_KEY)
         ]
         totals = FunnelTotals()
         for start in range(0, len(keys), BATCH_GET_KEYS):

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from infra.local.functions import ACCOUNT, REGION
+from shared.ses_events import DETAIL_KEYS, EmailEventType
 
 # <a ...> opening tags, and one attribute in them (name="value" or a bare name).
 _ANCHOR = re.compile(r"<a\b([^>]*)>", re.IGNORECASE)
@@ -166,7 +167,6 @@ def ses_event(
         {"name": "X-SES-MESSAGE-TAGS", "value": tag_header},
         *({"name": n, "value": v} for n, v in mail.headers),
     ]
-    detail_key = {"Open": "open", "Click": "click", "Bounce": "bounce", "Complaint": "complaint"}
     return {
         "eventType": kind,
         "mail": {
@@ -186,7 +186,7 @@ def ses_event(
             },
             "tags": tags,
         },
-        detail_key[kind]: {"timestamp": ses_time(at), **detail},
+        DETAIL_KEYS[EmailEventType(kind)]: {"timestamp": ses_time(at), **detail},
     }
 
 
