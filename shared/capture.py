@@ -204,7 +204,7 @@ class LeadCapture:
                 self._scores.count_transition(now, "new", Stage.LEAD.value)
             if back is not None and existing is not None and self._scores is not None:
                 self._scores.count_transition(now, existing.stage.value, lead.stage.value)
-            qualified = self._score(lead.lead_id, submission, records[0], now)
+            qualified = self._score(lead.lead_id, submission, records[0])
             return CaptureResult(
                 lead.lead_id,
                 created=existing is None,
@@ -213,17 +213,11 @@ class LeadCapture:
             )
         raise CaptureConflict("lead changed concurrently too many times")
 
-    def _score(
-        self, lead_id: str, submission: FormSubmission, posted: Record, now: datetime
-    ) -> bool:
+    def _score(self, lead_id: str, submission: FormSubmission, posted: Record) -> bool:
         """Award the form's points (noted on its activity) and qualify on high intent."""
         if self._scores is None or not isinstance(posted, Activity):
             return False
-        signal = FORM_SIGNALS[submission.form_type]
-        award = self._scores.award(lead_id, signal, now, key=posted.activity_id)
-        if award.rules:
-            details = {**posted.details, **award.as_details()}
-            self._repository.append([posted.model_copy(update={"details": details})])
+        self._scores.award_activity(posted, FORM_SIGNALS[submission.form_type])
         high_intent = submission.form_type in self._scores.rules.high_intent
         return self._scores.qualify(
             lead_id, reason=f"form:{submission.form_type.value}", high_intent=high_intent

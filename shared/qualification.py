@@ -99,6 +99,15 @@ class ScoreKeeper:
         award, _ = self.record_event(lead_id, key or new_id(), signal, at)
         return award
 
+    def award_activity(self, activity: Activity, signal: Signal) -> Award:
+        """``award`` keyed by the activity that records it, whose details then say the
+        points and the rules (written again under the same id)."""
+        award = self.award(activity.lead_id, signal, activity.at, key=activity.activity_id)
+        if award.rules:
+            details = {**activity.details, **award.as_details()}
+            self._leads.append([activity.model_copy(update={"details": details})])
+        return award
+
     def record_event(
         self,
         lead_id: str,

@@ -58,9 +58,6 @@ def unsubscribe(
             continue
         count_list(counters, business_day(now), UNSUBSCRIBED)
         if scores is not None:
-            award = scores.award(lead_id, Signal.UNSUBSCRIBE, now, key=activity.activity_id)
-            if award.rules:
-                details = {**activity.details, **award.as_details()}
-                repository.append([activity.model_copy(update={"details": details})])
+            scores.award_activity(activity, Signal.UNSUBSCRIBE)
         return True
     raise VersionConflict(lead_id)
