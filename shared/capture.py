@@ -26,7 +26,7 @@ from shared.leads import (
     new_id,
 )
 from shared.lifecycle import schedule_review, stage_changed
-from shared.nurture import finish, start
+from shared.nurture import leave, start
 from shared.programs import ProgramCatalog
 from shared.qualification import ScoreKeeper
 from shared.repository import EmailTaken, LeadRepository, Record, VersionConflict
@@ -233,8 +233,7 @@ class LeadCapture:
         if lead.stage is not Stage.DORMANT:
             return lead, None
         enrolment = lead.enrolment
-        if enrolment is not None and enrolment.completed_at is None:
-            enrolment = finish(enrolment, now, f"exited:stage:{Stage.LEAD.value}")
+        enrolment = leave(enrolment, now, f"exited:stage:{Stage.LEAD.value}")
         back = lead.model_copy(
             update={
                 "stage": Stage.LEAD,

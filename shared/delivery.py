@@ -34,6 +34,7 @@ from shared.nurture import (
     decide,
     exit_reason,
     finish,
+    leave,
     prune_sends,
     skip,
     skip_reason,
@@ -413,9 +414,11 @@ class NurtureSender:
         lead = self._leads.get(lead_id)
         if lead is None:
             return Outcome.STALE
-        changes: dict[str, Any] = {"suppressed": True, "suppression_reason": reason}
-        if lead.enrolment is not None and lead.enrolment.completed_at is None:
-            changes["enrolment"] = finish(lead.enrolment, now, "exited:suppressed")
+        changes: dict[str, Any] = {
+            "suppressed": True,
+            "suppression_reason": reason,
+            "enrolment": leave(lead.enrolment, now, "exited:suppressed"),
+        }
         activity = Activity(
             lead_id=lead_id, type=ActivityType.SUPPRESSED, at=now, details={"reason": reason}
         )

@@ -23,7 +23,7 @@ from shared.funnel import (
     count_list,
 )
 from shared.leads import Activity, ActivityType, Lead
-from shared.nurture import finish, record_engagement
+from shared.nurture import leave, record_engagement
 from shared.programs import Engagement, ProgramCatalog
 from shared.qualification import Award, ScoreKeeper, business_day
 from shared.repository import LeadRepository, VersionConflict
@@ -254,16 +254,14 @@ def _delivered(lead: Lead, at: datetime) -> dict[str, Any] | None:
 def _suppress(lead: Lead, at: datetime, reason: str) -> dict[str, Any] | None:
     if lead.suppressed:
         return None  # for good: the first reason stays
-    changes: dict[str, Any] = {"suppressed": True, "suppression_reason": reason}
-    if lead.enrolment is not None and lead.enrolment.completed_at is None:
-        changes["enrolment"] = finish(lead.enrolment, at, "exited:suppressed")
-    return changes
+    return {
+        "suppressed": True,
+        "suppression_reason": reason,
+        "enrolment": leave(lead.enrolment, at, "exited:suppressed"),
+    }
 
 
 def _unsubscribe(lead: Lead, at: datetime) -> dict[str, Any] | None:
     if lead.unsubscribed:
         return None
-    changes: dict[str, Any] = {"unsubscribed": True}
-    if lead.enrolment is not None and lead.enrolment.completed_at is None:
-        changes["enrolment"] = finish(lead.enrolment, at, "exited:unsubscribed")
-    return changes
+    return {"unsubscribed": True, "enrolment": leave(lead.enrolment, at, "exited:unsubscribed")}

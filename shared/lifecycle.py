@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.clock import Clock
 from shared.funnel import Counters, count_transition
 from shared.leads import Activity, ActivityType, Enrolment, Lead, Stage
-from shared.nurture import COMPLETED, finish, start
+from shared.nurture import COMPLETED, leave, start
 from shared.programs import RETURNING_STAGES, Program, ProgramCatalog
 from shared.qualification import business_day
 from shared.repository import LeadRepository, VersionConflict
@@ -126,8 +126,7 @@ class SalesFeedback:
             "version": lead.version + 1,
         }
         enrolment = lead.enrolment
-        if enrolment is not None and enrolment.completed_at is None:
-            enrolment = finish(enrolment, now, f"exited:stage:{stage.value}")
+        enrolment = leave(enrolment, now, f"exited:stage:{stage.value}")
         begins = now
         if request.disposition is Disposition.REJECTED:
             changes["requalify_after"] = now + self._settings.rejected_cooldown

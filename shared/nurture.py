@@ -50,6 +50,14 @@ def finish(enrolment: Enrolment, now: datetime, outcome: str) -> Enrolment:
     )
 
 
+def leave(enrolment: Enrolment | None, now: datetime, outcome: str) -> Enrolment | None:
+    """The lead leaves its program: a running enrolment is finished with ``outcome``;
+    a finished one, or none, stays as it is."""
+    if enrolment is None or enrolment.completed_at is not None:
+        return enrolment
+    return finish(enrolment, now, outcome)
+
+
 def _go_to(enrolment: Enrolment, program: Program, target: str | None, now: datetime) -> Enrolment:
     if target is None or target == EXIT:
         return finish(enrolment, now, COMPLETED)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from shared.clock import Clock
 from shared.funnel import Counters, count_transition
 from shared.leads import Activity, ActivityType, Stage, new_id
-from shared.nurture import finish
+from shared.nurture import leave
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import ScoringRules, Signal
 
@@ -174,8 +174,7 @@ class ScoreKeeper:
             if not high_intent and not self._rules.qualifies(result.score, result.grade):
                 return False
             enrolment = lead.enrolment
-            if enrolment is not None and enrolment.completed_at is None:
-                enrolment = finish(enrolment, now, "exited:stage:mql")
+            enrolment = leave(enrolment, now, "exited:stage:mql")
             qualification = {
                 "reason": reason,
                 "score": result.score,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.clock import Clock
 from shared.funnel import UNSUBSCRIBED, Counters, count_list
 from shared.leads import Activity, ActivityType
-from shared.nurture import finish
+from shared.nurture import leave
 from shared.qualification import ScoreKeeper, business_day
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import Signal
@@ -39,8 +39,7 @@ def unsubscribe(
             return False
         now = clock.now()
         enrolment = lead.enrolment
-        if enrolment is not None and enrolment.completed_at is None:
-            enrolment = finish(enrolment, now, "exited:unsubscribed")
+        enrolment = leave(enrolment, now, "exited:unsubscribed")
         updated = lead.model_copy(
             update={
                 "unsubscribed": True,
