@@ -29,6 +29,7 @@ from shared.email import (
 from shared.funnel import SUNSET_PREFIX, SUPPRESSED_REJECTED, Counters, count_list, count_transition
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
 from shared.lifecycle import returning, review, schedule_review
+from shared.machine_engagement import tracked_links
 from shared.nurture import (
     after_send,
     decide,
@@ -233,6 +234,8 @@ class NurtureSender:
                 "program": program.id,
                 "step": step.id,
                 "variant": label,
+                # How many links the email has, for telling a scanner's burst of clicks.
+                "links": str(tracked_links(rendered.html)),
             },
         )
         try:

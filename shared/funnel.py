@@ -12,7 +12,11 @@ hold three kinds of metric:
   ``sunset:<stage>`` (re-engagement went unanswered). They are not stages: kept apart,
   they cannot leak into the stage maths;
 - sk ``email#<program>#<step>#<variant>``: email events (``sent``, ``delivered``,
-  ``opens``, ``clicks``, ``bounces``, ``complaints``, ...).
+  ``opens``, ``clicks``, ``bounces``, ``complaints``, ...), and the opens and clicks by
+  who made them (``shared.machine_engagement``): ``human_opens``, ``machine_clicks``, ...,
+  and ``unique_human_opens``, ``unique_machine_clicks``, ...: the emails a person (or a
+  machine) opened or clicked at all, each email once. An open or click that later turns
+  out a machine's moves from one column to the other.
 
 Counts in a period are flows, not cohorts: the MQLs of a month may come from leads of
 earlier months, so a period's conversion rate is an estimate (and may exceed 1 when a
@@ -180,11 +184,26 @@ class EmailKpis:
 
     @property
     def open_rate(self) -> Fraction | None:
-        return ratio(self._get("opens"), self.delivered)
+        """Emails a person opened (or clicked), over those delivered: each email once,
+        machines' opens (scanners, image proxies) left out."""
+        return ratio(self._get("unique_human_opens"), self.delivered)
 
     @property
     def click_rate(self) -> Fraction | None:
-        return ratio(self._get("clicks"), self.delivered)
+        return ratio(self._get("unique_human_clicks"), self.delivered)
+
+    @property
+    def click_to_open_rate(self) -> Fraction | None:
+        return ratio(self._get("unique_human_clicks"), self._get("unique_human_opens"))
+
+    @property
+    def machine_open_rate(self) -> Fraction | None:
+        """Emails a machine opened, over those delivered (shown apart, never scored)."""
+        return ratio(self._get("unique_machine_opens"), self.delivered)
+
+    @property
+    def machine_click_rate(self) -> Fraction | None:
+        return ratio(self._get("unique_machine_clicks"), self.delivered)
 
     @property
     def bounce_rate(self) -> Fraction | None:

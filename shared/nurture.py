@@ -157,6 +157,43 @@ def record_engagement(
     return enrolment
 
 
+def recount_engagement(
+    enrolment: Enrolment,
+    program: Program | None,
+    step_id: str,
+    opened_at: datetime | None,
+    clicked_at: datetime | None,
+    links: Iterable[str],
+) -> Enrolment:
+    """Set a sent step's engagement to what people did with it, after some of what was
+    noted turned out a machine's: a branch that is no longer settled waits again, up to
+    its ``wait_up_to`` (a branch already decided stays decided)."""
+    record = enrolment.sent.get(step_id)
+    if record is None:
+        return enrolment
+    recounted = record.model_copy(
+        update={
+            "opened_at": opened_at,
+            "clicked_at": clicked_at,
+            "clicked_links": tuple(sorted(set(links)))[:MAX_CLICKED_LINKS],
+        }
+    )
+    if recounted == record:
+        return enrolment
+    enrolment = enrolment.model_copy(update={"sent": {**enrolment.sent, step_id: recounted}})
+    awaiting = enrolment.awaiting
+    if program is None or awaiting is None or enrolment.due_at is None:
+        return enrolment
+    branch = program.step(awaiting).branch
+    sent = enrolment.sent.get(awaiting)
+    if branch is None or sent is None or _settled(enrolment, branch.rules, awaiting):
+        return enrolment
+    decides_at = sent.sent_at + branch.wait_up_to
+    if enrolment.due_at < decides_at:
+        enrolment = enrolment.model_copy(update={"due_at": decides_at})
+    return enrolment
+
+
 def _settled(enrolment: Enrolment, rules: tuple[BranchRule, ...], default_step: str) -> bool:
     """True when later engagement can no longer change which rule wins.
 

@@ -8,7 +8,7 @@ per qualification. The table's stream carries that change to the hand-off functi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from shared.clock import Clock
 from shared.funnel import Counters, count_transition
 from shared.leads import Activity, ActivityType, Stage, new_id
+from shared.machine_engagement import MailRecord
 from shared.nurture import leave
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import ScoringRules, Signal
@@ -30,11 +31,17 @@ QUALIFYING_STAGES = frozenset({Stage.LEAD, Stage.DORMANT, Stage.LOST})
 
 class ScoreStore(Counters, Protocol):
     def commit_event(self, commit: EventCommit) -> str:
-        """Write the event's marker, score, cap use and counter in one transaction.
+        """Write the event's marker, score, cap use, counters and mail record in one
+        transaction.
 
-        Returns "committed", "duplicate" (the marker exists), or "cap:<rule>" when
-        that rule's daily cap has no room left (nothing was written).
+        Returns "committed", "duplicate" (the marker exists), "cap:<rule>" when that
+        rule's daily cap has no room left, or "conflict" when the mail record changed
+        since it was read (nothing was written in the last three cases).
         """
+        ...
+
+    def mail_record(self, lead_id: str, message_id: str) -> MailRecord | None:
+        """One email's delivery, opens and clicks as recorded (``shared.machine_engagement``)."""
         ...
 
     def recorded_award(self, lead_id: str, key: str) -> dict[str, Any] | None:
@@ -50,8 +57,20 @@ class EventCommit:
     units: Decimal
     engaged_at: datetime | None
     allowances: tuple[tuple[str, date, int, int], ...]  # rule, day, points, cap
-    counter: tuple[date, str, str] | None  # day, key, metric
+    counter: ReportCount | None
     award: dict[str, Any]
+    # The email's record as this event leaves it; written only if its stored version is
+    # still ``mail.version - 1`` (absent for version 1).
+    mail: MailRecord | None = None
+
+
+@dataclass(frozen=True)
+class ReportCount:
+    """What an event adds to one report counter item: metric -> amount (may be negative)."""
+
+    day: date
+    key: str
+    metrics: Mapping[str, int]
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,12 @@ class Award:
     """The points an event earned, rule by rule: stored on its activity (explainable)."""
 
     rules: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def stored(cls, details: Mapping[str, Any] | None) -> Award:
+        """The award as ``as_details`` stored it (on an event's marker)."""
+        rules = (details or {}).get("rules", [])
+        return cls(tuple((r["rule"], int(r["points"])) for r in rules))
 
     @property
     def points(self) -> int:
@@ -115,9 +140,20 @@ class ScoreKeeper:
         signal: Signal | None,
         at: datetime,
         link_tags: Iterable[str] = (),
-        counter: tuple[date, str, str] | None = None,
+        counter: ReportCount | None = None,
+        *,
+        engaged: bool | None = None,
+        mail: Callable[[Award, Decimal], MailRecord] | None = None,
+        taken_back: Decimal = Decimal(0),
     ) -> tuple[Award, bool]:
-        """Score an engagement event exactly once; (award, whether it was a duplicate)."""
+        """Score an engagement event exactly once; (award, whether it was a duplicate).
+
+        ``engaged`` says whether the event is engagement for dormancy (by default: it
+        earned points). ``mail`` builds the email's record from the award and its units,
+        to be written in the same transaction; ``taken_back`` units are subtracted there
+        too (earlier clicks that turned out a machine's). A changed mail record raises
+        ``VersionConflict``: read it again and redo the event.
+        """
         rules = [
             (name, rule)
             for name, rule in (self._rules.points_for(signal, link_tags) if signal else [])
@@ -126,29 +162,39 @@ class ScoreKeeper:
         day = business_day(at)
         while True:
             award = Award(tuple((name, rule.points) for name, rule in rules))
+            units = sum((self._rules.units(p, at) for _, p in award.rules), Decimal(0))
+            is_engaged = award.points > 0 if engaged is None else engaged
             commit = EventCommit(
                 lead_id=lead_id,
                 key=key,
                 at=at,
-                units=sum((self._rules.units(p, at) for _, p in award.rules), Decimal(0)),
-                engaged_at=at if award.points > 0 else None,
+                units=units - taken_back,
+                engaged_at=at if is_engaged else None,
                 allowances=tuple(
                     (name, day, rule.points, rule.daily_cap)
                     for name, rule in rules
                     if rule.daily_cap is not None and rule.points > 0
                 ),
-                counter=counter,
+                counter=counter if counter is not None and counter.metrics else None,
                 award=award.as_details(),
+                mail=mail(award, units) if mail is not None else None,
             )
             result = self._store.commit_event(commit)
             if result == "committed":
                 return award, False
             if result == "duplicate":
-                stored = self._store.recorded_award(lead_id, key) or {}
-                rules_met = tuple((r["rule"], int(r["points"])) for r in stored.get("rules", []))
-                return Award(rules_met), True
+                return self.recorded(lead_id, key), True
+            if result == "conflict":
+                raise VersionConflict(lead_id)
             full = result.removeprefix("cap:")
             rules = [(name, rule) for name, rule in rules if name != full]
+
+    def recorded(self, lead_id: str, key: str) -> Award:
+        """What an event already recorded earned."""
+        return Award.stored(self._store.recorded_award(lead_id, key))
+
+    def mail_record(self, lead_id: str, message_id: str) -> MailRecord | None:
+        return self._store.mail_record(lead_id, message_id)
 
     def count_transition(self, at: datetime, source: str, target: str) -> None:
         """The funnel's counters: one per day and stage transition (``new>lead`` too)."""

@@ -54,6 +54,7 @@ class EmailEvent:
     recipients: tuple[str, ...]
     tags: dict[str, str] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
+    sent_at: datetime | None = None  # when SES accepted the email (``mail.timestamp``)
 
     @property
     def lead_id(self) -> str | None:
@@ -70,6 +71,22 @@ class EmailEvent:
     @property
     def variant(self) -> str | None:
         return self.tags.get("variant")
+
+    @property
+    def links(self) -> int | None:
+        """Tracked links in the email, as the sender counted them (its ``links`` tag)."""
+        text = self.tags.get("links", "")
+        return int(text) if text.isdigit() else None
+
+    @property
+    def user_agent(self) -> str | None:
+        agent = self.detail.get("userAgent")
+        return agent if isinstance(agent, str) else None
+
+    @property
+    def ip_address(self) -> str | None:
+        address = self.detail.get("ipAddress")
+        return address if isinstance(address, str) else None
 
     @property
     def link(self) -> str | None:
@@ -153,7 +170,16 @@ def parse_event(body: str) -> EmailEvent:
         recipients=_recipients(event_type, mail, detail),
         tags=tags,
         detail=detail,
+        sent_at=_sent_at(mail.get("timestamp")),
     )
+
+
+def _sent_at(text: object) -> datetime | None:
+    try:
+        sent = _timestamp(text)
+    except NotAnEmailEvent:
+        return None  # only a hint for telling machines apart: never a reason to refuse
+    return sent if sent.tzinfo is not None else None
 
 
 def _recipients(

@@ -14,10 +14,11 @@ from pydantic import Field
 from shared.adapters.batch import process_batch
 from shared.clock import Clock, SystemClock
 from shared.engagement import EngagementOutcome, EngagementRecorder
+from shared.machine_engagement import load_engagement_rules
 from shared.programs import load_programs
 from shared.qualification import ScoreKeeper
 from shared.scoring import load_scoring
-from shared.ses_events import parse_event
+from shared.ses_events import EmailEvent, NotAnEmailEvent, parse_event
 from shared.settings import EnvSettings
 
 
@@ -49,6 +50,7 @@ def build(clock: Clock | None = None) -> EngagementApp:
         clock,
         transient_bounce_limit=settings.transient_bounce_limit,
         counters=store,
+        machines=load_engagement_rules(),
     )
     return EngagementApp(recorder, Logger(service="engagement"))
 
@@ -62,11 +64,12 @@ def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: EngagementApp | None = None
 ) -> dict[str, Any]:
     app = app or _default()
+    batch = _readable(event)
 
     def handle(record: SQSRecord) -> str:
         # An unreadable body raises: it is retried, then lands in the DLQ (alarmed).
         email_event = parse_event(record.body)
-        outcome = app.recorder.record(email_event)
+        outcome = app.recorder.record(email_event, peers=batch)
         if outcome is EngagementOutcome.UNKNOWN_LEAD:
             # No lead to update (erased, or mail not sent by us): drop, never retry.
             app.logger.warning(
@@ -76,3 +79,15 @@ def lambda_handler(
         return outcome.value
 
     return process_batch(event, context, handle, logger=app.logger)
+
+
+def _readable(event: dict[str, Any]) -> list[EmailEvent]:
+    """The batch's events, so that a scanner's clicks on one email, which arrive together,
+    are each known for a machine's from the first (an unreadable one fails on its own)."""
+    events = []
+    for record in event.get("Records", []):
+        try:
+            events.append(parse_event(str(record.get("body", ""))))
+        except NotAnEmailEvent:
+            continue
+    return events

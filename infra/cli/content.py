@@ -11,6 +11,7 @@ from pathlib import Path
 from infra.config import DeploymentConfig
 from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
 from shared.leads import ConsentState, Enrolment, FormType, Lead, Touch
+from shared.machine_engagement import load_engagement_rules
 from shared.programs import CONTENT_DIR, Program, ProgramCatalog, load_programs
 from shared.scoring import load_scoring
 
@@ -46,11 +47,18 @@ class ContentPaths:
     email: Path
     scoring: Path
     assets: Path
+    engagement: Path
 
     @classmethod
     def under(cls, directory: Path | None) -> ContentPaths:
         root = directory or CONTENT_DIR
-        return cls(root / "programs", root / "email", root / "scoring.yaml", root / "assets.yaml")
+        return cls(
+            root / "programs",
+            root / "email",
+            root / "scoring.yaml",
+            root / "assets.yaml",
+            root / "engagement.yaml",
+        )
 
 
 def sample_lead(locale: str = "ja", profile: str = "full") -> Lead:
@@ -89,13 +97,19 @@ class Validation:
 
 
 def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
-    """Load the scoring rules, asset titles and programs; render every step, variant and
-    locale for a full, a blank and a hostile sample lead. Every problem is collected."""
+    """Load the scoring and machine-engagement rules, asset titles and programs; render
+    every step, variant and locale for a full, a blank and a hostile sample lead, each
+    with the hidden trap link. Every problem is collected."""
     errors: list[str] = []
     try:
         load_scoring(paths.scoring)
     except (OSError, ValueError) as exc:
         errors.append(f"scoring: {exc}")
+    trap: str | None = None
+    try:
+        trap = f'ses:tags="link:{load_engagement_rules(paths.engagement).trap_link};"'
+    except (OSError, ValueError) as exc:
+        errors.append(f"engagement: {exc}")
     assets: dict[str, Asset] = {}
     try:
         assets = load_assets(paths.assets)
@@ -117,10 +131,15 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
                     lead = sample_lead(locale, profile)
                     for variant in range(step.variants):
                         try:
-                            renderer.render(lead, program, step, variant, PREVIEW_UNSUBSCRIBE)
+                            email = renderer.render(
+                                lead, program, step, variant, PREVIEW_UNSUBSCRIBE
+                            )
                             renders += 1
                         except Exception as exc:  # any template error is a finding
                             failed.add(f"{type(exc).__name__}: {exc}")
+                            continue
+                        if trap is not None and trap not in email.html:
+                            failed.add(f"no hidden link {trap} (engagement.yaml's trap_link)")
                 errors.extend(
                     f"{program.id}/{step.id} ({locale}, template {step.template}): {problem}"
                     for problem in sorted(failed)

@@ -84,15 +84,23 @@ def print_funnel(totals: FunnelTotals, start: date, end: date, out: TextIO) -> N
             str(k.delivered),
             percent(k.open_rate),
             percent(k.click_rate),
+            percent(k.click_to_open_rate),
+            percent(k.machine_open_rate),
+            percent(k.machine_click_rate),
             percent(k.bounce_rate, 2),
             percent(k.complaint_rate, 2),
         ]
         for k in kpis
     ]
-    headers = ["program", "step", "variant", "sent", "delivered", "open", "click"]
-    headers += ["bounce", "complaint"]
-    print(table(headers, email_rows, range(3, 9)), file=out)
-    print("(open and click rates over delivered; bounce and complaint rates over sent)", file=out)
+    headers = ["program", "step", "variant", "sent", "delivered", "open", "click", "CTO"]
+    headers += ["machine open", "machine click", "bounce", "complaint"]
+    print(table(headers, email_rows, range(3, 12)), file=out)
+    print(
+        "(emails opened and clicked by people, each once, over delivered; CTO: clicked over"
+        " opened; machine: mail scanners and image proxies, never scored; bounce and"
+        " complaint rates over sent)",
+        file=out,
+    )
 
 
 def print_reengagement(numbers: Reengagement, out: TextIO) -> None:

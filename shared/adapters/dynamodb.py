@@ -9,6 +9,7 @@ Items and access patterns:
 | activity       | ``LEAD#<id>``   | ``ACT#<at>#<id>``      | timeline: Query, newest 1st|
 | consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
 | report counter | ``COUNTER#<d>`` | the counter's kind     | a day's counters: Query    |
+| email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
 
 Report counters are per Japanese day ``<d>``, one numeric attribute per metric, added
 to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``lead>mql``,
@@ -43,6 +44,7 @@ from botocore.exceptions import ClientError
 
 from shared.clock import to_iso
 from shared.leads import Activity, Consent, Lead, SendRecord
+from shared.machine_engagement import MailRecord
 from shared.normalize import email_key
 from shared.qualification import EventCommit
 from shared.repository import REVIEW, DueLead, EmailTaken, Record, VersionConflict
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 DUE_SHARDS = 16
+# How long an email's record of opens and clicks is kept (time to live).
+MAIL_RECORD_DAYS = 400
 DUE_INDEX = "due"
 PROFILE = "PROFILE"
 
@@ -75,6 +79,11 @@ def email_pk(email: str) -> str:
 def erased_pk(email: str) -> str:
     # Only a hash of the address survives an erasure: enough to refuse it, not to read it.
     return "ERASED#" + hashlib.sha256(email_key(email).encode()).hexdigest()
+
+
+def mail_sk(message_id: str) -> str:
+    """One email's record under its lead (``MAIL#<SES message id>``)."""
+    return f"MAIL#{message_id}"
 
 
 def due_shard(lead_id: str) -> int:
@@ -498,7 +507,7 @@ class DynamoScoreStore:
                 }
             }
         ]
-        if commit.units:
+        if commit.units or commit.engaged_at is not None:
             expression = "ADD score_units :units, version :one"
             values: dict[str, Any] = {":units": commit.units, ":one": 1}
             if commit.engaged_at is not None:
@@ -515,6 +524,19 @@ class DynamoScoreStore:
                     }
                 }
             )
+        elif commit.mail is not None:
+            # An email record only beside its lead: never one left after an erasure.
+            items.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": serialize({"pk": lead_pk(commit.lead_id), "sk": PROFILE}),
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                }
+            )
+        profile_at = len(items) - 1 if len(items) > 1 else None
+        allowances_at = len(items)
         for rule, day, points, cap in commit.allowances:
             items.append(
                 {
@@ -532,38 +554,74 @@ class DynamoScoreStore:
                 }
             )
         if commit.counter is not None:
-            day, key, metric = commit.counter
+            metrics = sorted(commit.counter.metrics.items())
             items.append(
                 {
                     "Update": {
                         "TableName": self._table,
-                        "Key": serialize({"pk": counter_pk(day), "sk": key}),
-                        "UpdateExpression": "ADD #metric :one",
-                        "ExpressionAttributeNames": {"#metric": metric},
-                        "ExpressionAttributeValues": serialize({":one": 1}),
+                        "Key": serialize(
+                            {"pk": counter_pk(commit.counter.day), "sk": commit.counter.key}
+                        ),
+                        "UpdateExpression": "ADD "
+                        + ", ".join(f"#m{i} :m{i}" for i in range(len(metrics))),
+                        "ExpressionAttributeNames": {
+                            f"#m{i}": name for i, (name, _) in enumerate(metrics)
+                        },
+                        "ExpressionAttributeValues": serialize(
+                            {f":m{i}": by for i, (_, by) in enumerate(metrics)}
+                        ),
                     }
                 }
             )
+        mail_at = None
+        if commit.mail is not None:
+            mail_at = len(items)
+            items.append({"Put": self._mail_put(commit.mail, commit.at)})
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
             reasons = exc.response.get("CancellationReasons", [])
-            codes = [r.get("Code", "None") for r in reasons]
-            if codes and codes[0] == "ConditionalCheckFailed":
+            failed = [r.get("Code", "None") == "ConditionalCheckFailed" for r in reasons]
+            if failed and failed[0]:
                 return "duplicate"
-            offset = 1 + (1 if commit.units else 0)
             for index, (rule, *_rest) in enumerate(commit.allowances):
-                if (
-                    len(codes) > offset + index
-                    and codes[offset + index] == "ConditionalCheckFailed"
-                ):
+                if len(failed) > allowances_at + index and failed[allowances_at + index]:
                     return f"cap:{rule}"
-            if commit.units and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            if mail_at is not None and len(failed) > mail_at and failed[mail_at]:
+                return "conflict"
+            if profile_at is not None and len(failed) > profile_at and failed[profile_at]:
                 return "duplicate"  # the lead is gone (erased): nothing left to score
             raise
         return "committed"
+
+    def _mail_put(self, record: MailRecord, at: datetime) -> Any:
+        item = {
+            "pk": lead_pk(record.lead_id),
+            "sk": mail_sk(record.message_id),
+            **record.model_dump(mode="json", exclude={"lead_id"}),
+            # Kept a little longer than anything that reads it: late clicks, reports.
+            "expires_at": int(at.timestamp()) + MAIL_RECORD_DAYS * 86400,
+        }
+        put: dict[str, Any] = {"TableName": self._table, "Item": serialize(item)}
+        if record.version <= 1:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :seen"
+            put["ExpressionAttributeValues"] = serialize({":seen": record.version - 1})
+        return put
+
+    def mail_record(self, lead_id: str, message_id: str) -> MailRecord | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=serialize({"pk": lead_pk(lead_id), "sk": mail_sk(message_id)}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        return MailRecord.model_validate({**deserialize(item), "lead_id": lead_id})
 
     def recorded_award(self, lead_id: str, key: str) -> dict[str, Any] | None:
         response = self._client.get_item(

@@ -47,7 +47,8 @@ MAIL_WAIT_S = 8
 MAX_DAYS_PER_EMAIL = 10
 MAX_EMAILS_TO_MQL = 5
 # Links a reader would follow: tagged content links (not the footer's unsubscribe).
-CONTENT_LINKS = "a[href*='/click?'][href*='tag=link']"
+# What a reader can click: the hidden trap link (for scanners) is not visible.
+CONTENT_LINKS = "a[href*='/click?'][href*='tag=link']:visible"
 
 
 def _install_chromium() -> None:
@@ -201,7 +202,7 @@ def test_the_welcome_email_is_opened_clicked_and_unsubscribed_from_the_outbox(
     assert "Open" in page.locator("#published").inner_text()
     mail_page = page.url
     unsubscribe = page.locator("#list-unsubscribe").inner_text().strip().strip("<>")
-    page.frame_locator("iframe.mail").locator("a[href*='/click?']").first.click()
+    page.frame_locator("iframe.mail").locator("a[href*='/click?']:visible").first.click()
     assert page.locator("#target").get_attribute("href", timeout=PAGE_TIMEOUT_MS)
     assert "Click" in page.locator("#published").inner_text()
 
@@ -225,6 +226,66 @@ def test_the_welcome_email_is_opened_clicked_and_unsubscribed_from_the_outbox(
     # (the profile and the activity are separate writes: wait for each)
     shows(page, lead_page, "#suppressed", "the lead suppressed after the bounce")
     shows(page, lead_page, "#timeline tr.email_bounced", "email_bounced on the lead's timeline")
+
+
+def test_a_scanned_email_is_labelled_a_machines_on_the_timeline_and_scores_nothing(
+    stack: Stack, page: Page
+) -> None:
+    console = f"{stack.origin}/console"
+    email = f"scanned-{uuid.uuid4().hex[:8]}@example.co.jp"
+    # Given a lead at a company whose mail gateway scans every email, sent the welcome
+    status, body = request(
+        f"{stack.api}/leads",
+        {"email": email, "form_type": "newsletter", "consent": True, "name": "高橋 誠"},
+    )
+    assert status == 201, body
+    lead_page = f"{console}/leads/{body['lead_id']}"
+    now = stack.now()
+    seconds = math.ceil((next_send_time(now) - now).total_seconds())
+    assert request(f"{stack.origin}/_local/clock/advance", {"by": f"PT{seconds}S"})[0] == 200
+    assert request(f"{stack.origin}/_local/tick", method="POST")[0] == 200
+    row = f"#outbox tr[data-to='{email}']:has-text('program=welcome')"
+    shows(page, f"{console}/outbox", row, "the welcome email in the outbox")
+    page.goto(f"{console}/outbox")
+    mail_page = f"{stack.origin}{page.locator(f'{row} a').first.get_attribute('href')}"
+    page.goto(lead_page)
+    score = page.locator("#score").inner_text()
+
+    # When the gateway opens it and follows every link, the hidden one too, on delivery
+    page.goto(f"{mail_page}?track=0")
+    page.locator("#scan").click()
+    assert "scanner" in page.locator("#published").inner_text()
+
+    # Then each open and click is on the timeline, in words, labelled a machine's with why
+    machine_clicks = "#timeline tr.email_clicked.machine"
+
+    def all_scanned() -> bool | None:
+        page.goto(lead_page)
+        done = page.locator(machine_clicks).count() >= 3
+        return True if done and "隠しリンク" in page.locator("#timeline").inner_text() else None
+
+    eventually(all_scanned, "the scanner's clicks on the timeline", ARRIVAL_TIMEOUT_S)
+    first = page.locator(machine_clicks).first
+    assert "クリック" in first.inner_text()
+    assert "Clicked" in first.inner_text()
+    assert "機械" in first.locator(".machine-label").inner_text()
+    why = first.locator(".why").inner_text()
+    assert "Microsoft Defender" in why
+    assert page.locator("#timeline tr.email_opened.machine").count() == 1
+    # and none of it scored
+    assert page.locator("#score").inner_text() == score
+    assert page.locator("#timeline code").count() == 0  # details are text, not JSON
+
+    # When the reader opens it later and clicks a link themselves
+    page.goto(mail_page)
+    page.frame_locator("iframe.mail").locator(CONTENT_LINKS).first.click()
+    assert "Click" in page.locator("#published").inner_text()
+
+    # Then that click is a person's and it scores
+    person = "#timeline tr.email_clicked:not(.machine)"
+    shows(page, lead_page, person, "the reader's click on the timeline")
+    assert "点" in page.locator(person).first.inner_text()
+    assert float(page.locator("#score").inner_text()) > float(score)
 
 
 def newest_mail(page: Page, console: str, email: str, count: int) -> str | None:

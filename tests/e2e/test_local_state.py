@@ -94,7 +94,7 @@ def test_with_state_sent_mail_and_the_sales_inbox_survive_a_restart(tmp_path: Pa
 
         def opened() -> str | None:
             html = page(f"{second.origin}/console/leads/{lead_id}")
-            rows = re.findall(r'<tr class="activity email_opened">.*?</tr>', html, re.DOTALL)
+            rows = re.findall(r'<tr class="activity email_opened"[^>]*>.*?</tr>', html, re.DOTALL)
             return next((row for row in rows if mail_id in row), None)
 
         eventually(opened, f"the Open of {mail_id} on lead {lead_id}")

@@ -341,6 +341,32 @@ def test_validate_reports_a_broken_assets_file(capsys: Any, content_copy: Path) 
     assert "en" in err
 
 
+def test_validate_reports_a_broken_machine_engagement_file(capsys: Any, content_copy: Path) -> None:
+    rules = content_copy / "engagement.yaml"
+    text = rules.read_text(encoding="utf-8").replace("40.107.0.0/16", "40.107.0.0/99")
+    rules.write_text(text, encoding="utf-8")
+
+    status, _, err = run(capsys, "validate", "--content", str(content_copy))
+
+    assert status == 1
+    assert "error: engagement: engagement.yaml:" in err
+    assert "40.107.0.0/99 is not a CIDR range" in err
+
+
+def test_validate_reports_a_layout_without_the_hidden_trap_link(
+    capsys: Any, content_copy: Path
+) -> None:
+    for locale in ("ja", "en"):
+        layout = content_copy / "email" / f"layout.{locale}.html"
+        text = layout.read_text(encoding="utf-8").replace('ses:tags="link:trap;"', "")
+        layout.write_text(text, encoding="utf-8")
+
+    status, _, err = run(capsys, "validate", "--content", str(content_copy))
+
+    assert status == 1
+    assert 'welcome/welcome (ja, template welcome): no hidden link ses:tags="link:trap;"' in err
+
+
 def test_preview_renders_for_a_stored_lead(
     dynamodb: Any, repository: DynamoLeadRepository, capsys: Any, tmp_path: Path
 ) -> None:
@@ -375,7 +401,16 @@ def counters(dynamodb: Any) -> None:
         store.count(day, "stage", "lead>mql", mql)
         store.count(day, "stage", "mql>sql", sql)
         store.count(day, "stage", "sql>customer", won)
-    for metric, by in [("sent", 200), ("delivered", 190), ("opens", 57), ("clicks", 19)]:
+    for metric, by in [
+        ("sent", 200),
+        ("delivered", 190),
+        ("opens", 90),
+        ("clicks", 40),
+        ("unique_human_opens", 57),
+        ("unique_human_clicks", 19),
+        ("unique_machine_opens", 38),
+        ("unique_machine_clicks", 19),
+    ]:
         store.count(date(2026, 11, 2), "email#welcome#welcome#0", metric, by)
     store.count(date(2026, 11, 3), "email#welcome#welcome#0", "bounces", 4)
     store.count(date(2026, 11, 3), "email#welcome#case_study#1", "sent", 10)
@@ -395,8 +430,8 @@ def test_the_funnel_report_sums_the_days_counters(counters: None, capsys: Any) -
     assert "SQL 8 MQL → SQL 40.0%" in lines
     assert "customers 2 SQL → customer 25.0%" in lines
     assert "lead → customer: 2.0%" in lines
-    assert "welcome welcome 0 200 190 30.0% 10.0% 2.00% 0.00%" in lines
-    assert "welcome case_study 1 10 0 - - 0.00% 10.00%" in lines
+    assert "welcome welcome 0 200 190 30.0% 10.0% 33.3% 20.0% 10.0% 2.00% 0.00%" in lines
+    assert "welcome case_study 1 10 0 - - - - - 0.00% 10.00%" in lines
 
 
 def test_the_funnel_report_shows_re_engagement_and_list_health(dynamodb: Any, capsys: Any) -> None:

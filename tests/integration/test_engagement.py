@@ -98,6 +98,12 @@ EVENT_TYPES = [
     ("delivery_delay", ActivityType.EMAIL_DELAYED, "delays", [], {}),
     ("subscription", ActivityType.UNSUBSCRIBED, "unsubscribes", [("unsubscribe", -20)], {}),
 ]
+# A person's open or click is also counted as a person's, and once per email.
+PERSON = {
+    "opens": {"human_opens": 2, "unique_human_opens": 2},
+    "clicks": {"human_clicks": 2, "unique_human_clicks": 2, "unique_human_opens": 2},
+}
+ONE_PERSON_CLICK = {"human_clicks": 1, "unique_human_clicks": 1, "unique_human_opens": 1}
 UNCHANGED = {"suppressed": False, "unsubscribed": False, "transient_bounces": 0}
 # The list-health counter (sk "list") of the events that take a lead off the list.
 OPT_OUTS = {
@@ -132,7 +138,7 @@ def test_each_event_type_leaves_its_activity_counter_score_and_lead_state(
     assert result.failed == []
     # and the report counter of the day, program, step and variant counts both, as does
     # the list-health counter when the event took them off the list
-    expected_counters = {REPORT_KEY: {metric: 2}}
+    expected_counters = {REPORT_KEY: {metric: 2, **PERSON.get(metric, {})}}
     if name in OPT_OUTS:
         expected_counters["list"] = {OPT_OUTS[name]: 2}
     assert counters(dynamodb, at) == expected_counters
@@ -370,7 +376,7 @@ def test_the_same_event_delivered_twice_counts_once(
     assert first.failed == again.failed == twice.failed == []
     assert len(activities(repository, lead.lead_id)) == 1
     assert score(repository, lead.lead_id, clock.now()) == 7
-    assert counters(dynamodb, clock.now()) == {REPORT_KEY: {"clicks": 1}}
+    assert counters(dynamodb, clock.now()) == {REPORT_KEY: {"clicks": 1, **ONE_PERSON_CLICK}}
 
 
 @pytest.mark.parametrize("name", sorted(OPT_OUTS))
@@ -465,7 +471,9 @@ def test_an_open_that_arrives_before_its_delivery_leaves_the_same_state(
         (ActivityType.EMAIL_DELIVERED, delivered_at),
         (ActivityType.EMAIL_OPENED, opened_at),
     ]
-    assert counters(dynamodb, delivered_at) == {REPORT_KEY: {"delivered": 1, "opens": 1}}
+    assert counters(dynamodb, delivered_at) == {
+        REPORT_KEY: {"delivered": 1, "opens": 1, "human_opens": 1, "unique_human_opens": 1}
+    }
     after = stored(repository, lead.lead_id)
     assert (after.suppressed, after.last_engaged_at) == (False, opened_at)
     assert score(repository, lead.lead_id, opened_at) == 1
@@ -652,7 +660,10 @@ def test_opens_beyond_the_daily_cap_earn_nothing_until_the_next_japanese_day(
     # Then three opens earn a point each, the fourth is recorded without points
     timeline = activities(repository, lead.lead_id)
     assert [a.details.get("points") for a in timeline] == [1, 1, 1, None]
-    assert counters(dynamodb, evening) == {REPORT_KEY: {"opens": 4}}
+    # (the email counts once among those a person opened)
+    assert counters(dynamodb, evening) == {
+        REPORT_KEY: {"opens": 4, "human_opens": 4, "unique_human_opens": 1}
+    }
 
     # When it opens again just after midnight in Tokyo (15:00 UTC), a new day
     midnight = datetime(2026, 11, 25, 0, 0, 1, tzinfo=JST)
@@ -661,7 +672,7 @@ def test_opens_beyond_the_daily_cap_earn_nothing_until_the_next_japanese_day(
     # Then that open earns its point
     assert activities(repository, lead.lead_id)[-1].details.get("points") == 1
     assert business_day(midnight) != business_day(evening)
-    assert counters(dynamodb, midnight) == {REPORT_KEY: {"opens": 1}}
+    assert counters(dynamodb, midnight) == {REPORT_KEY: {"opens": 1, "human_opens": 1}}
     # and the score is exactly the four points that were awarded, each decayed from its time
     expected = sum(RULES.units(1, t) for t in [*times[:3], midnight])
     assert stored(repository, lead.lead_id).score_units == expected
@@ -835,7 +846,7 @@ def test_a_click_on_the_branching_step_decides_the_branch_at_once(
     assert [e.tags["step"] for e in world.ses.sent] == ["whitepaper", "seminar_invitation"]
     # and the report counts the click for the program, step and variant that were sent
     key = f"email#branching#whitepaper#{sent.tags['variant']}"
-    assert counters(world.dynamodb, clicked_at)[key] == {"clicks": 1}
+    assert counters(world.dynamodb, clicked_at)[key] == {"clicks": 1, **ONE_PERSON_CLICK}
 
 
 def test_an_open_does_not_decide_a_branch_that_waits_for_a_click(

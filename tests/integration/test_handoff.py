@@ -251,11 +251,12 @@ def qualify_by_engagement(world: World) -> str:
     at = world.clock.now()
     second = timedelta(seconds=1)
     # the same day: 13 + 11 + 8 for three tagged clicks, 3 for three opens; 45 with the download
+    # (a person's pace: a scanner clicks every link within seconds)
     for i, tag in enumerate(["pricing", "trial", "seminar"]):
         link = f"https://www.example.co.jp/{tag}/"
-        world.event("click", lead_id, at + i * second, link_tags=[tag], link=link)
+        world.event("click", lead_id, at + i * 20 * second, link_tags=[tag], link=link)
     for i in range(3):
-        world.event("open", lead_id, at + (10 + i) * second)
+        world.event("open", lead_id, at + (70 + i) * second)
     assert stored(world.repository, lead_id).stage is Stage.LEAD
     # the next day: 45 has decayed to 44.0, a case-study click adds 7
     world.clock.advance(timedelta(days=1))

@@ -29,6 +29,7 @@ from shared.clock import FixedClock, to_iso
 from shared.delivery import Outcome, SendJob, ledger_key
 from shared.email import EmailRenderer
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
+from shared.machine_engagement import tracked_links
 from shared.nurture import record_engagement, start, variant_label, variant_of
 from shared.programs import Engagement, Program, ProgramCatalog, load_programs
 from shared.tokens import UnsubscribeTokens
@@ -254,6 +255,7 @@ def test_a_lead_created_by_post_leads_receives_the_welcome_email_on_the_next_tic
         "program": "welcome",
         "step": "welcome",
         "variant": variant_label(variant),
+        "links": email.tags["links"],  # checked against the rendered email below
     }
     message = email.message
     # with both RFC 8058 headers, naming a link that opts this lead out
@@ -264,6 +266,9 @@ def test_a_lead_created_by_post_leads_receives_the_welcome_email_on_the_next_tic
     assert shipped.tokens.verify(token) == lead.lead_id
     # a Japanese subject, MIME-encoded on the wire, that decodes to the rendered one
     expected = EmailRenderer(SENDER).render(lead, welcome, step, variant, url)
+    # (and the tracked links it holds, hidden trap link included, for the burst rule)
+    assert email.tags["links"] == str(tracked_links(expected.html))
+    assert tracked_links(expected.html) >= 2
     assert message["Subject"] == expected.subject
     assert JAPANESE.search(message["Subject"])
     assert raw_header(email, "Subject").isascii()

@@ -34,6 +34,7 @@ from shared.email import (
     load_assets,
 )
 from shared.leads import ConsentState, Enrolment, FormType, Lead, Stage, Touch
+from shared.machine_engagement import load_engagement_rules, tracked_links
 from shared.programs import (
     ENDINGS,
     EXIT,
@@ -152,11 +153,17 @@ class _Html(HTMLParser):
             self._open.pop()
 
 
+TRAP_TAGS = f"link:{load_engagement_rules().trap_link};"
+
+
 def site_links_in_html(html: str) -> list[dict[str, str | None]]:
+    """The links a reader sees (the hidden trap link is for scanners only)."""
     return [
         a
         for a in _Html(html).anchors
-        if (a.get("href") or "").startswith(SITE) and a.get("href") != SENDER.privacy_url
+        if (a.get("href") or "").startswith(SITE)
+        and a.get("href") != SENDER.privacy_url
+        and a.get("ses:tags") != TRAP_TAGS
     ]
 
 
@@ -485,6 +492,25 @@ def test_every_site_link_is_tracked_and_in_both_parts(
     html_urls = {a["href"] for a in anchors}
     assert site_links_in_text(email.text) == html_urls
     assert f"{SITE}//" not in email.html + email.text
+
+
+@pytest.mark.parametrize(("program", "step", "locale"), CASES)
+def test_every_email_carries_one_hidden_trap_link_that_only_a_machine_follows(
+    program: Program, step: Step, locale: str
+) -> None:
+    email = RENDERER.render(make_lead(locale, profile=FULL), program, step, 0, UNSUBSCRIBE)
+    traps = [a for a in _Html(email.html).anchors if a.get("ses:tags") == TRAP_TAGS]
+    assert len(traps) == 1
+    # Out of sight and out of reach: no keyboard focus, inside a hidden, aria-hidden block
+    assert traps[0]["tabindex"] == "-1"
+    hidden = re.search(
+        r'<div style="display:none;[^"]*" aria-hidden="true"><a [^>]*link:trap;[^>]*>', email.html
+    )
+    assert hidden is not None
+    # and absent from the text part, whose links no scanner is tracked through
+    assert traps[0]["href"] not in site_links_in_text(email.text)
+    # SES tracks it with the reader's links: the burst rule counts them all
+    assert tracked_links(email.html) == len({a["href"] for a in site_links_in_html(email.html)}) + 1
 
 
 CONTENT_LINK = {

@@ -54,7 +54,19 @@ def test_counters_sum_over_days_into_stages_and_email_kpis_per_variant() -> None
     totals = sum_counters(
         [
             ("stage", {"new>lead": 10, "lead>mql": 2}),
-            ("email#welcome#welcome#0", {"sent": 10, "delivered": 9, "opens": 3, "clicks": 1}),
+            (
+                "email#welcome#welcome#0",
+                {
+                    "sent": 10,
+                    "delivered": 9,
+                    "opens": 9,
+                    "clicks": 4,
+                    "unique_human_opens": 3,
+                    "unique_human_clicks": 1,
+                    "unique_machine_opens": 4,
+                    "unique_machine_clicks": 2,
+                },
+            ),
             ("stage", {"new>lead": 5, "mql>sql": 1}),
             ("email#welcome#welcome#0", {"sent": 10, "delivered": 10, "bounces": 1}),
             ("email#welcome#welcome#1", {"sent": 4, "complaints": 1}),
@@ -66,8 +78,12 @@ def test_counters_sum_over_days_into_stages_and_email_kpis_per_variant() -> None
     first, second = totals.email_kpis()
     assert (first.program, first.step, first.variant) == ("welcome", "welcome", "0")
     assert (first.sent, first.delivered) == (20, 19)
+    # People's opens and clicks, each email once; machines' apart
     assert first.open_rate == Fraction(3, 19)
     assert first.click_rate == Fraction(1, 19)
+    assert first.click_to_open_rate == Fraction(1, 3)
+    assert first.machine_open_rate == Fraction(4, 19)
+    assert first.machine_click_rate == Fraction(2, 19)
     assert first.bounce_rate == Fraction(1, 20)
     assert first.complaint_rate == 0
     assert second.variant == "1"

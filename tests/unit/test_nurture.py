@@ -20,6 +20,7 @@ from shared.nurture import (
     exit_reason,
     prune_sends,
     record_engagement,
+    recount_engagement,
     skip,
     skip_reason,
     start,
@@ -1027,3 +1028,36 @@ def test_on_complete_is_for_programs_that_dormant_or_lost_leads_enter() -> None:
         program(
             step("hello"), entry={"stages": ["dormant"]}, exit=exits, on_complete={"stage": "mql"}
         )
+
+
+def test_recounting_a_step_after_its_click_turned_out_a_machines_makes_the_branch_wait() -> None:
+    # Given b sent (its branch waits a day and then up to 3 days), clicked an hour later
+    enrolment = sent_b()
+    assert enrolment.awaiting == "b"
+    sent_at = enrolment.sent["b"].sent_at
+    clicked_at = sent_at + HOUR
+    clicked = record_engagement(enrolment, BRANCHING, "b", Engagement.CLICKED, clicked_at)
+    assert clicked.due_at == clicked_at  # settled at once
+
+    # When the click turns out a scanner's: nothing a person did is left
+    recounted = recount_engagement(clicked, BRANCHING, "b", None, None, [])
+
+    # Then the step shows no engagement, and the branch waits its full time again
+    step_b = recounted.sent["b"]
+    assert (step_b.opened_at, step_b.clicked_at, step_b.clicked_links) == (None, None, ())
+    assert recounted.due_at == sent_at + 3 * DAY
+    # and recounting what is already there changes nothing
+    assert recount_engagement(recounted, BRANCHING, "b", None, None, []) == recounted
+
+
+def test_recounting_keeps_what_people_did_and_a_settled_branch_stays_due() -> None:
+    enrolment = sent_b()
+    sent_at = enrolment.sent["b"].sent_at
+    opened = record_engagement(enrolment, BRANCHING, "b", Engagement.OPENED, sent_at + HOUR)
+    clicked = record_engagement(opened, BRANCHING, "b", Engagement.CLICKED, sent_at + 2 * HOUR)
+    # A person also clicked: the scanner's click is gone, the person's stays
+    person = sent_at + 5 * HOUR
+    recounted = recount_engagement(clicked, BRANCHING, "b", sent_at + HOUR, person, ["pricing"])
+    assert recounted.sent["b"].clicked_at == person
+    assert recounted.sent["b"].clicked_links == ("pricing",)
+    assert recounted.due_at == clicked.due_at

@@ -17,11 +17,13 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader
 
 from infra.local.console import mail as mails
+from infra.local.console.timeline import rows as timeline_rows
 from shared.adapters.dynamodb import DynamoLeadRepository, counter_pk, deserialize, serialize
 from shared.clock import OffsetClock, from_iso
 from shared.funnel import LIST_KEY, STAGE_KEY, FunnelTotals
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
 from shared.leads import ActivityType, Lead
+from shared.machine_engagement import links_in, load_engagement_rules, tracked_links
 from shared.programs import ProgramCatalog, load_programs, parse_duration
 from shared.scoring import ScoringRules, load_scoring
 from shared.submission import LABELS
@@ -59,6 +61,12 @@ HTML = [
 ]
 TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger(__name__)
+# How soon after an email was sent, or after the last click on it, the console's reader
+# opens or clicks: slower than the machine-engagement rules' delivery window and burst
+# (shared/content/engagement.yaml), as a person is.
+READING_TIME = timedelta(seconds=30)
+# A mail scanner's fetches start this soon after the send (the "scanned" button).
+SCAN_DELAY = timedelta(seconds=1)
 # The console path being answered, so every page's clock form can come back to it.
 _HERE: ContextVar[str] = ContextVar("console_here", default=PREFIX + "/")
 # The clock form's ``by`` value that means "until some program may send".
@@ -100,6 +108,7 @@ class LocalConsole:
     ):
         self.config = config
         self._clock = clock
+        self._read: dict[str, datetime] = {}  # mail id -> the reader's last open or click
         self._tick = tick
         self._programs = programs or load_programs()
         self._dynamodb = session.client("dynamodb")
@@ -107,6 +116,7 @@ class LocalConsole:
         self._sqs = session.client("sqs")
         self._leads = DynamoLeadRepository(self._dynamodb, config.table_name)
         self._rules: ScoringRules = load_scoring()
+        self._machines = load_engagement_rules()
         self._sends: dict[str, mails.SendInfo] = {}  # by SES message id, once found
         self._env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
         self._env.filters["jst"] = _jst
@@ -133,7 +143,7 @@ class LocalConsole:
             ("GET", r"/outbox", self.outbox),
             ("GET", r"/outbox/(?P<mail_id>[^/]+)", self.outbox_mail),
             ("GET", r"/outbox/(?P<mail_id>[^/]+)/click", self.click),
-            ("POST", r"/outbox/(?P<mail_id>[^/]+)/(?P<kind>bounce|complaint)", self.simulate),
+            ("POST", r"/outbox/(?P<mail_id>[^/]+)/(?P<kind>bounce|complaint|scan)", self.simulate),
             ("GET", r"/leads", self.leads),
             ("GET", r"/leads/(?P<lead_id>[^/]+)", self.lead),
             ("GET", r"/sales", self.sales),
@@ -220,6 +230,8 @@ class LocalConsole:
                         "step": str(details.get("step_id") or ""),
                         "variant": str(details.get("variant") or ""),
                     }
+                    if mail.html:
+                        tags["links"] = str(tracked_links(mail.html))
                     info = mails.SendInfo(lead.lead_id, activity.at, tags)
                     self._sends[mail.id] = info
                     return info
@@ -230,13 +242,33 @@ class LocalConsole:
         rows = [(m, self.send_info(m)) for m in reversed(mails.sent_mails(self.config.moto))]
         return self._page("outbox.html", rows=rows)
 
-    def publish(self, kind: str, mail: mails.SentMail, detail: dict[str, Any]) -> str:
-        """Publish an SES event for ``mail`` to the email-events topic, as SES would."""
+    def publish(
+        self,
+        kind: str,
+        mail: mails.SentMail,
+        detail: dict[str, Any],
+        at: datetime | None = None,
+    ) -> str:
+        """Publish an SES event for ``mail`` to the email-events topic, as SES would.
+
+        The outbox is read by a person, at a person's pace: an open or click sooner than
+        ``READING_TIME`` after the send, or ``READING_TIME`` after the last one on the
+        same email, first moves the clock on to then; otherwise the engagement function
+        would rightly take the console's quick clicks for a mail scanner's. An explicit
+        ``at`` (a mail scanner's own time) is published as it is.
+        """
+        if kind in ("Open", "Click") and at is None:
+            sent_at = self.send_info(mail).sent_at
+            earliest = [t + READING_TIME for t in (sent_at, self._read.get(mail.id)) if t]
+            ready = max(earliest, default=self._clock.now())
+            if self._clock.now() < ready:
+                self._clock.advance(ready - self._clock.now())
+            self._read[mail.id] = self._clock.now()
         event = mails.ses_event(
             kind,
             mail,
             self.send_info(mail),
-            self._clock.now(),
+            at or self._clock.now(),
             configuration_set=self.config.configuration_set,
             detail=detail,
         )
@@ -279,12 +311,27 @@ class LocalConsole:
         mail = self._mail(mail_id)
         if mail is None:
             return self._page("error.html", 404, message=f"メール {mail_id} はありません")
-        if kind == "bounce":
+        if kind == "scan":
+            self.scan(mail)
+            event = "Open, Click (scanner)"
+        elif kind == "bounce":
             self.publish("Bounce", mail, mails.bounce_detail(mail))
+            event = "Bounce"
         else:
             self.publish("Complaint", mail, mails.complaint_detail(mail))
-        event = "Bounce" if kind == "bounce" else "Complaint"
-        return _redirect(f"{PREFIX}/outbox/{quote(mail.id, safe='')}?published={event}")
+            event = "Complaint"
+        return _redirect(f"{PREFIX}/outbox/{quote(mail.id, safe='')}?published={quote(event)}")
+
+    def scan(self, mail: mails.SentMail) -> None:
+        """What a mail security gateway does on delivery: fetch the images and follow every
+        link, the hidden one too, within two seconds of the send. The engagement function
+        labels each of these a machine's; none scores."""
+        sent_at = self.send_info(mail).sent_at or self._clock.now()
+        self.publish("Open", mail, mails.scanner_detail(), at=sent_at + SCAN_DELAY)
+        links = links_in(mail.html or "")
+        for index, (url, tags) in enumerate(links):
+            at = sent_at + SCAN_DELAY + index * SCAN_DELAY / max(len(links), 1)
+            self.publish("Click", mail, mails.scanner_detail(url, tags), at=at)
 
     # -- leads -----------------------------------------------------------------------------
 
@@ -327,7 +374,7 @@ class LocalConsole:
             profile=profile,
             score=self._score(lead),
             reasons=top_reasons(timeline),
-            timeline=timeline,
+            timeline=timeline_rows(timeline, self._machines),
         )
 
     # -- sales inbox -----------------------------------------------------------------------

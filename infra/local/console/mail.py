@@ -191,6 +191,20 @@ def ses_event(
 
 
 USER_AGENT = "Mozilla/5.0 (local console)"
+# A security gateway's fetches: a browser's user agent, from Exchange Online's addresses.
+SCANNER_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+SCANNER_IP = "40.107.74.21"
+
+
+def scanner_detail(url: str | None = None, link_tags: str = "") -> dict[str, Any]:
+    """An Open (no ``url``) or a Click as a mail scanner's fetch is reported."""
+    detail: dict[str, Any] = {"ipAddress": SCANNER_IP, "userAgent": SCANNER_USER_AGENT}
+    if url is not None:
+        detail.update(link=url, linkTags=parse_link_tags(link_tags))
+    return detail
 
 
 def open_detail() -> dict[str, Any]:
