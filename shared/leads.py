@@ -154,6 +154,16 @@ class SendRecord(_Record):
     message_id: str | None = None
 
 
+class Outcome(_Record):
+    """What sales finally made of a lead (won, lost, rejected), listed by month for the
+    scoring backtest (``shared.backtest``): a list to read instead of scanning leads.
+    Holds no personal data."""
+
+    lead_id: str
+    disposition: Literal["won", "lost", "rejected"]
+    at: datetime
+
+
 class Activity(_Record):
     """One entry on a lead's timeline."""
 

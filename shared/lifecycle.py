@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clock import Clock
 from shared.funnel import Counters, count_transition
-from shared.leads import Activity, ActivityType, Enrolment, Lead, Stage
+from shared.leads import Activity, ActivityType, Enrolment, Lead, Outcome, Stage
 from shared.nurture import COMPLETED, leave, start
 from shared.programs import RETURNING_STAGES, Program, ProgramCatalog
 from shared.qualification import business_day
-from shared.repository import LeadRepository, VersionConflict
+from shared.repository import LeadRepository, Record, VersionConflict
 
 MAX_ATTEMPTS = 8
 
@@ -32,6 +32,8 @@ class Disposition(StrEnum):
     LOST = "lost"
 
 
+# What sales finally made of a lead: listed for the scoring backtest.
+OUTCOMES = frozenset({"won", "lost", "rejected"})
 # Which stages each disposition may be reported from.
 ALLOWED_FROM: dict[Disposition, frozenset[Stage]] = {
     Disposition.ACCEPTED: frozenset({Stage.MQL}),
@@ -109,8 +111,13 @@ class SalesFeedback:
                 caller=caller,
                 program_id=_active_program(updated),
             )
+            records: list[Record] = [activity]
+            if request.disposition in OUTCOMES:
+                # Listed with the change itself: the backtest reads outcomes, never scans.
+                outcome = Outcome(lead_id=lead_id, disposition=request.disposition.value, at=now)
+                records.append(outcome)
             try:
-                self._leads.replace(updated, lead.version, [activity])
+                self._leads.replace(updated, lead.version, records)
             except VersionConflict:
                 continue
             count_transition(self._counters, business_day(now), lead.stage, updated.stage)

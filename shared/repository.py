@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
-from shared.leads import Activity, Consent, Lead, SendRecord
+from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 
-Record = Activity | Consent | SendRecord
+Record = Activity | Consent | SendRecord | Outcome
 
 
 class EmailTaken(Exception):
@@ -50,8 +50,19 @@ class LeadRepository(Protocol):
         """Newest first."""
         ...
 
+    def history(self, lead_id: str) -> list[Activity]:
+        """The whole timeline, oldest first (every page of it)."""
+        ...
+
     def consents(self, lead_id: str) -> list[Consent]:
         """Newest first."""
+        ...
+
+
+class OutcomeList(Protocol):
+    def outcomes(self, start: date, end: date) -> list[Outcome]:
+        """Outcomes recorded from ``start`` to ``end`` (UTC days, both included), oldest
+        first: one Query per month."""
         ...
 
 

@@ -39,16 +39,27 @@ class CliError(Exception):
 
 
 class Progress:
-    """``label 12/50`` rewritten in place on stderr when it is a terminal."""
+    """``label 12/50`` (with ``bar``: ``label [#####.....] 12/50``) rewritten in place on
+    stderr when it is a terminal. Hand-written: one line of output does not need a
+    progress-bar library in the operator's install."""
 
-    def __init__(self, label: str) -> None:
+    WIDTH = 30
+
+    def __init__(self, label: str, *, bar: bool = False) -> None:
         self._label = label
+        self._bar = bar
+
+    def line(self, done: int, total: int) -> str:
+        if not self._bar:
+            return f"{self._label} {done}/{total}"
+        filled = self.WIDTH * done // total if total else self.WIDTH
+        return f"{self._label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{total}"
 
     def __call__(self, done: int, total: int) -> None:
         if not sys.stderr.isatty():
             return
         end = "\n" if done >= total else ""
-        sys.stderr.write(f"\r{self._label} {done}/{total}{end}")
+        sys.stderr.write(f"\r{self.line(done, total)}{end}")
         sys.stderr.flush()
 
 
@@ -209,6 +220,47 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    import yaml
+
+    from shared import backtest
+    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.scoring import load_scoring
+
+    paths = content.ContentPaths.under(args.content)
+    if args.suggest and args.out is None:
+        raise CliError("--suggest needs --out FILE for the candidate rules")
+    try:
+        today = load_scoring(paths.scoring)
+        candidate = load_scoring(args.rules) if args.rules else None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"scoring rules: {exc}") from exc
+    start, end = args.from_ or date(2000, 1, 1), args.to or date.today()
+    if start > end:
+        raise CliError(f"--from {start} is after --to {end}")
+    repository = DynamoLeadRepository(dynamodb(args), args.table)
+    histories = backtest.load_histories(
+        repository, repository, start, end, Progress("timelines", bar=True)
+    )
+    results = [backtest.run("today", histories, today)]
+    if args.suggest:
+        try:
+            suggestion = backtest.suggest(histories, today)
+        except ValueError as exc:
+            raise CliError(f"cannot suggest points: {exc}") from exc
+        notes = backtest.explanation(suggestion, today)
+        header = "".join(f"# {line}\n" for line in notes)
+        body = yaml.safe_dump(backtest.as_content(suggestion), allow_unicode=True, sort_keys=False)
+        args.out.write_text(header + body, encoding="utf-8")
+        print("\n".join(notes), file=sys.stdout)
+        print(f"Written to {args.out}\n", file=sys.stdout)
+        results.append(backtest.run("suggested", histories, suggestion.rules))
+    if candidate is not None:
+        results.append(backtest.run("candidate", histories, candidate))
+    reports.print_backtest(histories, results, start, end, sys.stdout)
+    return 0
+
+
 def _show(answer: Any) -> None:
     print(json.dumps(answer, ensure_ascii=False, indent=2))
 
@@ -361,6 +413,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="conversion rates (0.2, 20%% or 1/5); any subset",
     )
     p.set_defaults(run=cmd_plan)
+
+    p = commands.add_parser(
+        "backtest",
+        parents=[table, content_dir, dates],
+        help="replay leads with a known outcome through today's scoring rules and a candidate",
+        description="Leads whose outcome sales recorded (won, lost, rejected) from --from to "
+        "--to (default: all) are replayed through today's scoring.yaml and, side by side, "
+        "a candidate file: MQLs per month, precision and recall of MQL against won, median "
+        "days from MQL to won, and the leads whose state would change.",
+    )
+    p.add_argument("--rules", type=Path, metavar="FILE", help="candidate scoring rules (YAML)")
+    p.add_argument(
+        "--suggest",
+        action="store_true",
+        help="fit point values to the history (logistic regression) and write them to --out",
+    )
+    p.add_argument("--out", type=Path, metavar="FILE", help="where --suggest writes its rules")
+    p.set_defaults(run=cmd_backtest)
 
     p = commands.add_parser(
         "clock", parents=[api], help="the local stack's clock: show it, or advance DURATION"

@@ -1,16 +1,21 @@
-"""Funnel report and plan as text tables (the maths is ``shared.funnel``)."""
+"""Funnel report, plan and backtest as text tables (the maths is ``shared.funnel`` and
+``shared.backtest``)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, TextIO
 
+from shared.backtest import Backtest, History, changed
 from shared.funnel import FunnelTotals, ListHealth, Plan, Reengagement, percent, sum_counters
 
 if TYPE_CHECKING:  # boto3 loads only for the commands that read the table
     from shared.adapters.counters import DynamoCounterReader
 
+# Leads listed by name when a candidate changes who is handed to sales.
+CHANGED_SHOWN = 20
 STAGE_LABELS = {"lead": "leads", "mql": "MQL", "sql": "SQL", "customer": "customers"}
 CONVERSION_LABELS = {
     "lead_mql": "lead → MQL",
@@ -141,3 +146,57 @@ def print_plan(result: Plan, out: TextIO) -> None:
     print(table(["stage", "needed", "converts to next", "rate from"], rows, {1, 2}), file=out)
     if not result.reachable:
         print("\nA zero conversion rate makes the earlier stages unreachable.", file=out)
+
+
+def print_backtest(
+    histories: Sequence[History],
+    results: Sequence[Backtest],
+    start: date,
+    end: date,
+    out: TextIO,
+) -> None:
+    outcomes = Counter(h.outcome.disposition for h in histories)
+    told = ", ".join(f"{outcomes[k]} {k}" for k in ("won", "lost", "rejected"))
+    print(f"Backtest {start.isoformat()} .. {end.isoformat()}: {len(histories)} leads", file=out)
+    print(f"with a known outcome ({told})", file=out)
+    if not histories:
+        return
+    print(file=out)
+    names = [r.name for r in results]
+    rows = [
+        ["MQL", *(str(r.mqls) for r in results)],
+        ["precision (won of MQL)", *(percent(r.precision) for r in results)],
+        ["recall (MQL of won)", *(percent(r.recall) for r in results)],
+        [
+            "median days MQL → won",
+            *(
+                "-" if r.median_days_to_won is None else f"{r.median_days_to_won:.1f}"
+                for r in results
+            ),
+        ],
+    ]
+    print(table(["", *names], rows, range(1, len(names) + 1)), file=out)
+    months = sorted({m for r in results for m in r.mqls_per_month})
+    if months:
+        print("\nMQLs per month (the load on sales)", file=out)
+        rows = [[m, *(str(r.mqls_per_month.get(m, 0)) for r in results)] for m in months]
+        print(table(["month", *names], rows, range(1, len(names) + 1)), file=out)
+    for other in results[1:]:
+        moved = changed(results[0], other)
+        print(
+            f"\nLeads that would change state ({results[0].name} → {other.name}): {len(moved)}",
+            file=out,
+        )
+        rows = [
+            [
+                mine.lead_id,
+                "MQL" if mine.mql else "-",
+                "MQL" if theirs.mql else "-",
+                "won" if mine.won else "not won",
+            ]
+            for mine, theirs in moved[:CHANGED_SHOWN]
+        ]
+        if rows:
+            print(table(["lead", results[0].name, other.name, "outcome"], rows, set()), file=out)
+        if len(moved) > CHANGED_SHOWN:
+            print(f"... and {len(moved) - CHANGED_SHOWN} more", file=out)

@@ -10,6 +10,7 @@ Items and access patterns:
 | consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
 | report counter | ``COUNTER#<d>`` | the counter's kind     | a day's counters: Query    |
 | email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
+| outcome        | ``OUTCOME#<m>`` | ``<at>#<lead id>``     | a month's outcomes: Query  |
 
 Report counters are per Japanese day ``<d>``, one numeric attribute per metric, added
 to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``lead>mql``,
@@ -35,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from shared.clock import to_iso
-from shared.leads import Activity, Consent, Lead, SendRecord
+from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
 from shared.normalize import email_key
 from shared.qualification import EventCommit
@@ -161,11 +162,28 @@ def send_item(record: SendRecord) -> dict[str, Any]:
     return item
 
 
+def outcome_pk(month: date) -> str:
+    """The outcomes recorded in a UTC month (``OUTCOME#<yyyy-mm>``)."""
+    return f"OUTCOME#{month.strftime('%Y-%m')}"
+
+
+def outcome_item(record: Outcome) -> dict[str, Any]:
+    item: dict[str, Any] = record.model_dump(mode="json")
+    item.update(
+        pk=outcome_pk(record.at.astimezone(UTC).date()),
+        sk=f"{to_iso(record.at)}#{record.lead_id}",
+        entity="outcome",
+    )
+    return item
+
+
 def record_item(lead_id: str, record: Record) -> dict[str, Any]:
     if isinstance(record, Consent):
         return consent_item(lead_id, record)
     if isinstance(record, SendRecord):
         return send_item(record)
+    if isinstance(record, Outcome):
+        return outcome_item(record)
     return activity_item(record)
 
 
@@ -226,6 +244,41 @@ class DynamoLeadRepository:
             Activity.model_validate(_without_keys(item))
             for item in self._query_prefix(lead_id, "ACT#", limit)
         ]
+
+    def history(self, lead_id: str) -> list[Activity]:
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=serialize({":pk": lead_pk(lead_id), ":prefix": "ACT#"}),
+        )
+        return [
+            Activity.model_validate(_without_keys(deserialize(item)))
+            for page in pages
+            for item in page.get("Items", [])
+        ]
+
+    def outcomes(self, start: date, end: date) -> list[Outcome]:
+        found: list[Outcome] = []
+        month = start.replace(day=1)
+        while month <= end:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
+                ExpressionAttributeValues=serialize(
+                    {
+                        ":pk": outcome_pk(month),
+                        ":from": start.isoformat(),
+                        ":to": (end + timedelta(days=1)).isoformat(),
+                    }
+                ),
+            )
+            found.extend(
+                Outcome.model_validate(_without_keys(deserialize(item)))
+                for page in pages
+                for item in page.get("Items", [])
+            )
+            month = (month + timedelta(days=32)).replace(day=1)
+        return found
 
     def consents(self, lead_id: str) -> list[Consent]:
         return [

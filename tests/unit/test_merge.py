@@ -267,6 +267,9 @@ class MemoryRepository:
         found = [r for i, r in self.records if i == lead_id and isinstance(r, Activity)]
         return found[::-1][:limit]
 
+    def history(self, lead_id: str) -> list[Activity]:
+        return self.timeline(lead_id, limit=len(self.records))[::-1]
+
     def consents(self, lead_id: str) -> list[Consent]:
         return [r for i, r in self.records if i == lead_id and isinstance(r, Consent)][::-1]
 
