@@ -254,16 +254,21 @@ class EngagementRecorder:
         ``turned``: the opens and clicks this event showed to be a machine's; None on a
         retry, which redoes it for every one the record shows taken back.
         """
-        action = record.find(event.dedupe_key)
+        key = event.dedupe_key
+        action = record.find(key)
         taken = [
             a
             for a in record.events
-            if a.machine and a.points and (turned is None or a.key in turned)
+            if a.machine and a.points and (turned is None or a.key in turned) and a.key != key
         ]
         human = action is not None and not action.machine
         if human or taken:
             self._update(lead, lambda current: self._engaged(current, event, record, human, taken))
-        activities = [self._activity(lead.lead_id, event, award, action)]
+        if action is not None and action.machine and action.points:
+            # Redelivered after a later click showed it a machine's: it stays taken back.
+            activities = [self._taken_back(lead.lead_id, event, action)]
+        else:
+            activities = [self._activity(lead.lead_id, event, award, action)]
         activities.extend(self._taken_back(lead.lead_id, event, a) for a in taken)
         self._leads.append(activities)
 

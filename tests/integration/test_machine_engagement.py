@@ -389,6 +389,12 @@ def test_a_burst_over_most_links_in_separate_batches_takes_back_the_first_clicks
     assert lead.enrolment.sent["welcome"].clicked_at is None
     assert lead.enrolment.due_at == sent_at + timedelta(days=3)
     assert indexed_due_at(world.dynamodb, lead_id) == iso_due(sent_at + timedelta(days=3))
+    # and the first click, delivered again (SQS is at least once), stays taken back
+    assert deliver([raw(first)]).failed == []
+    again = timeline(world, lead_id, ActivityType.EMAIL_CLICKED)[0]
+    assert again.details["points"] == 0
+    assert again.details["points_taken_back"] == clicks[0].details["points_taken_back"]
+    assert stored(world.repository, lead_id).score_units == Decimal(0)
     # and the counters moved the first click from the people's column to the machines'
     assert email_counters(world, email, start) == {
         "delivered": 1,
