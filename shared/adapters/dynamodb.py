@@ -10,6 +10,14 @@ Items and access patterns:
 | consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
 | report counter | ``COUNTER#<d>`` | the counter's kind     | a day's counters: Query    |
 | email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
+| visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
+| page view      | ``VISITOR#<v>`` | ``VISIT#<view id>``    | recent views: Query (TTL)  |
+| revisit alert  | ``LEAD#<id>``   | ``ALERT#revisit``      | once per period: cond. Set |
+
+Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
+the attribution window (``expires_at``); no IP address is stored. The link names the
+lead the visitor is (a form post or a signed email reference); the lead profile's
+``page_groups`` string set is added to with ``ADD`` in the scoring transaction.
 
 Report counters are per Japanese day ``<d>``, one numeric attribute per metric, added
 to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``lead>mql``,
