@@ -7,7 +7,7 @@ CDK_CLI := aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install dev test lint synth deploy bench clean
+.PHONY: install dev test lint synth deploy bench bench-visits clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ deploy: install
 
 bench: install
 	$(BIN)/python -m bench.nurture
+
+# DynamoDB calls and write units per anonymous page view, next to one PutItem.
+bench-visits: install
+	$(BIN)/python -m bench.visits
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache

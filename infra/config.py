@@ -78,6 +78,23 @@ class LifecycleConfig(BaseModel):
     transient_bounce_limit: int = Field(default=3, ge=1)
 
 
+class VisitsConfig(BaseModel):
+    """The first-party tracking snippet's endpoint (``POST /visits``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Anonymous page views this recent become the lead's when the visitor becomes known
+    # (at most 30: the exactly-once markers of scored events are kept 30 days).
+    attribution_days: int = Field(default=30, ge=1, le=30)
+    # At most one revisit alert to sales per lead in this many hours.
+    revisit_alert_hours: int = Field(default=24, ge=1, le=24 * 90)
+    # A beacon is a few hundred bytes; anything much larger is not the snippet's.
+    max_body_bytes: int = Field(default=2048, ge=512, le=65536)
+    # Method-level throttling of /visits and /tracker.js, apart from the stage's.
+    throttle_rate_limit: float = Field(default=50, gt=0)
+    throttle_burst_limit: int = Field(default=100, gt=0)
+
+
 class DeploymentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -87,6 +104,7 @@ class DeploymentConfig(BaseModel):
     # The public base URL of the API when a custom domain fronts it; default: the stage URL.
     public_api_url: str | None = None
     lifecycle: LifecycleConfig = LifecycleConfig()
+    visits: VisitsConfig = VisitsConfig()
 
     # Origins whose browsers may post forms (the function answers CORS itself).
     cors_origins: list[str] = Field(default_factory=_default_origins, min_length=1)
@@ -192,6 +210,9 @@ def function_environment(
         LOST_DORMANT_AFTER_DAYS=str(lifecycle.lost_dormant_after_days),
         REJECTED_COOLDOWN_DAYS=str(lifecycle.rejected_cooldown_days),
         TRANSIENT_BOUNCE_LIMIT=str(lifecycle.transient_bounce_limit),
+        VISIT_ATTRIBUTION_DAYS=str(config.visits.attribution_days),
+        REVISIT_ALERT_HOURS=str(config.visits.revisit_alert_hours),
+        VISIT_MAX_BODY_BYTES=str(config.visits.max_body_bytes),
     )
     if spec.signs_links:
         if resources.signing_secret_arn:

@@ -49,6 +49,9 @@ class Route:
     # answers the CORS preflight (in the function). Links opened from emails, pages
     # posting to themselves and mail providers' one-click posts need none.
     cross_origin: bool = False
+    # "beacon": the tracking snippet's routes, throttled on their own (config ``visits``)
+    # so a flood of page views cannot use up the stage's limit that forms rely on.
+    throttle: Literal["stage", "beacon"] = "stage"
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,22 @@ HANDOFF = FunctionSpec(
     table_access="read_write",
 )
 
+VISITS = FunctionSpec(
+    name="visits",
+    handler="functions.visits.handler.lambda_handler",
+    description="POST /visits: page views of the first-party snippet; GET /tracker.js",
+    routes=(
+        Route("POST", "/visits", cross_origin=True, throttle="beacon"),
+        Route("GET", "/tracker.js", throttle="beacon"),
+    ),
+    table_access="read_write",
+    # Verifies the signed lead reference of email links (the unsubscribe links' secret).
+    signs_links=True,
+    # Revisits of high-intent pages by leads already with sales.
+    publishes=(SALES_TOPIC,),
+    memory_mb=256,
+)
+
 ADMIN = FunctionSpec(
     name="admin",
     handler="functions.admin.handler.lambda_handler",
@@ -280,6 +299,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     SENDER,
     ENGAGEMENT,
     HANDOFF,
+    VISITS,
     ADMIN,
 )
 QUEUES: tuple[QueueSpec, ...] = (SEND_QUEUE, ENGAGEMENT_QUEUE)

@@ -223,7 +223,11 @@ class NurtureSender:
             return Outcome.DUPLICATE if moved else Outcome.STALE
 
         unsubscribe_url = f"{self._settings.unsubscribe_url}?t={self._tokens.sign(lead.lead_id)}"
-        rendered = self._renderer.render(lead, program, step, variant, unsubscribe_url)
+        # Site links carry a signed lead reference: a visit through one is the lead's.
+        site_ref = self._tokens.site_references().sign(lead.lead_id)
+        rendered = self._renderer.render(
+            lead, program, step, variant, unsubscribe_url, site_ref=site_ref
+        )
         email = OutgoingEmail(
             from_address=self._settings.from_address,
             to_address=lead.email,

@@ -189,6 +189,32 @@ def salutation(lead: Lead, locale: str) -> str:
     return " ".join(p for p in parts if p)
 
 
+SITE_REF_PARAMETER = "lnr"
+
+
+def with_site_ref(body: str, site_url: str, ref: str, *, html: bool) -> str:
+    """Add ``lnr=<ref>`` to every link into the site (``site_url/...``): the tracking
+    snippet exchanges it once for the lead, so the visit is attributed without a form.
+    The footer's bare site address and links elsewhere are left alone."""
+    stop = '"' if html else r"\s<>\"'"
+    pattern = re.compile(re.escape(site_url) + r"/[^" + stop + r"]*")
+
+    def tagged(match: re.Match[str]) -> str:
+        url = match.group(0)
+        path, hash_, fragment = url.partition("#")
+        # A bare & as the templates write their query strings (read alike by mail clients).
+        joiner = "&" if "?" in path else "?"
+        return f"{path}{joiner}{SITE_REF_PARAMETER}={ref}{hash_}{fragment}"
+
+    if html:
+        return re.sub(
+            r'href="(' + re.escape(site_url) + r'/[^"]*)"',
+            lambda m: 'href="' + pattern.sub(tagged, m.group(1)) + '"',
+            body,
+        )
+    return pattern.sub(tagged, body)
+
+
 def locale_of(lead: Lead) -> str:
     return lead.locale if lead.locale in LOCALES else "ja"
 
@@ -246,7 +272,9 @@ class EmailRenderer:
         step: Step,
         variant: int,
         unsubscribe_url: str,
+        site_ref: str | None = None,
     ) -> RenderedEmail:
+        """The email; with ``site_ref``, every link into the site carries it as ``lnr``."""
         locale = locale_of(lead)
         subjects = step.subject.get(locale) or step.subject["ja"]  # type: ignore[call-overload]
         context = self.context(lead, locale, program, step, unsubscribe_url)
@@ -255,12 +283,12 @@ class EmailRenderer:
         subject = " ".join(subject.split())
         context["subject"] = subject
         name = f"{step.template}.{locale}"
-        return RenderedEmail(
-            subject=subject,
-            html=self._html.get_template(f"{name}.html").render(context),
-            text=self._text.get_template(f"{name}.txt").render(context),
-            locale=locale,
-        )
+        html = self._html.get_template(f"{name}.html").render(context)
+        text = self._text.get_template(f"{name}.txt").render(context)
+        if site_ref:
+            html = with_site_ref(html, context["site_url"], site_ref, html=True)
+            text = with_site_ref(text, context["site_url"], site_ref, html=False)
+        return RenderedEmail(subject=subject, html=html, text=text, locale=locale)
 
     def template_names(self, step: Step) -> list[str]:
         return [f"{step.template}.{loc}.{ext}" for loc in LOCALES for ext in ("html", "txt")]

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class FormType(StrEnum):
@@ -54,6 +54,7 @@ class ActivityType(StrEnum):
     EMAIL_SEND_ACCEPTED = "email_send_accepted"
     QUALIFIED = "qualified"
     STAGE_CHANGED = "stage_changed"
+    PAGE_VIEWED = "page_viewed"
 
 
 def new_id() -> str:
@@ -174,6 +175,11 @@ class Activity(_Record):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+def _sorted_groups(value: Any) -> Any:
+    # Stored as a string set: read back in any order.
+    return tuple(sorted(value)) if isinstance(value, set | frozenset | list | tuple) else value
+
+
 class Lead(_Record):
     lead_id: str
     email: str
@@ -205,6 +211,8 @@ class Lead(_Record):
     # Behaviour score in decay-free units (see shared.scoring); changed only by atomic ADD.
     score_units: Decimal = Decimal(0)
     last_engaged_at: datetime | None = None
+    # Website page groups the lead has read (scoring.yaml ``pages``); changed only by ADD.
+    page_groups: tuple[str, ...] = ()
     transient_bounces: int = 0  # soft bounces in a row (by event time)
     soft_bounce_keys: tuple[str, ...] = ()  # their event keys: a redelivery counts once
     last_soft_bounce_at: datetime | None = None
@@ -219,6 +227,11 @@ class Lead(_Record):
     created_at: datetime
     updated_at: datetime
     version: int = 1
+
+    @field_validator("page_groups", mode="before")
+    @classmethod
+    def _groups(cls, value: Any) -> Any:
+        return _sorted_groups(value)
 
     @property
     def mailable(self) -> bool:

@@ -49,6 +49,8 @@ class EntryRule(_Content):
     locales: tuple[str, ...] = ()
     # hot (今すぐ客), warm (お悩み客), cold (そのうち客): from score and grade.
     temperatures: tuple[Temperature, ...] = ()
+    # Website page groups (scoring.yaml ``pages``): any one of them read.
+    pages: tuple[str, ...] = ()
 
     def matches(
         self,
@@ -67,6 +69,7 @@ class EntryRule(_Content):
             and allowed(self.locales, lead.locale)
             and allowed(self.temperatures, temperature)
             and (not self.interests or bool(set(self.interests) & set(lead.interests)))
+            and (not self.pages or bool(set(self.pages) & set(lead.page_groups)))
         )
 
 
@@ -205,6 +208,8 @@ class StepCondition(_Content):
     company_sizes: tuple[str, ...] = ()
     interests: tuple[str, ...] = ()
     locales: tuple[str, ...] = ()
+    # Website page groups the lead has read (scoring.yaml ``pages``).
+    pages: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _not_empty(self) -> StepCondition:
@@ -222,6 +227,7 @@ class StepCondition(_Content):
             "company_size": (self.company_sizes, {lead.company_size}),
             "interest": (self.interests, set(lead.interests)),
             "locale": (self.locales, {lead.locale}),
+            "page": (self.pages, set(lead.page_groups)),
         }
         return {
             name: [str(value) for value in rule if value in have]

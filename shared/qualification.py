@@ -62,6 +62,8 @@ class EventCommit:
     # The email's record as this event leaves it; written only if its stored version is
     # still ``mail.version - 1`` (absent for version 1).
     mail: MailRecord | None = None
+    # Website page groups the event adds to the lead's (a page view's).
+    page_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class ScoreKeeper:
         engaged: bool | None = None,
         mail: Callable[[Award, Decimal], MailRecord] | None = None,
         taken_back: Decimal = Decimal(0),
+        page_groups: tuple[str, ...] = (),
     ) -> tuple[Award, bool]:
         """Score an engagement event exactly once; (award, whether it was a duplicate).
 
@@ -152,7 +155,8 @@ class ScoreKeeper:
         earned points). ``mail`` builds the email's record from the award and its units,
         to be written in the same transaction; ``taken_back`` units are subtracted there
         too (earlier clicks that turned out a machine's). A changed mail record raises
-        ``VersionConflict``: read it again and redo the event.
+        ``VersionConflict``: read it again and redo the event. ``page_groups`` are added to
+        the lead's in the same transaction (a page view's group).
         """
         rules = [
             (name, rule)
@@ -178,6 +182,7 @@ class ScoreKeeper:
                 counter=counter if counter is not None and counter.metrics else None,
                 award=award.as_details(),
                 mail=mail(award, units) if mail is not None else None,
+                page_groups=page_groups,
             )
             result = self._store.commit_event(commit)
             if result == "committed":

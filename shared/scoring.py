@@ -12,6 +12,7 @@ each event is one atomic ADD, so no concurrent event can lose a point.
 from __future__ import annotations
 
 import decimal
+import fnmatch
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ class Signal(StrEnum):
     NEWSLETTER = "newsletter"
     UNSUBSCRIBE = "unsubscribe"
     BOUNCE = "bounce"
+    # A page of the website read (the tracking snippet); points per page group.
+    PAGE_VIEW = "page_view"
 
 
 FORM_SIGNALS: dict[FormType, Signal] = {
@@ -161,11 +164,68 @@ class Threshold(_Content):
         return score >= self.min_score and grade.rank >= self.min_grade.rank
 
 
+_GROUP = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+class PageGroup(Points):
+    """Pages of the website that mean the same interest (pricing, product, case studies).
+
+    ``paths`` are shell-style patterns on the URL's path (``*/pricing``, where ``*`` also
+    matches ``/``, so the site may live under any base path); the first group
+    whose pattern matches is the page's. ``high_intent``: a lead already with sales who
+    comes back to such a page is reported to sales (``revisit``).
+    """
+
+    paths: tuple[str, ...] = Field(min_length=1)
+    high_intent: bool = False
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        for path in paths:
+            if not path.startswith(("/", "*/")):
+                raise ValueError(f"a page pattern starts with / or */: {path!r}")
+        return paths
+
+
+class PageRules(_Content):
+    """Which website pages score, how much, and which are not tracked at all."""
+
+    # A page read for less than this earns no points (it is still on the timeline).
+    min_seconds: int = Field(default=10, ge=0, le=3600)
+    groups: dict[str, PageGroup] = Field(default_factory=dict)
+    # Pages never recorded (careers, the privacy policy): matched before the groups.
+    ignore: tuple[str, ...] = ()
+
+    @field_validator("groups")
+    @classmethod
+    def _names(cls, groups: dict[str, PageGroup]) -> dict[str, PageGroup]:
+        for name in groups:
+            if not _GROUP.match(name):
+                raise ValueError(f"page group {name!r}: lowercase letters, digits and _ only")
+        return groups
+
+    def ignored(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, pattern) for pattern in self.ignore)
+
+    def group_of(self, path: str) -> str | None:
+        """The page group of a URL path (None: a page of no group, scored nothing)."""
+        for name, group in self.groups.items():
+            if any(fnmatch.fnmatchcase(path, pattern) for pattern in group.paths):
+                return name
+        return None
+
+    def high_intent(self, group: str | None) -> bool:
+        return group is not None and group in self.groups and self.groups[group].high_intent
+
+
 class ScoringRules(_Content):
     half_life_days: float = Field(gt=0)
     behaviour: dict[Signal, Points]
     # Extra points for a click on a link tagged ``link:<name>`` in a template.
     link_tags: dict[str, Points] = Field(default_factory=dict)
+    # Website pages read (the tracking snippet): groups, points, caps, pages ignored.
+    pages: PageRules = PageRules()
     fit: FitRules
     hot: Threshold
     warm: Threshold
@@ -235,8 +295,12 @@ class ScoringRules(_Content):
         return self.qualification.met(score, grade)
 
     def points_for(self, signal: Signal, link_tags: Iterable[str] = ()) -> list[tuple[str, Points]]:
-        """The rules an event meets: its signal, plus tagged links for a click."""
+        """The rules an event meets: its signal, plus tagged links for a click, or the
+        page group (passed as the tag) for a page view."""
         rules: list[tuple[str, Points]] = []
+        if signal is Signal.PAGE_VIEW:
+            groups = self.pages.groups
+            return [(f"page:{g}", groups[g]) for g in link_tags if g in groups]
         if signal in self.behaviour:
             rules.append((signal.value, self.behaviour[signal]))
         if signal is Signal.CLICK:

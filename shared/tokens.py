@@ -1,4 +1,7 @@
-"""Signed unsubscribe tokens: the link in every email names its lead and cannot be forged."""
+"""Signed lead references: the unsubscribe link in every email and the site links (the
+reference a visitor's browser exchanges once, so its page views become the lead's) name
+their lead and cannot be forged. Each use has its own key derivation (``purpose``), so
+an unsubscribe token is no site reference and the other way round."""
 
 from __future__ import annotations
 
@@ -21,13 +24,19 @@ def _b64(data: bytes) -> str:
 class UnsubscribeTokens:
     """HMAC-SHA256 over the lead id; 128 bits of the MAC are plenty for a link."""
 
+    purpose = "unsubscribe"
+
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
             raise ValueError("the signing secret must be at least 16 bytes")
         self._secret = secret
 
+    def site_references(self) -> SiteReferences:
+        """Signer of the site links' lead references, with the same secret."""
+        return SiteReferences(self._secret)
+
     def _mac(self, lead_id: str) -> str:
-        digest = hmac.new(self._secret, f"unsubscribe:{lead_id}".encode(), hashlib.sha256)
+        digest = hmac.new(self._secret, f"{self.purpose}:{lead_id}".encode(), hashlib.sha256)
         return _b64(digest.digest()[:16])
 
     def sign(self, lead_id: str) -> str:
@@ -38,5 +47,11 @@ class UnsubscribeTokens:
         lead_id, _, mac = (token or "").strip().partition(".")
         expected = self._mac(lead_id).encode("ascii")
         if not _LEAD_ID.match(lead_id) or not hmac.compare_digest(mac.encode(), expected):
-            raise InvalidToken("the unsubscribe link is not valid")
+            raise InvalidToken(f"the {self.purpose} reference is not valid")
         return lead_id
+
+
+class SiteReferences(UnsubscribeTokens):
+    """``lnr=<lead id>.<mac>`` on the website links of nurture emails."""
+
+    purpose = "site"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -22,9 +23,11 @@ from shared.programs import load_programs
 from shared.qualification import ScoreKeeper
 from shared.scoring import load_scoring
 from shared.submission import LABELS, FieldError, InvalidSubmission, parse_submission
+from shared.visits import VisitTracker
 from shared.web import BodyTooLarge, Pages, allowed_redirect, raw_body, wants_json, with_query
 
 JSON_TYPE = "application/json; charset=utf-8"
+VISITOR_ID = re.compile(r"^[0-9a-f]{32}$")
 HTML_TYPE = "text/html; charset=utf-8"
 
 # status -> (Japanese, English) for failures that are not about one field
@@ -45,6 +48,8 @@ class Dependencies:
     capture: LeadCapture
     pages: Pages
     logger: Logger
+    # Links the snippet's visitor id (hidden field ``visitor_id``) to the lead.
+    visits: VisitTracker | None = None
 
 
 class _Reply:
@@ -171,9 +176,26 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
                 "qualified": result.qualified,
             },
         )
+        _identify(deps, _first(fields, "visitor_id"), result.lead_id)
         return reply.success(result.lead_id, result.created)
 
     return app
+
+
+def _identify(deps: Dependencies, visitor_id: str | None, lead_id: str) -> None:
+    """The browser that posted is the lead: its recent page views become the lead's.
+
+    A malformed id (a broken snippet) is ignored, never a reason to lose the lead; so is
+    a failure here, after the lead was stored (the next post links it again).
+    """
+    if deps.visits is None or not visitor_id or not VISITOR_ID.match(visitor_id):
+        return
+    try:
+        views = deps.visits.identify(visitor_id, lead_id, via="form")
+    except (ClientError, BotoCoreError):
+        deps.logger.exception("visitor could not be linked", extra={"lead_id": lead_id})
+        return
+    deps.logger.info("visitor linked", extra={"lead_id": lead_id, "views": views})
 
 
 def allowed_referrer(value: str | None) -> str | None:
@@ -186,7 +208,11 @@ def allowed_referrer(value: str | None) -> str | None:
 def dependencies(clock: Clock | None = None) -> Dependencies:
     import boto3  # deferred: keeps module import free of AWS setup
 
-    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+    from shared.adapters.dynamodb import (
+        DynamoLeadRepository,
+        DynamoScoreStore,
+        DynamoVisitStore,
+    )
 
     settings = CaptureSettings.from_env()
     dynamodb = boto3.client("dynamodb")
@@ -203,7 +229,14 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         scores=scores,
         review_after=timedelta(days=settings.dormant_after_days),
     )
-    return Dependencies(settings, capture, Pages(), Logger(service="capture"))
+    visits = VisitTracker(
+        DynamoVisitStore(dynamodb, settings.table_name),
+        repository,
+        scores,
+        clock,
+        attribution=timedelta(days=settings.visit_attribution_days),
+    )
+    return Dependencies(settings, capture, Pages(), Logger(service="capture"), visits)
 
 
 def build(clock: Clock | None = None) -> APIGatewayRestResolver:

@@ -23,3 +23,5 @@ class CaptureSettings(EnvSettings):
     default_timezone: str = "Asia/Tokyo"
     # A dormant or lost lead who posts a form is reviewed for dormancy again after this.
     dormant_after_days: int = Field(default=90, ge=1)
+    # Page views this recent become the lead's when its browser posts a form.
+    visit_attribution_days: int = Field(default=30, ge=1, le=30)

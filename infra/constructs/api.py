@@ -14,7 +14,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.nag import acknowledge
 from infra.constructs.observability import Observability
-from infra.wiring import FunctionSpec, Route
+from infra.wiring import FUNCTIONS, FunctionSpec, Route
 
 STAGE = "v1"
 
@@ -27,6 +27,12 @@ _PUBLIC_FORM_REASON = (
     "Public form endpoint posted by anonymous website visitors, so no authorizer can "
     "apply; abuse is handled by stage throttling, the WAF rate limit, and the honeypot "
     "field and body size limit checked in the function."
+)
+_BEACON_REASON = (
+    "The website's own first-party tracking snippet and its page-view beacons, sent by "
+    "anonymous visitors' browsers after they consented, so no authorizer can apply; "
+    "the routes have their own method throttling, the WAF rate limit applies, and the "
+    "function accepts only the snippet's small JSON beacons for the site's own origins."
 )
 _SIGNED_LINK_REASON = (
     "Opened from a link in an email by a recipient who has no account, and posted by "
@@ -87,6 +93,16 @@ class LeadApi(Construct):
                 stage_name=STAGE,
                 throttling_rate_limit=config.throttle_rate_limit,
                 throttling_burst_limit=config.throttle_burst_limit,
+                # The snippet's routes: their own limits, so beacons cannot starve forms.
+                method_options={
+                    f"{route.path}/{route.method}": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=config.visits.throttle_rate_limit,
+                        throttling_burst_limit=config.visits.throttle_burst_limit,
+                    )
+                    for spec in FUNCTIONS
+                    for route in spec.routes
+                    if route.throttle == "beacon"
+                },
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=_ACCESS_LOG_FORMAT,
                 tracing_enabled=True,
@@ -112,7 +128,8 @@ class LeadApi(Construct):
             # Routes of link-signing functions are opened from emails, not from forms.
             reason = _SIGNED_LINK_REASON if spec.signs_links else _PUBLIC_FORM_REASON
             for route in spec.routes:
-                self._add_route(functions[spec.name], route, public_reason=reason)
+                public = _BEACON_REASON if route.throttle == "beacon" else reason
+                self._add_route(functions[spec.name], route, public_reason=public)
 
     def _add_route(self, function: lambda_.IFunction, route: Route, *, public_reason: str) -> None:
         resource = self.rest_api.root.resource_for_path(route.path)

@@ -11,6 +11,14 @@ Items and access patterns:
 | report counter | ``COUNTER#<d>`` | the counter's kind     | a day's counters: Query    |
 | email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
 | outcome        | ``OUTCOME#<m>`` | ``<at>#<lead id>``     | a month's outcomes: Query  |
+| visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
+| page view      | ``VISITOR#<v>`` | ``VISIT#<view id>``    | recent views: Query (TTL)  |
+| revisit alert  | ``LEAD#<id>``   | ``ALERT#revisit``      | once per period: cond. Set |
+
+Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
+the attribution window (``expires_at``); no IP address is stored. The link names the
+lead the visitor is (a form post or a signed email reference); the lead profile's
+``page_groups`` string set is added to with ``ADD`` in the scoring transaction.
 
 Report counters are per Japanese day ``<d>``, one numeric attribute per metric, added
 to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``lead>mql``,
@@ -43,12 +51,13 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from shared.clock import to_iso
+from shared.clock import from_iso, to_iso
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
 from shared.normalize import email_key
 from shared.qualification import EventCommit
 from shared.repository import REVIEW, DueLead, EmailTaken, Record, VersionConflict
+from shared.visits import PageView
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -131,6 +140,10 @@ def lead_item(lead: Lead) -> dict[str, Any]:
     item: dict[str, Any] = lead.model_dump(mode="json", exclude_none=True)
     # A number, not the JSON string: engagement events ADD to it atomically.
     item.update(pk=lead_pk(lead.lead_id), sk=PROFILE, entity="lead", score_units=lead.score_units)
+    # A string set, so a page view adds its group atomically (``ADD``); never empty.
+    item.pop("page_groups", None)
+    if lead.page_groups:
+        item["page_groups"] = set(lead.page_groups)
     enrolment = lead.enrolment
     if enrolment is not None and enrolment.completed_at is None:
         item["program_id"] = enrolment.program_id
@@ -560,9 +573,12 @@ class DynamoScoreStore:
                 }
             }
         ]
-        if commit.units or commit.engaged_at is not None:
+        if commit.units or commit.engaged_at is not None or commit.page_groups:
             expression = "ADD score_units :units, version :one"
             values: dict[str, Any] = {":units": commit.units, ":one": 1}
+            if commit.page_groups:
+                expression += ", page_groups :groups"
+                values[":groups"] = set(commit.page_groups)
             if commit.engaged_at is not None:
                 expression += " SET last_engaged_at = :at"
                 values[":at"] = to_iso(commit.engaged_at)
@@ -710,3 +726,162 @@ class DynamoHandoffLedger:
             TableName=self._table,
             Item={**self._key(lead_id, handoff_id), **serialize({"message_id": message_id})},
         )
+
+
+def visitor_pk(visitor_id: str) -> str:
+    """An anonymous website visitor (``VISITOR#<id>``): its link to a lead and its views."""
+    return f"VISITOR#{visitor_id}"
+
+
+VISITOR_LINK = "LINK"
+# How long a visitor's link to its lead is kept after it was last made.
+VISITOR_LINK_DAYS = 400
+REVISIT_ALERT = "ALERT#revisit"
+
+
+class DynamoVisitStore:
+    """Page views under the visitor (``VISIT#<view id>``, with a TTL), the visitor's link
+    to its lead, and the lead's revisit-alert claim. An anonymous view is one GetItem
+    (the link, eventually consistent) and one PutItem."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def linked_lead(self, visitor_id: str) -> str | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=serialize({"pk": visitor_pk(visitor_id), "sk": VISITOR_LINK}),
+            ProjectionExpression="lead_id",
+        )
+        item = response.get("Item")
+        return str(deserialize(item)["lead_id"]) if item else None
+
+    def put_view(self, view: PageView, expires_at: datetime) -> bool:
+        item = {
+            "pk": visitor_pk(view.visitor_id),
+            "sk": f"VISIT#{view.view_id}",
+            "entity": "visit",
+            **view.as_item(),
+            "expires_at": int(expires_at.timestamp()),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=serialize(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def view(self, visitor_id: str, view_id: str) -> PageView | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=serialize({"pk": visitor_pk(visitor_id), "sk": f"VISIT#{view_id}"}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _page_view(deserialize(item)) if item else None
+
+    def views_since(self, visitor_id: str, since: datetime) -> list[PageView]:
+        views: list[PageView] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :visit)",
+                "ExpressionAttributeValues": serialize(
+                    {":pk": visitor_pk(visitor_id), ":visit": "VISIT#"}
+                ),
+                "ConsistentRead": True,
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = self._client.query(**kwargs)
+            views.extend(_page_view(deserialize(item)) for item in response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                break
+        # TTL deletes lazily: an expired view may still be read, never attributed.
+        return [v for v in views if v.at >= since]
+
+    def link(self, visitor_id: str, lead_id: str, at: datetime, via: str) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item=serialize(
+                {
+                    "pk": visitor_pk(visitor_id),
+                    "sk": VISITOR_LINK,
+                    "entity": "visitor",
+                    "lead_id": lead_id,
+                    "linked_at": to_iso(at),
+                    "via": via,
+                    "expires_at": int(at.timestamp()) + VISITOR_LINK_DAYS * 86400,
+                }
+            ),
+        )
+
+    def claim_alert(
+        self, lead_id: str, at: datetime, period: timedelta
+    ) -> tuple[bool, datetime | None]:
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=serialize({"pk": lead_pk(lead_id), "sk": REVISIT_ALERT}),
+                UpdateExpression="SET last_at = :at, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(last_at) OR last_at <= :cutoff",
+                ExpressionAttributeValues=serialize(
+                    {
+                        ":at": to_iso(at),
+                        ":cutoff": to_iso(at - period),
+                        ":expires": int((at + period).timestamp()) + 86400,
+                    }
+                ),
+                ReturnValues="UPDATED_OLD",
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False, None
+            raise
+        previous = deserialize(response.get("Attributes") or {}).get("last_at")
+        return True, from_iso(previous) if previous else None
+
+    def release_alert(self, lead_id: str, at: datetime, previous: datetime | None) -> None:
+        key = serialize({"pk": lead_pk(lead_id), "sk": REVISIT_ALERT})
+        try:
+            if previous is None:
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=key,
+                    ConditionExpression="last_at = :at",
+                    ExpressionAttributeValues=serialize({":at": to_iso(at)}),
+                )
+            else:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET last_at = :previous",
+                    ConditionExpression="last_at = :at",
+                    ExpressionAttributeValues=serialize(
+                        {":at": to_iso(at), ":previous": to_iso(previous)}
+                    ),
+                )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+
+
+def _page_view(item: Mapping[str, Any]) -> PageView:
+    return PageView(
+        visitor_id=str(item["visitor_id"]),
+        view_id=str(item["view_id"]),
+        url=str(item["url"]),
+        path=str(item["path"]),
+        title=str(item.get("title", "")),
+        seconds=int(item.get("seconds", 0)),
+        at=from_iso(str(item["at"])),
+        referrer=item.get("referrer"),
+    )

@@ -28,6 +28,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
             "sender",
             "engagement",
             "handoff",
+            "visits",
             "admin",
         )
         for acknowledgement in (
@@ -49,6 +50,12 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("Api/RestApi/Default/unsubscribe/GET/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/unsubscribe/POST/Resource", "AwsSolutions-APIG4"),
     ("Api/RestApi/Default/unsubscribe/POST/Resource", "AwsSolutions-COG4"),
+    # The first-party tracking snippet and its beacons, from visitors' browsers.
+    ("Api/RestApi/Default/visits/POST/Resource", "AwsSolutions-APIG4"),
+    ("Api/RestApi/Default/visits/POST/Resource", "AwsSolutions-COG4"),
+    ("Api/RestApi/Default/visits/OPTIONS/Resource", "AwsSolutions-APIG4"),
+    ("Api/RestApi/Default/tracker.js/GET/Resource", "AwsSolutions-APIG4"),
+    ("Api/RestApi/Default/tracker.js/GET/Resource", "AwsSolutions-COG4"),
     # Admin routes: IAM (SigV4) authorised, so APIG4 passes; COG4 wants Cognito.
     ("Api/RestApi/Default/leads/{lead_id}/GET/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/leads/{lead_id}/DELETE/Resource", "AwsSolutions-COG4"),

@@ -27,6 +27,7 @@ from infra.wiring import (
     TABLE,
     TOPICS,
     UNSUBSCRIBE,
+    VISITS,
     FunctionSpec,
     QueueSpec,
 )
@@ -305,8 +306,8 @@ def test_every_kms_key_rotates(template_json: dict[str, Any]) -> None:
 def test_one_function_per_wiring_entry_and_no_hidden_ones(template: Template) -> None:
     # One more Lambda would mean a CDK custom resource crept in (e.g. log retention).
     template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS))
-    # capture, unsubscribe, scheduler, sender, engagement, handoff, admin
-    template.resource_count_is("AWS::Lambda::Function", 7)
+    # capture, unsubscribe, scheduler, sender, engagement, handoff, visits, admin
+    template.resource_count_is("AWS::Lambda::Function", 8)
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
@@ -793,7 +794,7 @@ def test_only_the_handoff_function_publishes_and_only_to_the_sales_topic(
         (key_statement,) = (s for s in statements if s["Resource"] == key_arns[SALES_TOPIC])
         assert set(as_list(key_statement["Action"])) == {"kms:GenerateDataKey", "kms:Decrypt"}
     assert publishers == {role_of(template_json, s) for s in FUNCTIONS if s.publishes}
-    assert publishers == {role_of(template_json, HANDOFF)}
+    assert publishers == {role_of(template_json, HANDOFF), role_of(template_json, VISITS)}
     # Nobody holds the events topic's key: SES alone encrypts with it (key policy).
     for role_id in of_type(template_json, "AWS::IAM::Role"):
         assert all(
@@ -923,6 +924,7 @@ def test_only_link_signing_functions_read_the_signing_secret(
     assert readers == {
         role_of(template_json, UNSUBSCRIBE),
         role_of(template_json, SENDER),
+        role_of(template_json, VISITS),  # verifies the site links' lead references
     }
     for role_id in readers:
         (statement,) = (
@@ -1051,6 +1053,19 @@ def test_capture_is_a_public_post_on_leads(template_json: dict[str, Any]) -> Non
     assert routes["OPTIONS", "/leads"]["Integration"]["Type"] == "AWS_PROXY"
 
 
+def test_the_snippet_and_its_beacons_are_public_routes_of_the_visits_function(
+    template_json: dict[str, Any],
+) -> None:
+    routes = method_routes(template_json)
+    function_id, _ = function_for(template_json, VISITS)
+    for key in (("POST", "/visits"), ("OPTIONS", "/visits"), ("GET", "/tracker.js")):
+        route = routes[key]
+        assert route["AuthorizationType"] == "NONE"
+        assert {"Fn::GetAtt": [function_id, "Arn"]} in route["Integration"]["Uri"]["Fn::Join"][1]
+    # The script is fetched by a script tag, never preflighted.
+    assert ("OPTIONS", "/tracker.js") not in routes
+
+
 def test_unsubscribe_is_a_public_page_and_one_click_post_without_preflight(
     template_json: dict[str, Any],
 ) -> None:
@@ -1118,7 +1133,24 @@ def test_stage_throttles_traces_and_logs_without_bodies(template: Template) -> N
                         "LoggingLevel": "ERROR",
                         "DataTraceEnabled": False,
                     }
-                )
+                ),
+                # The snippet's routes, throttled apart so beacons cannot starve forms.
+                Match.object_like(
+                    {
+                        "HttpMethod": "POST",
+                        "ResourcePath": "/~1visits",
+                        "ThrottlingRateLimit": 50,
+                        "ThrottlingBurstLimit": 100,
+                    }
+                ),
+                Match.object_like(
+                    {
+                        "HttpMethod": "GET",
+                        "ResourcePath": "/~1tracker.js",
+                        "ThrottlingRateLimit": 50,
+                        "ThrottlingBurstLimit": 100,
+                    }
+                ),
             ],
         },
     )
@@ -1197,9 +1229,9 @@ def test_context_drives_throttling_and_retention(customised: Synthesized) -> Non
     customised.template.has_resource_properties(
         "AWS::ApiGateway::Stage",
         {
-            "MethodSettings": [
-                Match.object_like({"ThrottlingRateLimit": 5, "ThrottlingBurstLimit": 10})
-            ]
+            "MethodSettings": Match.array_with(
+                [Match.object_like({"ThrottlingRateLimit": 5, "ThrottlingBurstLimit": 10})]
+            )
         },
     )
     retention = {

@@ -265,7 +265,11 @@ def test_a_lead_created_by_post_leads_receives_the_welcome_email_on_the_next_tic
     (token,) = parse_qs(urlsplit(url).query)["t"]
     assert shipped.tokens.verify(token) == lead.lead_id
     # a Japanese subject, MIME-encoded on the wire, that decodes to the rendered one
-    expected = EmailRenderer(SENDER).render(lead, welcome, step, variant, url)
+    # Site links carry the signed lead reference the tracking snippet exchanges.
+    site_ref = shipped.tokens.site_references().sign(lead.lead_id)
+    expected = EmailRenderer(SENDER).render(lead, welcome, step, variant, url, site_ref=site_ref)
+    assert f"lnr={site_ref}" in expected.text
+    assert f"lnr={site_ref}" in expected.html
     # (and the tracked links it holds, hidden trap link included, for the burst rule)
     assert email.tags["links"] == str(tracked_links(expected.html))
     assert tracked_links(expected.html) >= 2

@@ -17,6 +17,7 @@ from shared.scoring import (
     EPOCH,
     SCORING_FILE,
     Grade,
+    PageGroup,
     Points,
     ScoringRules,
     Signal,
@@ -70,8 +71,12 @@ def test_the_shipped_rules_load_with_the_documented_values(rules: ScoringRules) 
     assert rules.behaviour[Signal.INQUIRY] == Points(points=30)
     assert rules.behaviour[Signal.UNSUBSCRIBE].points < 0
     assert rules.behaviour[Signal.BOUNCE].points < 0
-    assert set(rules.behaviour) == set(Signal)
+    # Page views score per page group (``pages``), not as one behaviour.
+    assert set(rules.behaviour) == set(Signal) - {Signal.PAGE_VIEW}
     assert rules.link_tags["pricing"] == Points(points=10, daily_cap=10)
+    assert rules.pages.min_seconds == 10
+    assert rules.pages.groups["pricing"].points == 8
+    assert rules.pages.groups["pricing"].high_intent
     assert rules.fit.grades == {Grade.A: 60, Grade.B: 40, Grade.C: 20}
     assert (rules.qualification.min_score, rules.qualification.min_grade) == (50, Grade.B)
     assert rules.high_intent == (FormType.INQUIRY, FormType.TRIAL)
@@ -627,3 +632,37 @@ def test_a_signal_the_rules_do_not_list_meets_nothing(tmp_path: Path) -> None:
 )
 def test_caps_count_japanese_days(at: datetime, day: str) -> None:
     assert business_day(at).isoformat() == day
+
+
+@pytest.mark.parametrize(
+    ("path", "group"),
+    [
+        ("/pricing", "pricing"),
+        ("/console/site/pricing", "pricing"),
+        ("/pricing/enterprise", "pricing"),
+        ("/product", "product"),
+        ("/case-studies/acme", "case_study"),
+        ("/blog/why-pricing-matters", None),
+        ("/", None),
+    ],
+)
+def test_a_page_path_finds_its_group(rules: ScoringRules, path: str, group: str | None) -> None:
+    assert rules.pages.group_of(path) == group
+
+
+def test_careers_pages_are_ignored_and_pricing_is_not(rules: ScoringRules) -> None:
+    assert rules.pages.ignored("/careers/engineer")
+    assert rules.pages.ignored("/site/careers")
+    assert not rules.pages.ignored("/pricing")
+
+
+def test_a_page_view_earns_its_groups_points_only(rules: ScoringRules) -> None:
+    assert rules.points_for(Signal.PAGE_VIEW, ["pricing"]) == [
+        ("page:pricing", rules.pages.groups["pricing"])
+    ]
+    assert rules.points_for(Signal.PAGE_VIEW, ["nowhere"]) == []
+
+
+def test_a_page_pattern_must_be_a_path() -> None:
+    with pytest.raises(ValueError, match="starts with / or"):
+        PageGroup(paths=("pricing",), points=1)

@@ -37,6 +37,7 @@ ACTIVITY_LABELS: dict[ActivityType, tuple[str, str]] = {
     ActivityType.EMAIL_SEND_ACCEPTED: ("SES 受付", "Accepted by SES"),
     ActivityType.QUALIFIED: ("MQL 判定", "Qualified (MQL)"),
     ActivityType.STAGE_CHANGED: ("ステージ変更", "Stage changed"),
+    ActivityType.PAGE_VIEWED: ("ページ閲覧", "Page viewed"),
 }
 
 # Shown by their own wording, or not at all (ids a reader does not need).
@@ -56,6 +57,7 @@ _SHOWN_APART = frozenset(
         "message_id",
         "from",
         "to",
+        "view_id",
     }
 )
 
