@@ -1,10 +1,11 @@
 """Scoring backtest: would these rules have picked the leads that bought? (pure)
 
 The leads whose outcome sales recorded (won, lost, rejected: ``Outcome``) are replayed
-through a set of scoring rules: each person's open and click, form post, opt-out and
-permanent bounce on the stored timeline earns what the rules give it (daily caps,
-decay), and the lead becomes an MQL the first time, before its outcome, that its score
-and its fit grade meet the qualification rule or it posts a high-intent form. What is
+through a set of scoring rules: each person's open and click, form post, website page
+read (grouped and timed by each set of rules' own ``pages``), opt-out and permanent
+bounce on the stored timeline earns what the rules give it (daily caps, decay), and
+the lead becomes an MQL the first time, before its outcome, that its score and its fit
+grade meet the qualification rule or it posts a high-intent form. What is
 reported, for today's rules and a candidate side by side: MQLs per month (the load on
 sales), precision and recall of MQL against won, the median days from MQL to won, and
 the leads whose state would change.
@@ -29,6 +30,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from shared.leads import Activity, ActivityType, FormType, Lead, Outcome
@@ -49,9 +51,26 @@ class Behaviour:
     signal: Signal
     link_tags: tuple[str, ...] = ()
     form_type: FormType | None = None
+    # A page view: its path and time on page; each set of rules finds the page's group.
+    path: str | None = None
+    seconds: int = 0
 
-    def features(self) -> list[str]:
-        """What ``suggest`` counts: the signal, and each tag of a clicked link."""
+    def tags(self, rules: ScoringRules) -> tuple[str, ...] | None:
+        """What ``points_for`` is asked about under ``rules`` (a page's group, if the
+        page was read long enough), or None for a page those rules do not track."""
+        if self.signal is not Signal.PAGE_VIEW:
+            return self.link_tags
+        pages = rules.pages
+        if self.path is None or pages.ignored(self.path):
+            return None
+        group = pages.group_of(self.path)
+        return (group,) if group and self.seconds >= pages.min_seconds else ()
+
+    def features(self, rules: ScoringRules) -> list[str]:
+        """What ``suggest`` counts: the signal, each tag of a clicked link, the group of
+        a page read."""
+        if self.signal is Signal.PAGE_VIEW:
+            return [f"page:{group}" for group in self.tags(rules) or ()]
         names = [self.signal.value]
         if self.signal is Signal.CLICK:
             names.extend(f"link:{tag}" for tag in self.link_tags)
@@ -81,6 +100,10 @@ def behaviours(timeline: Iterable[Activity]) -> list[Behaviour]:
             found.append(Behaviour(activity.at, Signal.UNSUBSCRIBE))
         elif kind is ActivityType.EMAIL_BOUNCED and details.get("bounce_type") == "Permanent":
             found.append(Behaviour(activity.at, Signal.BOUNCE))
+        elif kind is ActivityType.PAGE_VIEWED and details.get("url"):
+            path = urlsplit(str(details["url"])).path or "/"
+            seconds = int(details.get("seconds") or 0)
+            found.append(Behaviour(activity.at, Signal.PAGE_VIEW, path=path, seconds=seconds))
     return found
 
 
@@ -131,9 +154,12 @@ def replay(history: History, rules: ScoringRules) -> Replay:
     for behaviour in history.before_outcome():
         if behaviour.form_type is not None and behaviour.form_type in rules.high_intent:
             return _mql(history, behaviour.at, "high_intent")
+        tags = behaviour.tags(rules)
+        if tags is None:
+            continue
         day = behaviour.at.astimezone(TOKYO).date().isoformat()
         earned = 0
-        for name, rule in rules.points_for(behaviour.signal, behaviour.link_tags):
+        for name, rule in rules.points_for(behaviour.signal, tags):
             if _capped(rule, used[(name, day)]):
                 continue  # as in production: a rule without room for its points gives none
             used[(name, day)] += rule.points
@@ -251,10 +277,10 @@ class Suggestion:
     notes: list[str] = field(default_factory=list)
 
 
-def feature_counts(history: History) -> Counter[str]:
+def feature_counts(history: History, rules: ScoringRules) -> Counter[str]:
     counts: Counter[str] = Counter()
     for behaviour in history.before_outcome():
-        counts.update(behaviour.features())
+        counts.update(behaviour.features(rules))
     return counts
 
 
@@ -264,7 +290,7 @@ def suggest(histories: Sequence[History], rules: ScoringRules, *, ridge: float =
     score stands where a lead's odds of being won pass even. Behaviours the history never
     shows keep their points. Raises ValueError when the history cannot support a fit.
     """
-    rows = [feature_counts(h) for h in histories]
+    rows = [feature_counts(h, rules) for h in histories]
     names = sorted({name for row in rows for name in row})
     won = sum(h.won for h in histories)
     if not names or won == 0 or won == len(histories):
@@ -296,15 +322,25 @@ def suggest(histories: Sequence[History], rules: ScoringRules, *, ridge: float =
     points = {name: round(w * scale) for name, w in weights.items()}
     behaviour = dict(rules.behaviour)
     link_tags = dict(rules.link_tags)
+    groups = dict(rules.pages.groups)
     for name, value in points.items():
         if name.startswith("link:"):
             tag = name.removeprefix("link:")
             kept = link_tags.get(tag)
             link_tags[tag] = Points(points=value, daily_cap=_cap(kept, value))
+        elif name.startswith("page:"):
+            group = groups[name.removeprefix("page:")]
+            cap = _cap(group, value)
+            groups[name.removeprefix("page:")] = group.model_copy(
+                update={"points": value, "daily_cap": cap}
+            )
         else:
             kept = behaviour.get(Signal(name))
             behaviour[Signal(name)] = Points(points=value, daily_cap=_cap(kept, value))
-    candidate = rules.model_copy(update={"behaviour": behaviour, "link_tags": link_tags})
+    pages = rules.pages.model_copy(update={"groups": groups})
+    candidate = rules.model_copy(
+        update={"behaviour": behaviour, "link_tags": link_tags, "pages": pages}
+    )
     return Suggestion(
         rules=ScoringRules.model_validate(candidate.model_dump()),
         weights=weights,
@@ -412,8 +448,11 @@ def explanation(suggestion: Suggestion, current: ScoringRules) -> list[str]:
 
 
 def _current_points(rules: ScoringRules, name: str) -> int | None:
+    found: Points | None
     if name.startswith("link:"):
         found = rules.link_tags.get(name.removeprefix("link:"))
+    elif name.startswith("page:"):
+        found = rules.pages.groups.get(name.removeprefix("page:"))
     else:
         found = rules.behaviour.get(Signal(name))
     return found.points if found is not None else None

@@ -269,3 +269,61 @@ def test_suggest_refuses_a_history_without_both_outcomes() -> None:
     ]
     with pytest.raises(ValueError, match="both won and not-won"):
         suggest(everyone_won, RULES)
+
+
+def page(at: datetime, url: str, seconds: int) -> Activity:
+    return activity(ActivityType.PAGE_VIEWED, at, url=url, seconds=seconds, title="料金")
+
+
+def test_page_views_replay_with_each_rule_sets_own_groups_caps_and_minimum_time() -> None:
+    # A grade A lead that downloads (10) and reads the pricing page for 30 s on three
+    # days (8 points each), a careers page, and a product page for 3 s
+    views = [
+        page(T0 + (1 + i) * DAY, "https://www.example.co.jp/pricing?x=1", 30) for i in range(3)
+    ]
+    acts = [
+        form(T0, "download"),
+        *views,
+        page(T0 + DAY, "https://www.example.co.jp/careers/engineer", 300),
+        page(T0 + DAY, "https://www.example.co.jp/product", 3),
+    ]
+    found = behaviours(acts)
+    assert sorted(b.path or "" for b in found if b.signal is Signal.PAGE_VIEW) == [
+        "/careers/engineer", "/pricing", "/pricing", "/pricing", "/product",
+    ]  # fmt: skip
+    # Today's rules: 10 + 3 × 8 (decayed) stays under 50; pricing at 20 points qualifies
+    # on the second read; and a 60-second minimum makes those reads worth nothing
+    histories = [history("p", GRADE_A, "won", T0 + 30 * DAY, *acts)]
+    assert run("today", histories, RULES).replays[0].mql_at is None
+    pages = RULES.pages
+    richer = pages.model_copy(
+        update={
+            "groups": {
+                **pages.groups,
+                "pricing": pages.groups["pricing"].model_copy(
+                    update={"points": 20, "daily_cap": 20}
+                ),
+            }
+        }
+    )
+    rich = RULES.model_copy(update={"pages": richer})
+    assert run("rich", histories, rich).replays[0].mql_at == T0 + 3 * DAY
+    patient = rich.model_copy(update={"pages": richer.model_copy(update={"min_seconds": 60})})
+    assert run("patient", histories, patient).replays[0].mql_at is None
+
+
+def test_suggest_fits_page_groups_too() -> None:
+    rng = random.Random(3)
+    histories = []
+    for n in range(120):
+        won = n % 3 == 0
+        start = T0 + n * timedelta(hours=2)
+        acts = [opened(start + i * DAY) for i in range(rng.randint(1, 4))]
+        if won or rng.random() < 0.1:
+            acts += [page(start + 2 * DAY, "https://www.example.co.jp/pricing", 45)]
+        outcome = "won" if won else "lost"
+        histories.append(history(f"g{n:03d}", GRADE_A, outcome, start + 40 * DAY, *acts))
+    suggestion = suggest(histories, RULES)
+    assert suggestion.points["page:pricing"] > 0
+    assert suggestion.rules.pages.groups["pricing"].points == suggestion.points["page:pricing"]
+    assert suggestion.rules.pages.groups["pricing"].paths == RULES.pages.groups["pricing"].paths
