@@ -331,6 +331,16 @@ class Program(_Content):
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
 
+    def page_groups(self) -> set[str]:
+        """The website page groups its entry rule and steps name (scoring.yaml ``pages``
+        must define each: a misspelt group would never match)."""
+        named = set(self.entry.pages)
+        for step in self.steps:
+            for condition in (step.skip_if, step.only_if):
+                if condition is not None:
+                    named.update(condition.pages)
+        return named
+
     def step_after(self, step_id: str) -> Step | None:
         ids = [s.id for s in self.steps]
         index = ids.index(step_id) + 1

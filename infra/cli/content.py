@@ -101,8 +101,9 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
     every step, variant and locale for a full, a blank and a hostile sample lead, each
     with the hidden trap link. Every problem is collected."""
     errors: list[str] = []
+    groups: set[str] | None = None
     try:
-        load_scoring(paths.scoring)
+        groups = set(load_scoring(paths.scoring).pages.groups)
     except (OSError, ValueError) as exc:
         errors.append(f"scoring: {exc}")
     trap: str | None = None
@@ -146,6 +147,12 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
                 )
     for program in catalog.programs:
         errors.extend(f"programs: {problem}" for problem in unknown_links(program, paths.email))
+        if groups is not None:
+            errors.extend(
+                f"programs: {program.id} names page group {name}, which scoring.yaml's pages"
+                " do not define"
+                for name in sorted(program.page_groups() - groups)
+            )
     steps = sum(len(p.steps) for p in catalog.programs)
     return Validation(tuple(errors), len(catalog.programs), steps, renders)
 

@@ -22,6 +22,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -286,6 +287,101 @@ def test_a_scanned_email_is_labelled_a_machines_on_the_timeline_and_scores_nothi
     shows(page, lead_page, person, "the reader's click on the timeline")
     assert "点" in page.locator(person).first.inner_text()
     assert float(page.locator("#score").inner_text()) > float(score)
+
+
+def read(page: Page, url: str, seconds: int) -> None:
+    """Open ``url`` and stay ``seconds`` on the page's own clock (the snippet's time)."""
+    page.goto(url)
+    page.clock.run_for(seconds * 1000)
+
+
+def page_views(page: Page, lead_page: str) -> list[str]:
+    page.goto(lead_page)
+    return page.locator("#timeline tr.page_viewed").all_inner_texts()
+
+
+def test_pages_read_before_the_form_and_after_an_email_link_are_the_leads(
+    stack: Stack, page: Page, browser: Browser
+) -> None:
+    console = f"{stack.origin}/console"
+    email = f"visitor-{uuid.uuid4().hex[:8]}@example.co.jp"
+    page.clock.install()
+
+    # Given a visitor who agrees to the site's tracking and reads the product page
+    # briefly, the pricing page for 45 seconds and a case study for 20
+    page.goto(f"{console}/site/product")
+    page.locator("#consent-accept").click()
+    assert page.locator("#consent-banner").is_hidden()
+    page.clock.run_for(3000)
+    read(page, f"{console}/site/pricing", 45)
+    read(page, f"{console}/site/case-studies/toyo-seiki", 20)
+
+    # When it downloads the whitepaper from the site's form
+    page.goto(f"{console}/site")
+    assert page.locator("#download-form [name=visitor_id]").input_value()
+    form = page.locator("#download-form")
+    form.locator("[name=name]").fill("伊藤 直子")
+    form.locator("[name=email]").fill(email)
+    form.locator("[name=company]").fill("東洋精機株式会社")
+    form.locator("[name=consent]").check()
+    form.locator("button[type=submit]").click()
+    result = page.locator("#download-result[data-status='201']")
+    result.wait_for()
+    lead_id = json.loads(result.inner_text().split("\n", 1)[1])["lead_id"]
+    lead_page = f"{console}/leads/{lead_id}"
+
+    # Then the lead's timeline shows the pages it read before, with their titles
+    def three_pages() -> list[str] | None:
+        views = page_views(page, lead_page)
+        return views if len(views) >= 3 else None
+
+    views = eventually(three_pages, "the pages read before the form", ARRIVAL_TIMEOUT_S)
+    text = "\n".join(views)
+    assert "ページ閲覧" in text
+    assert "料金プラン | Flowlane" in text
+    assert "導入事例：東洋精機株式会社" in text
+    assert "製品紹介 | Flowlane" in text
+    # and its score includes them: the download 10, pricing 8, the case study 3 (the
+    # product page, read for 3 seconds, is on the timeline without points)
+    pricing = next(v for v in views if "料金プラン" in v)
+    assert "+8 点" in pricing
+    product = next(v for v in views if "製品紹介" in v)
+    assert "点" not in product
+    assert float(page.locator("#score").inner_text()) >= 21
+
+    # When the welcome email goes out and the lead, on another computer, follows its link
+    now = stack.now()
+    seconds = math.ceil((next_send_time(now) - now).total_seconds())
+    assert request(f"{stack.origin}/_local/clock/advance", {"by": f"PT{seconds}S"})[0] == 200
+    assert request(f"{stack.origin}/_local/tick", method="POST")[0] == 200
+    row = f"#outbox tr[data-to='{email}']:has-text('program=welcome')"
+    shows(page, f"{console}/outbox", row, "the welcome email in the outbox")
+    page.goto(f"{console}/outbox")
+    page.locator(f"{row} a").first.click()
+    href = page.frame_locator("iframe.mail").locator(CONTENT_LINKS).first.get_attribute("href")
+    target = parse_qs(urlsplit(href or "").query)["url"][0]
+    (reference,) = parse_qs(urlsplit(target).query)["lnr"]
+    other = browser.new_context(locale="ja-JP")
+    try:
+        laptop = other.new_page()
+        laptop.clock.install()
+        laptop.goto(f"{console}/site/pricing?lnr={reference}")
+        laptop.locator("#consent-accept").click()
+        # (the reference is exchanged once and leaves the address bar)
+        laptop.wait_for_url(f"{console}/site/pricing")
+        laptop.clock.run_for(30_000)
+        laptop.goto(f"{console}/site")
+
+        # Then that visit is the lead's too, without a form
+        def pricing_twice() -> list[str] | None:
+            found = [v for v in page_views(page, lead_page) if "料金プラン" in v]
+            return found if len(found) >= 2 else None
+
+        again = eventually(pricing_twice, "the visit from the email link", ARRIVAL_TIMEOUT_S)
+        assert len(again) == 2
+        assert "30 秒" in again[0]  # newest first
+    finally:
+        other.close()
 
 
 def newest_mail(page: Page, console: str, email: str, count: int) -> str | None:

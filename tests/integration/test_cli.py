@@ -292,6 +292,23 @@ def test_validate_reports_a_branch_on_a_link_the_email_does_not_have(
     assert "whitepaper.ja.html has no link 'whitepapr'" in err
 
 
+def test_validate_reports_a_page_group_the_scoring_rules_do_not_define(
+    capsys: Any, content_copy: Path
+) -> None:
+    program = content_copy / "programs" / "welcome.yaml"
+    text = program.read_text(encoding="utf-8")
+    assert "  form_types: [trial]" in text
+    program.write_text(
+        text.replace("  form_types: [trial]", "  form_types: [trial]\n      pages: [pricng]", 1),
+        "utf-8",
+    )
+
+    status, _, err = run(capsys, "validate", "--content", str(content_copy))
+
+    assert status == 1
+    assert "welcome names page group pricng, which scoring.yaml's pages do not define" in err
+
+
 def test_preview_prints_a_step_for_a_sample_lead_or_writes_files(
     capsys: Any, tmp_path: Path
 ) -> None:

@@ -61,6 +61,31 @@ HTML = [
 ]
 TEMPLATES = Path(__file__).parent / "templates"
 log = logging.getLogger(__name__)
+# The sample site's pages beside its forms: what a reader looks at before (and after)
+# becoming a lead.
+SITE_PAGES: dict[str, dict[str, Any]] = {
+    "product": {
+        "title": "製品紹介 | Flowlane",
+        "body": [
+            "Flowlane は申請・承認・契約の流れを一つの画面にまとめるワークフロー基盤です。",
+            "Flowlane puts requests, approvals and contracts in one workflow.",
+        ],
+    },
+    "pricing": {
+        "title": "料金プラン | Flowlane",
+        "body": [
+            "スタンダード：1ユーザー月額 1,200円／エンタープライズ：お見積り",
+            "Standard: JPY 1,200 per user a month; Enterprise: on quotation.",
+        ],
+    },
+    "case-studies/toyo-seiki": {
+        "title": "導入事例：東洋精機株式会社 | Flowlane",
+        "body": [
+            "紙の稟議をなくし、承認までの日数を 5 日から 1 日に短縮しました。",
+            "Paper approvals gone: five days to approval became one.",
+        ],
+    },
+}
 # How soon after an email was sent, or after the last click on it, the console's reader
 # opens or clicks: slower than the machine-engagement rules' delivery window and burst
 # (shared/content/engagement.yaml), as a person is.
@@ -139,6 +164,7 @@ class LocalConsole:
             ("GET", r"", self.index),
             ("GET", r"/site", self.site),
             ("GET", r"/site/thanks", self.thanks),
+            ("GET", r"/site/(?P<slug>pricing|product|case-studies/[a-z0-9-]+)", self.site_page),
             ("GET", r"/site/error", self.form_error),
             ("GET", r"/outbox", self.outbox),
             ("GET", r"/outbox/(?P<mail_id>[^/]+)", self.outbox_mail),
@@ -172,7 +198,17 @@ class LocalConsole:
         return self._page("index.html")
 
     def site(self, query: dict[str, str]) -> Answer:
-        return self._page("site.html", site_url=f"{self.config.origin}{PREFIX}/site")
+        return self._page(
+            "site.html", site_url=f"{self.config.origin}{PREFIX}/site", pages=SITE_PAGES
+        )
+
+    def site_page(self, query: dict[str, str], slug: str) -> Answer:
+        """A page of the sample site, with the tracking snippet (scoring.yaml's page groups
+        match its path: ``*/pricing``, ``*/product``, ``*/case-studies/*``)."""
+        page = SITE_PAGES.get(slug)
+        if page is None:
+            return self._page("error.html", 404, message="ページがありません / No such page")
+        return self._page("site_page.html", page=page, pages=SITE_PAGES)
 
     def thanks(self, query: dict[str, str]) -> Answer:
         return self._page("thanks.html")

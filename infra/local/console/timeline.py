@@ -98,6 +98,12 @@ def describe(details: dict[str, Any]) -> str:
         parts.append(where + (f" ({details['variant']})" if details.get("variant") else ""))
     if details.get("subject"):
         parts.append(f"「{details['subject']}」")
+    if details.get("title"):
+        parts.append(f"「{details['title']}」")
+    if details.get("url"):
+        parts.append(str(details["url"]))
+    if details.get("seconds") is not None and details.get("url"):
+        parts.append(f"{details['seconds']} 秒 / s")
     if details.get("from") and details.get("to"):
         parts.append(f"{details['from']} → {details['to']}")
     if details.get("link"):
