@@ -190,6 +190,9 @@ def salutation(lead: Lead, locale: str) -> str:
 
 
 SITE_REF_PARAMETER = "lnr"
+# The hidden trap link's tag as the layout writes it (``trap_link`` of
+# shared/content/engagement.yaml; the tests keep the three in step).
+TRAP_TAGS = 'ses:tags="link:trap;"'
 
 
 def with_site_ref(body: str, site_url: str, ref: str, *, html: bool) -> str:
@@ -207,11 +210,18 @@ def with_site_ref(body: str, site_url: str, ref: str, *, html: bool) -> str:
         return f"{path}{joiner}{SITE_REF_PARAMETER}={ref}{hash_}{fragment}"
 
     if html:
-        return re.sub(
-            r'href="(' + re.escape(site_url) + r'/[^"]*)"',
-            lambda m: 'href="' + pattern.sub(tagged, m.group(1)) + '"',
-            body,
-        )
+
+        def anchor(match: re.Match[str]) -> str:
+            tag = match.group(0)
+            if TRAP_TAGS in tag:
+                return tag  # the hidden link is for scanners: no reference to exchange
+            return re.sub(
+                r'href="(' + re.escape(site_url) + r'/[^"]*)"',
+                lambda m: 'href="' + pattern.sub(tagged, m.group(1)) + '"',
+                tag,
+            )
+
+        return re.sub(r"<a\s[^>]*>", anchor, body)
     return pattern.sub(tagged, body)
 
 

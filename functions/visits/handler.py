@@ -19,6 +19,7 @@ from pydantic import Field
 from shared.beacon import BeaconError, IdentifyBeacon, InvalidBeacon, decode_beacon, parse_beacon
 from shared.clock import Clock, SystemClock
 from shared.forms import MalformedBody, UnsupportedMediaType
+from shared.machine_engagement import EngagementRules, Kind, load_engagement_rules
 from shared.settings import EnvSettings
 from shared.tokens import InvalidToken, SiteReferences
 from shared.visits import PageView, VisitTracker
@@ -55,6 +56,9 @@ class Dependencies:
     clock: Clock
     logger: Logger
     snippet: str
+    # Mail scanners open email links in headless browsers that may run the snippet:
+    # their beacons are told apart by the email rules' agents (shared/content/engagement.yaml).
+    machines: EngagementRules | None = None
 
 
 def _json(status: int, body: dict[str, Any]) -> Response[str]:
@@ -104,6 +108,11 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             return _problem(400, exc.code)
         except InvalidBeacon as exc:
             return _json(422, {"errors": [e.as_dict() for e in exc.errors]})
+        machine = _machine(deps.machines, event.headers.get("user-agent"), event)
+        if machine:
+            # Accepted (a scanner learns nothing) but never linked, stored or scored.
+            deps.logger.info("machine beacon dropped", extra={"reasons": machine})
+            return Response(204, JSON_TYPE, "")
         try:
             if isinstance(beacon, IdentifyBeacon):
                 try:
@@ -134,6 +143,15 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
         return Response(204, JSON_TYPE, "")
 
     return app
+
+
+def _machine(rules: EngagementRules | None, user_agent: str | None, event: Any) -> list[str]:
+    """Why the beacon's browser is a known scanner's or a script's (its address is read
+    here and never stored)."""
+    if rules is None:
+        return []
+    source_ip = event.request_context.identity.source_ip
+    return list(rules.agent_reasons(Kind.CLICK, user_agent, source_ip))
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
@@ -175,6 +193,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         clock,
         Logger(service="visits"),
         SNIPPET.read_text(encoding="utf-8"),
+        load_engagement_rules(),
     )
 
 

@@ -787,24 +787,15 @@ class DynamoVisitStore:
         return _page_view(deserialize(item)) if item else None
 
     def views_since(self, visitor_id: str, since: datetime) -> list[PageView]:
-        views: list[PageView] = []
-        start: dict[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :visit)",
-                "ExpressionAttributeValues": serialize(
-                    {":pk": visitor_pk(visitor_id), ":visit": "VISIT#"}
-                ),
-                "ConsistentRead": True,
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            response = self._client.query(**kwargs)
-            views.extend(_page_view(deserialize(item)) for item in response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                break
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :visit)",
+            ExpressionAttributeValues=serialize(
+                {":pk": visitor_pk(visitor_id), ":visit": "VISIT#"}
+            ),
+            ConsistentRead=True,
+        )
+        views = [_page_view(deserialize(item)) for page in pages for item in page.get("Items", [])]
         # TTL deletes lazily: an expired view may still be read, never attributed.
         return [v for v in views if v.at >= since]
 

@@ -25,6 +25,7 @@ from shared.adapters.dynamodb import DynamoLeadRepository, DynamoVisitStore
 from shared.adapters.sns import SnsSalesPublisher
 from shared.clock import FixedClock
 from shared.leads import ActivityType, Stage
+from shared.machine_engagement import load_engagement_rules
 from shared.qualification import ScoreKeeper
 from shared.scoring import Signal, load_scoring
 from shared.tokens import SiteReferences, UnsubscribeTokens
@@ -86,6 +87,7 @@ class World:
                 clock,
                 Logger(service="visits"),
                 SNIPPET.read_text(encoding="utf-8"),
+                load_engagement_rules(),
             )
         )
         capture_settings = CaptureSettings(table_name=TABLE, cors_origins=(SITE,))
@@ -99,14 +101,19 @@ class World:
             )
         )
 
-    def send(self, body: Any, *, content_type: str = "text/plain;charset=UTF-8") -> dict[str, Any]:
+    def send(
+        self,
+        body: Any,
+        *,
+        content_type: str = "text/plain;charset=UTF-8",
+        user_agent: str | None = None,
+        source_ip: str = "203.0.113.10",
+    ) -> dict[str, Any]:
         text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-        event = rest_event(
-            "POST",
-            "/visits",
-            body=text,
-            headers={"Content-Type": content_type, "Origin": SITE},
-        )
+        headers = {"Content-Type": content_type, "Origin": SITE}
+        if user_agent is not None:
+            headers["User-Agent"] = user_agent
+        event = rest_event("POST", "/visits", body=text, headers=headers, source_ip=source_ip)
         return visits_handler(event, self.context, self.app)
 
     def view(
@@ -549,3 +556,91 @@ def test_an_anonymous_view_survives_a_faulty_put_and_is_attributed_once(
     assert len(visit_items(world.client)) == 1
     lead_id = world.post_form(visitor, f"f-{new_id()[:8]}@example.co.jp")
     assert len(activities(world.repository, lead_id, ActivityType.PAGE_VIEWED)) == 1
+
+
+# -- a mail scanner opening the email's link in a headless browser ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "source_ip"),
+    [
+        ("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.0.0 Safari/537.36", "198.51.100.9"),
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0", "40.107.74.21"),
+    ],
+    ids=["a headless browser", "Exchange Online's addresses"],
+)
+def test_a_scanner_running_the_snippet_is_neither_linked_nor_scored(
+    world: World, user_agent: str, source_ip: str
+) -> None:
+    # Given a lead, and a scanner that opened its email's link (with the signed reference)
+    # in a browser that ran the snippet
+    lead_id = world.post_form(new_id(), f"scanned-{new_id()[:8]}@example.co.jp")
+    before = world.repository.get(lead_id)
+    assert before is not None
+    scanner = new_id()
+    reference = SiteReferences(SECRET).sign(lead_id)
+
+    # When its identify and page-view beacons arrive
+    identify = {"kind": "identify", "visitor_id": scanner, "ref": reference}
+    answers = [world.send(identify, user_agent=user_agent, source_ip=source_ip)]
+    view = {
+        "kind": "view",
+        "visitor_id": scanner,
+        "view_id": new_id(),
+        "url": f"{SITE}/pricing",
+        "title": "料金 | Flowlane",
+        "seconds": 60,
+    }
+    answers.append(world.send(view, user_agent=user_agent, source_ip=source_ip))
+
+    # Then both are answered as usual, and nothing is linked, stored or scored
+    assert [a["statusCode"] for a in answers] == [204, 204]
+    assert DynamoVisitStore(world.client, TABLE).linked_lead(scanner) is None
+    assert not [i for i in all_items(world.client) if i["pk"]["S"] == f"VISITOR#{scanner}"]
+    after = world.repository.get(lead_id)
+    assert after is not None
+    assert after.score_units == before.score_units
+    assert after.page_groups == ()
+    # while the same beacons from the reader's own browser are the lead's
+    reader = new_id()
+    assert world.send({**identify, "visitor_id": reader})["statusCode"] == 204
+    assert world.send({**view, "visitor_id": reader, "view_id": new_id()})["statusCode"] == 204
+    assert DynamoVisitStore(world.client, TABLE).linked_lead(reader) == lead_id
+
+
+# -- the form post that links a visitor, under faults ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operation", "what"),
+    [("PutItem", "the visitor's link"), ("Query", "the visitor's recent views")],
+)
+def test_a_form_post_whose_linking_fails_keeps_the_lead_and_the_next_post_links_once(
+    world: World, operation: str, what: str
+) -> None:
+    # Given a visitor who read pricing for a minute before posting the whitepaper form
+    visitor = new_id()
+    assert world.view(visitor, "/pricing", seconds=60)["statusCode"] == 204
+    failed = fail_calls(
+        world.client,
+        operation,
+        when=lambda params: "VISITOR#" in json.dumps(params),
+    )
+    email = f"linked-{new_id()[:8]}@example.co.jp"
+
+    # When DynamoDB fails the link's write (or the read of its views) during the post
+    lead_id = world.post_form(visitor, email)
+
+    # Then the lead is stored all the same, the views not yet its
+    assert len(failed) == 1
+    assert not activities(world.repository, lead_id, ActivityType.PAGE_VIEWED)
+    scored = world.score(lead_id)
+    # When the same browser posts a form again (the next visit), the views become its once
+    world.clock.advance(timedelta(minutes=5))
+    assert world.post_form(visitor, email) == lead_id
+    assert world.post_form(visitor, email) == lead_id
+    views = activities(world.repository, lead_id, ActivityType.PAGE_VIEWED)
+    assert len(views) == 1
+    assert views[0].details["points"] == 8
+    assert world.score(lead_id) >= scored + 8 - 0.1
+    assert DynamoVisitStore(world.client, TABLE).linked_lead(visitor) == lead_id

@@ -156,6 +156,12 @@ class _Html(HTMLParser):
 TRAP_TAGS = f"link:{load_engagement_rules().trap_link};"
 
 
+def test_the_renderer_knows_the_trap_link_the_rules_name() -> None:
+    from shared.email import TRAP_TAGS as RENDERER_TRAP
+
+    assert f'ses:tags="{TRAP_TAGS}"' == RENDERER_TRAP
+
+
 def site_links_in_html(html: str) -> list[dict[str, str | None]]:
     """The links a reader sees (the hidden trap link is for scanners only)."""
     return [
@@ -509,6 +515,11 @@ def test_every_email_carries_one_hidden_trap_link_that_only_a_machine_follows(
     assert hidden is not None
     # and absent from the text part, whose links no scanner is tracked through
     assert traps[0]["href"] not in site_links_in_text(email.text)
+    # and, rendered for sending, it carries no lead reference for a scanner to exchange
+    sent = RENDERER.render(make_lead(locale), program, step, 0, UNSUBSCRIBE, site_ref="ref.sig")
+    (sent_trap,) = [a for a in _Html(sent.html).anchors if a.get("ses:tags") == TRAP_TAGS]
+    assert "lnr=" not in (sent_trap["href"] or "")
+    assert all("lnr=ref.sig" in (a["href"] or "") for a in site_links_in_html(sent.html))
     # SES tracks it with the reader's links: the burst rule counts them all
     assert tracked_links(email.html) == len({a["href"] for a in site_links_in_html(email.html)}) + 1
 
