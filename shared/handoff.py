@@ -52,6 +52,24 @@ def defang(text: str) -> str:
     return _WWW.sub(lambda m: m.group(0)[:-1] + "[.]", _URL.sub(r"\1xx\3[:]//", text))
 
 
+def per_protocol(document: dict[str, Any], text: str) -> str:
+    """An SNS message with a body per protocol: plain text without live links for email
+    subscribers, the structured JSON for machines (SQS, Lambda, HTTP(S), email-json)."""
+    structured = json.dumps(document, ensure_ascii=False)
+    return json.dumps(
+        {
+            "default": structured,
+            "email": defang(text),
+            "email-json": structured,
+            "sqs": structured,
+            "lambda": structured,
+            "http": structured,
+            "https": structured,
+        },
+        ensure_ascii=False,
+    )
+
+
 def _subject(lead: Lead, score: LeadScore) -> str:
     def short(text: str | None, limit: int) -> str:
         text = " ".join((text or "-").split())
@@ -147,20 +165,7 @@ def build_sales_message(
         "  -"
     ]
     lines += ["", f"lead_id: {lead.lead_id}"]
-    structured = json.dumps(document, ensure_ascii=False)
-    text = defang("\n".join(lines))
-    message = json.dumps(
-        {
-            "default": structured,
-            "email": text,
-            "email-json": structured,
-            "sqs": structured,
-            "lambda": structured,
-            "http": structured,
-            "https": structured,
-        },
-        ensure_ascii=False,
-    )
+    message = per_protocol(document, "\n".join(lines))
     return SalesMessage(
         subject=_subject(lead, score),
         message=message,

@@ -12,13 +12,12 @@ reported to sales (``revisit``), at most once per period.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.clock import Clock, to_iso
-from shared.handoff import SalesMessage
+from shared.handoff import SalesMessage, per_protocol
 from shared.leads import Activity, ActivityType, Lead, Stage
 from shared.qualification import Award, ScoreKeeper
 from shared.repository import LeadRepository
@@ -233,7 +232,6 @@ def revisit_message(lead: Lead, view: PageView, group: str) -> SalesMessage:
         "company": lead.company,
         "name": lead.name,
     }
-    structured = json.dumps(document, ensure_ascii=False)
     text = "\n".join(
         [
             "営業対応中のリードが、再びサイトの重要ページを閲覧しています。",
@@ -249,18 +247,7 @@ def revisit_message(lead: Lead, view: PageView, group: str) -> SalesMessage:
             f"lead_id: {lead.lead_id}",
         ]
     )
-    message = json.dumps(
-        {
-            "default": structured,
-            "email": text,
-            "email-json": structured,
-            "sqs": structured,
-            "lambda": structured,
-            "http": structured,
-            "https": structured,
-        },
-        ensure_ascii=False,
-    )
+    message = per_protocol(document, text)
     company = " ".join((lead.company or lead.email).split())[:60]
     return SalesMessage(
         subject=f"[再訪] {company} - {group}"[:100],

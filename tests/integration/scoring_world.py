@@ -233,6 +233,28 @@ def fail_calls(
     return failed
 
 
+def lose_answer(
+    client: Any, operation: str, when: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """The next matching call of ``operation`` is applied by DynamoDB and its answer lost
+    (an error raised after the call). Returns the parameters of the call that was."""
+    pending: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+
+    def remember(params: dict[str, Any], **_: Any) -> None:
+        pending[:] = [params]
+
+    def lose(**_: Any) -> None:
+        if not failed and pending and when(pending[0]):
+            failed.append(pending[0])
+            error: Any = {"Error": {"Code": "InternalServerError", "Message": "answer lost"}}
+            raise ClientError(error, operation)
+
+    client.meta.events.register(f"provide-client-params.dynamodb.{operation}", remember)
+    client.meta.events.register(f"after-call.dynamodb.{operation}", lose)
+    return failed
+
+
 def profile_key(params: dict[str, Any]) -> bool:
     return bool(params.get("Key", {}).get("sk", {}).get("S") == "PROFILE")
 

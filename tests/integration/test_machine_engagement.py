@@ -17,7 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from botocore.exceptions import ClientError
 
 from shared.adapters.dynamodb import DynamoScoreStore, lead_pk, mail_sk
 from shared.clock import FixedClock
@@ -36,6 +35,7 @@ from tests.integration.scoring_world import (
     fail_calls,
     indexed_due_at,
     lead_table,
+    lose_answer,
     recorder,
     store_lead,
     stored,
@@ -503,25 +503,6 @@ def _mail_write(params: dict[str, Any]) -> bool:
     )
 
 
-def fail_after(client: Any, operation: str, when: Callable[[dict[str, Any]], bool]) -> list[Any]:
-    """Make the next matching call take effect and then fail (the answer is lost)."""
-    failed: list[Any] = []
-    pending: list[dict[str, Any]] = []
-
-    def remember(params: dict[str, Any], **_: Any) -> None:
-        pending[:] = [params]
-
-    def lose(**_: Any) -> None:
-        if not failed and pending and when(pending[0]):
-            failed.append(pending[0])
-            error: Any = {"Error": {"Code": "InternalServerError", "Message": "answer lost"}}
-            raise ClientError(error, operation)
-
-    client.meta.events.register(f"provide-client-params.dynamodb.{operation}", remember)
-    client.meta.events.register(f"after-call.dynamodb.{operation}", lose)
-    return failed
-
-
 FAULT_MATCH: dict[str, Callable[[dict[str, Any]], bool]] = {
     "TransactWriteItems": _mail_write,
     "BatchWriteItem": lambda params: True,
@@ -563,7 +544,7 @@ def test_a_burst_shown_by_a_click_that_fails_midway_is_taken_back_exactly_once(
         assert deliver([raw(click(email, sent_at, at[i], links[i]))]).failed == []
     assert score(world, lead_id) >= earned  # not a burst yet: they look like a person's
     if position == "after":
-        failed = fail_after(world.dynamodb, operation, _mail_write)
+        failed = lose_answer(world.dynamodb, operation, _mail_write)
     else:
         failed = fail_calls(world.dynamodb, operation, when=FAULT_MATCH[operation])
     showing = click(email, sent_at, at[needed - 1], links[needed - 1])

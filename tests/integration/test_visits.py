@@ -38,6 +38,7 @@ from tests.integration.scoring_world import (
     activities,
     capture_with_scores,
     fail_calls,
+    lose_answer,
     score_keeper,
     store_lead,
     stored,
@@ -470,25 +471,6 @@ def test_a_failed_alert_is_published_by_the_browsers_retry(world: World) -> None
 
 
 # -- faults on the write path, then the browser's retry ------------------------------------
-
-
-def lose_answer(client: Any, operation: str, when: Callable[[dict[str, Any]], bool]) -> list[Any]:
-    """The next matching call is applied by DynamoDB and its answer lost."""
-    pending: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-
-    def remember(params: dict[str, Any], **_: Any) -> None:
-        pending[:] = [params]
-
-    def lose(**_: Any) -> None:
-        if not failed and pending and when(pending[0]):
-            failed.append(pending[0])
-            error: Any = {"Error": {"Code": "InternalServerError", "Message": "answer lost"}}
-            raise ClientError(error, operation)
-
-    client.meta.events.register(f"provide-client-params.dynamodb.{operation}", remember)
-    client.meta.events.register(f"after-call.dynamodb.{operation}", lose)
-    return failed
 
 
 def _visit_put(params: dict[str, Any]) -> bool:
