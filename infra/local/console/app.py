@@ -348,7 +348,7 @@ class LocalConsole:
         if mail is None:
             return self._page("error.html", 404, message=f"メール {mail_id} はありません")
         if kind == "scan":
-            self.scan(mail)
+            self.scanned_by_gateway(mail)
             event = "Open, Click (scanner)"
         elif kind == "bounce":
             self.publish("Bounce", mail, mails.bounce_detail(mail))
@@ -358,7 +358,7 @@ class LocalConsole:
             event = "Complaint"
         return _redirect(f"{PREFIX}/outbox/{quote(mail.id, safe='')}?published={quote(event)}")
 
-    def scan(self, mail: mails.SentMail) -> None:
+    def scanned_by_gateway(self, mail: mails.SentMail) -> None:
         """What a mail security gateway does on delivery: fetch the images and follow every
         link, the hidden one too, within two seconds of the send. The engagement function
         labels each of these a machine's; none scores."""
