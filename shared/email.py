@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from shared.leads import FormType, Lead, Touch
 from shared.programs import Program, Step
+from shared.tokens import SITE_REF_PARAMETER
 
 EMAIL_DIR = Path(__file__).parent / "content" / "email"
 ASSETS_FILE = Path(__file__).parent / "content" / "assets.yaml"
@@ -189,7 +190,6 @@ def salutation(lead: Lead, locale: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-SITE_REF_PARAMETER = "lnr"
 # The hidden trap link's tag as the layout writes it (``trap_link`` of
 # shared/content/engagement.yaml; the tests keep the three in step).
 TRAP_TAGS = 'ses:tags="link:trap;"'

@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.tokens import without_site_ref
+
 
 class EmailEventType(StrEnum):
     SEND = "Send"
@@ -90,8 +92,9 @@ class EmailEvent:
 
     @property
     def link(self) -> str | None:
+        """The clicked URL, without the site reference it carried (see shared.tokens)."""
         link = self.detail.get("link")
-        return str(link) if link else None
+        return without_site_ref(str(link)) if link else None
 
     @property
     def link_tags(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _LEAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -49,6 +50,22 @@ class UnsubscribeTokens:
         if not _LEAD_ID.match(lead_id) or not hmac.compare_digest(mac.encode(), expected):
             raise InvalidToken(f"the {self.purpose} reference is not valid")
         return lead_id
+
+
+# The query parameter that carries a site reference on an email's links into the site.
+SITE_REF_PARAMETER = "lnr"
+
+
+def without_site_ref(url: str) -> str:
+    """The URL with its site reference removed: the reference is a bearer credential
+    (whoever holds it can be taken for the lead) and is never kept beside a click."""
+    parts = urlsplit(url)
+    if SITE_REF_PARAMETER not in parts.query:
+        return url
+    kept = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != SITE_REF_PARAMETER
+    ]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 class SiteReferences(UnsubscribeTokens):

@@ -359,3 +359,19 @@ def test_an_email_event_is_immutable() -> None:
     assert isinstance(event, EmailEvent)
     with pytest.raises(AttributeError):
         event.message_id = "other"  # type: ignore[misc]
+
+
+def test_a_clicked_link_is_kept_without_its_site_reference() -> None:
+    # The email's site links carry the lead's signed reference (lnr), a bearer credential
+    link = (
+        "https://www.example.co.jp/pricing/?utm_source=nurture&utm_medium=email"
+        "&lnr=4f9a1c2e8b7d4e6fa0c1d2e3f4a5b6c7.AbCdEf-_0123456789xyZ#plans"
+    )
+    record = ses_record("click", link=link)
+    event = parse_event(raw(record))
+    assert event.link == (
+        "https://www.example.co.jp/pricing/?utm_source=nurture&utm_medium=email#plans"
+    )
+    # and a link without one is kept as SES reported it
+    plain = "https://www.example.co.jp/a?b=c%2Fd"
+    assert parse_event(raw(ses_record("click", link=plain))).link == plain
