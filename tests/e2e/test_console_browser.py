@@ -237,6 +237,19 @@ def test_the_welcome_email_is_opened_clicked_and_unsubscribed_from_the_outbox(
     shows(page, lead_page, "#timeline tr.email_bounced", "email_bounced on the lead's timeline")
 
 
+def welcome_in_outbox(stack: Stack, page: Page, email: str) -> str:
+    """Move the clock to sending hours and run the schedules; the URL of the welcome email
+    to ``email`` in the outbox once the sender has recorded it."""
+    now = stack.now()
+    seconds = math.ceil((next_send_time(now) - now).total_seconds())
+    assert request(f"{stack.origin}/_local/clock/advance", {"by": f"PT{seconds}S"})[0] == 200
+    assert request(f"{stack.origin}/_local/tick", method="POST")[0] == 200
+    console = f"{stack.origin}/console"
+    row = f"#outbox tr[data-to='{email}']:has-text('program=welcome')"
+    shows(page, f"{console}/outbox", row, "the welcome email in the outbox")
+    return f"{stack.origin}{page.locator(f'{row} a').first.get_attribute('href')}"
+
+
 def test_a_scanned_email_is_labelled_a_machines_on_the_timeline_and_scores_nothing(
     stack: Stack, page: Page
 ) -> None:
@@ -249,14 +262,7 @@ def test_a_scanned_email_is_labelled_a_machines_on_the_timeline_and_scores_nothi
     )
     assert status == 201, body
     lead_page = f"{console}/leads/{body['lead_id']}"
-    now = stack.now()
-    seconds = math.ceil((next_send_time(now) - now).total_seconds())
-    assert request(f"{stack.origin}/_local/clock/advance", {"by": f"PT{seconds}S"})[0] == 200
-    assert request(f"{stack.origin}/_local/tick", method="POST")[0] == 200
-    row = f"#outbox tr[data-to='{email}']:has-text('program=welcome')"
-    shows(page, f"{console}/outbox", row, "the welcome email in the outbox")
-    page.goto(f"{console}/outbox")
-    mail_page = f"{stack.origin}{page.locator(f'{row} a').first.get_attribute('href')}"
+    mail_page = welcome_in_outbox(stack, page, email)
     page.goto(lead_page)
     score = page.locator("#score").inner_text()
 
@@ -358,14 +364,7 @@ def test_pages_read_before_the_form_and_after_an_email_link_are_the_leads(
     assert float(page.locator("#score").inner_text()) >= 21
 
     # When the welcome email goes out and the lead, on another computer, follows its link
-    now = stack.now()
-    seconds = math.ceil((next_send_time(now) - now).total_seconds())
-    assert request(f"{stack.origin}/_local/clock/advance", {"by": f"PT{seconds}S"})[0] == 200
-    assert request(f"{stack.origin}/_local/tick", method="POST")[0] == 200
-    row = f"#outbox tr[data-to='{email}']:has-text('program=welcome')"
-    shows(page, f"{console}/outbox", row, "the welcome email in the outbox")
-    page.goto(f"{console}/outbox")
-    page.locator(f"{row} a").first.click()
+    page.goto(welcome_in_outbox(stack, page, email))
     href = page.frame_locator("iframe.mail").locator(CONTENT_LINKS).first.get_attribute("href")
     target = parse_qs(urlsplit(href or "").query)["url"][0]
     (reference,) = parse_qs(urlsplit(target).query)["lnr"]
