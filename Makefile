@@ -7,7 +7,7 @@ CDK_CLI := aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install dev test lint synth deploy bench bench-visits clean
+.PHONY: install dev test lint synth deploy bench bench-visits bench-coldstart clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,10 +42,16 @@ deploy: install
 
 bench: install
 	$(BIN)/python -m bench.nurture
+	$(BIN)/python -m bench.coldstart
 
 # DynamoDB calls and write units per anonymous page view, next to one PutItem.
 bench-visits: install
 	$(BIN)/python -m bench.visits
+
+# Each function's cold start (import + build in a fresh interpreter) next to the floor
+# `import boto3` + one client. COLDSTART_ARGS="--runs 21 --stack" or "--check".
+bench-coldstart: install
+	$(BIN)/python -m bench.coldstart $(COLDSTART_ARGS)
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache

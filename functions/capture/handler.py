@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.capture.settings import CaptureSettings
+from shared.adapters.clients import AwsClients
 from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
 from shared.clock import Clock, SystemClock
 from shared.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
@@ -206,8 +207,6 @@ def allowed_referrer(value: str | None) -> str | None:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    import boto3  # deferred: keeps module import free of AWS setup
-
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
         DynamoScoreStore,
@@ -215,7 +214,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     )
 
     settings = CaptureSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = AwsClients().client("dynamodb")
     repository = DynamoLeadRepository(dynamodb, settings.table_name)
     clock = clock or SystemClock()
     scores = ScoreKeeper(

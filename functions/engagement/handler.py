@@ -6,12 +6,16 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+# Before pydantic: imported after it, Powertools' batch utility also imports its pydantic
+# event models (for BatchProcessor(model=...), which this function does not use).
+import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from shared.adapters.batch import process_batch
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.engagement import EngagementOutcome, EngagementRecorder
 from shared.machine_engagement import load_engagement_rules
@@ -34,12 +38,10 @@ class EngagementApp:
 
 
 def build(clock: Clock | None = None) -> EngagementApp:
-    import boto3
-
     from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
 
     settings = EngagementSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = AwsClients().client("dynamodb")
     clock = clock or SystemClock()
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
     store = DynamoScoreStore(dynamodb, settings.table_name)

@@ -7,12 +7,16 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
+# Before pydantic: imported after it, Powertools' batch utility also imports its pydantic
+# event models (for BatchProcessor(model=...), which this function does not use).
+import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from shared.adapters.batch import process_batch
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, SendJob
 from shared.email import EmailRenderer, SenderProfile
@@ -54,8 +58,6 @@ class SenderApp:
 
 
 def build(clock: Clock | None = None) -> SenderApp:
-    import boto3
-
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
         DynamoScoreStore,
@@ -65,14 +67,15 @@ def build(clock: Clock | None = None) -> SenderApp:
     from shared.adapters.ses import SesMailer
 
     settings = SenderSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    aws = AwsClients()
+    dynamodb = aws.client("dynamodb")
     sender = NurtureSender(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoSendLedger(dynamodb, settings.table_name),
-        SesMailer(boto3.client("sesv2"), settings.configuration_set),
+        SesMailer(aws.client("sesv2"), settings.configuration_set),
         load_programs(),
         EmailRenderer(settings.profile()),
-        UnsubscribeTokens(signing_secret()),
+        UnsubscribeTokens(signing_secret(clients=aws)),
         clock or SystemClock(),
         DeliverySettings(
             from_address=settings.from_address,

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
 from shared.funnel import Counters
@@ -100,21 +101,22 @@ def _is_one_click(event: APIGatewayProxyEvent) -> bool:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    import boto3
-
     from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
     from shared.adapters.secrets import signing_secret
 
     settings = UnsubscribeSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    aws = AwsClients()
+    dynamodb = aws.client("dynamodb")
     clock = clock or SystemClock()
     repository = DynamoLeadRepository(dynamodb, settings.table_name)
     store = DynamoScoreStore(dynamodb, settings.table_name)
+    pages = Pages()
+    pages.environment()  # every request answers with a page: Jinja2 is loaded here
     return Dependencies(
         repository,
-        UnsubscribeTokens(signing_secret()),
+        UnsubscribeTokens(signing_secret(clients=aws)),
         clock,
-        Pages(),
+        pages,
         Logger(service="unsubscribe"),
         ScoreKeeper(repository, store, load_scoring(), clock),
         store,

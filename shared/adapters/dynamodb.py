@@ -48,20 +48,21 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from shared.adapters.attributes import TypeDeserializer, TypeSerializer
 from shared.clock import from_iso, to_iso
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
 from shared.normalize import email_key
-from shared.qualification import EventCommit
 from shared.repository import REVIEW, DueLead, EmailTaken, Record, VersionConflict
 from shared.visits import PageView
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+    from shared.qualification import EventCommit
 
 DUE_SHARDS = 16
 # How long an email's record of opens and clicks is kept (time to live).
