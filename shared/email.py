@@ -340,6 +340,11 @@ class SendFailed(Exception):
     """SES answered with an error: the message was certainly not sent; retry the job."""
 
 
+class SendUncertain(Exception):
+    """SES's answer was lost or was a server error (5xx, a timeout, a dropped
+    connection): the message may have gone out. Never sent again."""
+
+
 class Mailer(Protocol):
     def send(self, email: OutgoingEmail) -> str:
         """Hand the email to the mail service; return its message id."""

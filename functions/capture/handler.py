@@ -210,7 +210,6 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
 
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
-        DynamoScoreStore,
         DynamoVisitStore,
     )
 
@@ -218,9 +217,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     dynamodb = boto3.client("dynamodb")
     repository = DynamoLeadRepository(dynamodb, settings.table_name)
     clock = clock or SystemClock()
-    scores = ScoreKeeper(
-        repository, DynamoScoreStore(dynamodb, settings.table_name), load_scoring(), clock
-    )
+    scores = ScoreKeeper(load_scoring())
     capture = LeadCapture(
         repository,
         load_programs(),

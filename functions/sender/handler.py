@@ -58,7 +58,6 @@ def build(clock: Clock | None = None) -> SenderApp:
 
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
-        DynamoScoreStore,
         DynamoSendLedger,
     )
     from shared.adapters.secrets import signing_secret
@@ -81,7 +80,6 @@ def build(clock: Clock | None = None) -> SenderApp:
             throttle_backoff=timedelta(minutes=5),
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
-        DynamoScoreStore(dynamodb, settings.table_name),
     )
     return SenderApp(sender, Logger(service="sender"))
 

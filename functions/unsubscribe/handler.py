@@ -19,7 +19,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
-from shared.funnel import Counters
 from shared.qualification import ScoreKeeper
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import load_scoring
@@ -44,7 +43,6 @@ class Dependencies:
     pages: Pages
     logger: Logger
     scores: ScoreKeeper | None = None
-    counters: Counters | None = None
 
 
 def build_app(deps: Dependencies) -> APIGatewayRestResolver:
@@ -75,9 +73,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             return page(400, "unsubscribe_invalid.html")
         via = "one_click" if _is_one_click(app.current_event) else "page"
         try:
-            changed = unsubscribe(
-                deps.repository, deps.clock, lead_id, via, deps.scores, deps.counters
-            )
+            changed = unsubscribe(deps.repository, deps.clock, lead_id, via, deps.scores)
         except UnknownLead:
             changed = False  # erased already: there is nobody left to mail
         except (VersionConflict, ClientError, BotoCoreError):
@@ -102,22 +98,20 @@ def _is_one_click(event: APIGatewayProxyEvent) -> bool:
 def dependencies(clock: Clock | None = None) -> Dependencies:
     import boto3
 
-    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+    from shared.adapters.dynamodb import DynamoLeadRepository
     from shared.adapters.secrets import signing_secret
 
     settings = UnsubscribeSettings.from_env()
     dynamodb = boto3.client("dynamodb")
     clock = clock or SystemClock()
     repository = DynamoLeadRepository(dynamodb, settings.table_name)
-    store = DynamoScoreStore(dynamodb, settings.table_name)
     return Dependencies(
         repository,
         UnsubscribeTokens(signing_secret()),
         clock,
         Pages(),
         Logger(service="unsubscribe"),
-        ScoreKeeper(repository, store, load_scoring(), clock),
-        store,
+        ScoreKeeper(load_scoring()),
     )
 
 

@@ -31,10 +31,11 @@ from shared.adapters.dynamodb import (
 from shared.capture import LeadCapture
 from shared.clock import Clock
 from shared.engagement import EngagementRecorder
+from shared.funnel import business_day
 from shared.leads import Activity, ActivityType, ConsentState, FormType, Lead, Touch, new_id
 from shared.nurture import start
 from shared.programs import ProgramCatalog, load_programs
-from shared.qualification import ScoreKeeper, business_day
+from shared.qualification import ScoreKeeper
 from shared.scoring import ScoringRules, load_scoring
 from tests.email_events import sqs_event
 from tests.integration.conftest import TABLE

@@ -19,9 +19,9 @@ import pytest
 
 from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.clock import FixedClock, to_iso
+from shared.funnel import business_day
 from shared.leads import ActivityType, Stage
 from shared.programs import load_programs
-from shared.qualification import business_day
 from shared.scoring import load_scoring
 from tests.email_events import raw, redelivered, ses_record, sns_envelope, sqs_event
 from tests.events import form_post

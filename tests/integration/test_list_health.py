@@ -22,10 +22,11 @@ from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
 from shared.adapters.dynamodb import DynamoScoreStore
 from shared.clock import FixedClock
+from shared.funnel import business_day
 from shared.leads import ConsentState, FormType, Lead, Touch, new_id
 from shared.nurture import start
 from shared.programs import load_programs
-from shared.qualification import ScoreKeeper, business_day
+from shared.qualification import ScoreKeeper
 from shared.scoring import load_scoring
 from shared.web import Pages
 from tests.events import rest_event
