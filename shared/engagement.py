@@ -10,7 +10,7 @@ score; a machine's (``shared.machine_engagement``) are only recorded, labelled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -102,9 +102,15 @@ class EngagementRecorder:
         ``peers`` are the other events of the batch: a scanner's clicks on one email
         arrive together, and each is known for a machine's from the first.
         """
-        lead_id = self._lead_id(event)
-        if lead_id is None:
-            return EngagementOutcome.UNKNOWN_LEAD
+        for lead_id in self._lead_ids(event):
+            outcome = self._record(lead_id, event, peers)
+            if outcome is not EngagementOutcome.UNKNOWN_LEAD:
+                return outcome
+        return EngagementOutcome.UNKNOWN_LEAD
+
+    def _record(
+        self, lead_id: str, event: EmailEvent, peers: Sequence[EmailEvent]
+    ) -> EngagementOutcome:
         others = [
             self._action(peer, Kind.CLICK)
             for peer in peers
@@ -125,15 +131,15 @@ class EngagementRecorder:
             return EngagementOutcome.UNKNOWN_LEAD
         return EngagementOutcome.RECORDED
 
-    def _lead_id(self, event: EmailEvent) -> str | None:
-        """The lead the email was sent to: its tag, or else its address."""
+    def _lead_ids(self, event: EmailEvent) -> Iterator[str]:
+        """The lead the email was sent to: its tag, or else (no tag, or a stale one) the
+        lead that owns its address, each read only if the one before was not found."""
         if event.lead_id:
-            return event.lead_id
+            yield event.lead_id
         for address in event.recipients:
             lead_id, _ = self._leads.lead_of(address)
-            if lead_id is not None:
-                return lead_id
-        return None
+            if lead_id is not None and lead_id != event.lead_id:
+                yield lead_id
 
     def _change(
         self, snapshot: Snapshot, *, event: EmailEvent, others: Sequence[MailAction]

@@ -99,7 +99,9 @@ class LeadRepository(Protocol):
         condition on the version; on a conflict read again and re-apply, up to
         ``MAX_REVISIONS`` times, then raise ``VersionConflict``.
 
-        A change that returns None writes nothing. A fresh marker found on the read makes
+        The stage transition and the list-health change the revision makes to the lead
+        are counted in the same write (``shared.funnel.lead_counts``). A change that
+        returns None writes nothing. A fresh marker found on the read makes
         the call a duplicate that writes nothing. ``known`` is a snapshot the caller read
         just before (used for the first attempt only, to save a read); a snapshot without
         a lead creates one, claiming its address (``EmailTaken`` if another lead has it).

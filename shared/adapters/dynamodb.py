@@ -52,7 +52,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.clock import from_iso, to_iso
-from shared.funnel import ReportCount, merged
+from shared.funnel import ReportCount, lead_counts, merged
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
 from shared.normalize import email_key
@@ -474,7 +474,9 @@ class DynamoLeadRepository:
         if revision.mail is not None:
             items.append({"Put": self._mail_put(revision.mail, after.updated_at)})
         items.extend(self._record_puts(lead_id, revision.records))
-        items.extend({"Update": self._count_update(c)} for c in merged(revision.counts))
+        # The counts the change of the lead implies (stage, list), with the revision's own.
+        counts = merged([*revision.counts, *lead_counts(before, after)])
+        items.extend({"Update": self._count_update(c)} for c in counts)
         if len(items) == 1 and "Update" in items[0]:
             try:
                 self._client.update_item(**items[0]["Update"])

@@ -28,7 +28,6 @@ from functions.sender.handler import lambda_handler as sender_handler
 from shared.adapters.dynamodb import (
     DynamoDueIndex,
     DynamoLeadRepository,
-    DynamoScoreStore,
     DynamoSendLedger,
 )
 from shared.adapters.ses import SesMailer
@@ -107,7 +106,7 @@ class SesRecorder:
             self.during_send.pop(0)()
         if self.failures:
             code = self.failures.pop(0)
-            status = 429 if code == "TooManyRequestsException" else 400
+            status = STATUS.get(code, 400)
             error = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {}}
             return (SimpleNamespace(status_code=status, headers={}, content=b""), error)
         return None
@@ -116,6 +115,10 @@ class SesRecorder:
         # Only what the service accepted counts as sent (an injected or a real error does not).
         if http_response.status_code < 300:
             self.sent.append(SentEmail(self._pending, parsed.get("MessageId")))
+
+
+# The HTTP status SES answers with per error code (400 for the others).
+STATUS = {"TooManyRequestsException": 429, "InternalFailure": 500, "ServiceUnavailable": 503}
 
 
 @dataclass
@@ -249,7 +252,6 @@ def build_world(
         DeliverySettings(
             from_address=FROM, unsubscribe_url=UNSUBSCRIBE_URL, frequency_cap=frequency_cap
         ),
-        DynamoScoreStore(dynamodb, table),
     )
     scheduler = DueScheduler(DynamoDueIndex(dynamodb, table), SqsJobQueue(sqs, queue_url), clock)
     return NurtureWorld(

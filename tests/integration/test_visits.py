@@ -36,9 +36,11 @@ from tests.integration.conftest import SITE, TABLE, all_items
 from tests.integration.scoring_world import (
     GRADE_A,
     activities,
+    award,
     capture_with_scores,
     fail_calls,
     lose_answer,
+    qualify,
     score_keeper,
     store_lead,
     stored,
@@ -397,9 +399,8 @@ def test_page_points_respect_the_daily_cap(world: World) -> None:
 def test_a_page_view_that_qualifies_makes_the_lead_an_mql(world: World) -> None:
     # Given a grade A lead at 40 points (seminar registration and attendance)
     lead = store_lead(world.repository, world.clock, **GRADE_A)
-    now = world.clock.now()
-    world.scores.record_event(lead.lead_id, "reg", Signal.SEMINAR_REGISTRATION, now)
-    world.scores.record_event(lead.lead_id, "att", Signal.SEMINAR_ATTENDANCE, now)
+    award(world.client, world.clock, lead.lead_id, Signal.SEMINAR_REGISTRATION)
+    award(world.client, world.clock, lead.lead_id, Signal.SEMINAR_ATTENDANCE)
     visitor = known_visitor(world, lead.lead_id)
     # When it reads pricing (48), then pricing too briefly (below the minimum: 48)
     world.view(visitor, "/pricing", seconds=30)
@@ -420,7 +421,7 @@ def test_a_page_view_that_qualifies_makes_the_lead_an_mql(world: World) -> None:
 
 def test_a_lead_with_sales_back_on_pricing_alerts_once_per_period(world: World) -> None:
     lead = store_lead(world.repository, world.clock, **GRADE_A)
-    assert world.scores.qualify(lead.lead_id, "test", high_intent=True)
+    assert qualify(world.client, world.clock, lead.lead_id, "test", high_intent=True)
     world.clock.advance(timedelta(hours=1))
     visitor = new_id()
     world.send(
@@ -447,7 +448,7 @@ def test_a_lead_with_sales_back_on_pricing_alerts_once_per_period(world: World) 
 
 def test_a_failed_alert_is_published_by_the_browsers_retry(world: World) -> None:
     lead = store_lead(world.repository, world.clock, **GRADE_A)
-    world.scores.qualify(lead.lead_id, "test", high_intent=True)
+    qualify(world.client, world.clock, lead.lead_id, "test", high_intent=True)
     world.clock.advance(timedelta(hours=1))
     visitor, view = new_id(), new_id()
     world.send(

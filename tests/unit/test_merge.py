@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -269,7 +269,9 @@ class MemoryRepository:
             revision = change(Snapshot(before))
             if revision is None:
                 return Revised(before)
-            after = revision.lead.model_copy(update={"version": before.version + 1 if before else 1})
+            after = revision.lead.model_copy(
+                update={"version": before.version + 1 if before else 1}
+            )
             try:
                 self.write(before, after)
             except VersionConflict:
@@ -308,7 +310,6 @@ class MemoryRepository:
 
     def erase(self, lead_id: str) -> bool:
         raise AssertionError("capture never erases")
-
 
 
 class AlwaysConflicting(MemoryRepository):
