@@ -225,7 +225,6 @@ def consent_item(lead_id: str, consent: Consent) -> dict[str, Any]:
     return item
 
 
-
 def event_sk(key: str) -> str:
     """A request's dedupe marker under its lead (``EVENT#<key>``)."""
     return f"EVENT#{key}"
@@ -545,6 +544,7 @@ class DynamoLeadRepository:
         item: dict[str, Any] = {
             "pk": lead_pk(lead_id),
             "sk": event_sk(marker.key),
+            "entity": "marker",
             "marked_at": to_iso(marker.at),
             "expires_at": int((marker.at + keep).timestamp()) + 86400,
         }

@@ -60,7 +60,6 @@ def call(world: NurtureWorld, lambda_context: Any) -> Call:
             Pages(),
             Logger(service="unsubscribe"),
             keeper,
-            store,
         )
     )
 

@@ -504,16 +504,20 @@ def _mail_write(params: dict[str, Any]) -> bool:
     )
 
 
+def _mail_read(params: dict[str, Any]) -> bool:
+    """The read of the lead with the email's record and the event's marker."""
+    keys = params.get("RequestItems", {}).get(TABLE, {}).get("Keys", [])
+    return any(str(k["sk"]["S"]).startswith("MAIL#") for k in keys)
+
+
 FAULT_MATCH: dict[str, Callable[[dict[str, Any]], bool]] = {
     "TransactWriteItems": _mail_write,
-    "BatchWriteItem": lambda params: True,
-    "GetItem": lambda params: str(params["Key"]["sk"]["S"]).startswith("MAIL#"),
+    "BatchGetItem": _mail_read,
 }
 FAULTS = [
     ("the commit fails before it is made", "TransactWriteItems", "before"),
     ("the commit is made and its answer lost", "TransactWriteItems", "after"),
-    ("the timeline write fails after the commit", "BatchWriteItem", "before"),
-    ("the email record cannot be read", "GetItem", "before"),
+    ("the email record cannot be read", "BatchGetItem", "before"),
 ]
 
 
