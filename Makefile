@@ -7,7 +7,7 @@ CDK_CLI := aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install dev test lint synth deploy bench bench-visits clean
+.PHONY: install dev test lint synth deploy bench bench-visits bench-render clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench: install
 # DynamoDB calls and write units per anonymous page view, next to one PutItem.
 bench-visits: install
 	$(BIN)/python -m bench.visits
+
+# Client-side time per send (render + MIME build), now and as it was before.
+bench-render: install
+	$(BIN)/python -m bench.render
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache
