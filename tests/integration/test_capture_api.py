@@ -538,16 +538,10 @@ SJIS_JSON = plain_event(
 )
 NOT_BASE64 = base64_event("not base64!!", "application/json")
 # A Shift_JIS page's post claiming EUC-JP: its bytes are not EUC-JP.
-SJIS_CLAIMED_EUC = plain_event(
-    SHIFT_JIS.urlencoded.replace(b"_charset_=Shift_JIS", b"_charset_=EUC-JP"),
-    URLENCODED,
-    base64_encoded=True,
-)
-WINDOWS_1252 = plain_event(
-    b"_charset_=windows-1252&email=taro%40example.co.jp&name=Jos%E9",
-    URLENCODED,
-    base64_encoded=True,
-)
+SJIS_CLAIMED_EUC_BODY = SHIFT_JIS.urlencoded.replace(b"_charset_=Shift_JIS", b"_charset_=EUC-JP")
+SJIS_CLAIMED_EUC = plain_event(SJIS_CLAIMED_EUC_BODY, URLENCODED, base64_encoded=True)
+WINDOWS_1252_BODY = b"_charset_=windows-1252&email=taro%40example.co.jp&name=Jos%E9"
+WINDOWS_1252 = plain_event(WINDOWS_1252_BODY, URLENCODED, base64_encoded=True)
 JSON_IN_SHIFT_JIS = plain_event(
     f'{{"email": "{EMAIL}", "name": "髙橋"}}'.encode("cp932"),
     "application/json; charset=Shift_JIS",
@@ -665,13 +659,13 @@ def test_a_form_post_with_errors_gets_a_readable_japanese_page_without_json_or_t
             id="unsupported",
         ),
         pytest.param(
-            {**SJIS_CLAIMED_EUC, "headers": {"Content-Type": URLENCODED}},
+            browser_post(SJIS_CLAIMED_EUC_BODY, URLENCODED),
             400,
             "送信内容に、文字コードとして正しくない文字が含まれていました。",
             id="invalid in its encoding",
         ),
         pytest.param(
-            {**WINDOWS_1252, "headers": {"Content-Type": URLENCODED}},
+            browser_post(WINDOWS_1252_BODY, URLENCODED),
             415,
             "この文字コードでの送信には対応していません。",
             id="unsupported encoding",
