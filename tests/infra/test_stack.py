@@ -1111,9 +1111,20 @@ def test_no_api_gateway_cors_mock(template_json: dict[str, Any]) -> None:
     assert integrations == {"AWS_PROXY"}
 
 
-def test_api_accepts_multipart_forms(template: Template) -> None:
+def test_api_passes_form_and_json_bodies_to_the_functions_byte_for_byte(
+    template: Template,
+) -> None:
+    # Other bodies API Gateway decodes as UTF-8 itself, replacing what is not by U+FFFD,
+    # which would lose the text of a form from a Shift_JIS or EUC-JP page.
     template.has_resource_properties(
-        "AWS::ApiGateway::RestApi", {"BinaryMediaTypes": ["multipart/form-data"]}
+        "AWS::ApiGateway::RestApi",
+        {
+            "BinaryMediaTypes": [
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "application/json",
+            ]
+        },
     )
 
 
