@@ -78,6 +78,8 @@ if TYPE_CHECKING:
 DUE_SHARDS = 16
 # How long an email's record of opens and clicks is kept (time to live).
 MAIL_RECORD_DAYS = 400
+# Tries of a hand-off's marker write after its message was published.
+MARK_ATTEMPTS = 4
 # How long an event's dedupe marker is kept: SES and SQS redeliver within days.
 EVENT_MARKER_DAYS = 30
 DUE_INDEX = "due"
@@ -772,10 +774,22 @@ class DynamoHandoffLedger:
         return "Item" in response
 
     def mark_published(self, lead_id: str, handoff_id: str, message_id: str) -> None:
-        self._client.put_item(
-            TableName=self._table,
-            Item={**self._key(lead_id, handoff_id), **serialize({"message_id": message_id})},
-        )
+        """Tried again here when the table fails to answer (the Put is idempotent): a
+        stream retry after a published message would reach sales a second time."""
+        for attempt in range(MARK_ATTEMPTS):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        **self._key(lead_id, handoff_id),
+                        **serialize({"message_id": message_id}),
+                    },
+                )
+                return
+            except (ClientError, BotoCoreError):
+                if attempt + 1 == MARK_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2**attempt)
 
 
 def visitor_pk(visitor_id: str) -> str:
