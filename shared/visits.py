@@ -4,7 +4,7 @@ A visitor is anonymous (a random id the site keeps in its own storage) until its
 posts a lead form carrying that id, or exchanges the signed lead reference of a nurture
 email's link. Until then a page view is one item under the visitor (``VISIT#<view id>``,
 kept for the attribution window); from then on the visitor's recent views, and every
-later one, are the lead's: each is scored once through ``ScoreKeeper.record_event``
+later one, are the lead's: each is scored once through ``LeadRepository.revise``
 (keyed by its view id), written on the timeline as ``page_viewed`` and adds its page
 group to the lead. A lead already with sales who comes back to a high-intent page is
 reported to sales (``revisit``), at most once per period.

@@ -14,6 +14,10 @@ Items and access patterns:
 | visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
 | page view      | ``VISITOR#<v>`` | ``VISIT#<view id>``    | recent views: Query (TTL)  |
 | revisit alert  | ``LEAD#<id>``   | ``ALERT#revisit``      | once per period: cond. Set |
+| send record    | ``LEAD#<id>``   | ``SEND#<job key>``     | claim: conditional Put     |
+| request marker | ``LEAD#<id>``   | ``EVENT#<key>``        | read with the lead (TTL)   |
+| hand-off mark  | ``LEAD#<id>``   | ``HANDOFF#<id>``       | once per qualification     |
+| erased address | ``ERASED#<h>``  | ``ERASED``             | read with the email claim  |
 
 Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
 the attribution window (``expires_at``); no IP address is stored. The link names the
@@ -25,18 +29,21 @@ to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``
 ``lead>dormant``, ``dormant>lead``, ...); under ``list`` the leads that stopped being
 mailable (``unsubscribed``, ``suppressed:bounce``, ``suppressed:complaint``,
 ``suppressed:rejected``, ``sunset:<stage>``), apart from ``stage`` so that stage maths
-never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Each stage
-or list count follows the version-checked write that changed the lead, so a retried or
-duplicate event counts once (names: ``shared.funnel``).
+never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Every count
+is written in the transaction of the change that caused it (``revise``), so a retried or
+duplicate request counts once (names and rules: ``shared.funnel``).
 
 The ``due`` GSI is sparse and sharded: only a profile with a pending nurture step
 carries ``due_shard`` (0..DUE_SHARDS-1, from the lead id) and ``due_at`` (fixed-width
 UTC ISO text), so the scheduler's Query per shard touches due leads only. No request
 or schedule path scans the table.
 
-Every write to a profile is conditional on its ``version`` (optimistic locking), and
-the email claim is created in the same transaction as the lead, so two concurrent
-first posts for one address cannot make two leads.
+Every change of a lead goes through ``DynamoLeadRepository.revise``: one read (the
+profile, with the email's record and the request's marker in one BatchGetItem), one
+write conditional on the profile's ``version`` (optimistic locking) that SETs or REMOVEs
+only the attributes that changed, with everything the change records in the same
+transaction. The email claim is created in the same transaction as the lead, so two
+concurrent first posts for one address cannot make two leads.
 """
 
 from __future__ import annotations
