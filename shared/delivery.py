@@ -297,7 +297,12 @@ class NurtureSender:
         or left ``sending`` by a run that stopped between the claim and its write. Past
         the grace a send takes at most, that email is uncertain: counted as sent, never
         sent again."""
+        if found.status == "rejected":
+            return Outcome.DUPLICATE
         if found.status != "sending":
+            # Sent (or uncertain) and recorded in the write that moved the lead on, which
+            # then finds it done; a step claimed before that write existed moves on now.
+            self._advance(lead, enrolment, program, step, label, found, None)
             return Outcome.DUPLICATE
         if now - found.at < SEND_GRACE:
             raise StepBeingSent(found.key)  # another run may be sending it now

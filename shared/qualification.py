@@ -112,10 +112,9 @@ class ScoreKeeper:
             earned.append((name, rule.points))
         award = Award(tuple(earned))
         units = sum((self._rules.units(p, at) for _, p in earned), Decimal(0))
-        changes: dict[str, Any] = {
-            "score_units": lead.score_units + units - taken_back,
-            "daily_points": used,
-        }
+        changes: dict[str, Any] = {"score_units": lead.score_units + units - taken_back}
+        if used != lead.daily_points and earned:
+            changes["daily_points"] = used  # only a scoring write updates (and prunes) it
         if award.points > 0 if engaged is None else engaged:
             last = lead.last_engaged_at
             changes["last_engaged_at"] = at if last is None or at > last else last

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from shared.adapters.batch import process_batch
 from shared.clock import Clock, SystemClock
-from shared.delivery import DeliverySettings, NurtureSender, SendJob
+from shared.delivery import DeliverySettings, NurtureSender, Outcome, SendJob
 from shared.email import EmailRenderer, SenderProfile
+from shared.metrics import NAMESPACE, SENDS_UNCERTAIN
 from shared.programs import load_programs
 from shared.settings import EnvSettings
 from shared.tokens import UnsubscribeTokens
@@ -51,10 +53,12 @@ class SenderSettings(EnvSettings):
 class SenderApp:
     sender: NurtureSender
     logger: Logger
+    metrics: Metrics = field(default_factory=lambda: Metrics(namespace=NAMESPACE, service="sender"))
 
 
 def build(clock: Clock | None = None) -> SenderApp:
     import boto3
+    from botocore.config import Config
 
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
@@ -68,7 +72,12 @@ def build(clock: Clock | None = None) -> SenderApp:
     sender = NurtureSender(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoSendLedger(dynamodb, settings.table_name),
-        SesMailer(boto3.client("sesv2"), settings.configuration_set),
+        # No retries inside the client: a SendEmail retried after a lost answer could mail
+        # the lead twice (shared.adapters.ses says how each answer is handled).
+        SesMailer(
+            boto3.client("sesv2", config=Config(retries={"total_max_attempts": 1})),
+            settings.configuration_set,
+        ),
         load_programs(),
         EmailRenderer(settings.profile()),
         UnsubscribeTokens(signing_secret()),
@@ -94,12 +103,22 @@ def lambda_handler(
 ) -> dict[str, Any]:
     app = app or _default()
 
+    uncertain = 0
+
     def handle(record: SQSRecord) -> str:
+        nonlocal uncertain
         job = SendJob.from_json(record.body)
         outcome = app.sender.process(job)
         app.logger.info(
             "send job", extra={"lead_id": job.lead_id, "step_id": job.step_id, "outcome": outcome}
         )
+        if outcome is Outcome.UNCERTAIN:
+            uncertain += 1
         return outcome.value
 
-    return process_batch(event, context, handle, logger=app.logger)
+    try:
+        return process_batch(event, context, handle, logger=app.logger)
+    finally:
+        if uncertain:
+            app.metrics.add_metric(name=SENDS_UNCERTAIN, unit=MetricUnit.Count, value=uncertain)
+            app.metrics.flush_metrics()

@@ -7,6 +7,7 @@ first ones use the shipped ``welcome`` program with a lead created by ``POST /le
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections import Counter
@@ -1239,7 +1240,7 @@ def test_a_clear_ses_error_releases_the_step_and_the_retry_sends_it(
 
 @pytest.mark.parametrize("code", ["InternalFailure", "ServiceUnavailable"])
 def test_an_ses_server_error_keeps_the_step_claimed_and_never_mails_twice(
-    world: NurtureWorld, code: str
+    world: NurtureWorld, code: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given SES answering with a server error (it may have accepted the email first)
     lead_id = enrol(world, "linear")
@@ -1250,6 +1251,9 @@ def test_an_ses_server_error_keeps_the_step_claimed_and_never_mails_twice(
     # When the sender handles the job, and SQS would deliver it again
     first = world.deliver(world.receive())
     assert first["batchItemFailures"] == []
+    # and the sender says so in its metric (embedded metric format, alarmed)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert [m["SendsUncertain"] for m in emitted if "SendsUncertain" in m] == [1.0]
 
     # Then the step counts as sent (never sent again), with the uncertainty on the timeline
     lead = lead_of(world, lead_id)
