@@ -1253,7 +1253,7 @@ def test_an_ses_server_error_keeps_the_step_claimed_and_never_mails_twice(
     assert first["batchItemFailures"] == []
     # and the sender says so in its metric (embedded metric format, alarmed)
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
-    assert [m["SendsUncertain"] for m in emitted if "SendsUncertain" in m] == [1.0]
+    assert [m["SendsUncertain"] for m in emitted if "SendsUncertain" in m] == [[1.0]]
 
     # Then the step counts as sent (never sent again), with the uncertainty on the timeline
     lead = lead_of(world, lead_id)
