@@ -614,31 +614,33 @@ class DynamoLeadRepository:
             pending = unprocessed + pending
 
     def erase(self, lead_id: str) -> bool:
+        """The suppression first, the profile last: a deletion stopped half-way leaves the
+        address refused and the profile in place, so the retry finds it and finishes."""
         lead = self.get(lead_id)
         if lead is None:
             return False
-        # The suppression first: if the deletion stops half-way, the address is safe.
         self._client.put_item(
             TableName=self._table,
             Item=serialize({"pk": erased_pk(lead.email), "sk": "ERASED", "entity": "erased"}),
         )
         keys: list[dict[str, Any]] = [{"pk": email_pk(lead.email), "sk": "EMAIL"}]
-        start: dict[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": serialize({":pk": lead_pk(lead_id)}),
-                "ProjectionExpression": "pk, sk",
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            response = self._client.query(**kwargs)
-            keys.extend(deserialize(item) for item in response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                break
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=serialize({":pk": lead_pk(lead_id)}),
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
+        )
+        keys.extend(
+            found
+            for page in pages
+            for found in map(deserialize, page.get("Items", []))
+            if found["sk"] != PROFILE
+        )
         self._batch_write([{"DeleteRequest": {"Key": serialize(k)}} for k in keys])
+        self._client.delete_item(
+            TableName=self._table, Key=serialize({"pk": lead_pk(lead_id), "sk": PROFILE})
+        )
         return True
 
     def _record_puts(
