@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -85,7 +86,8 @@ if TYPE_CHECKING:
 DUE_SHARDS = 16
 # How long an email's record of opens and clicks is kept (time to live).
 MAIL_RECORD_DAYS = 400
-# Tries of a hand-off's marker write after its message was published.
+# Tries of a write whose loss would repeat a message (a hand-off's marker after its
+# publish) or lose one (a send's claim before SES), when the table fails to answer.
 MARK_ATTEMPTS = 4
 # How long an event's dedupe marker is kept: SES and SQS redeliver within days.
 EVENT_MARKER_DAYS = 30
@@ -665,20 +667,37 @@ class DynamoSendLedger:
         self._table = table_name
 
     def claim(self, lead_id: str, key: str, at: datetime) -> SendRecord | None:
+        """A claim carries its own id: when the table fails to answer, the claim is tried
+        again in place, and a record found with that id is this caller's own claim (its
+        answer was lost), not another run's."""
         record = SendRecord(lead_id=lead_id, key=key, status="sending", at=at)
+        claim_id = uuid.uuid4().hex
+        attempt = 0
+        while True:
+            try:
+                return self._claim_once(record, claim_id)
+            except (ClientError, BotoCoreError):
+                attempt += 1
+                if attempt == MARK_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+
+    def _claim_once(self, record: SendRecord, claim_id: str) -> SendRecord | None:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=serialize(send_item(record)),
+                Item=serialize({**send_item(record), "claim_id": claim_id}),
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _condition_failed(exc):
-                old: Any = exc.response.get("Item")
-                found = _without_keys(deserialize(old)) if old else {}
-                return SendRecord.model_validate({**record.model_dump(), **found})
-            raise
+            if not _condition_failed(exc):
+                raise
+            old: Any = exc.response.get("Item")
+            found = _without_keys(deserialize(old)) if old else {}
+            if found.get("claim_id") == claim_id and found.get("status") == "sending":
+                return None  # our own claim, whose first answer was lost
+            return SendRecord.model_validate({**record.model_dump(), **found})
         return None
 
     def release(self, lead_id: str, key: str) -> None:
