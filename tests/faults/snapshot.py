@@ -1,6 +1,6 @@
 """What a run left behind, made comparable between runs, and the invariants it must keep.
 
-A snapshot reads the whole table (a Scan: fine in a test), the emails moto's SES sent
+A snapshot reads the whole table (as a Scan would), the emails moto's SES sent
 and the messages sales received, and normalises them: lead ids become the lead's
 address, other random ids (activities, consents, SES and SNS messages) and instants
 become placeholders, and what only counts writes (``version``) or follows from a
@@ -99,9 +99,7 @@ class _Normaliser:
 
 def take(system: System) -> Snapshot:
     """The run's snapshot (it takes the messages off the sales inbox: once per run)."""
-    table = system.resources.table_name
-    pages = system.client("dynamodb").get_paginator("scan").paginate(TableName=table)
-    items = [deserialize(raw) for page in pages for raw in page["Items"]]
+    items = [deserialize(raw) for raw in system.table_items()]
     profiles = {str(i["lead_id"]): i for i in items if i["sk"] == "PROFILE"}
     addresses = {lead_id: email_key(str(p["email"])) for lead_id, p in profiles.items()}
     normalised = _Normaliser(addresses)

@@ -37,7 +37,7 @@ from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
 from infra.config import DeploymentConfig, Resources, function_environment
-from infra.local.functions import REGION, Handler, build_handlers, invoke
+from infra.local.functions import ACCOUNT, REGION, Handler, build_handlers, invoke
 from infra.local.runtime import reported_failures, scheduled_event, sqs_record, stream_record
 from infra.provision import Provisioned, provision_all
 from infra.wiring import FUNCTIONS, HANDOFF, SCHEDULER, SEND_QUEUE, SENDER, FunctionSpec
@@ -145,7 +145,7 @@ class System:
         return messages
 
     def sqs_records(self, queue: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        arn = f"arn:aws:sqs:{REGION}:123456789012:{PREFIX}-{queue}"
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{PREFIX}-{queue}"
         return [sqs_record(m, arn) for m in messages]
 
     def delete(self, queue: str, records: list[dict[str, Any]]) -> None:
@@ -180,6 +180,12 @@ class System:
         wanted = HANDOFF.stream_filter
         assert wanted is not None
         return [r for r in records if wanted.matches(r)]
+
+    def table_items(self) -> list[dict[str, Any]]:
+        """Every item of the table, as a Scan returns them (read from moto's table: a
+        Scan's response costs moto more than most runs of a path)."""
+        table = dynamodb_backends[ACCOUNT][REGION].tables[self.resources.table_name]
+        return [item.to_json()["Attributes"] for item in table.all_items()]
 
     def sales_inbox(self) -> list[dict[str, Any]]:
         """What sales received (SNS envelopes from the inbox queue), taken off the queue."""
