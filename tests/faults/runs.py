@@ -62,7 +62,7 @@ def start(name: str) -> Start:
     with mock_aws(), repeatable_ids():
         system = provisioned_system()
         folder = workdir() / name
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)
         trigger = scenario.prepare(system, folder)
         return Start(MotoState.save(), system.clock.now(), copy.deepcopy(trigger))
 

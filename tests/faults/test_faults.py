@@ -67,6 +67,7 @@ def test_every_known_failure_names_a_case() -> None:
     stale = [
         f"{scenario.name}: {pattern}"
         for scenario in SCENARIOS
+        if scenario.name in faults  # else its fault-free run fails, and says why
         for entry in scenario.known
         for pattern in entry.patterns
         if not any(fnmatchcase(fault, pattern) for fault in faults.get(scenario.name, []))
