@@ -5,15 +5,16 @@ the sender, every SES event type, a qualifying click, the hand-off, sales feedba
 opt-out, erasure) the suite runs the path once without faults, which lists the AWS calls
 its first attempt makes. Then, for every call, it fails that call once, either before it
 takes effect (throttling, 5xx, no connection) or after it (5xx, read timeout: the service
-applied it and the answer was lost; reads only before), retries as AWS or the caller
-would (SQS redelivers the failed records, the stream retries the batch, the browser or
-the operator sends the same request again, the scheduler's invocation is retried), lets
-the system go on as it would (later ticks, the sender's queue) and compares what is left
-with the fault-free run: profiles, timeline items by kind, consent, send and event
-records, report counters, the emails SES sent and the messages sales received
-(``snapshot``). Some invariants are also checked on their own: one profile per address,
-at most one email per lead and step, every email sent recorded (an email_sent activity,
-a send record 'sent', in recent_sends), one hand-off per qualification.
+applied it and the answer was lost; reads before only, with 5xx and no connection). It
+retries as AWS or the caller would (SQS redelivers the failed records once their
+visibility timeout is over, the stream retries the batch, the browser or the operator
+sends the same request again, the scheduler's invocation is retried), lets the system go
+on as it would (later ticks, the sender's queue) and compares what is left with the
+fault-free run: profiles, timeline items by kind, consent, send and event records, report
+counters, the emails SES sent and the messages sales received (``snapshot``). Some
+invariants are also checked on their own: one profile per address, at most one email per
+lead and step, every email sent recorded (an email_sent activity, a send record 'sent',
+in recent_sends), one hand-off per qualification.
 
 Reading a failure: the case id is ``<path>-<service>.<Operation>#<n>-<position>-<kind>``;
 ``send-sesv2.SendEmail#1-after-5xx`` is the send path's first SendEmail, applied by SES and

@@ -6,7 +6,8 @@ is the retry:
 - an HTTP request (a browser posting a form again, an operator repeating an admin
   call) is sent again when its answer was a 5xx or the invocation failed;
 - an SQS batch comes back with the records the function reported failed, or all of
-  them when the invocation failed (Powertools fails it when every record failed);
+  them when the invocation failed (Powertools fails it when every record failed), once
+  the queue's visibility timeout has passed (the clock moves on by it);
 - a stream batch is retried from the first record reported failed, or whole when the
   invocation failed;
 - a scheduled invocation that failed is invoked again (Lambda's asynchronous retry);
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 import copy
 import importlib
+import uuid
 from contextlib import chdir
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from unittest import mock
@@ -40,8 +43,11 @@ class HttpRequest:
     event: dict[str, Any]
 
     def attempt(self, system: System) -> bool:
+        event = copy.deepcopy(self.event)
+        # Each request, a repeated one too, is a new request to API Gateway.
+        event["requestContext"]["requestId"] = str(uuid.uuid4())
         try:
-            response = system.invoke(self.spec, copy.deepcopy(self.event))
+            response = system.invoke(self.spec, event)
         except Exception:
             return False  # API Gateway answers 502
         return int(response["statusCode"]) < 500
@@ -49,15 +55,22 @@ class HttpRequest:
 
 @dataclass
 class SqsBatch:
-    spec: FunctionSpec
+    spec: FunctionSpec  # consumes its queue
     records: list[dict[str, Any]]
-    queue: str | None = None  # the queue they came from: handled messages are deleted
+    received: bool = False  # received from the queue: handled messages are deleted
+    attempts: int = 0
 
     def attempt(self, system: System) -> bool:
+        queue = self.spec.consumes
+        assert queue is not None, f"{self.spec.name} consumes no queue"
+        if self.attempts:
+            # SQS redelivers what was not deleted once its visibility timeout is over.
+            system.clock.advance(timedelta(seconds=queue.visibility_timeout_s))
+        self.attempts += 1
         failed = _failed(system, self.spec, self.records, [r["messageId"] for r in self.records])
         done = [r for r in self.records if failed is not None and r["messageId"] not in failed]
-        if self.queue is not None:
-            system.delete(self.queue, done)
+        if self.received:
+            system.delete(queue.name, done)
         self.records = [_received_again(r) for r in self.records if r not in done]
         return not self.records
 
