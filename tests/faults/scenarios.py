@@ -318,12 +318,6 @@ NO_IDEMPOTENCY = (
 )
 SEND = (
     known(
-        "the claim was stored and its answer lost, before SES was called: the redelivered "
-        "job (past the send grace) records the step as email_send_uncertain, so the email "
-        "is never sent",
-        "dynamodb.PutItem#1-after-*",
-    ),
-    known(
         "SES answered 5xx and sent nothing: the step is recorded as email_send_uncertain and "
         "never sent again, so the email is never sent (a 5xx before and after acceptance "
         f"look the same to the sender; {NO_IDEMPOTENCY})",
