@@ -1,4 +1,13 @@
-"""Send jobs from SQS: each becomes at most one email; failures are reported per message."""
+"""Send jobs from SQS: each becomes at most one email; failures are reported per message.
+
+A batch's jobs run on up to ``send_concurrency`` threads at once, and their SES sends
+keep to ``send_rate`` per second between them (``SendPace``). Everything the jobs share
+is thread-safe: boto3 clients, the renderer (Jinja's template cache is locked; the
+subject cache at worst compiles a subject twice), the clock, the tokens and the
+programs (read-only). Two jobs for the same step in one batch cannot both send: the
+step's claim (a conditional Put) lets one through; the other finds the step being sent
+and fails, to be retried by SQS, or finds it sent, or reads the lead moved on.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.adapters.batch import process_batch
 from shared.clock import Clock, SystemClock
@@ -34,6 +43,21 @@ class SenderSettings(EnvSettings):
     unsubscribe_url: str
     frequency_cap: int = Field(default=3, ge=1)
     dormant_after_days: int = Field(default=90, ge=1)
+    # Jobs of a batch handled at once (a batch has at most 10).
+    send_concurrency: int = Field(default=4, ge=1, le=10)
+    # SES sends per second of one function instance, 0 for no limit. The default keeps
+    # two instances (the send queue's maximum concurrency) within 14 per second, the
+    # sending rate SES starts a production account with; raise it with the account's.
+    send_rate: float = Field(default=7.0, ge=0)
+
+    @field_validator("send_rate")
+    @classmethod
+    def _batch_in_time(cls, rate: float) -> float:
+        # A job waits for its turn holding its step's claim: a batch of ten must go out
+        # well inside the function's timeout (at 1 per second, ten seconds).
+        if 0 < rate < 1:
+            raise ValueError("send_rate must be 0 (no limit) or at least 1 per second")
+        return rate
 
     def profile(self) -> SenderProfile:
         return SenderProfile(
@@ -51,24 +75,34 @@ class SenderSettings(EnvSettings):
 class SenderApp:
     sender: NurtureSender
     logger: Logger
+    # Jobs of a batch handled at once (``SenderSettings.send_concurrency``).
+    concurrency: int = 1
 
 
 def build(clock: Clock | None = None) -> SenderApp:
     import boto3
+    from botocore.config import Config
 
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
         DynamoSendLedger,
     )
     from shared.adapters.secrets import signing_secret
-    from shared.adapters.ses import SesMailer
+    from shared.adapters.ses import PacedMailer, SendPace, SesMailer
 
     settings = SenderSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    # A connection per concurrent job (the default pool has 10).
+    pool = max(10, settings.send_concurrency)
+    dynamodb = boto3.client("dynamodb", config=Config(max_pool_connections=pool))
+    # No retries of SES's own: a SendEmail retried after a lost answer could mail twice.
+    ses = boto3.client(
+        "sesv2",
+        config=Config(max_pool_connections=pool, retries={"total_max_attempts": 1}),
+    )
     sender = NurtureSender(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoSendLedger(dynamodb, settings.table_name),
-        SesMailer(boto3.client("sesv2"), settings.configuration_set),
+        PacedMailer(SesMailer(ses, settings.configuration_set), SendPace(settings.send_rate)),
         load_programs(),
         EmailRenderer(settings.profile()),
         UnsubscribeTokens(signing_secret()),
@@ -81,7 +115,7 @@ def build(clock: Clock | None = None) -> SenderApp:
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
     )
-    return SenderApp(sender, Logger(service="sender"))
+    return SenderApp(sender, Logger(service="sender"), settings.send_concurrency)
 
 
 @cache
@@ -102,4 +136,4 @@ def lambda_handler(
         )
         return outcome.value
 
-    return process_batch(event, context, handle, logger=app.logger)
+    return process_batch(event, context, handle, logger=app.logger, workers=app.concurrency)
