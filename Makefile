@@ -40,8 +40,11 @@ synth: install
 deploy: install
 	npx --yes $(CDK_CLI) deploy
 
+# Sends, form posts and SES events per second against moto server, each beside its raw
+# floor measured in the same run; calls and write units per operation (~2 minutes).
 bench: install
 	$(BIN)/python -m bench.nurture
+	$(BIN)/python -m bench.writes
 
 # DynamoDB calls and write units per anonymous page view, next to one PutItem.
 bench-visits: install

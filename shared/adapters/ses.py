@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import (
@@ -12,6 +15,7 @@ from botocore.exceptions import (
 )
 
 from shared.email import (
+    Mailer,
     OutgoingEmail,
     SendFailed,
     SendRejected,
@@ -64,3 +68,51 @@ class SesMailer:
         except BotoCoreError as exc:
             raise SendUncertain(type(exc).__name__) from exc  # the answer was lost
         return response["MessageId"]
+
+
+class SendPace:
+    """At most ``rate`` sends per second, evenly spaced, shared by every thread that
+    sends (a function's concurrent jobs); ``rate`` 0: no limit.
+
+    ``wait`` reserves the next free slot under a lock and sleeps until it outside it,
+    so threads queue for slots in the order they asked.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate < 0:
+            raise ValueError("rate must not be negative")
+        self._interval = 1.0 / rate if rate else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next: float | None = None
+
+    def wait(self) -> float:
+        """Wait for this send's slot; return the seconds waited."""
+        if not self._interval:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            slot = now if self._next is None else max(now, self._next)
+            self._next = slot + self._interval
+        delay = slot - now
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
+
+class PacedMailer:
+    """A mailer whose sends keep to a ``SendPace`` (the account's SES sending rate)."""
+
+    def __init__(self, mailer: Mailer, pace: SendPace) -> None:
+        self._mailer = mailer
+        self._pace = pace
+
+    def send(self, email: OutgoingEmail) -> str:
+        self._pace.wait()
+        return self._mailer.send(email)
