@@ -14,7 +14,7 @@ from shared.machine_engagement import MailRecord
 Record = Activity | Consent | SendRecord | Outcome
 # How often one change is tried again from a fresh read when another writer got there
 # first (the one retry limit of every path that changes a lead).
-MAX_REVISIONS = 8
+MAX_REVISIONS = 12
 
 
 class EmailTaken(Exception):

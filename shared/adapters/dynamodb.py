@@ -49,6 +49,7 @@ concurrent first posts for one address cannot make two leads.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -432,6 +433,8 @@ class DynamoLeadRepository:
             try:
                 self._commit(before, after, revision, marker)
             except VersionConflict:
+                # Writers of one lead collide in rounds: a random pause spreads the next one.
+                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311
                 continue
             except (ClientError, BotoCoreError):
                 errors += 1
