@@ -1,5 +1,5 @@
-"""The report counters' names, the port that adds to them, and the funnel maths for
-reports and planning (pure: no I/O, no AWS).
+"""The report counters' names, the rule that counts each change of a lead, and the
+funnel maths for reports and planning (pure: no I/O, no AWS).
 
 The daily report counters (``COUNTER#<JST day>`` items, see ``shared.adapters.dynamodb``)
 hold three kinds of metric:
@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
@@ -53,12 +53,6 @@ SUNSET_PREFIX = "sunset:"
 DORMANT = "dormant"
 # Won back: a dormant lead returned to nurturing, or qualified straight to MQL.
 REENGAGED = ("dormant>lead", "dormant>mql")
-
-
-class Counters(Protocol):
-    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
-        """Atomically add to a report counter (``key`` e.g. ``stage``, program#step#variant)."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,6 @@ class Award:
 
     rules: tuple[tuple[str, int], ...]
 
-    @classmethod
-    def stored(cls, details: Mapping[str, Any] | None) -> Award:
-        """The award as ``as_details`` stored it (on an event's marker)."""
-        rules = (details or {}).get("rules", [])
-        return cls(tuple((r["rule"], int(r["points"])) for r in rules))
-
     @property
     def points(self) -> int:
         return sum(points for _, points in self.rules)

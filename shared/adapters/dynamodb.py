@@ -770,24 +770,6 @@ class DynamoDueIndex:
         return True
 
 
-class DynamoCounters:
-    """Report counters on their own (adding to one outside a change of a lead: seeding
-    and corrections); every change of a lead writes its counts itself (``revise``)."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
-        self._client.update_item(
-            TableName=self._table,
-            Key=serialize({"pk": counter_pk(day), "sk": key}),
-            UpdateExpression="ADD #metric :by",
-            ExpressionAttributeNames={"#metric": metric},
-            ExpressionAttributeValues=serialize({":by": by}),
-        )
-
-
 class DynamoHandoffLedger:
     """One marker per qualification, so a retried stream batch does not publish twice."""
 

@@ -18,10 +18,10 @@ import pytest
 
 from infra.cli import main
 from infra.local.control import LocalControl
-from shared.adapters.dynamodb import DynamoCounters, DynamoLeadRepository
+from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.clock import OffsetClock
 from shared.programs import CONTENT_DIR
-from tests.builders import overwrite
+from tests.builders import DynamoCounters, overwrite
 from tests.integration.conftest import TABLE, all_items
 
 HEADERS = "会社名,氏名,メールアドレス,電話番号,部署名,役職,業種,従業員数,都道府県,興味,備考,FAX"
