@@ -46,6 +46,7 @@ from bench.aws import (
     unmetered,
     write_units,
 )
+from infra.local.runtime import sqs_record
 from infra.provision import create_table
 from shared.adapters.dynamodb import lead_item, serialize
 from shared.clock import FixedClock
@@ -156,22 +157,8 @@ def sender_environment(table: str, queue_url: str, concurrency: int) -> None:
 
 def sqs_event(messages: Sequence[Mapping[str, Any]], queue_url: str) -> dict[str, Any]:
     """SQS messages as the Lambda event source mapping hands them to the function."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:ap-northeast-1:123456789012:{queue_url}",
-                "awsRegion": "ap-northeast-1",
-            }
-            for m in messages
-        ]
-    }
+    arn = f"arn:aws:sqs:ap-northeast-1:123456789012:{queue_url.rsplit('/', 1)[-1]}"
+    return {"Records": [sqs_record(m, arn) for m in messages]}
 
 
 def sends(meter: Meter, due: int, concurrency: int) -> tuple[Figures, Figures]:

@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from functions.scheduler.handler import lambda_handler as scheduler_handler
 from functions.sender.handler import SenderApp
 from functions.sender.handler import lambda_handler as sender_handler
+from infra.local.runtime import sqs_record
 from shared.adapters.dynamodb import (
     DynamoDueIndex,
     DynamoLeadRepository,
@@ -174,22 +175,7 @@ class NurtureWorld:
 
     def sqs_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         arn = "arn:aws:sqs:ap-northeast-1:123456789012:send"
-        return {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": arn,
-                    "awsRegion": "ap-northeast-1",
-                }
-                for m in messages
-            ]
-        }
+        return {"Records": [sqs_record(m, arn) for m in messages]}
 
     def deliver(self, messages: list[dict[str, Any]], concurrency: int = 1) -> dict[str, Any]:
         """One SQS batch through the sender handler, ``concurrency`` jobs at once;
