@@ -7,7 +7,7 @@ CDK_CLI := aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install dev test lint synth deploy bench bench-visits bench-coldstart clean
+.PHONY: install dev test lint synth deploy bench bench-visits bench-render bench-coldstart clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,13 +40,20 @@ synth: install
 deploy: install
 	npx --yes $(CDK_CLI) deploy
 
+# Sends, form posts and SES events per second against moto server, each beside its raw
+# floor measured in the same run; calls and write units per operation (~2 minutes).
 bench: install
 	$(BIN)/python -m bench.nurture
+	$(BIN)/python -m bench.writes
 	$(BIN)/python -m bench.coldstart
 
 # DynamoDB calls and write units per anonymous page view, next to one PutItem.
 bench-visits: install
 	$(BIN)/python -m bench.visits
+
+# Client-side time per send (render + MIME build), now and as it was before.
+bench-render: install
+	$(BIN)/python -m bench.render
 
 # Each function's cold start (import + build in a fresh interpreter) next to the floor
 # `import boto3` + one client. COLDSTART_ARGS="--runs 21 --stack" or "--check".

@@ -36,6 +36,7 @@ class LeadNurtureStack(Stack):
         observability = Observability(
             self, "Observability", log_retention_days=config.log_retention_days
         )
+        observability.alarm_on_uncertain_sends()
         data = LeadData(self, "Data", spec=wiring.TABLE)
         queues = JobQueues(self, "Messaging", specs=wiring.QUEUES)
         email = NurtureEmail(

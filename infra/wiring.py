@@ -304,3 +304,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 )
 QUEUES: tuple[QueueSpec, ...] = (SEND_QUEUE, ENGAGEMENT_QUEUE)
 TOPICS: tuple[str, ...] = (EMAIL_EVENTS_TOPIC, SALES_TOPIC)
+
+# Request bodies API Gateway passes to the functions in base64, byte for byte. Any other
+# body it decodes as UTF-8 and passes as text, with U+FFFD for every byte that is not
+# UTF-8: a form from a Shift_JIS or EUC-JP page would lose its text before the function
+# could decode it. JSON is UTF-8, but only its bytes tell a client's mistake apart.
+BINARY_MEDIA_TYPES: tuple[str, ...] = (
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "application/json",
+)

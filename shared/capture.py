@@ -9,9 +9,12 @@ retried from a fresh read.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from shared.clock import Clock
@@ -26,14 +29,26 @@ from shared.leads import (
     new_id,
 )
 from shared.lifecycle import schedule_review, stage_changed
-from shared.nurture import leave, start
+from shared.nurture import start
 from shared.programs import ProgramCatalog
 from shared.qualification import ScoreKeeper
-from shared.repository import EmailTaken, LeadRepository, Record, VersionConflict
+from shared.repository import (
+    MAX_REVISIONS,
+    EmailTaken,
+    LeadRepository,
+    Marker,
+    Record,
+    Revision,
+    Snapshot,
+    VersionConflict,
+)
 from shared.scoring import FORM_SIGNALS
 from shared.submission import FormSubmission
+from shared.transitions import staged
 
-MAX_ATTEMPTS = 8
+# A post with the same content within this time is the same post sent again (a browser
+# retrying, a double click), answered as the first was; later, it is a new post.
+REPOST_WINDOW = timedelta(hours=1)
 
 # Profile fields where a non-empty new value replaces the stored one.
 PROFILE_FIELDS = (
@@ -139,7 +154,6 @@ def merge(existing: Lead, submission: FormSubmission, touch: Touch, consent: Con
         changes["unsubscribed"] = False
         changes["sunset"] = False
     changes["updated_at"] = touch.at
-    changes["version"] = existing.version + 1
     return existing.model_copy(update=changes)
 
 
@@ -174,54 +188,85 @@ class LeadCapture:
         self._new_id = id_factory
 
     def capture(self, submission: FormSubmission, request: RequestInfo) -> CaptureResult:
-        for _ in range(MAX_ATTEMPTS):
-            now = self._clock.now()
-            touch = touch_of(submission, now, request)
-            consent = consent_of(submission, now, request, self._consent_version)
-            existing = self._repository.find_by_email(submission.email)
-            if existing is None:
-                lead = new_lead(submission, self._new_id(), now, touch, consent)
-                if self._repository.is_erased(submission.email):
-                    # Erased on request: kept as a lead for sales, never mailed again.
-                    lead = lead.model_copy(
-                        update={"suppressed": True, "suppression_reason": "erased"}
-                    )
-            else:
-                lead = merge(existing, submission, touch, consent)
-            lead, back = self._won_back(lead, submission, now)
-            lead, enrolled = self._enrol(lead, submission, now)
-            records = self._records(lead, submission, consent, enrolled, created=existing is None)
-            records.extend([back] if back else [])
+        """Store the post: one read of the address (and its erasure), then one write for a
+        new lead; a known lead is read with the post's marker and written once. A post
+        sent again (a browser retrying after a lost answer) finds its marker and gets the
+        first answer; nothing is recorded or scored twice."""
+        post = Marker(f"post:{post_key(submission)}", self._clock.now(), REPOST_WINDOW)
+        for _ in range(MAX_REVISIONS):
+            lead_id, erased = self._repository.lead_of(submission.email)
+            known = None
+            if lead_id is None:
+                lead_id, known = self._new_id(), Snapshot(None)
             try:
-                if existing is None:
-                    self._repository.create(lead, records)
-                else:
-                    self._repository.replace(lead, existing.version, records)
-            except (EmailTaken, VersionConflict):
-                continue
-            program_id = lead.enrolment.program_id if enrolled and lead.enrolment else None
-            if existing is None and self._scores is not None:
-                self._scores.count_transition(now, "new", Stage.LEAD.value)
-            if back is not None and existing is not None and self._scores is not None:
-                self._scores.count_transition(now, existing.stage.value, lead.stage.value)
-            qualified = self._score(lead.lead_id, submission, records[0])
+                revised = self._repository.revise(
+                    lead_id,
+                    partial(self._change, lead_id=lead_id, post=(submission, request, erased)),
+                    marker=post,
+                    known=known,
+                )
+            except EmailTaken:
+                continue  # a concurrent first post won the address: merge into its lead
+            except VersionConflict as exc:
+                raise CaptureConflict("lead changed concurrently too many times") from exc
+            note = (
+                revised.note
+                if revised.duplicate
+                else (revised.revision.note if revised.revision else {})
+            )
             return CaptureResult(
-                lead.lead_id,
-                created=existing is None,
-                enrolled_in=program_id,
-                qualified=qualified,
+                lead_id,
+                created=bool(note.get("created")),
+                enrolled_in=note.get("enrolled_in"),
+                qualified=bool(note.get("qualified")),
             )
         raise CaptureConflict("lead changed concurrently too many times")
 
-    def _score(self, lead_id: str, submission: FormSubmission, posted: Record) -> bool:
-        """Award the form's points (noted on its activity) and qualify on high intent."""
-        if self._scores is None or not isinstance(posted, Activity):
-            return False
-        self._scores.award_activity(posted, FORM_SIGNALS[submission.form_type])
-        high_intent = submission.form_type in self._scores.rules.high_intent
-        return self._scores.qualify(
-            lead_id, reason=f"form:{submission.form_type.value}", high_intent=high_intent
+    def _change(
+        self,
+        snapshot: Snapshot,
+        *,
+        lead_id: str,
+        post: tuple[FormSubmission, RequestInfo, bool],
+    ) -> Revision:
+        submission, request, erased = post
+        now = self._clock.now()
+        touch = touch_of(submission, now, request)
+        consent = consent_of(submission, now, request, self._consent_version)
+        existing = snapshot.lead
+        if existing is None:
+            lead = new_lead(submission, lead_id, now, touch, consent)
+            if erased:
+                # Erased on request: kept as a lead for sales, never mailed again.
+                lead = lead.model_copy(update={"suppressed": True, "suppression_reason": "erased"})
+        else:
+            lead = merge(existing, submission, touch, consent)
+        lead, back = self._won_back(lead, submission, now)
+        lead, enrolled = self._enrol(lead, submission, now)
+        posted, *records = self._records(
+            lead, submission, consent, enrolled, created=existing is None
         )
+        records.extend([back] if back else [])
+        qualified = False
+        if self._scores is not None and isinstance(posted, Activity):
+            # The form's points, noted on its activity, and MQL on high intent.
+            taken = self._scores.take(
+                lead,
+                FORM_SIGNALS[submission.form_type],
+                now,
+                now,
+                reason=f"form:{submission.form_type.value}",
+                high_intent=submission.form_type in self._scores.rules.high_intent,
+                always=True,
+            )
+            lead, qualified = taken.lead, taken.qualified
+            if taken.award.rules:
+                details = {**posted.details, **taken.award.as_details()}
+                posted = posted.model_copy(update={"details": details})
+            records.extend(taken.records)
+        program_id = lead.enrolment.program_id if enrolled and lead.enrolment else None
+        note = {"created": existing is None, "enrolled_in": program_id, "qualified": qualified}
+        return Revision(lead, [posted, *records], note=note)
 
     def _won_back(
         self, lead: Lead, submission: FormSubmission, now: datetime
@@ -232,16 +277,7 @@ class LeadCapture:
         re-engagement, or to sales by a high-intent form (``qualify``)."""
         if lead.stage is not Stage.DORMANT:
             return lead, None
-        enrolment = lead.enrolment
-        enrolment = leave(enrolment, now, f"exited:stage:{Stage.LEAD.value}")
-        back = lead.model_copy(
-            update={
-                "stage": Stage.LEAD,
-                "stage_changed_at": now,
-                "enrolment": enrolment,
-                "review_at": None,
-            }
-        )
+        back = staged(lead, Stage.LEAD, now).model_copy(update={"review_at": None})
         activity = stage_changed(lead, Stage.LEAD, now, f"form:{submission.form_type.value}")
         return schedule_review(back, now, self._review_after), activity
 
@@ -304,3 +340,9 @@ class LeadCapture:
 
 def interests_union(*groups: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for group in groups for item in group))
+
+
+def post_key(submission: FormSubmission) -> str:
+    """The post's content as a key: the same fields filled in the same way."""
+    content = json.dumps(submission.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(content.encode()).hexdigest()[:32]

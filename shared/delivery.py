@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -25,8 +24,8 @@ from shared.email import (
     SendFailed,
     SendRejected,
     SendThrottled,
+    SendUncertain,
 )
-from shared.funnel import SUNSET_PREFIX, SUPPRESSED_REJECTED, Counters, count_list, count_transition
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
 from shared.lifecycle import returning, review, schedule_review
 from shared.machine_engagement import tracked_links
@@ -35,7 +34,6 @@ from shared.nurture import (
     decide,
     exit_reason,
     finish,
-    leave,
     prune_sends,
     skip,
     skip_reason,
@@ -44,11 +42,20 @@ from shared.nurture import (
     within_cap,
 )
 from shared.programs import SUNSET, Program, ProgramCatalog, Step
-from shared.qualification import business_day
-from shared.repository import REVIEW, LeadRepository, Record, SendLedger, VersionConflict
+from shared.repository import REVIEW, LeadRepository, Record, Revision, SendLedger, Snapshot
 from shared.tokens import UnsubscribeTokens
+from shared.transitions import suppressed
 
-MAX_ATTEMPTS = 5
+# A send takes at most this long from its claim (the function's timeout is shorter): a
+# claim older than this with no record of the send was interrupted.
+SEND_GRACE = timedelta(minutes=5)
+# Retries of the write after SES accepted an email when the table fails to answer (only
+# this run knows the message id).
+WRITE_RETRIES = 3
+
+
+class StepBeingSent(Exception):
+    """Another run claimed the step moments ago and may be sending it: retry later."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # SES refused the address for good: suppressed
     THROTTLED = "throttled"  # SES said slow down: due again shortly
     STALE = "stale"  # the job no longer matches the lead
+    UNCERTAIN = "uncertain"  # SES's answer was lost: counted as sent, never sent again
     DORMANT = "dormant"  # a review found no engagement: the lead enters re-engagement
 
 
@@ -105,7 +113,6 @@ class NurtureSender:
         tokens: UnsubscribeTokens,
         clock: Clock,
         settings: DeliverySettings,
-        counters: Counters | None = None,
     ) -> None:
         self._leads = leads
         self._ledger = ledger
@@ -115,45 +122,56 @@ class NurtureSender:
         self._tokens = tokens
         self._clock = clock
         self._settings = settings
-        self._counters = counters
 
     def process(self, job: SendJob) -> Outcome:
         if job.program_id == REVIEW:
-            return self._retrying(lambda: self._review(job.lead_id))
-        return self._retrying(lambda: self._process(job))
+            return self._review(job.lead_id)
+        return self._process(job)
 
     def _review(self, lead_id: str) -> Outcome:
-        lead = self._leads.get(lead_id)
-        now = self._clock.now()
-        if lead is None or lead.review_at is None or lead.review_at > now:
-            return Outcome.STALE
-        changes, activity = review(lead, now, self._settings.dormant_after, self._programs)
-        self._save(lead, now, records=[activity] if activity else [], **changes)
-        if activity:
-            day = business_day(now)
-            count_transition(self._counters, day, lead.stage, changes["stage"])
-        return Outcome.DORMANT if activity else Outcome.RESCHEDULED
+        outcome = [Outcome.STALE]
 
-    def _retrying(self, attempt: Callable[[], Outcome]) -> Outcome:
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                return attempt()
-            except VersionConflict:
-                continue  # the lead changed under us: read it again
-        raise VersionConflict("lead kept changing; the job will be retried")
+        def change(snapshot: Snapshot) -> Revision | None:
+            lead, now = snapshot.lead, self._clock.now()
+            if lead is None or lead.review_at is None or lead.review_at > now:
+                outcome[0] = Outcome.STALE
+                return None
+            changes, activity = review(lead, now, self._settings.dormant_after, self._programs)
+            outcome[0] = Outcome.DORMANT if activity else Outcome.RESCHEDULED
+            return self._revision(lead, now, [activity] if activity else [], **changes)
+
+        self._leads.revise(lead_id, change)
+        return outcome[0]
 
     # -- deciding -----------------------------------------------------------------------
 
-    def _process(self, job: SendJob) -> Outcome:
-        lead = self._leads.get(job.lead_id)
+    def _process(self, job: SendJob, known: Snapshot | None = None) -> Outcome:
+        """Decide what the job does to the lead as read, and write it; a step to send is
+        sent after the read (claim, SES, one write)."""
+        decided: list[_Decision] = []
+
+        def change(snapshot: Snapshot) -> Revision | None:
+            decided[:] = [self._decide(snapshot.lead, job)]
+            return decided[0].revision
+
+        revised = self._leads.revise(job.lead_id, change, known=known)
+        decision = decided[0]
+        if decision.send is not None and revised.before is not None:
+            return self._send(revised.before, *decision.send)
+        if decision.then is not None and revised.after is not None:
+            # The next step is due at once: carry on as its own job would.
+            return self._process(decision.then, known=Snapshot(revised.after))
+        return decision.outcome
+
+    def _decide(self, lead: Lead | None, job: SendJob) -> _Decision:
         enrolment = lead.enrolment if lead else None
         if lead is None or enrolment is None or enrolment.completed_at is not None:
-            return Outcome.STALE
+            return _Decision(Outcome.STALE)
         if enrolment.program_id != job.program_id or enrolment.step_id != job.step_id:
-            return Outcome.STALE
+            return _Decision(Outcome.STALE)
         now = self._clock.now()
         if enrolment.due_at is None or enrolment.due_at > now:
-            return Outcome.STALE
+            return _Decision(Outcome.STALE)
         program = self._programs.get(enrolment.program_id)
         reason = exit_reason(lead, program) if program else "program_removed"
         if program is None or reason:
@@ -163,11 +181,11 @@ class NurtureSender:
             enrolment = decide(enrolment, program, now)
             if enrolment.completed_at is not None:
                 return self._complete(lead, enrolment, now)
-            self._save(lead, now, enrolment=enrolment)
+            revision = self._revision(lead, now, enrolment=enrolment)
             if enrolment.due_at is not None and enrolment.due_at > now:
-                return Outcome.DECIDED
-            # The chosen step is due at once: carry on as its own job would.
-            return self._process(SendJob(lead.lead_id, program.id, enrolment.step_id))
+                return _Decision(Outcome.DECIDED, revision)
+            then = SendJob(lead.lead_id, program.id, enrolment.step_id)
+            return _Decision(Outcome.DECIDED, revision, then=then)
         step = self._step(program, enrolment.step_id)
         if step is None:
             return self._exit(lead, enrolment, now, "step_removed")
@@ -182,7 +200,7 @@ class NurtureSender:
         if ages_out is not None:
             later = window.next_open(ages_out)
             return self._reschedule(lead, enrolment, now, later, "frequency_cap")
-        return self._send(lead, enrolment, program, step, now)
+        return _Decision(Outcome.SENT, send=(enrolment, program, step, now))
 
     @staticmethod
     def _step(program: Program, step_id: str | None) -> Step | None:
@@ -196,18 +214,18 @@ class NurtureSender:
         step: Step,
         now: datetime,
         reason: str,
-    ) -> Outcome:
+    ) -> _Decision:
         moved = skip(enrolment, program, step, now, reason)
         skipped = self._activity(
             lead.lead_id, ActivityType.STEP_SKIPPED, now, program.id, step_id=step.id, reason=reason
         )
         if moved.completed_at is not None:
             return self._complete(lead, moved, now, skipped)
-        self._save(lead, now, records=[skipped], enrolment=moved)
+        revision = self._revision(lead, now, [skipped], enrolment=moved)
         if moved.due_at is not None and moved.due_at > now:
-            return Outcome.SKIPPED
-        # The next step is due at once: carry on as its own job would.
-        return self._process(SendJob(lead.lead_id, program.id, moved.step_id))
+            return _Decision(Outcome.SKIPPED, revision)
+        then = SendJob(lead.lead_id, program.id, moved.step_id)
+        return _Decision(Outcome.SKIPPED, revision, then=then)
 
     # -- sending ------------------------------------------------------------------------
 
@@ -217,10 +235,9 @@ class NurtureSender:
         key = ledger_key(enrolment, step)
         variant = variant_of(lead.lead_id, program, step)
         label = variant_label(variant)
-        if not self._ledger.claim(lead.lead_id, key, now):
-            # Sent already (a duplicate job, or a crash after the send): only move on.
-            moved = self._advance(lead, enrolment, program, step, label, None, None)
-            return Outcome.DUPLICATE if moved else Outcome.STALE
+        found = self._ledger.claim(lead.lead_id, key, now)
+        if found is not None:
+            return self._claimed_before(lead, enrolment, program, step, label, found, now)
 
         unsubscribe_url = f"{self._settings.unsubscribe_url}?t={self._tokens.sign(lead.lead_id)}"
         # Site links carry a signed lead reference: a visit through one is the lead's.
@@ -247,24 +264,51 @@ class NurtureSender:
         except SendThrottled:
             self._ledger.release(lead.lead_id, key)
             later = now + self._settings.throttle_backoff
-            return self._retrying(
-                lambda: self._reschedule_fresh(lead.lead_id, enrolment, now, later, "throttled")
-            )
+            return self._reschedule_fresh(lead.lead_id, enrolment, now, later, "throttled")
         except SendFailed:
             # SES answered, so nothing went out: free the step and let SQS retry the job.
-            # (A transport error is left claimed: the email may have gone, and a
-            # duplicate is worse for the recipient and the sender's reputation.)
             self._ledger.release(lead.lead_id, key)
             raise
         except SendRejected as exc:
-            reason = f"ses:{exc}"
             rejected = SendRecord(lead_id=lead.lead_id, key=key, status="rejected", at=now)
-            return self._retrying(lambda: self._suppress(lead.lead_id, now, reason, rejected))
+            return self._suppress(lead.lead_id, now, f"ses:{exc}", rejected)
+        except SendUncertain as exc:
+            # It may have gone out: the step counts as sent, explained on the timeline.
+            uncertain = SendRecord(lead_id=lead.lead_id, key=key, status="uncertain", at=now)
+            self._advance(lead, enrolment, program, step, label, uncertain, str(exc))
+            return Outcome.UNCERTAIN
         sent = SendRecord(
             lead_id=lead.lead_id, key=key, status="sent", at=now, message_id=message_id
         )
         self._advance(lead, enrolment, program, step, label, sent, rendered.subject)
         return Outcome.SENT
+
+    def _claimed_before(
+        self,
+        lead: Lead,
+        enrolment: Enrolment,
+        program: Program,
+        step: Step,
+        label: str,
+        found: SendRecord,
+        now: datetime,
+    ) -> Outcome:
+        """The step was claimed before: sent (the lead moved on in that write), rejected,
+        or left ``sending`` by a run that stopped between the claim and its write. Past
+        the grace a send takes at most, that email is uncertain: counted as sent, never
+        sent again."""
+        if found.status == "rejected":
+            return Outcome.DUPLICATE
+        if found.status != "sending":
+            # Sent (or uncertain) and recorded in the write that moved the lead on, which
+            # then finds it done; a step claimed before that write existed moves on now.
+            self._advance(lead, enrolment, program, step, label, found, None)
+            return Outcome.DUPLICATE
+        if now - found.at < SEND_GRACE:
+            raise StepBeingSent(found.key)  # another run may be sending it now
+        uncertain = found.model_copy(update={"status": "uncertain"})
+        self._advance(lead, enrolment, program, step, label, uncertain, "interrupted")
+        return Outcome.UNCERTAIN
 
     def _advance(
         self,
@@ -273,80 +317,79 @@ class NurtureSender:
         program: Program,
         step: Step,
         variant: str,
-        sent: SendRecord | None,
-        subject: str | None,
-    ) -> bool:
-        """Record the send and move the lead past ``step``, unless it has moved already.
+        sent: SendRecord,
+        detail: str | None,
+    ) -> None:
+        """Record the send and move the lead past ``step``, in one write: the completed
+        send record, the ``email_sent`` (or ``email_send_uncertain``) activity, the step
+        advanced and the send in ``recent_sends`` (the frequency cap).
 
-        The ``email_sent`` activity and the completed send record are written first, with
-        keys that make rewriting them harmless; then the lead moves on, conditional on
-        its version. A crash in between leaves a "sent" record, so the retried job moves
-        the lead on without sending again. The first attempt uses the lead as read
-        before the send; a version conflict re-reads it.
+        The first attempt uses the lead as read before the send. Only SES knows the
+        message id now, so a write that fails for a transient reason is tried again here
+        (a retried write that had committed finds the lead moved on and writes nothing).
         """
-        lead_id = snapshot.lead_id
-        if sent is not None:
-            activity = Activity(
-                activity_id=hashlib.sha256(sent.key.encode()).hexdigest()[:32],
-                lead_id=lead_id,
-                type=ActivityType.EMAIL_SENT,
-                at=sent.at,
-                details={
-                    "program_id": program.id,
-                    "step_id": step.id,
-                    "variant": variant,
-                    "content_type": step.content_type.value,
-                    "subject": subject,
-                    "message_id": sent.message_id,
-                },
-            )
-            self._leads.append([sent, activity])
-        unread: list[Lead] = [snapshot]
+        certain = sent.status == "sent"
+        details: dict[str, Any] = {
+            "program_id": program.id,
+            "step_id": step.id,
+            "variant": variant,
+            "content_type": step.content_type.value,
+        }
+        if certain:
+            details.update(subject=detail, message_id=sent.message_id)
+        else:
+            details["reason"] = detail
+        activity = Activity(
+            activity_id=hashlib.sha256(sent.key.encode()).hexdigest()[:32],
+            lead_id=snapshot.lead_id,
+            type=ActivityType.EMAIL_SENT if certain else ActivityType.EMAIL_SEND_UNCERTAIN,
+            at=sent.at,
+            details=details,
+        )
 
-        def attempt() -> Outcome:
-            lead = unread.pop() if unread else self._leads.get(lead_id)
-            current = lead.enrolment if lead else None
-            if lead is None or current is None or not _same_enrolment(current, sent_from):
-                return Outcome.STALE
+        def change(current: Snapshot) -> Revision | None:
+            lead = current.lead
+            if lead is None or sent.at in lead.recent_sends:
+                return None  # erased meanwhile, or this write committed before
             now = self._clock.now()
-            changes: dict[str, Any] = {}
-            records: list[Record] = []
-            # A concurrent duplicate job may have moved the lead on already; the send
-            # still counts towards the frequency cap.
-            back: Activity | None = None
-            if current.step_id == step.id and current.awaiting is None:
-                message_id = sent.message_id if sent else None
-                advanced = after_send(current, program, step, now, variant, message_id)
+            changes: dict[str, Any] = {
+                "recent_sends": (*prune_sends(lead.recent_sends, now), sent.at)
+            }
+            records: list[Record] = [sent, activity]
+            enrolment = lead.enrolment
+            # The lead may have left the program meanwhile; the send is recorded anyway.
+            if (
+                enrolment is not None
+                and _same_enrolment(enrolment, sent_from)
+                and enrolment.step_id == step.id
+                and enrolment.awaiting is None
+            ):
+                advanced = after_send(enrolment, program, step, now, variant, sent.message_id)
                 changes["enrolment"] = advanced
                 if advanced.completed_at is not None:
                     records.append(
-                        self._activity(lead_id, ActivityType.PROGRAM_COMPLETED, now, program.id)
+                        self._activity(
+                            lead.lead_id, ActivityType.PROGRAM_COMPLETED, now, program.id
+                        )
                     )
                     stage, back = returning(lead, advanced, program, now)
                     changes.update(stage)
                     records.extend([back] if back else [])
-            if sent is not None and sent.at not in lead.recent_sends:
-                changes["recent_sends"] = (*prune_sends(lead.recent_sends, now), sent.at)
-            if not changes:
-                return Outcome.STALE
-            self._save(lead, now, records=records, **changes)
-            if back is not None:
-                count_transition(self._counters, business_day(now), lead.stage, changes["stage"])
-            return Outcome.SENT
+            return self._revision(lead, now, records, **changes)
 
-        return self._retrying(attempt) is Outcome.SENT
+        self._leads.revise(
+            snapshot.lead_id, change, known=Snapshot(snapshot), error_retries=WRITE_RETRIES
+        )
 
     # -- state changes -------------------------------------------------------------------
 
-    def _save(
+    def _revision(
         self, lead: Lead, now: datetime, records: list[Record] | None = None, **changes: Any
-    ) -> None:
-        updated = lead.model_copy(
-            update={**changes, "updated_at": now, "version": lead.version + 1}
-        )
+    ) -> Revision:
+        updated = lead.model_copy(update={**changes, "updated_at": now})
         # Out of its program now? Then the due index watches it for dormancy instead.
         updated = schedule_review(updated, now, self._settings.dormant_after)
-        self._leads.replace(updated, lead.version, records or [])
+        return Revision(updated, records or [])
 
     @staticmethod
     def _activity(
@@ -358,7 +401,7 @@ class NurtureSender:
 
     def _reschedule(
         self, lead: Lead, enrolment: Enrolment, now: datetime, to: datetime, reason: str
-    ) -> Outcome:
+    ) -> _Decision:
         activity = self._activity(
             lead.lead_id,
             ActivityType.RESCHEDULED,
@@ -368,31 +411,33 @@ class NurtureSender:
             reason=reason,
             due_at=to_iso(to),
         )
-        self._save(
-            lead, now, records=[activity], enrolment=enrolment.model_copy(update={"due_at": to})
-        )
-        return Outcome.THROTTLED if reason == "throttled" else Outcome.RESCHEDULED
+        moved = enrolment.model_copy(update={"due_at": to})
+        outcome = Outcome.THROTTLED if reason == "throttled" else Outcome.RESCHEDULED
+        return _Decision(outcome, self._revision(lead, now, [activity], enrolment=moved))
 
     def _reschedule_fresh(
         self, lead_id: str, enrolment: Enrolment, now: datetime, to: datetime, reason: str
     ) -> Outcome:
-        lead = self._leads.get(lead_id)
-        if lead is None or lead.enrolment is None or not _same_enrolment(lead.enrolment, enrolment):
-            return Outcome.STALE
-        return self._reschedule(lead, lead.enrolment, now, to, reason)
+        def change(snapshot: Snapshot) -> Revision | None:
+            lead = snapshot.lead
+            current = lead.enrolment if lead else None
+            if lead is None or current is None or not _same_enrolment(current, enrolment):
+                return None
+            return self._reschedule(lead, current, now, to, reason).revision
 
-    def _exit(self, lead: Lead, enrolment: Enrolment, now: datetime, reason: str) -> Outcome:
+        revised = self._leads.revise(lead_id, change)
+        return Outcome.THROTTLED if revised.changed else Outcome.STALE
+
+    def _exit(self, lead: Lead, enrolment: Enrolment, now: datetime, reason: str) -> _Decision:
         activity = self._activity(
             lead.lead_id, ActivityType.PROGRAM_EXITED, now, enrolment.program_id, reason=reason
         )
-        self._save(
-            lead, now, records=[activity], enrolment=finish(enrolment, now, f"exited:{reason}")
-        )
-        return Outcome.EXITED
+        finished = finish(enrolment, now, f"exited:{reason}")
+        return _Decision(Outcome.EXITED, self._revision(lead, now, [activity], enrolment=finished))
 
     def _complete(
         self, lead: Lead, enrolment: Enrolment, now: datetime, *records: Record
-    ) -> Outcome:
+    ) -> _Decision:
         activity = self._activity(
             lead.lead_id,
             ActivityType.PROGRAM_COMPLETED,
@@ -403,36 +448,39 @@ class NurtureSender:
         # Re-engagement that ends unanswered: stop mailing, for the sender's reputation.
         sunset = enrolment.outcome == SUNSET
         stage, back = returning(lead, enrolment, self._programs.get(enrolment.program_id), now)
-        self._save(
+        revision = self._revision(
             lead,
             now,
-            records=[*records, activity, *([back] if back else [])],
+            [*records, activity, *([back] if back else [])],
             enrolment=enrolment,
             sunset=lead.sunset or sunset,
             **stage,
         )
-        if sunset and not lead.sunset:
-            count_list(self._counters, business_day(now), SUNSET_PREFIX + lead.stage.value)
-        if back is not None:
-            count_transition(self._counters, business_day(now), lead.stage, stage["stage"])
-        return Outcome.COMPLETED
+        return _Decision(Outcome.COMPLETED, revision)
 
     def _suppress(self, lead_id: str, now: datetime, reason: str, record: SendRecord) -> Outcome:
-        lead = self._leads.get(lead_id)
-        if lead is None:
-            return Outcome.STALE
-        changes: dict[str, Any] = {
-            "suppressed": True,
-            "suppression_reason": reason,
-            "enrolment": leave(lead.enrolment, now, "exited:suppressed"),
-        }
-        activity = Activity(
-            lead_id=lead_id, type=ActivityType.SUPPRESSED, at=now, details={"reason": reason}
-        )
-        self._save(lead, now, records=[activity, record], **changes)
-        if not lead.suppressed:
-            count_list(self._counters, business_day(now), SUPPRESSED_REJECTED)
-        return Outcome.REJECTED
+        def change(snapshot: Snapshot) -> Revision | None:
+            if snapshot.lead is None:
+                return None
+            lead = suppressed(snapshot.lead, now, reason) or snapshot.lead
+            activity = Activity(
+                lead_id=lead_id, type=ActivityType.SUPPRESSED, at=now, details={"reason": reason}
+            )
+            return self._revision(lead, now, [activity, record])
+
+        revised = self._leads.revise(lead_id, change)
+        return Outcome.REJECTED if revised.changed else Outcome.STALE
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What a job does to the lead as read: an outcome, the revision to write, and then
+    either a step to send (after the write) or the next job due at once."""
+
+    outcome: Outcome
+    revision: Revision | None = None
+    send: tuple[Enrolment, Program, Step, datetime] | None = None
+    then: SendJob | None = None
 
 
 def _same_enrolment(a: Enrolment, b: Enrolment) -> bool:

@@ -1,7 +1,8 @@
 """Engagement: what each SES event does to its lead.
 
 Events arrive at least once and in any order. Each is recognised as a duplicate by its
-dedupe key before it changes anything. Suppression only ever switches on: a permanent
+dedupe key (its marker, written with everything the event changes) before it changes
+anything. Suppression only ever switches on: a permanent
 bounce or a complaint suppresses the address for good, and a later (or earlier-sent)
 open cannot undo it. A person's opens and clicks feed the program's branches and the
 score; a machine's (``shared.machine_engagement``) are only recorded, labelled.
@@ -9,22 +10,16 @@ score; a machine's (``shared.machine_engagement``) are only recorded, labelled.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from shared.clock import Clock
-from shared.funnel import (
-    SUPPRESSED_BOUNCE,
-    SUPPRESSED_COMPLAINT,
-    SUPPRESSED_PREFIX,
-    UNSUBSCRIBED,
-    Counters,
-    count_list,
-)
-from shared.leads import Activity, ActivityType, Lead
+from shared.funnel import ReportCount, business_day
+from shared.leads import Activity, ActivityType, Enrolment, Lead
 from shared.machine_engagement import (
     EngagementRules,
     Kind,
@@ -35,17 +30,14 @@ from shared.machine_engagement import (
     load_engagement_rules,
     screen,
 )
-from shared.nurture import leave, record_engagement, recount_engagement
+from shared.nurture import record_engagement, recount_engagement
 from shared.programs import Engagement, ProgramCatalog
-from shared.qualification import Award, ReportCount, ScoreKeeper, business_day
-from shared.repository import LeadRepository, VersionConflict
+from shared.qualification import Award, ScoreKeeper
+from shared.repository import LeadRepository, Marker, Revision, Snapshot
 from shared.scoring import Signal
 from shared.ses_events import EmailEvent, EmailEventType
+from shared.transitions import opted_out, suppressed
 
-MAX_ATTEMPTS = 8
-# An email's record is written by each of its events; a scanner's burst of a dozen clicks
-# processed at once must all get through.
-MAIL_ATTEMPTS = 40
 # Events kept on the email's record (``shared.machine_engagement``).
 KINDS = {EmailEventType.OPEN: Kind.OPEN, EmailEventType.CLICK: Kind.CLICK}
 EVENT_TYPES = {kind: event_type for event_type, kind in KINDS.items()}
@@ -76,12 +68,6 @@ METRIC = {
     EmailEventType.DELIVERY_DELAY: "delays",
     EmailEventType.SUBSCRIPTION: "unsubscribes",
 }
-# List-health counter per suppression reason (see shared.funnel).
-SUPPRESSION_METRIC = {
-    "bounce:permanent": SUPPRESSED_BOUNCE,
-    "bounce:transient": SUPPRESSED_BOUNCE,
-    "complaint": SUPPRESSED_COMPLAINT,
-}
 
 
 class EngagementOutcome(StrEnum):
@@ -98,7 +84,6 @@ class EngagementRecorder:
         programs: ProgramCatalog,
         clock: Clock,
         transient_bounce_limit: int = 3,
-        counters: Counters | None = None,
         machines: EngagementRules | None = None,
     ) -> None:
         self._leads = leads
@@ -106,86 +91,92 @@ class EngagementRecorder:
         self._programs = programs
         self._clock = clock
         self._transient_limit = transient_bounce_limit
-        self._counters = counters
         self._machines = load_engagement_rules() if machines is None else machines
 
     def record(self, event: EmailEvent, peers: Sequence[EmailEvent] = ()) -> EngagementOutcome:
-        """Apply the event once, however often it is delivered.
+        """Apply the event once, however often it is delivered: one read (the lead, the
+        email's record and the event's marker) and one write of everything it changes
+        (the lead's state, score and program, the email's record, the activities, the
+        report counters, the marker), or nothing if the marker says it was done.
 
-        Lead state changes are idempotent and run on every delivery, so a retry finishes
-        what a failed attempt began. The counted parts (score, daily caps, report
-        counters, the email's record of opens and clicks) commit in one write with the
-        event's marker: exactly once. A lead taken off the list is counted after the
-        write that did it (list health), so an event that finds it off already counts
-        nothing. Activities are keyed by their event, so writing one again is harmless.
         ``peers`` are the other events of the batch: a scanner's clicks on one email
         arrive together, and each is known for a machine's from the first.
         """
-        lead = self._find(event)
-        if lead is None:
-            return EngagementOutcome.UNKNOWN_LEAD
-        lead_id = lead.lead_id
-        signal = self._state(lead, event)
-        if event.type in KINDS or event.type is EmailEventType.DELIVERY:
-            award, duplicate = self._screened(lead, event, peers)
-        else:
-            award, duplicate = self._scores.record_event(
-                lead_id,
-                event.dedupe_key,
-                signal,
-                event.at,
-                event.link_tags,
-                self._counter(event, {METRIC[event.type]: 1}),
-            )
-            self._leads.append([self._activity(lead_id, event, award)])
-        if award.points > 0:
-            self._scores.qualify(lead_id, reason="score")
-        return EngagementOutcome.DUPLICATE if duplicate else EngagementOutcome.RECORDED
+        for lead_id in self._lead_ids(event):
+            outcome = self._record(lead_id, event, peers)
+            if outcome is not EngagementOutcome.UNKNOWN_LEAD:
+                return outcome
+        return EngagementOutcome.UNKNOWN_LEAD
 
-    @staticmethod
-    def _counter(event: EmailEvent, metrics: dict[str, int]) -> ReportCount | None:
-        if not event.program_id:
-            return None
-        key = f"email#{event.program_id}#{event.step_id}#{event.variant}"
-        return ReportCount(business_day(event.at), key, metrics)
-
-    def _screened(
-        self, lead: Lead, event: EmailEvent, peers: Sequence[EmailEvent]
-    ) -> tuple[Award, bool]:
-        """An open, click or delivery: screened for machines on the email's record and
-        committed with it; then the program and the timeline follow what people did."""
-        lead_id = lead.lead_id
-        key = event.dedupe_key
-        kind = KINDS.get(event.type)
+    def _record(
+        self, lead_id: str, event: EmailEvent, peers: Sequence[EmailEvent]
+    ) -> EngagementOutcome:
         others = [
             self._action(peer, Kind.CLICK)
             for peer in peers
             if peer.type is EmailEventType.CLICK
             and peer.message_id == event.message_id
-            and peer.dedupe_key != key
+            and peer.dedupe_key != event.dedupe_key
         ]
-        for _ in range(MAIL_ATTEMPTS):
-            done = self._attempt(lead, event, kind, others)
-            if done is not None:
-                return done
-            # Another event of the email got there first: screen it again.
-        raise VersionConflict(lead_id)
+        screened = event.type in KINDS or event.type is EmailEventType.DELIVERY
+        revised = self._leads.revise(
+            lead_id,
+            partial(self._change, event=event, others=others),
+            marker=Marker(event.dedupe_key, event.at),
+            mail=event.message_id if screened else None,
+        )
+        if revised.duplicate:
+            return EngagementOutcome.DUPLICATE
+        if revised.before is None:
+            return EngagementOutcome.UNKNOWN_LEAD
+        return EngagementOutcome.RECORDED
 
-    def _attempt(
-        self, lead: Lead, event: EmailEvent, kind: Kind | None, others: Sequence[MailAction]
-    ) -> tuple[Award, bool] | None:
-        """One read-screen-commit of the email's record; None if the record changed."""
-        lead_id = lead.lead_id
-        key = event.dedupe_key
-        stored = self._scores.mail_record(lead_id, event.message_id)
+    def _lead_ids(self, event: EmailEvent) -> Iterator[str]:
+        """The lead the email was sent to: its tag, or else (no tag, or a stale one) the
+        lead that owns its address, each read only if the one before was not found."""
+        if event.lead_id:
+            yield event.lead_id
+        for address in event.recipients:
+            lead_id, _ = self._leads.lead_of(address)
+            if lead_id is not None and lead_id != event.lead_id:
+                yield lead_id
+
+    def _change(
+        self, snapshot: Snapshot, *, event: EmailEvent, others: Sequence[MailAction]
+    ) -> Revision | None:
+        lead = snapshot.lead
+        if lead is None:
+            return None
+        now = self._clock.now()
+        changed, signal = self._state(lead, event)
+        kind = KINDS.get(event.type)
+        if kind is None and event.type is not EmailEventType.DELIVERY:
+            taken = self._scores.take(
+                changed, signal, event.at, now, link_tags=event.link_tags, reason="score"
+            )
+            activity = self._activity(lead.lead_id, event, taken.award)
+            counter = self._counter(event, {METRIC[event.type]: 1})
+            return self._revision(lead, taken.lead, now, [activity, *taken.records], counter)
+        return self._screened(lead, changed, snapshot.mail, event, kind, others, now)
+
+    def _screened(
+        self,
+        lead: Lead,
+        changed: Lead,
+        stored: MailRecord | None,
+        event: EmailEvent,
+        kind: Kind | None,
+        others: Sequence[MailAction],
+        now: datetime,
+    ) -> Revision | None:
+        """An open, click or delivery: screened for machines on the email's record and
+        written with it; the program and the timeline follow what people did."""
+        lead_id, key = lead.lead_id, event.dedupe_key
         base = stored or MailRecord(
             lead_id=lead_id, message_id=event.message_id, sent_at=event.sent_at, links=event.links
         )
         if kind is not None and base.find(key) is not None:
-            # Committed before (the record and the marker are one write).
-            award = self._scores.recorded(lead_id, key)
-            self._follow(lead, event, base, award, turned=None)
-            return award, True
+            return None  # on the email's record already: written with its marker
         draft = base
         if event.sent_at is not None and (base.sent_at is None or event.sent_at < base.sent_at):
             draft = draft.model_copy(update={"sent_at": event.sent_at})
@@ -199,37 +190,54 @@ class EngagementRecorder:
         action = screened.find(key) if kind is not None else None
         human = action is not None and not action.machine
         taken_back = sum((a.units for a in screened.events if a.key in turned), Decimal(0))
+        taken = self._scores.take(
+            changed,
+            SIGNALS[kind] if kind is not None and human else None,
+            event.at,
+            now,
+            link_tags=event.link_tags,
+            engaged=human if kind is not None else None,
+            taken_back=taken_back,
+            reason="score",
+        )
+        record = screened
+        if action is not None:
+            action = action.model_copy(update={"points": taken.award.points, "units": taken.units})
+            record = record.replace_event(action)
+        # Earlier opens and clicks this event showed to be a machine's, with their points.
+        machine = [a for a in record.events if a.key in turned and a.points and a.key != key]
+        updated = taken.lead
+        if human or machine:
+            enrolment = self._engaged(updated, event, record, human, machine)
+            if enrolment is not None:
+                updated = updated.model_copy(update={"enrolment": enrolment})
+        activities = [self._activity(lead_id, event, taken.award, action)]
+        activities.extend(self._taken_back(lead_id, event, a) for a in machine)
         metrics = {METRIC[event.type]: 1, **counter_delta(base.tally(), screened.tally())}
-        built: list[MailRecord] = []
+        revision = self._revision(
+            lead, updated, now, [*activities, *taken.records], self._counter(event, metrics)
+        )
+        mail = record.model_copy(update={"version": base.version + 1}) if record != base else None
+        return Revision(revision.lead, revision.records, revision.counts, mail=mail)
 
-        def build(award: Award, units: Decimal) -> MailRecord:
-            record = screened
-            if action is not None:
-                scored = action.model_copy(update={"points": award.points, "units": units})
-                record = record.replace_event(scored)
-            built.append(record.model_copy(update={"version": base.version + 1}))
-            return built[-1]
+    @staticmethod
+    def _revision(
+        before: Lead,
+        after: Lead,
+        now: datetime,
+        records: list[Activity],
+        counter: ReportCount | None,
+    ) -> Revision:
+        if after != before:
+            after = after.model_copy(update={"updated_at": now})
+        return Revision(after, records, [counter])
 
-        try:
-            award, duplicate = self._scores.record_event(
-                lead_id,
-                key,
-                SIGNALS[kind] if kind is not None and human else None,
-                event.at,
-                event.link_tags,
-                self._counter(event, metrics),
-                engaged=human if kind is not None else None,
-                mail=build if screened != base else None,
-                taken_back=taken_back,
-            )
-        except VersionConflict:
+    @staticmethod
+    def _counter(event: EmailEvent, metrics: dict[str, int]) -> ReportCount | None:
+        if not event.program_id:
             return None
-        if duplicate:
-            record = self._scores.mail_record(lead_id, event.message_id) or base
-            self._follow(lead, event, record, award, turned=None)
-        else:
-            self._follow(lead, event, built[-1] if built else base, award, turned=turned)
-        return award, duplicate
+        key = f"email#{event.program_id}#{event.step_id}#{event.variant}"
+        return ReportCount(business_day(event.at), key, metrics)
 
     def _action(self, event: EmailEvent, kind: Kind) -> MailAction:
         return MailAction(
@@ -240,37 +248,6 @@ class EngagementRecorder:
             link_tags=event.link_tags,
             agent=self._machines.agent_reasons(kind, event.user_agent, event.ip_address),
         )
-
-    def _follow(
-        self,
-        lead: Lead,
-        event: EmailEvent,
-        record: MailRecord,
-        award: Award,
-        turned: tuple[str, ...] | None,
-    ) -> None:
-        """The program and the timeline, after the commit (idempotent: a retry redoes it).
-
-        ``turned``: the opens and clicks this event showed to be a machine's; None on a
-        retry, which redoes it for every one the record shows taken back.
-        """
-        key = event.dedupe_key
-        action = record.find(key)
-        taken = [
-            a
-            for a in record.events
-            if a.machine and a.points and (turned is None or a.key in turned) and a.key != key
-        ]
-        human = action is not None and not action.machine
-        if human or taken:
-            self._update(lead, lambda current: self._engaged(current, event, record, human, taken))
-        if action is not None and action.machine and action.points:
-            # Redelivered after a later click showed it a machine's: it stays taken back.
-            activities = [self._taken_back(lead.lead_id, event, action)]
-        else:
-            activities = [self._activity(lead.lead_id, event, award, action)]
-        activities.extend(self._taken_back(lead.lead_id, event, a) for a in taken)
-        self._leads.append(activities)
 
     def _taken_back(self, lead_id: str, event: EmailEvent, action: MailAction) -> Activity:
         """The activity of an earlier open or click, now known for a machine's."""
@@ -293,65 +270,19 @@ class EngagementRecorder:
             details={k: v for k, v in details.items() if v is not None},
         )
 
-    def _find(self, event: EmailEvent) -> Lead | None:
-        if event.lead_id:
-            lead = self._leads.get(event.lead_id)
-            if lead is not None:
-                return lead
-        for address in event.recipients:
-            lead = self._leads.find_by_email(address)
-            if lead is not None:
-                return lead
-        return None
-
-    def _state(self, lead: Lead, event: EmailEvent) -> Signal | None:
-        """Change the lead as the event says (idempotently); the signal it scores, if any."""
+    def _state(self, lead: Lead, event: EmailEvent) -> tuple[Lead, Signal | None]:
+        """The lead as the event leaves its state (unchanged if it is so already), and the
+        signal it scores, if any."""
         if event.type is EmailEventType.BOUNCE:
-            self._update(lead, lambda current: self._bounced(current, event))
-            return Signal.BOUNCE if event.permanent_bounce else None
+            signal = Signal.BOUNCE if event.permanent_bounce else None
+            return self._bounced(lead, event) or lead, signal
         if event.type is EmailEventType.COMPLAINT:
-            self._update(lead, lambda current: _suppress(current, event.at, "complaint"))
-        elif event.type is EmailEventType.DELIVERY:
-            self._update(lead, lambda current: _delivered(current, event.at))
-        elif event.unsubscribed_all:
-            self._update(lead, lambda current: _unsubscribe(current, event.at))
-            return Signal.UNSUBSCRIBE
-        return None
-
-    def _update(self, found: Lead, change: Callable[[Lead], dict[str, Any] | None]) -> None:
-        """Write ``change`` of the lead, starting from the copy just found; read again
-        only when another writer got there first."""
-        lead_id = found.lead_id
-        unread: list[Lead] = [found]
-        for _ in range(MAX_ATTEMPTS):
-            lead = unread.pop() if unread else self._leads.get(lead_id)
-            if lead is None:
-                return
-            changes = change(lead)
-            if not changes:
-                return
-            now = self._clock.now()
-            updated = lead.model_copy(
-                update={**changes, "updated_at": now, "version": lead.version + 1}
-            )
-            try:
-                self._leads.replace(updated, lead.version, [])
-            except VersionConflict:
-                continue
-            self._count_opt_out(lead, updated, now)
-            return
-        raise VersionConflict(lead_id)
-
-    def _count_opt_out(self, before: Lead, after: Lead, now: datetime) -> None:
-        """List health, counted on the write that switched the flag: a redelivered event
-        finds it switched already and writes nothing, so it counts once."""
-        day = business_day(now)
-        if after.suppressed and not before.suppressed:
-            reason = after.suppression_reason or ""
-            metric = SUPPRESSION_METRIC.get(reason, SUPPRESSED_PREFIX + reason)
-            count_list(self._counters, day, metric)
-        elif after.unsubscribed and not before.unsubscribed:
-            count_list(self._counters, day, UNSUBSCRIBED)
+            return suppressed(lead, event.at, "complaint") or lead, None
+        if event.type is EmailEventType.DELIVERY:
+            return _delivered(lead, event.at) or lead, None
+        if event.unsubscribed_all:
+            return opted_out(lead, event.at) or lead, Signal.UNSUBSCRIBE
+        return lead, None
 
     def _engaged(
         self,
@@ -360,7 +291,7 @@ class EngagementRecorder:
         record: MailRecord,
         human: bool,
         taken: Sequence[MailAction],
-    ) -> dict[str, Any] | None:
+    ) -> Enrolment | None:
         """Note a person's open or click on the sent step (it may decide a branch); set the
         step to what people did when earlier ones turned out a machine's."""
         enrolment = lead.enrolment
@@ -384,11 +315,11 @@ class EngagementRecorder:
             changed = record_engagement(
                 changed, program, event.step_id, kind, event.at, event.link_tags
             )
-        return {"enrolment": changed} if changed != enrolment else None
+        return changed if changed != enrolment else None
 
-    def _bounced(self, lead: Lead, event: EmailEvent) -> dict[str, Any] | None:
+    def _bounced(self, lead: Lead, event: EmailEvent) -> Lead | None:
         if event.permanent_bounce:
-            return _suppress(lead, event.at, "bounce:permanent")
+            return suppressed(lead, event.at, "bounce:permanent")
         # Events arrive out of order: a bounce older than the last delivery is not part
         # of the current run; a redelivered bounce is already counted.
         if lead.last_delivered_at is not None and event.at <= lead.last_delivered_at:
@@ -403,9 +334,10 @@ class EngagementRecorder:
             "soft_bounce_keys": keys,
             "last_soft_bounce_at": max(event.at, lead.last_soft_bounce_at or event.at),
         }
+        counted = lead.model_copy(update=changes)
         if count >= self._transient_limit:
-            changes.update(_suppress(lead, event.at, "bounce:transient") or {})
-        return changes
+            return suppressed(counted, event.at, "bounce:transient") or counted
+        return counted
 
     @staticmethod
     def _activity(
@@ -438,7 +370,7 @@ class EngagementRecorder:
         )
 
 
-def _delivered(lead: Lead, at: datetime) -> dict[str, Any] | None:
+def _delivered(lead: Lead, at: datetime) -> Lead | None:
     """Soft bounces count "in a row": a delivery after the last of them ends the run."""
     changes: dict[str, Any] = {}
     if lead.last_delivered_at is None or at > lead.last_delivered_at:
@@ -446,20 +378,4 @@ def _delivered(lead: Lead, at: datetime) -> dict[str, Any] | None:
     after_bounces = lead.last_soft_bounce_at is None or at > lead.last_soft_bounce_at
     if lead.transient_bounces and after_bounces:
         changes.update(transient_bounces=0, soft_bounce_keys=())
-    return changes or None
-
-
-def _suppress(lead: Lead, at: datetime, reason: str) -> dict[str, Any] | None:
-    if lead.suppressed:
-        return None  # for good: the first reason stays
-    return {
-        "suppressed": True,
-        "suppression_reason": reason,
-        "enrolment": leave(lead.enrolment, at, "exited:suppressed"),
-    }
-
-
-def _unsubscribe(lead: Lead, at: datetime) -> dict[str, Any] | None:
-    if lead.unsubscribed:
-        return None
-    return {"unsubscribed": True, "enrolment": leave(lead.enrolment, at, "exited:unsubscribed")}
+    return lead.model_copy(update=changes) if changes else None

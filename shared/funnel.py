@@ -1,5 +1,5 @@
-"""The report counters' names, the port that adds to them, and the funnel maths for
-reports and planning (pure: no I/O, no AWS).
+"""The report counters' names, the rule that counts each change of a lead, and the
+funnel maths for reports and planning (pure: no I/O, no AWS).
 
 The daily report counters (``COUNTER#<JST day>`` items, see ``shared.adapters.dynamodb``)
 hold three kinds of metric:
@@ -30,9 +30,15 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from fractions import Fraction
-from typing import Protocol
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from shared.leads import Lead
+
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 STAGE_KEY = "stage"
 LIST_KEY = "list"
@@ -49,27 +55,77 @@ DORMANT = "dormant"
 REENGAGED = ("dormant>lead", "dormant>mql")
 
 
-class Counters(Protocol):
-    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
-        """Atomically add to a report counter (``key`` e.g. ``stage``, program#step#variant)."""
-        ...
+@dataclass(frozen=True)
+class ReportCount:
+    """What one change adds to one report counter item: metric -> amount (may be
+    negative). Written in the same transaction as the change that caused it, so a
+    retried or duplicate request that changes nothing counts nothing."""
+
+    day: date
+    key: str
+    metrics: Mapping[str, int]
 
 
 def transition(source: str, target: str) -> str:
     return f"{source}>{target}"
 
 
-def count_transition(counters: Counters | None, day: date, source: str, target: str) -> None:
-    """Count one stage change; call it only once the version-checked write succeeded, so a
-    retried or duplicate event that changes nothing counts nothing."""
-    if counters is not None and source != target:
-        counters.count(day, STAGE_KEY, transition(source, target))
+def transition_count(day: date, source: str, target: str) -> ReportCount | None:
+    """One stage change (``new>lead`` for a lead created); None if the stage stays."""
+    if source == target:
+        return None
+    return ReportCount(day, STAGE_KEY, {transition(source, target): 1})
 
 
-def count_list(counters: Counters | None, day: date, metric: str) -> None:
-    """Count one lead leaving the mailing list, under the same rule as ``count_transition``."""
-    if counters is not None:
-        counters.count(day, LIST_KEY, metric)
+def list_count(day: date, metric: str) -> ReportCount:
+    """One lead leaving the mailing list (``unsubscribed``, ``suppressed:<cause>``, ...)."""
+    return ReportCount(day, LIST_KEY, {metric: 1})
+
+
+def business_day(at: datetime) -> date:
+    """Caps and report counters count Japanese days."""
+    return at.astimezone(TOKYO).date()
+
+
+def suppression_metric(reason: str) -> str:
+    """The list-health counter of a suppression reason (``bounce:permanent`` and
+    ``bounce:transient`` are both ``suppressed:bounce``; SES's refusals ``rejected``)."""
+    cause = reason.split(":", 1)[0]
+    if cause == "ses":
+        return SUPPRESSED_REJECTED
+    return SUPPRESSED_PREFIX + cause
+
+
+def lead_counts(before: Lead | None, after: Lead) -> list[ReportCount]:
+    """The counts a change of a lead implies, on the day of the change: its stage
+    transition (``new>lead`` for a lead created) and its leaving the mailing list. Every
+    change of a lead is counted by this one rule, in the write that makes it."""
+    day = business_day(after.updated_at)
+    counts: list[ReportCount | None] = []
+    source = before.stage.value if before is not None else "new"
+    counts.append(transition_count(day, source, after.stage.value))
+    if before is None:
+        return [c for c in counts if c is not None]
+    if after.suppressed and not before.suppressed:
+        counts.append(list_count(day, suppression_metric(after.suppression_reason or "")))
+    elif after.unsubscribed and not before.unsubscribed:
+        counts.append(list_count(day, UNSUBSCRIBED))
+    if after.sunset and not before.sunset:
+        counts.append(list_count(day, SUNSET_PREFIX + before.stage.value))
+    return [c for c in counts if c is not None]
+
+
+def merged(counts: Iterable[ReportCount | None]) -> list[ReportCount]:
+    """One count per counter item (a transaction writes an item once), zeros dropped."""
+    totals: dict[tuple[date, str], Counter[str]] = {}
+    for count in counts:
+        if count is not None:
+            totals.setdefault((count.day, count.key), Counter()).update(count.metrics)
+    return [
+        ReportCount(day, key, {m: by for m, by in sorted(metrics.items()) if by})
+        for (day, key), metrics in totals.items()
+        if any(metrics.values())
+    ]
 
 
 # The funnel's stages in order, and the conversions between neighbours.

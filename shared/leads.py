@@ -37,6 +37,9 @@ class ActivityType(StrEnum):
     FORM_SUBMITTED = "form_submitted"
     ENROLLED = "enrolled"
     EMAIL_SENT = "email_sent"
+    # SES's answer to a send was lost (a 5xx, a timeout, a crash): the email may have
+    # gone, so the step counts as sent and is never sent again.
+    EMAIL_SEND_UNCERTAIN = "email_send_uncertain"
     RESCHEDULED = "rescheduled"
     STEP_SKIPPED = "step_skipped"
     PROGRAM_EXITED = "program_exited"
@@ -150,7 +153,7 @@ class SendRecord(_Record):
 
     lead_id: str
     key: str  # program, enrolment time and step: see shared.delivery.ledger_key
-    status: Literal["sending", "sent", "rejected"]
+    status: Literal["sending", "sent", "rejected", "uncertain"]
     at: datetime
     message_id: str | None = None
 
@@ -210,6 +213,9 @@ class Lead(_Record):
     recent_sends: tuple[datetime, ...] = ()
     # Behaviour score in decay-free units (see shared.scoring); changed only by atomic ADD.
     score_units: Decimal = Decimal(0)
+    # Points each capped rule gave on recent Japanese days (``<yyyy-mm-dd>#<rule>``), kept
+    # on the lead so that a rule's daily cap is checked by the write that scores.
+    daily_points: dict[str, int] = Field(default_factory=dict)
     last_engaged_at: datetime | None = None
     # Website page groups the lead has read (scoring.yaml ``pages``); changed only by ADD.
     page_groups: tuple[str, ...] = ()

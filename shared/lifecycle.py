@@ -15,14 +15,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clock import Clock
-from shared.funnel import Counters, count_transition
 from shared.leads import Activity, ActivityType, Enrolment, Lead, Outcome, Stage
-from shared.nurture import COMPLETED, leave, start
+from shared.nurture import COMPLETED, start
 from shared.programs import RETURNING_STAGES, Program, ProgramCatalog
-from shared.qualification import business_day
-from shared.repository import LeadRepository, Record, VersionConflict
-
-MAX_ATTEMPTS = 8
+from shared.repository import LeadRepository, Record, Revision, Snapshot
+from shared.transitions import staged
 
 
 class Disposition(StrEnum):
@@ -82,19 +79,18 @@ class SalesFeedback:
         programs: ProgramCatalog,
         clock: Clock,
         settings: LifecycleSettings,
-        counters: Counters | None = None,
     ) -> None:
         self._leads = leads
         self._programs = programs
         self._clock = clock
         self._settings = settings
-        self._counters = counters
 
     def report(self, lead_id: str, request: DispositionRequest, caller: str | None = None) -> Lead:
         """Apply sales' disposition. ``caller`` is the authenticated principal (IAM), kept
         beside the self-reported ``by`` so the timeline says who really made the change."""
-        for _ in range(MAX_ATTEMPTS):
-            lead = self._leads.get(lead_id)
+
+        def change(snapshot: Snapshot) -> Revision:
+            lead = snapshot.lead
             if lead is None:
                 raise UnknownLead(lead_id)
             if lead.stage not in ALLOWED_FROM[request.disposition]:
@@ -116,37 +112,29 @@ class SalesFeedback:
                 # Listed with the change itself: the backtest reads outcomes, never scans.
                 outcome = Outcome(lead_id=lead_id, disposition=request.disposition.value, at=now)
                 records.append(outcome)
-            try:
-                self._leads.replace(updated, lead.version, records)
-            except VersionConflict:
-                continue
-            count_transition(self._counters, business_day(now), lead.stage, updated.stage)
-            return updated
-        raise VersionConflict(lead_id)
+            return Revision(updated, records)
+
+        revised = self._leads.revise(lead_id, change)
+        if revised.after is None:  # the change always returns a revision
+            raise UnknownLead(lead_id)
+        return revised.after
 
     def _apply(self, lead: Lead, request: DispositionRequest, now: datetime) -> Lead:
-        stage = TARGET[request.disposition]
-        changes: dict[str, Any] = {
-            "stage": stage,
-            "stage_changed_at": now,
-            "updated_at": now,
-            "version": lead.version + 1,
-        }
-        enrolment = lead.enrolment
-        enrolment = leave(enrolment, now, f"exited:stage:{stage.value}")
+        moved = staged(lead, TARGET[request.disposition], now)
+        changes: dict[str, Any] = {}
+        enrolment = moved.enrolment
         begins = now
         if request.disposition is Disposition.REJECTED:
             changes["requalify_after"] = now + self._settings.rejected_cooldown
             begins = now + self._settings.rejected_cooldown
         elif request.disposition is Disposition.LOST:
             begins = now + self._settings.lost_dormant_after
-        moved = lead.model_copy(update={"stage": stage})
         program = self._programs.program_for(moved)
         if program is not None and request.disposition is not Disposition.ACCEPTED:
             enrolment = _delayed(start(program, begins), enrolled_at=now)
         changes["enrolment"] = enrolment
         # Back in ``lead`` with no program to follow (none matches): watched for dormancy.
-        return schedule_review(lead.model_copy(update=changes), now, self._settings.dormant_after)
+        return schedule_review(moved.model_copy(update=changes), now, self._settings.dormant_after)
 
 
 def _active_program(lead: Lead) -> str | None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
 
+from shared.funnel import ReportCount
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
+from shared.machine_engagement import MailRecord
 
 Record = Activity | Consent | SendRecord | Outcome
+# How often one change is tried again from a fresh read when another writer got there
+# first (the one retry limit of every path that changes a lead).
+MAX_REVISIONS = 12
 
 
 class EmailTaken(Exception):
@@ -20,30 +25,102 @@ class VersionConflict(Exception):
     """The lead changed since it was read; read it again and re-apply the change."""
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What a change of a lead reads: the lead (None before it exists) and, for an
+    email's event, that email's record of opens and clicks."""
+
+    lead: Lead | None
+    mail: MailRecord | None = None
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A request's dedupe key, written with the change it made (``EVENT#<key>``), so a
+    retried or redelivered request finds its own earlier commit and changes nothing.
+
+    ``window`` None: the key is seen once for good (an SES event's id, until its time to
+    live); otherwise a request with the same key after ``window`` is a new one (the same
+    form filled in again next week).
+    """
+
+    key: str
+    at: datetime
+    window: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """Everything one change of a lead records, written in one transaction: the lead (its
+    version is checked and bumped by the repository), new records, the report counts the
+    change causes, the email's record, and a note kept on the marker for a repeat."""
+
+    lead: Lead
+    records: Sequence[Record] = ()
+    counts: Sequence[ReportCount | None] = ()
+    mail: MailRecord | None = None
+    note: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Revised:
+    """What ``revise`` did: the lead before and after (``after`` None: nothing changed)
+    and the revision's note; or ``duplicate``, with the note the earlier commit left."""
+
+    before: Lead | None
+    after: Lead | None = None
+    revision: Revision | None = None
+    duplicate: bool = False
+    note: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.after is not None
+
+
+Change = Callable[[Snapshot], Revision | None]
+
+
 class LeadRepository(Protocol):
     def get(self, lead_id: str) -> Lead | None: ...
 
+    def revise(
+        self,
+        lead_id: str,
+        change: Change,
+        *,
+        marker: Marker | None = None,
+        mail: str | None = None,
+        known: Snapshot | None = None,
+        error_retries: int = 0,
+    ) -> Revised:
+        """The one way to change a lead: read it (with the email's record ``mail`` and the
+        ``marker``, in one call), apply the pure ``change``, and write the revision with a
+        condition on the version; on a conflict read again and re-apply, up to
+        ``MAX_REVISIONS`` times, then raise ``VersionConflict``.
+
+        The stage transition and the list-health change the revision makes to the lead
+        are counted in the same write (``shared.funnel.lead_counts``). A change that
+        returns None writes nothing. A fresh marker found on the read makes
+        the call a duplicate that writes nothing. ``known`` is a snapshot the caller read
+        just before (used for the first attempt only, to save a read); a snapshot without
+        a lead creates one, claiming its address (``EmailTaken`` if another lead has it).
+        ``error_retries``: how often to read again and retry after the table failed to
+        answer a write (which may have committed: the change must find it done), for a
+        caller that holds what cannot be had again (SES's message id).
+        """
+        ...
+
+    def lead_of(self, email: str) -> tuple[str | None, bool]:
+        """The id of the lead that owns this address, and whether the address belonged to
+        an erased lead (one read)."""
+        ...
+
     def find_by_email(self, email: str) -> Lead | None: ...
-
-    def create(self, lead: Lead, records: Sequence[Record]) -> None:
-        """Store a new lead, its email claim and its records atomically, or raise EmailTaken."""
-        ...
-
-    def replace(self, lead: Lead, expected_version: int, records: Sequence[Record]) -> None:
-        """Store a changed lead and new records atomically, or raise VersionConflict."""
-        ...
-
-    def append(self, records: Sequence[Record]) -> None:
-        """Store records on their own (each keyed, so writing one again is harmless)."""
-        ...
 
     def erase(self, lead_id: str) -> bool:
         """Delete the lead's personal data, keeping only a hashed suppression of its
         address; False if there was no such lead."""
-        ...
-
-    def is_erased(self, email: str) -> bool:
-        """Whether this address belonged to an erased lead (never to be mailed again)."""
         ...
 
     def timeline(self, lead_id: str, limit: int = 100) -> list[Activity]:
@@ -69,8 +146,9 @@ class OutcomeList(Protocol):
 class SendLedger(Protocol):
     """One record per (lead, enrolment, step): the guard that makes sends exactly-once."""
 
-    def claim(self, lead_id: str, key: str, at: datetime) -> bool:
-        """True if this caller may send; False if the step was sent or is being sent.
+    def claim(self, lead_id: str, key: str, at: datetime) -> SendRecord | None:
+        """None if this caller may send; otherwise the step's record as found (sent,
+        rejected, uncertain, or still ``sending``), read by the failed claim itself.
 
         The record is completed by storing a ``SendRecord`` with the lead's next write.
         """

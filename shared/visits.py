@@ -4,7 +4,7 @@ A visitor is anonymous (a random id the site keeps in its own storage) until its
 posts a lead form carrying that id, or exchanges the signed lead reference of a nurture
 email's link. Until then a page view is one item under the visitor (``VISIT#<view id>``,
 kept for the attribution window); from then on the visitor's recent views, and every
-later one, are the lead's: each is scored once through ``ScoreKeeper.record_event``
+later one, are the lead's: each is scored once through ``LeadRepository.revise``
 (keyed by its view id), written on the timeline as ``page_viewed`` and adds its page
 group to the lead. A lead already with sales who comes back to a high-intent page is
 reported to sales (``revisit``), at most once per period.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shared.clock import Clock, to_iso
 from shared.handoff import SalesMessage, per_protocol
 from shared.leads import Activity, ActivityType, Lead, Stage
-from shared.repository import LeadRepository
+from shared.repository import LeadRepository, Marker, Revision, Snapshot
 from shared.scoring import PageRules, Signal
 
 if TYPE_CHECKING:
@@ -138,13 +138,10 @@ class VisitTracker:
             view = self._store.view(view.visitor_id, view.view_id) or view
         if lead_id is None:
             return "anonymous"
-        lead = self._leads.get(lead_id)
+        group, lead = self._attribute(lead_id, view)
         if lead is None:
             return "anonymous"  # erased: nothing to attribute to
-        group = self._attribute(lead_id, view)
-        if self._revisit(lead, view, group):
-            return "attributed"
-        self._scores.qualify(lead_id, reason=f"page:{group}" if group else "page")
+        self._revisit(lead, view, group)
         return "attributed"
 
     def identify(self, visitor_id: str, lead_id: str, via: str) -> int:
@@ -158,26 +155,40 @@ class VisitTracker:
         views = [v for v in views if not self.pages.ignored(v.path)]
         for view in sorted(views, key=lambda v: v.at):
             self._attribute(lead_id, view)
-        if views:
-            self._scores.qualify(lead_id, reason="page")
         return len(views)
 
-    def _attribute(self, lead_id: str, view: PageView) -> str | None:
-        """Score the view once (keyed by its id) and put it on the timeline."""
+    def _attribute(self, lead_id: str, view: PageView) -> tuple[str | None, Lead | None]:
+        """Score the view once (its marker is written with the score and the activity)
+        and qualify the lead if it earned points; the view's group and the lead as read
+        (None: no such lead)."""
         rules = self.pages
         group = rules.group_of(view.path)
         scored = (group,) if group and view.seconds >= rules.min_seconds else ()
-        award, _ = self._scores.record_event(
-            lead_id,
-            f"view:{view.view_id}",
-            Signal.PAGE_VIEW,
-            view.at,
-            link_tags=scored,
-            page_groups=(group,) if group else (),
+
+        def change(snapshot: Snapshot) -> Revision | None:
+            lead = snapshot.lead
+            if lead is None:
+                return None
+            now = self._clock.now()
+            taken = self._scores.take(
+                lead,
+                Signal.PAGE_VIEW,
+                view.at,
+                now,
+                link_tags=scored,
+                page_groups=(group,) if group else (),
+                reason=f"page:{group}" if group else "page",
+            )
+            after = taken.lead
+            if after != lead:
+                after = after.model_copy(update={"updated_at": now})
+            activity = page_activity(lead_id, view, group, taken.award)
+            return Revision(after, [activity, *taken.records])
+
+        revised = self._leads.revise(
+            lead_id, change, marker=Marker(f"view:{view.view_id}", view.at)
         )
-        # Keyed by the view: written again on a retry, never twice.
-        self._leads.append([page_activity(lead_id, view, group, award)])
-        return group
+        return group, revised.before
 
     def _revisit(self, lead: Lead, view: PageView, group: str | None) -> bool:
         """Tell sales once per period that a lead they work on is back on a page of

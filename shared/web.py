@@ -40,6 +40,21 @@ def raw_body(body: str | None, is_base64: bool, limit: int) -> bytes:
     return data
 
 
+def form_body(body: str | None, is_base64: bool, limit: int) -> bytes:
+    """``raw_body`` for a form post, refusing a text body that holds U+FFFD.
+
+    The form media types are binary media types of the API, so API Gateway passes their
+    bytes on in base64, unchanged. It passes a body as text only when the media type is
+    not one of them (or the API lacks the setting), after replacing every byte that is
+    not UTF-8 by U+FFFD. What was there cannot be recovered, nor told from a U+FFFD the
+    client sent, so such a body is refused (``invalid_encoding``) rather than stored.
+    """
+    data = raw_body(body, is_base64, limit)
+    if not is_base64 and "\ufffd".encode() in data:
+        raise MalformedBody("invalid_encoding", "U+FFFD in a text body")
+    return data
+
+
 def wants_json(content_type: str | None, accept: str | None) -> bool:
     """JSON posts and scripts that ask for JSON get JSON; browsers posting forms get HTML."""
     kind = media_type(content_type)

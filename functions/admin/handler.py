@@ -122,7 +122,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+    from shared.adapters.dynamodb import DynamoLeadRepository
 
     settings = AdminSettings.from_env()
     dynamodb = AwsClients().client("dynamodb")
@@ -137,7 +137,6 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
             lost_dormant_after=timedelta(days=settings.lost_dormant_after_days),
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
-        DynamoScoreStore(dynamodb, settings.table_name),
     )
     return Dependencies(leads, feedback, load_scoring(), clock, Logger(service="admin"))
 

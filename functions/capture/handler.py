@@ -25,7 +25,7 @@ from shared.qualification import ScoreKeeper
 from shared.scoring import load_scoring
 from shared.submission import LABELS, FieldError, InvalidSubmission, parse_submission
 from shared.visits import VisitTracker
-from shared.web import BodyTooLarge, Pages, allowed_redirect, raw_body, wants_json, with_query
+from shared.web import BodyTooLarge, Pages, allowed_redirect, form_body, wants_json, with_query
 
 JSON_TYPE = "application/json; charset=utf-8"
 VISITOR_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -39,6 +39,17 @@ PROBLEMS: dict[int, tuple[str, str]] = {
     503: (
         "ただいま混み合っています。しばらくしてから再度お試しください。",
         "We are busy right now. Please try again in a moment.",
+    ),
+}
+# code -> (Japanese, English) where the status's message would not say what went wrong
+CODE_PROBLEMS: dict[str, tuple[str, str]] = {
+    "invalid_encoding": (
+        "送信内容に、文字コードとして正しくない文字が含まれていました。",
+        "The submission has bytes that are not valid in its character encoding.",
+    ),
+    "unsupported_charset": (
+        "この文字コードでの送信には対応していません。",
+        "This character encoding is not supported.",
     ),
 }
 
@@ -85,12 +96,12 @@ class _Reply:
         )
         return Response(422, HTML_TYPE, page)
 
-    def problem(self, status: int, code: str) -> Response[str]:
-        ja, en = PROBLEMS[status]
+    def problem(self, status: int, code: str, field: str = "body") -> Response[str]:
+        ja, en = CODE_PROBLEMS.get(code) or PROBLEMS[status]
         if self._json:
             return _json(
                 status,
-                {"errors": [{"field": "body", "code": code, "message": ja, "message_en": en}]},
+                {"errors": [{"field": field, "code": code, "message": ja, "message_en": en}]},
             )
         if self._error:
             return Response(
@@ -132,14 +143,14 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
         as_json = wants_json(content_type, headers.get("accept"))
         reply = _Reply(deps, as_json, {})
         try:
-            body = raw_body(event.body, bool(event.is_base64_encoded), settings.max_body_bytes)
+            body = form_body(event.body, bool(event.is_base64_encoded), settings.max_body_bytes)
             fields = decode_form(body, content_type)
         except BodyTooLarge:
             return reply.problem(413, "too_large")
-        except UnsupportedMediaType:
-            return reply.problem(415, "unsupported_media_type")
+        except UnsupportedMediaType as exc:
+            return reply.problem(415, exc.code)
         except MalformedBody as exc:
-            return reply.problem(400, exc.code)
+            return reply.problem(400, exc.code, exc.field)
         except InvalidSubmission as exc:
             return reply.invalid(exc.errors)
 
@@ -209,7 +220,6 @@ def allowed_referrer(value: str | None) -> str | None:
 def dependencies(clock: Clock | None = None) -> Dependencies:
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
-        DynamoScoreStore,
         DynamoVisitStore,
     )
 
@@ -217,9 +227,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     dynamodb = AwsClients().client("dynamodb")
     repository = DynamoLeadRepository(dynamodb, settings.table_name)
     clock = clock or SystemClock()
-    scores = ScoreKeeper(
-        repository, DynamoScoreStore(dynamodb, settings.table_name), load_scoring(), clock
-    )
+    scores = ScoreKeeper(load_scoring())
     capture = LeadCapture(
         repository,
         load_programs(),

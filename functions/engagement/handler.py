@@ -38,20 +38,18 @@ class EngagementApp:
 
 
 def build(clock: Clock | None = None) -> EngagementApp:
-    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+    from shared.adapters.dynamodb import DynamoLeadRepository
 
     settings = EngagementSettings.from_env()
     dynamodb = AwsClients().client("dynamodb")
     clock = clock or SystemClock()
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
-    store = DynamoScoreStore(dynamodb, settings.table_name)
     recorder = EngagementRecorder(
         leads,
-        ScoreKeeper(leads, store, load_scoring(), clock),
+        ScoreKeeper(load_scoring()),
         load_programs(),
         clock,
         transient_bounce_limit=settings.transient_bounce_limit,
-        counters=store,
         machines=load_engagement_rules(),
     )
     return EngagementApp(recorder, Logger(service="engagement"))

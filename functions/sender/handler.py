@@ -1,8 +1,17 @@
-"""Send jobs from SQS: each becomes at most one email; failures are reported per message."""
+"""Send jobs from SQS: each becomes at most one email; failures are reported per message.
+
+A batch's jobs run on up to ``send_concurrency`` threads at once, and their SES sends
+keep to ``send_rate`` per second between them (``SendPace``). Everything the jobs share
+is thread-safe: botocore clients, the renderer (Jinja's template cache is locked; the
+subject cache at worst compiles a subject twice), the clock, the tokens and the
+programs (read-only). Two jobs for the same step in one batch cannot both send: the
+step's claim (a conditional Put) lets one through; the other finds the step being sent
+and fails, to be retried by SQS, or finds it sent, or reads the lead moved on.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -10,16 +19,18 @@ from typing import Any
 # Before pydantic: imported after it, Powertools' batch utility also imports its pydantic
 # event models (for BatchProcessor(model=...), which this function does not use).
 import aws_lambda_powertools.utilities.batch  # noqa: F401
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.adapters.batch import process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
-from shared.delivery import DeliverySettings, NurtureSender, SendJob
+from shared.delivery import DeliverySettings, NurtureSender, Outcome, SendJob
 from shared.email import EmailRenderer, SenderProfile
+from shared.metrics import NAMESPACE, SENDS_UNCERTAIN
 from shared.programs import load_programs
 from shared.settings import EnvSettings
 from shared.tokens import UnsubscribeTokens
@@ -38,6 +49,21 @@ class SenderSettings(EnvSettings):
     unsubscribe_url: str
     frequency_cap: int = Field(default=3, ge=1)
     dormant_after_days: int = Field(default=90, ge=1)
+    # Jobs of a batch handled at once (a batch has at most 10).
+    send_concurrency: int = Field(default=4, ge=1, le=10)
+    # SES sends per second of one function instance, 0 for no limit. The default keeps
+    # two instances (the send queue's maximum concurrency) within 14 per second, the
+    # sending rate SES starts a production account with; raise it with the account's.
+    send_rate: float = Field(default=7.0, ge=0)
+
+    @field_validator("send_rate")
+    @classmethod
+    def _batch_in_time(cls, rate: float) -> float:
+        # A job waits for its turn holding its step's claim: a batch of ten must go out
+        # well inside the function's timeout (at 1 per second, ten seconds).
+        if 0 < rate < 1:
+            raise ValueError("send_rate must be 0 (no limit) or at least 1 per second")
+        return rate
 
     def profile(self) -> SenderProfile:
         return SenderProfile(
@@ -55,24 +81,35 @@ class SenderSettings(EnvSettings):
 class SenderApp:
     sender: NurtureSender
     logger: Logger
+    metrics: Metrics = field(default_factory=lambda: Metrics(namespace=NAMESPACE, service="sender"))
+    # Jobs of a batch handled at once (``SenderSettings.send_concurrency``).
+    concurrency: int = 1
 
 
 def build(clock: Clock | None = None) -> SenderApp:
+    from botocore.config import Config
+
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
-        DynamoScoreStore,
         DynamoSendLedger,
     )
     from shared.adapters.secrets import signing_secret
-    from shared.adapters.ses import SesMailer
+    from shared.adapters.ses import PacedMailer, SendPace, SesMailer
 
     settings = SenderSettings.from_env()
+    # A connection per concurrent job (the default pool has 10).
+    pool = max(10, settings.send_concurrency)
     aws = AwsClients()
-    dynamodb = aws.client("dynamodb")
+    dynamodb = aws.client("dynamodb", config=Config(max_pool_connections=pool))
+    # No retries of SES's own: a SendEmail retried after a lost answer could mail twice.
+    ses = aws.client(
+        "sesv2",
+        config=Config(max_pool_connections=pool, retries={"total_max_attempts": 1}),
+    )
     sender = NurtureSender(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoSendLedger(dynamodb, settings.table_name),
-        SesMailer(aws.client("sesv2"), settings.configuration_set),
+        PacedMailer(SesMailer(ses, settings.configuration_set), SendPace(settings.send_rate)),
         load_programs(),
         EmailRenderer(settings.profile()),
         UnsubscribeTokens(signing_secret(clients=aws)),
@@ -84,9 +121,8 @@ def build(clock: Clock | None = None) -> SenderApp:
             throttle_backoff=timedelta(minutes=5),
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
-        DynamoScoreStore(dynamodb, settings.table_name),
     )
-    return SenderApp(sender, Logger(service="sender"))
+    return SenderApp(sender, Logger(service="sender"), concurrency=settings.send_concurrency)
 
 
 @cache
@@ -99,12 +135,22 @@ def lambda_handler(
 ) -> dict[str, Any]:
     app = app or _default()
 
+    uncertain: list[str] = []  # appended from the batch's worker threads
+
     def handle(record: SQSRecord) -> str:
         job = SendJob.from_json(record.body)
         outcome = app.sender.process(job)
         app.logger.info(
             "send job", extra={"lead_id": job.lead_id, "step_id": job.step_id, "outcome": outcome}
         )
+        if outcome is Outcome.UNCERTAIN:
+            uncertain.append(job.lead_id)
         return outcome.value
 
-    return process_batch(event, context, handle, logger=app.logger)
+    try:
+        return process_batch(event, context, handle, logger=app.logger, workers=app.concurrency)
+    finally:
+        if uncertain:
+            count = len(uncertain)
+            app.metrics.add_metric(name=SENDS_UNCERTAIN, unit=MetricUnit.Count, value=count)
+            app.metrics.flush_metrics()

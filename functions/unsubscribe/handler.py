@@ -20,7 +20,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
-from shared.funnel import Counters
 from shared.qualification import ScoreKeeper
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import load_scoring
@@ -45,7 +44,6 @@ class Dependencies:
     pages: Pages
     logger: Logger
     scores: ScoreKeeper | None = None
-    counters: Counters | None = None
 
 
 def build_app(deps: Dependencies) -> APIGatewayRestResolver:
@@ -76,9 +74,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             return page(400, "unsubscribe_invalid.html")
         via = "one_click" if _is_one_click(app.current_event) else "page"
         try:
-            changed = unsubscribe(
-                deps.repository, deps.clock, lead_id, via, deps.scores, deps.counters
-            )
+            changed = unsubscribe(deps.repository, deps.clock, lead_id, via, deps.scores)
         except UnknownLead:
             changed = False  # erased already: there is nobody left to mail
         except (VersionConflict, ClientError, BotoCoreError):
@@ -101,7 +97,7 @@ def _is_one_click(event: APIGatewayProxyEvent) -> bool:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+    from shared.adapters.dynamodb import DynamoLeadRepository
     from shared.adapters.secrets import signing_secret
 
     settings = UnsubscribeSettings.from_env()
@@ -109,7 +105,6 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     dynamodb = aws.client("dynamodb")
     clock = clock or SystemClock()
     repository = DynamoLeadRepository(dynamodb, settings.table_name)
-    store = DynamoScoreStore(dynamodb, settings.table_name)
     pages = Pages()
     pages.environment()  # every request answers with a page: Jinja2 is loaded here
     return Dependencies(
@@ -118,8 +113,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         clock,
         pages,
         Logger(service="unsubscribe"),
-        ScoreKeeper(repository, store, load_scoring(), clock),
-        store,
+        ScoreKeeper(load_scoring()),
     )
 
 

@@ -158,7 +158,6 @@ def _machine(rules: EngagementRules | None, user_agent: str | None, event: Any) 
 def dependencies(clock: Clock | None = None) -> Dependencies:
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
-        DynamoScoreStore,
         DynamoVisitStore,
     )
     from shared.adapters.secrets import signing_secret
@@ -171,9 +170,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     aws = AwsClients()
     dynamodb = aws.client("dynamodb")
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
-    scores = ScoreKeeper(
-        leads, DynamoScoreStore(dynamodb, settings.table_name), load_scoring(), clock
-    )
+    scores = ScoreKeeper(load_scoring())
     publisher = None
     if settings.sales_leads_topic_arn:
         publisher = SnsSalesPublisher(aws.client("sns"), settings.sales_leads_topic_arn)

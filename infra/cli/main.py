@@ -85,7 +85,7 @@ def _day(text: str) -> date:
 
 
 def period(args: argparse.Namespace) -> tuple[date, date]:
-    from shared.qualification import business_day
+    from shared.funnel import business_day
 
     end = args.to or business_day(SystemClock().now())
     start = args.from_ or end - timedelta(days=REPORT_DAYS - 1)
@@ -98,7 +98,7 @@ def period(args: argparse.Namespace) -> tuple[date, date]:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+    from shared.adapters.dynamodb import DynamoLeadRepository
     from shared.capture import LeadCapture
     from shared.programs import load_programs
     from shared.qualification import ScoreKeeper
@@ -124,9 +124,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     client = dynamodb(args)
     clock = SystemClock()
     repository = DynamoLeadRepository(client, args.table)
-    scores = ScoreKeeper(
-        repository, DynamoScoreStore(client, args.table), load_scoring(paths.scoring), clock
-    )
+    scores = ScoreKeeper(load_scoring(paths.scoring))
     capture = LeadCapture(
         repository,
         load_programs(paths.programs),

@@ -14,7 +14,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.nag import acknowledge
 from infra.constructs.observability import Observability
-from infra.wiring import FUNCTIONS, FunctionSpec, Route
+from infra.wiring import BINARY_MEDIA_TYPES, FUNCTIONS, FunctionSpec, Route
 
 STAGE = "v1"
 
@@ -88,7 +88,7 @@ class LeadApi(Construct):
             rest_api_name="lead-nurture",
             description="Lead capture, unsubscribe and admin routes",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            binary_media_types=["multipart/form-data"],
+            binary_media_types=list(BINARY_MEDIA_TYPES),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 throttling_rate_limit=config.throttle_rate_limit,

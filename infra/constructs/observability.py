@@ -1,12 +1,16 @@
-"""Log groups: retention and encryption decided in one place."""
+"""Log groups (retention and encryption) and the alarms on the stack's own metrics,
+decided in one place."""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from shared.metrics import NAMESPACE, SENDS_UNCERTAIN
 
 # RetentionDays members by their number of days (the jsii enum has names as values).
 RETENTION_BY_DAYS = {
@@ -79,4 +83,27 @@ class Observability(Construct):
             retention=self.retention,
             encryption_key=self.logs_key,
             removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def alarm_on_uncertain_sends(self) -> cloudwatch.Alarm:
+        """Every send whose SES answer was lost is worth a look (the email may not have
+        gone out, and it is never sent again): alarm on the first."""
+        return cloudwatch.Alarm(
+            self,
+            "SendsUncertainAlarm",
+            alarm_description=(
+                "A send's SES answer was lost (5xx, timeout or an interrupted run): the "
+                "step counts as sent and is not sent again; see email_send_uncertain"
+            ),
+            metric=cloudwatch.Metric(
+                namespace=NAMESPACE,
+                metric_name=SENDS_UNCERTAIN,
+                dimensions_map={"service": "sender"},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )

@@ -22,14 +22,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from infra.local.functions import ACCOUNT, REGION, Handler, LambdaContext
 from infra.local.sigv4 import MISSING_AUTH, Denied, SigV4Verifier
-from infra.wiring import Auth, FunctionSpec
+from infra.wiring import BINARY_MEDIA_TYPES, Auth, FunctionSpec
 from shared.clock import Clock, SystemClock
 
 # method, path, headers (lower-case names), body -> an answer, or None when not its path
 Control = Callable[
     [str, str, Mapping[str, str], bytes], "tuple[int, list[tuple[str, str]], bytes] | None"
 ]
-BINARY_MEDIA_TYPES = ("multipart/form-data",)
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 
 
@@ -180,6 +179,8 @@ class LocalApiGateway:
                     "userAgent": single.get("User-Agent") or single.get("user-agent"),
                 },
             },
+            # As API Gateway: bytes of a binary media type in base64, anything else as UTF-8
+            # text with U+FFFD for each byte that is not UTF-8.
             "body": (base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace"))
             if body
             else None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from botocore.session import Session
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
@@ -24,26 +25,43 @@ if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
     from mypy_boto3_sqs.client import SQSClient
 
+_shared_session: Session | None = None  # set by use_session()
+
+
+def use_session(session: Session | None) -> Session | None:
+    """Every ``AwsClients`` made after this without a session of its own (each function's
+    ``build()``) uses ``session``; ``None`` goes back to a new session each. Returns the
+    one it replaces. For a harness that hooks every function's calls on one session (the
+    fault suite, the benchmarks), as ``boto3.DEFAULT_SESSION`` does for ``boto3.client``.
+    """
+    global _shared_session
+    previous, _shared_session = _shared_session, session
+    return previous
+
 
 class AwsClients:
     def __init__(self, session: Session | None = None) -> None:
-        self._session = session
+        self._session = session or _shared_session
 
     @overload
-    def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    def client(
+        self, service: Literal["dynamodb"], config: Config | None = None
+    ) -> DynamoDBClient: ...
     @overload
-    def client(self, service: Literal["sns"]) -> SNSClient: ...
+    def client(self, service: Literal["sns"], config: Config | None = None) -> SNSClient: ...
     @overload
-    def client(self, service: Literal["sqs"]) -> SQSClient: ...
+    def client(self, service: Literal["sqs"], config: Config | None = None) -> SQSClient: ...
     @overload
-    def client(self, service: Literal["sesv2"]) -> SESV2Client: ...
+    def client(self, service: Literal["sesv2"], config: Config | None = None) -> SESV2Client: ...
     @overload
-    def client(self, service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+    def client(
+        self, service: Literal["secretsmanager"], config: Config | None = None
+    ) -> SecretsManagerClient: ...
 
-    def client(self, service: str) -> Any:
-        """A new client of ``service``, as ``boto3.client(service)`` makes it."""
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """A new client of ``service``, as ``boto3.client(service, config=config)`` makes it."""
         if self._session is None:
             import botocore.session
 
             self._session = botocore.session.get_session()
-        return self._session.create_client(service)
+        return self._session.create_client(service, config=config)

@@ -14,6 +14,10 @@ Items and access patterns:
 | visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
 | page view      | ``VISITOR#<v>`` | ``VISIT#<view id>``    | recent views: Query (TTL)  |
 | revisit alert  | ``LEAD#<id>``   | ``ALERT#revisit``      | once per period: cond. Set |
+| send record    | ``LEAD#<id>``   | ``SEND#<job key>``     | claim: conditional Put     |
+| request marker | ``LEAD#<id>``   | ``EVENT#<key>``        | read with the lead (TTL)   |
+| hand-off mark  | ``LEAD#<id>``   | ``HANDOFF#<id>``       | once per qualification     |
+| erased address | ``ERASED#<h>``  | ``ERASED``             | read with the email claim  |
 
 Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
 the attribution window (``expires_at``); no IP address is stored. The link names the
@@ -25,48 +29,69 @@ to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``
 ``lead>dormant``, ``dormant>lead``, ...); under ``list`` the leads that stopped being
 mailable (``unsubscribed``, ``suppressed:bounce``, ``suppressed:complaint``,
 ``suppressed:rejected``, ``sunset:<stage>``), apart from ``stage`` so that stage maths
-never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Each stage
-or list count follows the version-checked write that changed the lead, so a retried or
-duplicate event counts once (names: ``shared.funnel``).
+never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Every count
+is written in the transaction of the change that caused it (``revise``), so a retried or
+duplicate request counts once (names and rules: ``shared.funnel``).
 
 The ``due`` GSI is sparse and sharded: only a profile with a pending nurture step
 carries ``due_shard`` (0..DUE_SHARDS-1, from the lead id) and ``due_at`` (fixed-width
 UTC ISO text), so the scheduler's Query per shard touches due leads only. No request
 or schedule path scans the table.
 
-Every write to a profile is conditional on its ``version`` (optimistic locking), and
-the email claim is created in the same transaction as the lead, so two concurrent
-first posts for one address cannot make two leads.
+Every change of a lead goes through ``DynamoLeadRepository.revise``: one read (the
+profile, with the email's record and the request's marker in one BatchGetItem), one
+write conditional on the profile's ``version`` (optimistic locking) that SETs or REMOVEs
+only the attributes that changed, with everything the change records in the same
+transaction. The email claim is created in the same transaction as the lead, so two
+concurrent first posts for one address cannot make two leads.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.attributes import TypeDeserializer, TypeSerializer
 from shared.clock import from_iso, to_iso
+from shared.funnel import ReportCount, lead_counts, merged
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
 from shared.normalize import email_key
-from shared.repository import REVIEW, DueLead, EmailTaken, Record, VersionConflict
+from shared.repository import (
+    MAX_REVISIONS,
+    REVIEW,
+    Change,
+    DueLead,
+    EmailTaken,
+    Marker,
+    Record,
+    Revised,
+    Revision,
+    Snapshot,
+    VersionConflict,
+)
 from shared.visits import PageView
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-    from shared.qualification import EventCommit
-
 DUE_SHARDS = 16
 # How long an email's record of opens and clicks is kept (time to live).
 MAIL_RECORD_DAYS = 400
+# Tries of a write whose loss would repeat a message (a hand-off's marker after its
+# publish) or lose one (a send's claim before SES), when the table fails to answer.
+MARK_ATTEMPTS = 4
+# How long an event's dedupe marker is kept: SES and SQS redeliver within days.
+EVENT_MARKER_DAYS = 30
 DUE_INDEX = "due"
 PROFILE = "PROFILE"
 
@@ -212,10 +237,32 @@ def consent_item(lead_id: str, consent: Consent) -> dict[str, Any]:
     return item
 
 
-def _lead_of(record: Record) -> str:
-    if isinstance(record, Consent):
-        raise TypeError("a consent record is written with its lead (replace or create)")
-    return record.lead_id
+def event_sk(key: str) -> str:
+    """A request's dedupe marker under its lead (``EVENT#<key>``)."""
+    return f"EVENT#{key}"
+
+
+def _fresh(seen: Mapping[str, Any], marker: Marker) -> bool:
+    """Whether a stored marker makes this request a repeat of the one that wrote it."""
+    if marker.window is None:
+        return True
+    marked = seen.get("marked_at")
+    return marked is not None and from_iso(str(marked)) >= marker.at - marker.window
+
+
+def _cancelled(exc: ClientError) -> set[int] | None:
+    """The indexes of a cancelled transaction's items that failed (a condition, or
+    another transaction holding the item); None if the error is something else."""
+    error = exc.response.get("Error", {}).get("Code")
+    if error == "TransactionConflictException":
+        return set()
+    if error != "TransactionCanceledException":
+        return None
+    reasons = exc.response.get("CancellationReasons", [])
+    codes = [r.get("Code", "None") for r in reasons]
+    if any(code not in ("None", "ConditionalCheckFailed", "TransactionConflict") for code in codes):
+        return None  # throttled or a validation error: not a conflict to re-read for
+    return {i for i, code in enumerate(codes) if code != "None"}
 
 
 def _condition_failed(exc: ClientError) -> bool:
@@ -310,69 +357,252 @@ class DynamoLeadRepository:
         )
         return [deserialize(item) for item in response.get("Items", [])]
 
-    # -- writes ------------------------------------------------------------------------
+    def lead_of(self, email: str) -> tuple[str | None, bool]:
+        claim = {"pk": email_pk(email), "sk": "EMAIL"}
+        erased = {"pk": erased_pk(email), "sk": "ERASED"}
+        found = self._batch_get([claim, erased])
+        owner = found.get((claim["pk"], claim["sk"]))
+        return (str(owner["lead_id"]) if owner else None), (erased["pk"], "ERASED") in found
 
-    def create(self, lead: Lead, records: Sequence[Record]) -> None:
-        items: list[TransactWriteItemTypeDef] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": serialize(
-                        {
-                            "pk": email_pk(lead.email),
-                            "sk": "EMAIL",
-                            "entity": "email",
-                            "lead_id": lead.lead_id,
-                        }
-                    ),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": serialize(lead_item(lead)),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            *self._record_puts(lead.lead_id, records),
-        ]
-        if not self._transact(items):
-            raise EmailTaken(lead.lead_id)
+    def _batch_get(self, keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Items by (pk, sk), read consistently in one call (retrying what DynamoDB left
+        unprocessed, which only happens under throttling)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        request: dict[str, Any] = {
+            self._table: {"Keys": [serialize(k) for k in keys], "ConsistentRead": True}
+        }
+        for attempt in range(10):
+            response = self._client.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(self._table, []):
+                item = deserialize(raw)
+                found[(str(item["pk"]), str(item["sk"]))] = item
+            request = dict(response.get("UnprocessedKeys") or {})
+            if not request:
+                return found
+            time.sleep(min(0.05 * 2**attempt, 1.0))  # the table is throttling: back off
+        raise RuntimeError("reads were not done (throttled)")
 
-    def replace(self, lead: Lead, expected_version: int, records: Sequence[Record]) -> None:
-        if not records:
-            # One item: a conditional Put does it without a transaction's double cost.
+    def _read(
+        self, lead_id: str, marker: Marker | None, mail: str | None
+    ) -> tuple[Snapshot, dict[str, Any] | None]:
+        pk = lead_pk(lead_id)
+        if marker is None and mail is None:
+            return Snapshot(self.get(lead_id)), None
+        keys = [{"pk": pk, "sk": PROFILE}]
+        if mail is not None:
+            keys.append({"pk": pk, "sk": mail_sk(mail)})
+        if marker is not None:
+            keys.append({"pk": pk, "sk": event_sk(marker.key)})
+        found = self._batch_get(keys)
+        profile = found.get((pk, PROFILE))
+        lead = Lead.model_validate(_without_keys(profile)) if profile else None
+        record = found.get((pk, mail_sk(mail))) if mail is not None else None
+        mail_record = (
+            MailRecord.model_validate({**_without_keys(record), "lead_id": lead_id})
+            if record
+            else None
+        )
+        seen = found.get((pk, event_sk(marker.key))) if marker is not None else None
+        return Snapshot(lead, mail_record), seen
+
+    def revise(
+        self,
+        lead_id: str,
+        change: Change,
+        *,
+        marker: Marker | None = None,
+        mail: str | None = None,
+        known: Snapshot | None = None,
+        error_retries: int = 0,
+    ) -> Revised:
+        errors = 0
+        for attempt in range(MAX_REVISIONS + error_retries):
+            seen: dict[str, Any] | None = None
+            if known is not None and attempt == 0:
+                snapshot = known
+            else:
+                snapshot, seen = self._read(lead_id, marker, mail)
+            if marker is not None and seen is not None and _fresh(seen, marker):
+                return Revised(snapshot.lead, duplicate=True, note=seen.get("note") or {})
+            revision = change(snapshot)
+            if revision is None:
+                return Revised(snapshot.lead)
+            before = snapshot.lead
+            version = before.version + 1 if before is not None else revision.lead.version
+            after = revision.lead.model_copy(update={"version": version})
             try:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=serialize(lead_item(lead)),
-                    ConditionExpression="version = :expected",
-                    ExpressionAttributeValues=serialize({":expected": expected_version}),
+                self._commit(before, after, revision, marker)
+            except VersionConflict:
+                # Writers of one lead collide in rounds: a random pause spreads the next one.
+                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))  # noqa: S311
+                continue
+            except (ClientError, BotoCoreError):
+                errors += 1
+                if errors > error_retries:
+                    raise
+                known = None  # it may have committed: read again
+                time.sleep(0.05 * 2**errors)
+                continue
+            return Revised(before, after, revision, note=revision.note)
+        raise VersionConflict(lead_id)
+
+    def _commit(
+        self, before: Lead | None, after: Lead, revision: Revision, marker: Marker | None
+    ) -> None:
+        """One transaction (or one UpdateItem when the lead alone changes)."""
+        lead_id = after.lead_id
+        items: list[TransactWriteItemTypeDef] = []
+        claim_at = None
+        if before is None:
+            claim_at = len(items)
+            items.append({"Put": self._email_claim(after)})
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": serialize(lead_item(after)),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        else:
+            update = self._profile_update(before, after)
+            if update is not None:
+                items.append({"Update": update})  # type: ignore[typeddict-item]
+            else:
+                # Nothing on the lead changed: its records are still written beside it
+                # only (never left behind by an erasure).
+                items.append(
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._table,
+                            "Key": serialize({"pk": lead_pk(lead_id), "sk": PROFILE}),
+                            "ConditionExpression": "version = :expected",
+                            "ExpressionAttributeValues": serialize({":expected": before.version}),
+                        }
+                    }
                 )
+        if marker is not None:
+            items.append({"Put": self._marker_put(lead_id, marker, revision.note)})
+        if revision.mail is not None:
+            items.append({"Put": self._mail_put(revision.mail, after.updated_at)})
+        items.extend(self._record_puts(lead_id, revision.records))
+        # The counts the change of the lead implies (stage, list), with the revision's own.
+        counts = merged([*revision.counts, *lead_counts(before, after)])
+        items.extend({"Update": self._count_update(c)} for c in counts)
+        if len(items) == 1 and "Update" in items[0]:
+            try:
+                self._client.update_item(**items[0]["Update"])
             except ClientError as exc:
                 if _condition_failed(exc):
-                    raise VersionConflict(lead.lead_id) from exc
+                    raise VersionConflict(lead_id) from exc
                 raise
             return
-        items: list[TransactWriteItemTypeDef] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": serialize(lead_item(lead)),
-                    "ConditionExpression": "version = :expected",
-                    "ExpressionAttributeValues": serialize({":expected": expected_version}),
-                }
-            },
-            *self._record_puts(lead.lead_id, records),
-        ]
-        if not self._transact(items):
-            raise VersionConflict(lead.lead_id)
+        if len(items) == 1 and "ConditionCheck" in items[0]:
+            return  # nothing to write (the read found the lead as it is)
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            failed = _cancelled(exc)
+            if failed is None:
+                raise
+            if claim_at is not None and claim_at in failed:
+                raise EmailTaken(lead_id) from exc
+            # The lead or the email's record changed, the marker appeared, or another
+            # transaction held an item: read again (a new marker makes it a duplicate).
+            raise VersionConflict(lead_id) from exc
 
-    def append(self, records: Sequence[Record]) -> None:
-        self._batch_write(
-            [{"PutRequest": {"Item": serialize(record_item(_lead_of(r), r))}} for r in records]
-        )
+    def _email_claim(self, lead: Lead) -> Any:
+        return {
+            "TableName": self._table,
+            "Item": serialize(
+                {
+                    "pk": email_pk(lead.email),
+                    "sk": "EMAIL",
+                    "entity": "email",
+                    "lead_id": lead.lead_id,
+                }
+            ),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+
+    def _profile_update(self, before: Lead, after: Lead) -> dict[str, Any] | None:
+        """Only the attributes that changed (SET or REMOVE), conditional on the version:
+        never the whole profile."""
+        old, new = lead_item(before), lead_item(after)
+        changed = [k for k in new if k != "version" and old.get(k) != new[k]]
+        removed = [k for k in old if k not in new]
+        if not changed and not removed:
+            return None
+        names = {f"#a{i}": k for i, k in enumerate([*changed, *removed, "version"])}
+        alias = {k: a for a, k in names.items()}
+        values: dict[str, Any] = {f":v{i}": new[k] for i, k in enumerate(changed)}
+        values[":version"] = after.version
+        values[":expected"] = before.version
+        sets = [f"{alias[k]} = :v{i}" for i, k in enumerate(changed)]
+        sets.append(f"{alias['version']} = :version")
+        expression = "SET " + ", ".join(sets)
+        if removed:
+            expression += " REMOVE " + ", ".join(alias[k] for k in removed)
+        return {
+            "TableName": self._table,
+            "Key": serialize({"pk": lead_pk(after.lead_id), "sk": PROFILE}),
+            "UpdateExpression": expression,
+            "ConditionExpression": f"{alias['version']} = :expected",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+        }
+
+    def _marker_put(self, lead_id: str, marker: Marker, note: Mapping[str, Any]) -> Any:
+        keep = marker.window or timedelta(days=EVENT_MARKER_DAYS)
+        item: dict[str, Any] = {
+            "pk": lead_pk(lead_id),
+            "sk": event_sk(marker.key),
+            "entity": "marker",
+            "marked_at": to_iso(marker.at),
+            "expires_at": int((marker.at + keep).timestamp()) + 86400,
+        }
+        if note:
+            item["note"] = dict(note)
+        put: dict[str, Any] = {"TableName": self._table, "Item": serialize(item)}
+        if marker.window is None:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "attribute_not_exists(pk) OR marked_at < :cutoff"
+            put["ExpressionAttributeValues"] = serialize(
+                {":cutoff": to_iso(marker.at - marker.window)}
+            )
+        return put
+
+    def _mail_put(self, record: MailRecord, at: datetime) -> Any:
+        item = {
+            "pk": lead_pk(record.lead_id),
+            "sk": mail_sk(record.message_id),
+            **record.model_dump(mode="json", exclude={"lead_id"}),
+            # Kept a little longer than anything that reads it: late clicks, reports.
+            "expires_at": int(at.timestamp()) + MAIL_RECORD_DAYS * 86400,
+        }
+        put: dict[str, Any] = {"TableName": self._table, "Item": serialize(item)}
+        if record.version <= 1:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :seen"
+            put["ExpressionAttributeValues"] = serialize({":seen": record.version - 1})
+        return put
+
+    def _count_update(self, count: ReportCount) -> Any:
+        metrics = sorted(count.metrics.items())
+        return {
+            "TableName": self._table,
+            "Key": serialize({"pk": counter_pk(count.day), "sk": count.key}),
+            "UpdateExpression": "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(metrics))),
+            "ExpressionAttributeNames": {f"#m{i}": name for i, (name, _) in enumerate(metrics)},
+            "ExpressionAttributeValues": serialize(
+                {f":m{i}": by for i, (_, by) in enumerate(metrics)}
+            ),
+        }
+
+    # -- writes ------------------------------------------------------------------------
 
     def _batch_write(self, requests: list[Any]) -> None:
         """BatchWriteItem in chunks of 25, retrying what DynamoDB left unprocessed."""
@@ -389,38 +619,34 @@ class DynamoLeadRepository:
             pending = unprocessed + pending
 
     def erase(self, lead_id: str) -> bool:
+        """The suppression first, the profile last: a deletion stopped half-way leaves the
+        address refused and the profile in place, so the retry finds it and finishes."""
         lead = self.get(lead_id)
         if lead is None:
             return False
-        # The suppression first: if the deletion stops half-way, the address is safe.
         self._client.put_item(
             TableName=self._table,
             Item=serialize({"pk": erased_pk(lead.email), "sk": "ERASED", "entity": "erased"}),
         )
         keys: list[dict[str, Any]] = [{"pk": email_pk(lead.email), "sk": "EMAIL"}]
-        start: dict[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": serialize({":pk": lead_pk(lead_id)}),
-                "ProjectionExpression": "pk, sk",
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            response = self._client.query(**kwargs)
-            keys.extend(deserialize(item) for item in response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                break
-        self._batch_write([{"DeleteRequest": {"Key": serialize(k)}} for k in keys])
-        return True
-
-    def is_erased(self, email: str) -> bool:
-        response = self._client.get_item(
-            TableName=self._table, Key=serialize({"pk": erased_pk(email), "sk": "ERASED"})
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=serialize({":pk": lead_pk(lead_id)}),
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
         )
-        return "Item" in response
+        keys.extend(
+            found
+            for page in pages
+            for found in map(deserialize, page.get("Items", []))
+            if found["sk"] != PROFILE
+        )
+        self._batch_write([{"DeleteRequest": {"Key": serialize(k)}} for k in keys])
+        self._client.delete_item(
+            TableName=self._table, Key=serialize({"pk": lead_pk(lead_id), "sk": PROFILE})
+        )
+        return True
 
     def _record_puts(
         self, lead_id: str, records: Sequence[Record]
@@ -435,22 +661,6 @@ class DynamoLeadRepository:
             for r in records
         ]
 
-    def _transact(self, items: list[TransactWriteItemTypeDef]) -> bool:
-        """Write all or nothing; False when a condition failed or a transaction collided."""
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "TransactionCanceledException":
-                reasons = exc.response.get("CancellationReasons", [])
-                retryable = {"ConditionalCheckFailed", "TransactionConflict", "None"}
-                if all(r.get("Code", "None") in retryable for r in reasons):
-                    return False
-            if code == "TransactionConflictException":
-                return False
-            raise
-        return True
-
 
 class DynamoSendLedger:
     """Send records (``SEND#<key>`` under the lead) with conditional creation."""
@@ -459,19 +669,39 @@ class DynamoSendLedger:
         self._client = client
         self._table = table_name
 
-    def claim(self, lead_id: str, key: str, at: datetime) -> bool:
+    def claim(self, lead_id: str, key: str, at: datetime) -> SendRecord | None:
+        """A claim carries its own id: when the table fails to answer, the claim is tried
+        again in place, and a record found with that id is this caller's own claim (its
+        answer was lost), not another run's."""
         record = SendRecord(lead_id=lead_id, key=key, status="sending", at=at)
+        claim_id = uuid.uuid4().hex
+        attempt = 0
+        while True:
+            try:
+                return self._claim_once(record, claim_id)
+            except (ClientError, BotoCoreError):
+                attempt += 1
+                if attempt == MARK_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+
+    def _claim_once(self, record: SendRecord, claim_id: str) -> SendRecord | None:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=serialize(send_item(record)),
+                Item=serialize({**send_item(record), "claim_id": claim_id}),
                 ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
-        return True
+            if not _condition_failed(exc):
+                raise
+            old: Any = exc.response.get("Item")
+            found = _without_keys(deserialize(old)) if old else {}
+            if found.get("claim_id") == claim_id and found.get("status") == "sending":
+                return None  # our own claim, whose first answer was lost
+            return SendRecord.model_validate({**record.model_dump(), **found})
+        return None
 
     def release(self, lead_id: str, key: str) -> None:
         self._client.delete_item(
@@ -540,172 +770,6 @@ class DynamoDueIndex:
         return True
 
 
-class DynamoScoreStore:
-    """Atomic score units on the profile, daily-cap allowances and report counters."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
-        self._client.update_item(
-            TableName=self._table,
-            Key=serialize({"pk": counter_pk(day), "sk": key}),
-            UpdateExpression="ADD #metric :by",
-            ExpressionAttributeNames={"#metric": metric},
-            ExpressionAttributeValues=serialize({":by": by}),
-        )
-
-    def commit_event(self, commit: EventCommit) -> str:
-        expires = int(commit.at.timestamp()) + 30 * 86400
-        items: list[Any] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": serialize(
-                        {
-                            "pk": lead_pk(commit.lead_id),
-                            "sk": f"EVENT#{commit.key}",
-                            "award": commit.award,
-                            "expires_at": expires,
-                        }
-                    ),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
-        if commit.units or commit.engaged_at is not None or commit.page_groups:
-            expression = "ADD score_units :units, version :one"
-            values: dict[str, Any] = {":units": commit.units, ":one": 1}
-            if commit.page_groups:
-                expression += ", page_groups :groups"
-                values[":groups"] = set(commit.page_groups)
-            if commit.engaged_at is not None:
-                expression += " SET last_engaged_at = :at"
-                values[":at"] = to_iso(commit.engaged_at)
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": serialize({"pk": lead_pk(commit.lead_id), "sk": PROFILE}),
-                        "UpdateExpression": expression,
-                        "ConditionExpression": "attribute_exists(pk)",
-                        "ExpressionAttributeValues": serialize(values),
-                    }
-                }
-            )
-        elif commit.mail is not None:
-            # An email record only beside its lead: never one left after an erasure.
-            items.append(
-                {
-                    "ConditionCheck": {
-                        "TableName": self._table,
-                        "Key": serialize({"pk": lead_pk(commit.lead_id), "sk": PROFILE}),
-                        "ConditionExpression": "attribute_exists(pk)",
-                    }
-                }
-            )
-        profile_at = len(items) - 1 if len(items) > 1 else None
-        allowances_at = len(items)
-        for rule, day, points, cap in commit.allowances:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": serialize(
-                            {"pk": lead_pk(commit.lead_id), "sk": f"CAP#{day.isoformat()}#{rule}"}
-                        ),
-                        "UpdateExpression": "ADD used :points SET expires_at = :expires",
-                        "ConditionExpression": "attribute_not_exists(used) OR used <= :room",
-                        "ExpressionAttributeValues": serialize(
-                            {":points": points, ":room": cap - points, ":expires": expires}
-                        ),
-                    }
-                }
-            )
-        if commit.counter is not None:
-            metrics = sorted(commit.counter.metrics.items())
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": serialize(
-                            {"pk": counter_pk(commit.counter.day), "sk": commit.counter.key}
-                        ),
-                        "UpdateExpression": "ADD "
-                        + ", ".join(f"#m{i} :m{i}" for i in range(len(metrics))),
-                        "ExpressionAttributeNames": {
-                            f"#m{i}": name for i, (name, _) in enumerate(metrics)
-                        },
-                        "ExpressionAttributeValues": serialize(
-                            {f":m{i}": by for i, (_, by) in enumerate(metrics)}
-                        ),
-                    }
-                }
-            )
-        mail_at = None
-        if commit.mail is not None:
-            mail_at = len(items)
-            items.append({"Put": self._mail_put(commit.mail, commit.at)})
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = exc.response.get("CancellationReasons", [])
-            failed = [r.get("Code", "None") == "ConditionalCheckFailed" for r in reasons]
-            if failed and failed[0]:
-                return "duplicate"
-            for index, (rule, *_rest) in enumerate(commit.allowances):
-                if len(failed) > allowances_at + index and failed[allowances_at + index]:
-                    return f"cap:{rule}"
-            if mail_at is not None and len(failed) > mail_at and failed[mail_at]:
-                return "conflict"
-            if profile_at is not None and len(failed) > profile_at and failed[profile_at]:
-                return "duplicate"  # the lead is gone (erased): nothing left to score
-            raise
-        return "committed"
-
-    def _mail_put(self, record: MailRecord, at: datetime) -> Any:
-        item = {
-            "pk": lead_pk(record.lead_id),
-            "sk": mail_sk(record.message_id),
-            **record.model_dump(mode="json", exclude={"lead_id"}),
-            # Kept a little longer than anything that reads it: late clicks, reports.
-            "expires_at": int(at.timestamp()) + MAIL_RECORD_DAYS * 86400,
-        }
-        put: dict[str, Any] = {"TableName": self._table, "Item": serialize(item)}
-        if record.version <= 1:
-            put["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            put["ConditionExpression"] = "version = :seen"
-            put["ExpressionAttributeValues"] = serialize({":seen": record.version - 1})
-        return put
-
-    def mail_record(self, lead_id: str, message_id: str) -> MailRecord | None:
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=serialize({"pk": lead_pk(lead_id), "sk": mail_sk(message_id)}),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        if item is None:
-            return None
-        return MailRecord.model_validate({**deserialize(item), "lead_id": lead_id})
-
-    def recorded_award(self, lead_id: str, key: str) -> dict[str, Any] | None:
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=serialize({"pk": lead_pk(lead_id), "sk": f"EVENT#{key}"}),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        if not item:
-            return None
-        award: dict[str, Any] = deserialize(item).get("award") or {}
-        return award
-
-
 class DynamoHandoffLedger:
     """One marker per qualification, so a retried stream batch does not publish twice."""
 
@@ -723,10 +787,22 @@ class DynamoHandoffLedger:
         return "Item" in response
 
     def mark_published(self, lead_id: str, handoff_id: str, message_id: str) -> None:
-        self._client.put_item(
-            TableName=self._table,
-            Item={**self._key(lead_id, handoff_id), **serialize({"message_id": message_id})},
-        )
+        """Tried again here when the table fails to answer (the Put is idempotent): a
+        stream retry after a published message would reach sales a second time."""
+        for attempt in range(MARK_ATTEMPTS):
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        **self._key(lead_id, handoff_id),
+                        **serialize({"message_id": message_id}),
+                    },
+                )
+                return
+            except (ClientError, BotoCoreError):
+                if attempt + 1 == MARK_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2**attempt)
 
 
 def visitor_pk(visitor_id: str) -> str:

@@ -6,6 +6,7 @@ real engagement path (SNS, engagement queue, poller, function) onto the lead's
 timeline, an inquiry reaches the sales inbox, a seminar registrant who reads the
 nurture emails over several days (the clock moved from the console's header) is
 handed to sales as an MQL, and the email's one-click unsubscribe opts the lead out.
+A form on a legacy page served as Shift_JIS reaches the lead in Japanese, as typed.
 
 Chromium is Debian's package (``playwright install`` cannot download browsers here):
 when it is missing and we are root it is installed once; otherwise the tests fail.
@@ -27,7 +28,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.e2e.test_local_stack import Stack, eventually, local_stack, next_send_time, request
+from tests.e2e.test_local_stack import (
+    Stack,
+    eventually,
+    local_stack,
+    next_send_time,
+    request,
+    signed_request,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -524,3 +532,89 @@ def test_bad_input_gets_a_friendly_page_or_field_errors_in_the_browser(
     assert "email:" in errors
     assert "consent:" in errors
     assert page.locator("#download-thanks").is_hidden()
+
+
+# A legacy company site's contact page, served as Shift_JIS: the browser posts the form
+# in Shift_JIS and fills the hidden _charset_ input to say so.
+LEGACY_PAGE = """<!DOCTYPE html>
+<html lang="ja"><head><meta charset="Shift_JIS"><title>お問い合わせ</title></head>
+<body><h1 id="title">お問い合わせ</h1>
+<form id="legacy-form" method="post" action="{action}" enctype="{enctype}">
+<input type="hidden" name="_charset_">
+<input type="hidden" name="thanks_url" value="{thanks}">
+<p>姓 <input name="family_name"> 名 <input name="given_name"></p>
+<p>メールアドレス <input name="email"></p>
+<p>会社名 <input name="company"></p>
+<p>お問い合わせ内容 <textarea name="message"></textarea></p>
+<button type="submit">送信する</button>
+</form></body></html>
+"""
+
+
+@pytest.mark.parametrize(
+    ("enctype", "charset", "family_name"),
+    [
+        pytest.param(
+            "application/x-www-form-urlencoded",
+            b"_charset_=Shift_JIS",
+            b"family_name=%FB%FC%8B%B4",
+            id="urlencoded",
+        ),
+        pytest.param(
+            "multipart/form-data",
+            b'name="_charset_"\r\n\r\nShift_JIS\r\n',
+            b'name="family_name"\r\n\r\n\xfb\xfc\x8b\xb4\r\n',
+            id="multipart",
+        ),
+    ],
+)
+def test_a_form_on_a_shift_jis_page_stores_the_lead_in_japanese_as_typed(
+    stack: Stack, page: Page, enctype: str, charset: bytes, family_name: bytes
+) -> None:
+    console = f"{stack.origin}/console"
+    email = f"legacy-{uuid.uuid4().hex[:8]}@example.co.jp"
+    legacy_url = f"{stack.origin}/legacy/contact.html"
+    html = LEGACY_PAGE.format(
+        action=f"{stack.api}/leads", thanks=f"{console}/site/thanks", enctype=enctype
+    )
+    page.route(
+        legacy_url,
+        lambda route: route.fulfill(
+            status=200,
+            headers={"Content-Type": "text/html; charset=Shift_JIS"},
+            body=html.encode("cp932"),
+        ),
+    )
+
+    # Given the contact form of a site whose pages are Shift_JIS
+    page.goto(legacy_url)
+    assert page.evaluate("document.characterSet") == "Shift_JIS"
+    assert page.locator("#title").inner_text() == "お問い合わせ"
+
+    # When a visitor types a name with 髙 and a company with 﨑 (cp932 only) and sends it
+    form = page.locator("#legacy-form")
+    form.locator("[name=family_name]").fill("髙橋")
+    form.locator("[name=given_name]").fill("一郎")
+    form.locator("[name=email]").fill(email)
+    form.locator("[name=company]").fill("株式会社山﨑製作所")
+    form.locator("[name=message]").fill("①の資料を希望します")
+    with page.expect_request(f"{stack.api}/leads") as posted:
+        form.locator("button[type=submit]").click()
+
+    # Then the browser posted Shift_JIS (髙橋 as FB FC 8B B4) and said so
+    sent = posted.value.post_data_buffer or b""
+    assert charset in sent
+    assert family_name in sent
+    # and was sent on to the thank-you page
+    page.wait_for_url(f"{console}/site/thanks")
+
+    # and the lead holds the Japanese exactly as typed
+    page.goto(f"{console}/leads")
+    href = page.locator(f"#leads tr:has-text('{email}') a").first.get_attribute("href")
+    lead_id = (href or "").rstrip("/").rsplit("/", 1)[-1]
+    status, body = signed_request(f"{stack.api}/leads/{lead_id}")
+    assert status == 200, body
+    lead = body["lead"]
+    assert (lead["family_name"], lead["given_name"], lead["name"]) == ("髙橋", "一郎", "髙橋 一郎")
+    assert lead["company"] == "株式会社山﨑製作所"
+    assert lead["message"] == "1の資料を希望します"  # NFKC: ① is 1, as from any page

@@ -1,4 +1,5 @@
-"""The local API Gateway's AWS_IAM authorization: SigV4 as API Gateway checks it.
+"""The local API Gateway: SigV4 as API Gateway checks it for AWS_IAM routes, and
+request bodies passed on as API Gateway passes them (binary media types in base64).
 
 Requests are signed the way AWS clients sign them (botocore's ``SigV4Auth``) and sent
 through ``LocalApiGateway.invoke`` to the wiring's routes, whose functions are stubs
@@ -7,6 +8,7 @@ that record what reached them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -24,6 +26,7 @@ from botocore.credentials import Credentials
 from infra.local.apigateway import LocalApiGateway
 from infra.wiring import ADMIN, CAPTURE, FUNCTIONS
 from shared.clock import FixedClock
+from tests.legacy_forms import EUC_JP, SHIFT_JIS
 
 HOST = "127.0.0.1:3000"
 REGION = "ap-northeast-1"
@@ -108,7 +111,8 @@ def test_a_signed_post_with_a_json_body_reaches_the_function(
 
     assert status == 200
     [event] = functions[ADMIN.name].events
-    assert json.loads(event["body"]) == {"disposition": "won", "by": "佐藤"}
+    assert event["isBase64Encoded"]  # JSON is a binary media type of the API
+    assert json.loads(base64.b64decode(event["body"])) == {"disposition": "won", "by": "佐藤"}
     assert event["requestContext"]["identity"]["accessKey"] == "local"
 
 
@@ -333,3 +337,43 @@ def test_over_http_the_host_header_with_its_port_is_what_is_signed(
     assert refused.value.code == 403
     assert refused.value.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
     assert len(functions[ADMIN.name].events) == 1
+
+
+# -- request bodies ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        pytest.param("application/x-www-form-urlencoded", SHIFT_JIS.urlencoded, id="urlencoded"),
+        pytest.param(EUC_JP.multipart_type, EUC_JP.multipart, id="multipart"),
+        pytest.param(
+            "application/json; charset=Shift_JIS", '{"name": "髙橋"}'.encode("cp932"), id="json"
+        ),
+    ],
+)
+def test_a_body_of_a_binary_media_type_reaches_the_function_in_base64_byte_for_byte(
+    functions: dict[str, Recorder], content_type: str, body: bytes
+) -> None:
+    headers = [("Host", HOST), ("Content-Type", content_type)]
+
+    status, _, _ = gateway(functions).invoke("POST", "/v1/leads", headers, body)
+
+    assert status == 200
+    [event] = functions[CAPTURE.name].events
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == body
+
+
+def test_a_body_of_another_media_type_reaches_the_function_as_text_with_u_fffd(
+    functions: dict[str, Recorder],
+) -> None:
+    # As API Gateway: the bytes are decoded as UTF-8 and what is not UTF-8 is replaced.
+    body = "name=髙橋".encode("cp932")
+    headers = [("Host", HOST), ("Content-Type", "text/plain; charset=Shift_JIS")]
+
+    gateway(functions).invoke("POST", "/v1/leads", headers, body)
+
+    [event] = functions[CAPTURE.name].events
+    assert event["isBase64Encoded"] is False
+    assert event["body"] == "name=" + "\ufffd" * 4

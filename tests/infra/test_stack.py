@@ -585,7 +585,24 @@ def test_a_consumer_slower_than_its_queue_is_refused(tmp_path: Path) -> None:
 def test_one_queue_and_one_dead_letter_queue_per_wiring_entry(template: Template) -> None:
     # Plus a failure queue (and its alarm) per stream consumer.
     template.resource_count_is("AWS::SQS::Queue", 2 * len(QUEUES) + len(stream_consumers()))
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES) + len(stream_consumers()))
+    # (and one alarm on uncertain sends)
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES) + len(stream_consumers()) + 1)
+
+
+def test_an_uncertain_send_alarms_on_the_first(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "LeadNurture",
+            "MetricName": "SendsUncertain",
+            "Dimensions": [{"Name": "service", "Value": "sender"}],
+            "Statistic": "Sum",
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 0,
+            "EvaluationPeriods": 1,
+            "TreatMissingData": "notBreaching",
+        },
+    )
 
 
 @pytest.mark.parametrize("queue", QUEUES, ids=lambda queue: queue.name)
@@ -1111,9 +1128,20 @@ def test_no_api_gateway_cors_mock(template_json: dict[str, Any]) -> None:
     assert integrations == {"AWS_PROXY"}
 
 
-def test_api_accepts_multipart_forms(template: Template) -> None:
+def test_api_passes_form_and_json_bodies_to_the_functions_byte_for_byte(
+    template: Template,
+) -> None:
+    # Other bodies API Gateway decodes as UTF-8 itself, replacing what is not by U+FFFD,
+    # which would lose the text of a form from a Shift_JIS or EUC-JP page.
     template.has_resource_properties(
-        "AWS::ApiGateway::RestApi", {"BinaryMediaTypes": ["multipart/form-data"]}
+        "AWS::ApiGateway::RestApi",
+        {
+            "BinaryMediaTypes": [
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "application/json",
+            ]
+        },
     )
 
 

@@ -8,6 +8,7 @@ batches), so what is tested is what runs on AWS.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +26,10 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from functions.scheduler.handler import lambda_handler as scheduler_handler
 from functions.sender.handler import SenderApp
 from functions.sender.handler import lambda_handler as sender_handler
+from infra.local.runtime import sqs_record
 from shared.adapters.dynamodb import (
     DynamoDueIndex,
     DynamoLeadRepository,
-    DynamoScoreStore,
     DynamoSendLedger,
 )
 from shared.adapters.ses import SesMailer
@@ -86,36 +87,50 @@ class SentEmail:
 
 @dataclass
 class SesRecorder:
-    """Records every SendEmail call made through a client, and can inject SES errors."""
+    """Records every SendEmail call made through a client, and can inject SES errors.
+
+    Safe for concurrent sends: a call's parameters travel in its own request context.
+    """
 
     sent: list[SentEmail] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # error codes for the next calls
     # Run once each just before the next SendEmail goes out (e.g. a concurrent duplicate job)
     during_send: list[Callable[[], object]] = field(default_factory=list)
-    _pending: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def attach(self, client: Any) -> None:
         client.meta.events.register("provide-client-params.sesv2.SendEmail", self._params)
         client.meta.events.register("before-call.sesv2.SendEmail", self._before)
         client.meta.events.register("after-call.sesv2.SendEmail", self._after)
 
-    def _params(self, params: dict[str, Any], **_: Any) -> None:
-        self._pending = params
+    def _params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["ses_recorder_params"] = params
 
     def _before(self, **_: Any) -> Any:
-        while self.during_send:
-            self.during_send.pop(0)()
-        if self.failures:
-            code = self.failures.pop(0)
-            status = 429 if code == "TooManyRequestsException" else 400
+        while hook := self._next(self.during_send):
+            hook()
+        code = self._next(self.failures)
+        if code is not None:
+            status = STATUS.get(code, 400)
             error = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {}}
             return (SimpleNamespace(status_code=status, headers={}, content=b""), error)
         return None
 
-    def _after(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+    def _next(self, pending: list[Any]) -> Any:
+        with self._lock:
+            return pending.pop(0) if pending else None
+
+    def _after(
+        self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
         # Only what the service accepted counts as sent (an injected or a real error does not).
         if http_response.status_code < 300:
-            self.sent.append(SentEmail(self._pending, parsed.get("MessageId")))
+            params = context["ses_recorder_params"]
+            self.sent.append(SentEmail(params, parsed.get("MessageId")))
+
+
+# The HTTP status SES answers with per error code (400 for the others).
+STATUS = {"TooManyRequestsException": 429, "InternalFailure": 500, "ServiceUnavailable": 503}
 
 
 @dataclass
@@ -160,26 +175,12 @@ class NurtureWorld:
 
     def sqs_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         arn = "arn:aws:sqs:ap-northeast-1:123456789012:send"
-        return {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": arn,
-                    "awsRegion": "ap-northeast-1",
-                }
-                for m in messages
-            ]
-        }
+        return {"Records": [sqs_record(m, arn) for m in messages]}
 
-    def deliver(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """One SQS batch through the sender handler; successful messages are deleted."""
-        app = SenderApp(self.sender, Logger(service="sender"))
+    def deliver(self, messages: list[dict[str, Any]], concurrency: int = 1) -> dict[str, Any]:
+        """One SQS batch through the sender handler, ``concurrency`` jobs at once;
+        successful messages are deleted."""
+        app = SenderApp(self.sender, Logger(service="sender"), concurrency=concurrency)
         try:
             response = sender_handler(self.sqs_event(messages), self.context, app)
         except BatchProcessingError:
@@ -249,7 +250,6 @@ def build_world(
         DeliverySettings(
             from_address=FROM, unsubscribe_url=UNSUBSCRIBE_URL, frequency_cap=frequency_cap
         ),
-        DynamoScoreStore(dynamodb, table),
     )
     scheduler = DueScheduler(DynamoDueIndex(dynamodb, table), SqsJobQueue(sqs, queue_url), clock)
     return NurtureWorld(

@@ -24,18 +24,20 @@ from infra.provision import create_table
 from shared.adapters.dynamodb import (
     DUE_INDEX,
     DynamoLeadRepository,
-    DynamoScoreStore,
     due_shard,
     lead_pk,
 )
 from shared.capture import LeadCapture
 from shared.clock import Clock
 from shared.engagement import EngagementRecorder
+from shared.funnel import business_day
 from shared.leads import Activity, ActivityType, ConsentState, FormType, Lead, Touch, new_id
 from shared.nurture import start
 from shared.programs import ProgramCatalog, load_programs
-from shared.qualification import ScoreKeeper, business_day
-from shared.scoring import ScoringRules, load_scoring
+from shared.qualification import Award, ScoreKeeper
+from shared.repository import Revision, Snapshot
+from shared.scoring import ScoringRules, Signal, load_scoring
+from tests.builders import store
 from tests.email_events import sqs_event
 from tests.integration.conftest import TABLE
 
@@ -137,13 +139,45 @@ def store_lead(
         updated_at=now,
         **fields,
     )
-    repository.create(lead, [])
+    store(repository, lead)
     return lead
 
 
 def score_keeper(client: Any, clock: Clock, rules: ScoringRules | None = None) -> ScoreKeeper:
-    repository = DynamoLeadRepository(client, TABLE)
-    return ScoreKeeper(repository, DynamoScoreStore(client, TABLE), rules or load_scoring(), clock)
+    return ScoreKeeper(rules or load_scoring())
+
+
+def award(
+    client: Any, clock: Clock, lead_id: str, signal: Signal, *, rules: ScoringRules | None = None
+) -> Award:
+    """Score one signal on a stored lead now (as a form post or an event would)."""
+    keeper = score_keeper(client, clock, rules)
+    awarded: list[Award] = []
+
+    def change(snapshot: Snapshot) -> Revision | None:
+        if snapshot.lead is None:
+            return None
+        taken = keeper.take(snapshot.lead, signal, clock.now(), clock.now())
+        awarded[:] = [taken.award]
+        return Revision(taken.lead.model_copy(update={"updated_at": clock.now()}))
+
+    DynamoLeadRepository(client, TABLE).revise(lead_id, change)
+    return awarded[0]
+
+
+def qualify(
+    client: Any, clock: Clock, lead_id: str, reason: str, *, high_intent: bool = False
+) -> bool:
+    """Make a stored lead an MQL now if it qualifies; True if this call did it."""
+    keeper = score_keeper(client, clock)
+
+    def change(snapshot: Snapshot) -> Revision | None:
+        if snapshot.lead is None:
+            return None
+        found = keeper.qualify(snapshot.lead, clock.now(), reason, high_intent=high_intent)
+        return Revision(found[0], [found[1]]) if found else None
+
+    return DynamoLeadRepository(client, TABLE).revise(lead_id, change).changed
 
 
 def recorder(
@@ -162,7 +196,6 @@ def recorder(
         programs or load_programs(),
         clock,
         transient_bounce_limit=transient_bounce_limit,
-        counters=DynamoScoreStore(client, TABLE),
     )
 
 

@@ -22,7 +22,7 @@ from functions.capture.handler import Dependencies as CaptureDependencies
 from functions.capture.handler import build_app as build_capture
 from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
-from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore, lead_pk
+from shared.adapters.dynamodb import DynamoLeadRepository, lead_pk
 from shared.clock import FixedClock, to_iso
 from shared.leads import ActivityType, Stage
 from shared.lifecycle import LifecycleSettings, SalesFeedback
@@ -41,6 +41,7 @@ from tests.integration.scoring_world import (
     engagement,
     indexed_due_at,
     lead_table,
+    qualify,
     recorder,
     score_keeper,
     sort_keys,
@@ -112,7 +113,6 @@ def admin(
         load_programs(),
         clock,
         LifecycleSettings(rejected_cooldown=COOLDOWN, lost_dormant_after=LOST_DORMANT_AFTER),
-        DynamoScoreStore(dynamodb, TABLE),
     )
     app = build_app(
         Dependencies(repository, feedback, load_scoring(), clock, Logger(service="admin"))
@@ -345,7 +345,7 @@ def test_a_rejected_lead_requalifies_only_after_the_cooldown_even_with_a_high_sc
 
     # Then it stays a lead: even asked to qualify, it does not until the cool-down ends
     assert lead.stage is Stage.LEAD
-    assert not keeper.qualify(mql, reason="score")
+    assert not qualify(dynamodb, clock, mql, reason="score")
     assert len(activities(repository, mql, ActivityType.QUALIFIED)) == 1
 
     # When, after the cool-down, its clicks take its (decayed) score over 50 again
@@ -559,7 +559,7 @@ def test_delete_erases_the_personal_data_and_keeps_a_hashed_suppression(
     assert {"pk": {"S": f"ERASED#{digest}"}, "sk": {"S": "ERASED"}, "entity": {"S": "erased"}} in (
         table_items(dynamodb)
     )
-    assert repository.is_erased(FORM["email"].upper())
+    assert repository.lead_of(FORM["email"].upper()) == (None, True)
     # and the lead is unknown to the API from now on
     assert admin("GET", mql) == (404, {"error": "not_found"})
     assert admin("DELETE", mql) == (404, {"error": "not_found"})

@@ -21,6 +21,7 @@ from shared.clock import FixedClock
 from shared.leads import Activity, ActivityType, Stage
 from shared.lifecycle import DispositionRequest, LifecycleSettings, SalesFeedback
 from shared.programs import CONTENT_DIR, load_programs
+from shared.repository import Revision
 from shared.scoring import load_scoring
 from tests.email_events import raw, ses_record
 from tests.integration.conftest import TABLE
@@ -60,8 +61,11 @@ def timeline(
     lead_id: str,
     *acts: tuple[ActivityType, datetime, dict[str, Any]],
 ) -> None:
-    repository.append(
-        [Activity(lead_id=lead_id, type=kind, at=at, details=details) for kind, at, details in acts]
+    records = [
+        Activity(lead_id=lead_id, type=kind, at=at, details=details) for kind, at, details in acts
+    ]
+    repository.revise(
+        lead_id, lambda snapshot: Revision(snapshot.lead, records) if snapshot.lead else None
     )
 
 

@@ -26,15 +26,19 @@ FUZZ = settings(
 )
 
 FIELD_NAMES = sorted(
-    {*FormSubmission.model_fields, *ALIASES, "thanks_url", "error_url", "homepage"}
+    {*FormSubmission.model_fields, *ALIASES, "thanks_url", "error_url", "homepage", "_charset_"}
 )
 CONTENT_TYPES = [
     "application/x-www-form-urlencoded",
     "application/x-www-form-urlencoded; charset=UTF-8",
+    "application/x-www-form-urlencoded; charset=Shift_JIS",
+    "application/x-www-form-urlencoded; charset=bogus",
     f"multipart/form-data; boundary={BOUNDARY}",
+    f"multipart/form-data; charset=euc-jp; boundary={BOUNDARY}",
     "multipart/form-data",
     "application/json",
     "application/json; charset=utf-8",
+    "application/json; charset=iso-2022-jp",
     "text/plain",
     "",
     None,
@@ -56,6 +60,9 @@ VALUES = st.one_of(
             "東京",
             "ja-JP",
             "AI、IoT",
+            "Shift_JIS",
+            "EUC-JP",
+            "ISO-2022-JP",
             "",
         ]
     ),

@@ -18,9 +18,10 @@ import pytest
 
 from infra.cli import main
 from infra.local.control import LocalControl
-from shared.adapters.dynamodb import DynamoLeadRepository, DynamoScoreStore
+from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.clock import OffsetClock
 from shared.programs import CONTENT_DIR
+from tests.builders import DynamoCounters, overwrite
 from tests.integration.conftest import TABLE, all_items
 
 HEADERS = "会社名,氏名,メールアドレス,電話番号,部署名,役職,業種,従業員数,都道府県,興味,備考,FAX"
@@ -196,11 +197,7 @@ def test_a_list_never_opts_an_unsubscribed_lead_back_in(
     run(capsys, *import_args(path, "--consent-source", CONSENT))
     lead = repository.find_by_email("hanako.sato@example.jp")
     assert lead is not None
-    repository.replace(
-        lead.model_copy(update={"unsubscribed": True, "version": lead.version + 1}),
-        lead.version,
-        [],
-    )
+    overwrite(repository, lead.model_copy(update={"unsubscribed": True}))
 
     _, out, _ = run(capsys, *import_args(path, "--source", "later", "--consent-source", CONSENT))
 
@@ -408,7 +405,7 @@ def test_preview_renders_for_a_stored_lead(
 
 @pytest.fixture
 def counters(dynamodb: Any) -> None:
-    store = DynamoScoreStore(dynamodb, TABLE)
+    store = DynamoCounters(dynamodb, TABLE)
     for day, created, mql, sql, won in [
         (date(2026, 11, 1), 60, 10, 5, 1),
         (date(2026, 11, 15), 40, 10, 3, 1),
@@ -452,7 +449,7 @@ def test_the_funnel_report_sums_the_days_counters(counters: None, capsys: Any) -
 
 
 def test_the_funnel_report_shows_re_engagement_and_list_health(dynamodb: Any, capsys: Any) -> None:
-    store = DynamoScoreStore(dynamodb, TABLE)
+    store = DynamoCounters(dynamodb, TABLE)
     for day, name, by in [
         (date(2026, 11, 2), "new>lead", 50),
         (date(2026, 11, 2), "lead>mql", 5),

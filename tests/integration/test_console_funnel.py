@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import boto3
 
 from infra.local.console import ConsoleConfig, LocalConsole
-from shared.adapters.dynamodb import DynamoScoreStore
 from shared.clock import FixedClock, OffsetClock
+from tests.builders import DynamoCounters
 from tests.integration.conftest import TABLE
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -51,7 +51,7 @@ def rows(page: str, table_id: str) -> list[list[str]]:
 def test_the_funnel_page_shows_list_health_next_to_undisturbed_stages(dynamodb: Any) -> None:
     # Given counters today and two months ago (beyond one BatchGetItem's 100 keys), and
     # one from before the page's 90 days
-    store = DynamoScoreStore(dynamodb, TABLE)
+    store = DynamoCounters(dynamodb, TABLE)
     today, earlier, too_old = (
         NOW.date(),
         NOW.date() - timedelta(days=60),

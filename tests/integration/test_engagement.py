@@ -19,9 +19,9 @@ import pytest
 
 from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.clock import FixedClock, to_iso
+from shared.funnel import business_day
 from shared.leads import ActivityType, Stage
 from shared.programs import load_programs
-from shared.qualification import business_day
 from shared.scoring import load_scoring
 from tests.email_events import raw, redelivered, ses_record, sns_envelope, sqs_event
 from tests.events import form_post
@@ -36,6 +36,7 @@ from tests.integration.scoring_world import (
     fail_calls,
     indexed_due_at,
     lead_table,
+    lose_answer,
     recorder,
     scores_profile,
     sort_keys,
@@ -434,9 +435,9 @@ def test_a_duplicate_transient_bounce_is_not_counted_twice(
 def test_an_event_retried_after_a_failure_midway_counts_once(
     dynamodb: Any, repository: DynamoLeadRepository, clock: FixedClock, lambda_context: Any
 ) -> None:
-    # Given a lead, and DynamoDB failing the next activity write (after the score was added)
+    # Given a lead, and DynamoDB applying the event's write but losing its answer
     lead = store_lead(repository, clock)
-    failed = fail_calls(dynamodb, "BatchWriteItem")
+    failed = lose_answer(dynamodb, "TransactWriteItems", lambda params: True)
     deliver = engagement(recorder(dynamodb, clock), lambda_context)
     record = event_of("click", lead.email, lead.lead_id, clock.now())
 

@@ -44,7 +44,9 @@ from tests.integration.scoring_world import (
     aws_client,
     capture_with_scores,
     engagement,
+    fail_calls,
     lead_table,
+    lose_answer,
     recorder,
     stored,
 )
@@ -315,6 +317,7 @@ def test_a_lead_that_crosses_the_threshold_reaches_sales_once_with_the_expected_
         "prefecture": {"Type": "String", "Value": "大阪府"},
         "region": {"Type": "String", "Value": "近畿"},
         "interests": {"Type": "String.Array", "Value": '["AI", "IoT"]'},
+        "handoff_id": {"Type": "String", "Value": json.loads(envelope["Message"])["handoff_id"]},
     }
     # and a structured body (the queue gets the document's sqs member)
     body = json.loads(envelope["Message"])
@@ -466,6 +469,34 @@ def test_a_retried_stream_batch_publishes_once(world: World) -> None:
     )["Items"]
     assert len(handoffs) == 1
     assert handoffs[0]["message_id"]["S"] == envelope["MessageId"]
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_a_marker_write_that_fails_after_the_publish_does_not_reach_sales_twice(
+    world: World, position: str
+) -> None:
+    # Given a lead that just qualified, and the table failing the hand-off's marker write
+    # once (before it is made, or made with its answer lost) after SNS took the message
+    lead_id = qualify_by_inquiry(world)
+
+    def is_marker(params: dict[str, Any]) -> bool:
+        return str(params.get("Item", {}).get("sk", {}).get("S", "")).startswith("HANDOFF#")
+
+    if position == "before":
+        failed = fail_calls(world.dynamodb, "PutItem", when=is_marker)
+    else:
+        failed = lose_answer(world.dynamodb, "PutItem", is_marker)
+
+    # When the stream delivers the change, and Lambda delivers it again
+    first = world.hand_off()
+    assert len(failed) == 1
+    assert first["batchItemFailures"] == []
+    assert world.hand_off(first["event"])["batchItemFailures"] == []
+
+    # Then sales got it once, and the hand-off is recorded
+    (envelope,) = world.sales.inbox()
+    assert json.loads(envelope["Message"])["lead_id"] == lead_id
+    assert len(world.sales.published) == 1
 
 
 def test_later_changes_to_an_mql_do_not_hand_it_off_again(world: World) -> None:

@@ -20,14 +20,15 @@ from aws_lambda_powertools import Logger
 
 from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
-from shared.adapters.dynamodb import DynamoScoreStore
 from shared.clock import FixedClock
+from shared.funnel import business_day
 from shared.leads import ConsentState, FormType, Lead, Touch, new_id
 from shared.nurture import start
 from shared.programs import load_programs
-from shared.qualification import ScoreKeeper, business_day
+from shared.qualification import ScoreKeeper
 from shared.scoring import load_scoring
 from shared.web import Pages
+from tests.builders import store
 from tests.events import rest_event
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import FIXTURES, NurtureWorld, build_world
@@ -50,8 +51,7 @@ def world(clock: FixedClock, dynamodb: Any, lambda_context: Any) -> NurtureWorld
 @pytest.fixture
 def call(world: NurtureWorld, lambda_context: Any) -> Call:
     """POST /unsubscribe through the handler, wired as its dependencies() wires it."""
-    store = DynamoScoreStore(world.dynamodb, TABLE)
-    keeper = ScoreKeeper(world.repository, store, load_scoring(), world.clock)
+    keeper = ScoreKeeper(load_scoring())
     app = build_app(
         Dependencies(
             world.repository,
@@ -60,7 +60,6 @@ def call(world: NurtureWorld, lambda_context: Any) -> Call:
             Pages(),
             Logger(service="unsubscribe"),
             keeper,
-            store,
         )
     )
 
@@ -92,7 +91,7 @@ def enrolled_lead(world: NurtureWorld, program_id: str = "linear") -> str:
         created_at=now,
         updated_at=now,
     )
-    world.repository.create(lead, [])
+    store(world.repository, lead)
     return lead.lead_id
 
 

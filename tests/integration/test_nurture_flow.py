@@ -7,6 +7,7 @@ first ones use the shipped ``welcome`` program with a lead created by ``POST /le
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections import Counter
@@ -26,7 +27,7 @@ from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
 from shared.adapters.dynamodb import DUE_INDEX, due_shard, lead_pk
 from shared.adapters.sqs import SqsJobQueue
 from shared.clock import FixedClock, to_iso
-from shared.delivery import Outcome, SendJob, ledger_key
+from shared.delivery import SEND_GRACE, Outcome, SendJob, StepBeingSent, ledger_key
 from shared.email import EmailRenderer
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
 from shared.machine_engagement import tracked_links
@@ -34,6 +35,7 @@ from shared.nurture import record_engagement, start, variant_label, variant_of
 from shared.programs import Engagement, Program, ProgramCatalog, load_programs
 from shared.tokens import UnsubscribeTokens
 from shared.web import Pages
+from tests.builders import overwrite, store
 from tests.email_events import ses_record, sns_envelope
 from tests.events import form_post, multipart_body, rest_event
 from tests.integration.conftest import TABLE
@@ -112,7 +114,7 @@ def enrol(
         updated_at=now,
         **fields,
     )
-    world.repository.create(lead, [])
+    store(world.repository, lead)
     return lead.lead_id
 
 
@@ -126,7 +128,7 @@ def change(world: NurtureWorld, lead_id: str, **changes: Any) -> Lead:
     """Another writer changes the stored lead (stage change, engagement, ...)."""
     lead = lead_of(world, lead_id)
     updated = lead.model_copy(update={**changes, "version": lead.version + 1})
-    world.repository.replace(updated, lead.version, [])
+    overwrite(world.repository, updated)
     return updated
 
 
@@ -1066,15 +1068,25 @@ def test_a_duplicate_job_handled_while_the_first_is_sending_sends_nothing(
     # Given a due lead whose job is being handled
     lead_id = enrol(world, "linear")
     job = SendJob(lead_id, "linear", "welcome")
-    outcomes: list[Outcome] = []
+    refused: list[Exception] = []
+
+    def duplicate() -> None:
+        try:
+            world.sender.process(job)
+        except StepBeingSent as exc:
+            refused.append(exc)
+
     # and a duplicate of the job that another sender handles while the email is going out
-    world.ses.during_send.append(lambda: outcomes.append(world.sender.process(job)))
+    world.ses.during_send.append(duplicate)
 
     # When the first one sends
     assert world.sender.process(job) is Outcome.SENT
 
-    # Then the duplicate found the claim, sent nothing and only moved the lead on
-    assert outcomes == [Outcome.DUPLICATE]
+    # Then the duplicate found the fresh claim, sent nothing and failed (SQS retries it)
+    assert len(refused) == 1
+    assert_sent_once(world, lead_id)
+    # and once redelivered, it finds the step sent and does nothing
+    assert world.sender.process(job) is Outcome.STALE
     assert_sent_once(world, lead_id)
     item = ledger_item(world, lead_id, "welcome")
     assert item is not None
@@ -1103,16 +1115,28 @@ def test_a_job_retried_after_a_crash_between_send_and_advance_sends_nothing_agai
     program = world.programs.get("linear")
     assert program is not None
     key = ledger_key(enrolment, program.step("welcome"))
-    assert world.ledger.claim(lead_id, key, world.clock.now())
+    claimed_at = world.clock.now()
+    assert world.ledger.claim(lead_id, key, claimed_at) is None
+    job = SendJob(lead_id, "linear", "welcome")
 
-    # When the job is retried
-    assert world.run() == 0
+    # When the job is retried at once, it may still be sending: it fails, to be retried
+    with pytest.raises(StepBeingSent):
+        world.sender.process(job)
+    # and when it is retried after the grace a send takes at most
+    world.advance(SEND_GRACE)
+    assert world.sender.process(job) is Outcome.UNCERTAIN
 
-    # Then no second email goes, and the lead moves on
+    # Then no email goes; the step counts as sent (the cap sees it), explained
+    assert world.ses.sent == []
     lead = lead_of(world, lead_id)
     assert lead.enrolment is not None
     assert lead.enrolment.step_id == "case_study"
     assert "welcome" in lead.enrolment.sent
+    assert claimed_at in lead.recent_sends
+    assert activity(world, lead_id, ActivityType.EMAIL_SEND_UNCERTAIN)["reason"] == "interrupted"
+    item = ledger_item(world, lead_id, "welcome")
+    assert item is not None
+    assert item["status"]["S"] == "uncertain"
 
 
 # -- SES errors ------------------------------------------------------------------------------
@@ -1187,12 +1211,13 @@ def test_ses_rejection_suppresses_the_address_and_nothing_is_sent_again(
     assert world.ses.sent == []
 
 
-def test_an_unexpected_ses_error_is_retried_and_the_email_still_goes(
+def test_a_clear_ses_error_releases_the_step_and_the_retry_sends_it(
     world: NurtureWorld,
 ) -> None:
-    # Given SES failing once with an error that is neither throttling nor a rejection
+    # Given SES refusing the call with a client error that is neither throttling nor a
+    # rejection of the message (nothing was sent)
     lead_id = enrol(world, "linear")
-    world.ses.failures.append("InternalFailure")
+    world.ses.failures.append("AccountSuspendedException")
     world.tick()
 
     # When the sender handles the job
@@ -1211,6 +1236,37 @@ def test_an_unexpected_ses_error_is_retried_and_the_email_still_goes(
     # and when SQS redelivers it, the email goes, once
     world.deliver(world.receive())
     assert_sent_once(world, lead_id)
+
+
+@pytest.mark.parametrize("code", ["InternalFailure", "ServiceUnavailable"])
+def test_an_ses_server_error_keeps_the_step_claimed_and_never_mails_twice(
+    world: NurtureWorld, code: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given SES answering with a server error (it may have accepted the email first)
+    lead_id = enrol(world, "linear")
+    world.ses.failures.append(code)
+    sent_at = world.clock.now()
+    world.tick()
+
+    # When the sender handles the job, and SQS would deliver it again
+    first = world.deliver(world.receive())
+    assert first["batchItemFailures"] == []
+    # and the sender says so in its metric (embedded metric format, alarmed)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert [m["SendsUncertain"] for m in emitted if "SendsUncertain" in m] == [[1.0]]
+
+    # Then the step counts as sent (never sent again), with the uncertainty on the timeline
+    lead = lead_of(world, lead_id)
+    assert lead.enrolment is not None
+    assert lead.enrolment.step_id == "case_study"
+    assert lead.enrolment.sent["welcome"].message_id is None
+    assert sent_at in lead.recent_sends
+    assert activity(world, lead_id, ActivityType.EMAIL_SEND_UNCERTAIN)["reason"] == code
+    item = ledger_item(world, lead_id, "welcome")
+    assert item is not None
+    assert item["status"]["S"] == "uncertain"
+    assert world.ses.sent == []
+    assert world.run() == 0
 
 
 # -- consent and exit rules -------------------------------------------------------------------

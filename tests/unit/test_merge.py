@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.capture import (
-    MAX_ATTEMPTS,
     CaptureConflict,
     LeadCapture,
     RequestInfo,
@@ -21,7 +20,16 @@ from shared.clock import FixedClock
 from shared.leads import Activity, ActivityType, Consent, Enrolment, FormType, Lead, Stage
 from shared.normalize import email_key
 from shared.programs import load_programs
-from shared.repository import EmailTaken, Record, VersionConflict
+from shared.repository import (
+    MAX_REVISIONS,
+    Change,
+    EmailTaken,
+    Marker,
+    Record,
+    Revised,
+    Snapshot,
+    VersionConflict,
+)
 from shared.submission import FormSubmission, parse_submission
 
 FIRST_POST = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
@@ -163,11 +171,9 @@ def test_interests_are_the_union_in_order_of_first_mention() -> None:
     assert later_post(lead, interests=["クラウド", "AI"]).interests == ("AI", "IoT", "クラウド")
 
 
-def test_every_merge_bumps_the_version_and_the_update_time() -> None:
+def test_every_merge_moves_the_update_time_and_keeps_the_creation_time() -> None:
     once = later_post(first_post())
-    twice = later_post(once)
 
-    assert (once.version, twice.version) == (2, 3)
     assert (once.created_at, once.updated_at) == (FIRST_POST, LATER_POST)
 
 
@@ -233,35 +239,64 @@ class MemoryRepository:
         self.before_create: Callable[[Lead], None] | None = None
         self.before_replace: Callable[[Lead], None] | None = None
         self.reads = 0
+        self.markers: dict[str, dict[str, dict[str, object]]] = {}
 
     def get(self, lead_id: str) -> Lead | None:
         return self.leads.get(lead_id)
 
     def find_by_email(self, email: str) -> Lead | None:
-        self.reads += 1
-        lead_id = self.claims.get(email_key(email))
+        lead_id, _ = self.lead_of(email)
         return self.leads.get(lead_id) if lead_id else None
 
-    def create(self, lead: Lead, records: Sequence[Record]) -> None:
-        if self.before_create:
-            hook, self.before_create = self.before_create, None
-            hook(lead)
-        if email_key(lead.email) in self.claims:
-            raise EmailTaken(lead.lead_id)
-        self.claims[email_key(lead.email)] = lead.lead_id
-        self._store(lead, records)
+    def lead_of(self, email: str) -> tuple[str | None, bool]:
+        self.reads += 1
+        return self.claims.get(email_key(email)), False
 
-    def replace(self, lead: Lead, expected_version: int, records: Sequence[Record]) -> None:
+    def revise(
+        self,
+        lead_id: str,
+        change: Change,
+        *,
+        marker: Marker | None = None,
+        mail: str | None = None,
+        known: Snapshot | None = None,
+        error_retries: int = 0,
+    ) -> Revised:
+        for attempt in range(MAX_REVISIONS):
+            before = known.lead if known is not None and attempt == 0 else self.leads.get(lead_id)
+            if marker is not None and marker.key in self.markers.get(lead_id, {}):
+                return Revised(before, duplicate=True, note=self.markers[lead_id][marker.key])
+            revision = change(Snapshot(before))
+            if revision is None:
+                return Revised(before)
+            after = revision.lead.model_copy(
+                update={"version": before.version + 1 if before else 1}
+            )
+            try:
+                self.write(before, after)
+            except VersionConflict:
+                continue
+            self.leads[lead_id] = after
+            self.records.extend((lead_id, r) for r in revision.records)
+            if marker is not None:
+                self.markers.setdefault(lead_id, {})[marker.key] = dict(revision.note)
+            return Revised(before, after, revision, note=revision.note)
+        raise VersionConflict(lead_id)
+
+    def write(self, before: Lead | None, after: Lead) -> None:
+        if before is None:
+            if self.before_create:
+                hook, self.before_create = self.before_create, None
+                hook(after)
+            if email_key(after.email) in self.claims:
+                raise EmailTaken(after.lead_id)
+            self.claims[email_key(after.email)] = after.lead_id
+            return
         if self.before_replace:
             hook, self.before_replace = self.before_replace, None
-            hook(lead)
-        if self.leads[lead.lead_id].version != expected_version:
-            raise VersionConflict(lead.lead_id)
-        self._store(lead, records)
-
-    def _store(self, lead: Lead, records: Sequence[Record]) -> None:
-        self.leads[lead.lead_id] = lead
-        self.records.extend((lead.lead_id, r) for r in records)
+            hook(after)
+        if self.leads[after.lead_id].version != before.version:
+            raise VersionConflict(after.lead_id)
 
     def timeline(self, lead_id: str, limit: int = 100) -> list[Activity]:
         found = [r for i, r in self.records if i == lead_id and isinstance(r, Activity)]
@@ -273,14 +308,8 @@ class MemoryRepository:
     def consents(self, lead_id: str) -> list[Consent]:
         return [r for i, r in self.records if i == lead_id and isinstance(r, Consent)][::-1]
 
-    def append(self, records: Sequence[Record]) -> None:
-        raise AssertionError("capture without a score keeper writes records with the lead")
-
     def erase(self, lead_id: str) -> bool:
         raise AssertionError("capture never erases")
-
-    def is_erased(self, email: str) -> bool:
-        return False
 
 
 class AlwaysConflicting(MemoryRepository):
@@ -288,9 +317,9 @@ class AlwaysConflicting(MemoryRepository):
         super().__init__()
         self.writes = 0
 
-    def create(self, lead: Lead, records: Sequence[Record]) -> None:
+    def write(self, before: Lead | None, after: Lead) -> None:
         self.writes += 1
-        raise EmailTaken(lead.lead_id)
+        raise EmailTaken(after.lead_id)
 
 
 @pytest.fixture
@@ -400,7 +429,7 @@ def test_capture_gives_up_with_a_conflict_after_too_many_lost_races(clock: Fixed
     with pytest.raises(CaptureConflict):
         capture.capture(submission(), REQUEST)
 
-    assert repository.writes == MAX_ATTEMPTS
+    assert repository.writes == MAX_REVISIONS
     assert repository.records == []
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.funnel import business_day
 from shared.leads import FormType, Lead, Touch
-from shared.qualification import business_day
 from shared.scoring import (
     EPOCH,
     SCORING_FILE,

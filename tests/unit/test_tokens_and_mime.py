@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 
+import jinja2
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from shared.email import OutgoingEmail, RenderedEmail, build_mime
+from shared.email import EmailRenderer, OutgoingEmail, RenderedEmail, SenderProfile, build_mime
+from shared.leads import ConsentState, FormType, Lead, Touch
+from shared.nurture import start
 from shared.programs import load_programs
 from shared.tokens import InvalidToken, UnsubscribeTokens
 
@@ -251,3 +260,213 @@ def test_the_token_is_per_lead() -> None:
     lead_ids = [uuid.uuid4().hex for _ in range(20)]
     assert len({tokens.sign(i) for i in lead_ids}) == 20
     assert all(tokens.verify(tokens.sign(i)) == i for i in lead_ids)
+
+
+# -- the message as a mail client reads it --------------------------------------------------
+
+SENDER = SenderProfile(
+    company_name="株式会社サンプル",
+    from_address=FROM,
+    postal_address="〒100-0005 東京都千代田区丸の内1-1-1",
+    contact_email="marketing@example.co.jp",
+    site_url="https://www.example.co.jp",
+)
+ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def japanese_lead() -> Lead:
+    at = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+    touch = Touch(at=at, form_type=FormType.DOWNLOAD, asset="dx-whitepaper-2026")
+    program = load_programs().get("welcome")
+    assert program is not None
+    return Lead(
+        lead_id=LEAD_ID,
+        email="taro.yamada@example.co.jp",
+        family_name="山田",
+        given_name="太郎",
+        name="山田 太郎",
+        company="株式会社テスト商事",
+        first_touch=touch,
+        last_touch=touch,
+        consent=ConsentState(opted_in=True, at=at, wording_version="2026-01"),
+        enrolment=start(program, at),
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def assert_well_formed(raw: bytes) -> None:
+    """7-bit, CRLF lines of at most 998 characters, header lines of at most 78 but the
+    List-Unsubscribe URL's, and encoded-words of at most 75 (RFC 5322 2.1.1, RFC 2047 2)."""
+    assert raw.isascii()
+    assert raw.endswith(b"\r\n")
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    assert b"\r" not in raw.replace(b"\r\n", b"")
+    lines = raw.split(b"\r\n")
+    assert all(len(line) <= 998 for line in lines)
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert all(len(line) <= 78 for line in head if not line.startswith(b"List-Unsubscribe:"))
+    assert all(len(word) <= 75 for word in ENCODED_WORD.findall(raw))
+
+
+@pytest.mark.parametrize("variant", [0, 1])
+def test_a_rendered_japanese_email_parses_back_to_exactly_what_was_rendered(
+    variant: int,
+) -> None:
+    # Given the shipped welcome email rendered for a Japanese lead, as the sender does
+    program = load_programs().get("welcome")
+    assert program is not None
+    step = program.step("welcome")
+    url = f"{UNSUBSCRIBE}?t={UnsubscribeTokens(SECRET).sign(LEAD_ID)}"
+    rendered = EmailRenderer(SENDER).render(japanese_lead(), program, step, variant, url)
+    assert re.search(r"[ぁ-んァ-ン一-龥]", rendered.subject)
+    email = OutgoingEmail(FROM, "taro.yamada@example.co.jp", rendered, url, {})
+
+    # When it is built and read back by the standard library's parser
+    raw = build_mime(email)
+    message = parse(raw)
+
+    # Then it is well-formed on the wire
+    assert_well_formed(raw)
+    # and every header and both parts decode to exactly the rendered text
+    assert message["Subject"] == rendered.subject
+    (sender,) = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("株式会社サンプル", "news@example.co.jp")
+    (to,) = message["To"].addresses
+    assert to.addr_spec == "taro.yamada@example.co.jp"
+    assert message["MIME-Version"] == "1.0"
+    assert message["Content-Language"] == "ja"
+    assert re.fullmatch(r"<[^<>@\s]+@example\.co\.jp>", message["Message-ID"])
+    assert message.get_content_type() == "multipart/alternative"
+    plain, html = message.iter_parts()
+    for part, subtype, body in ((plain, "plain", rendered.text), (html, "html", rendered.html)):
+        assert isinstance(part, EmailMessage)
+        assert part.get_content_type() == f"text/{subtype}"
+        assert part.get_content_charset() == "utf-8"
+        assert part["Content-Transfer-Encoding"] == "base64"
+        # canonical CRLF line ends on the wire, ending with one
+        assert part.get_content() == "\r\n".join(body.split("\n")).rstrip("\r\n") + "\r\n"
+    assert "山田 太郎 様" in plain.get_content()
+    # and the one-click opt-out headers are exactly RFC 8058's, each once, one line each
+    assert message.get_all("List-Unsubscribe") == [f"<{url}>"]
+    assert message.get_all("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
+    assert url.startswith("https://")
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii").split("\r\n")
+    assert f"List-Unsubscribe: <{url}>" in head
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
+    assert raw_headers(raw)["list-unsubscribe"] == f"<{url}>"
+
+
+def test_a_long_japanese_sender_name_is_folded_into_whole_character_encoded_words() -> None:
+    name = "株式会社サンプルホールディングス マーケティング本部 ニュースレター事務局"
+    raw = build_mime(outgoing(from_address=f"{name} <news@example.co.jp>"))
+    assert_well_formed(raw)
+    wire = raw_headers(raw)["from"]
+    assert len(ENCODED_WORD.findall(wire.encode())) > 1
+    assert wire.endswith(" <news@example.co.jp>")
+    # RFC 2047 6.2: the space between adjacent encoded-words is not part of the text.
+    # (Python 3.11's address parser keeps it, gh-128110; the RFC 2047 decoder does not.)
+    assert str(make_header(decode_header(wire))) == f"{name} <news@example.co.jp>"
+    (address,) = parse(raw)["From"].addresses
+    assert address.display_name.replace(" ", "") == name.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("from_address", "wire"),
+    [
+        ("Sample Inc <news@example.co.jp>", "Sample Inc <news@example.co.jp>"),
+        ('"Sample, Inc." <news@example.co.jp>', '"Sample, Inc." <news@example.co.jp>'),
+    ],
+)
+def test_an_ascii_sender_name_is_sent_as_written(from_address: str, wire: str) -> None:
+    raw = build_mime(outgoing(from_address=from_address))
+    assert raw_headers(raw)["from"] == wire
+    (address,) = parse(raw)["From"].addresses
+    assert address.addr_spec == "news@example.co.jp"
+
+
+def test_a_subject_that_looks_like_an_encoded_word_is_encoded_not_reinterpreted() -> None:
+    subject = "Re: =?utf-8?q?not_a_header?= A&B"
+    raw = build_mime(outgoing(subject=subject))
+    assert raw_headers(raw)["subject"].startswith("=?utf-8?b?")
+    assert parse(raw)["Subject"] == subject
+
+
+def test_an_ascii_subject_is_sent_as_written_and_folded_at_spaces() -> None:
+    subject = "Thank you for your interest in Flowlane: " + "three things to read first " * 3
+    subject = subject.strip()
+    raw = build_mime(outgoing(subject=subject, locale="en"))
+    assert_well_formed(raw)
+    assert raw_headers(raw)["subject"] == subject
+    assert parse(raw)["Subject"] == subject
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"), max_size=300))
+@example("髙橋様へ🎉 ｶﾀｶﾅ　全角スペース")
+@example("e\u0301 combining, \u2028 line separator")
+def test_any_one_line_subject_survives_the_round_trip(subject: str) -> None:
+    # any text but surrogates (not text) and line breaks (refused: a header is one line)
+    raw = build_mime(outgoing(subject=subject))
+    assert_well_formed(raw)
+    assert parse(raw)["Subject"] == subject
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            lambda e: replace(e, to_address="a@example.jp\r\nBcc: b@example.jp"),
+            id="header in To",
+        ),
+        pytest.param(lambda e: replace(e, to_address="Taro <a@example.jp>"), id="To not bare"),
+        pytest.param(lambda e: replace(e, from_address="news"), id="From without an address"),
+        pytest.param(
+            lambda e: replace(e, unsubscribe_url="https://x.jp/u?t=a\r\nBcc: b"),
+            id="CRLF in the unsubscribe URL",
+        ),
+        pytest.param(
+            lambda e: replace(e, unsubscribe_url="https://x.jp/u?t=a>, <mailto:b@c.jp"),
+            id="angle bracket in the unsubscribe URL",
+        ),
+    ],
+)
+def test_a_header_cannot_be_injected(change: Callable[[OutgoingEmail], OutgoingEmail]) -> None:
+    with pytest.raises(ValueError, match=r"address|URL"):
+        build_mime(change(outgoing()))
+
+
+def test_a_subject_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ValueError, match="one line"):
+        build_mime(outgoing(subject="件名\r\nBcc: b@example.jp"))
+
+
+# -- subject templates ------------------------------------------------------------------------
+
+
+def test_a_subject_template_is_compiled_once_and_rendered_per_lead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compiled: list[str] = []
+    compile_source = jinja2.Environment.from_string
+
+    def counting(self: jinja2.Environment, source: str, *args: object) -> jinja2.Template:
+        compiled.append(source)
+        return compile_source(self, source, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jinja2.Environment, "from_string", counting)
+    program = load_programs().get("welcome")
+    assert program is not None
+    step = program.step("welcome")
+    renderer = EmailRenderer(SENDER)
+    sato = japanese_lead().model_copy(update={"family_name": "佐藤", "name": "佐藤 花子"})
+    subjects = [
+        renderer.render(lead, program, step, 1, UNSUBSCRIBE).subject
+        for lead in (japanese_lead(), sato, japanese_lead())
+    ]
+    assert compiled == [step.subject["ja"][1]]
+    assert subjects[0].startswith("山田様、")
+    assert subjects[1].startswith("佐藤様、")
+    assert subjects[2] == subjects[0]
+    # another variant is another template
+    renderer.render(sato, program, step, 0, UNSUBSCRIBE)
+    assert compiled == [step.subject["ja"][1], step.subject["ja"][0]]

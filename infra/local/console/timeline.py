@@ -20,6 +20,7 @@ ACTIVITY_LABELS: dict[ActivityType, tuple[str, str]] = {
     ActivityType.FORM_SUBMITTED: ("フォーム送信", "Form submitted"),
     ActivityType.ENROLLED: ("プログラム開始", "Enrolled"),
     ActivityType.EMAIL_SENT: ("メール送信", "Email sent"),
+    ActivityType.EMAIL_SEND_UNCERTAIN: ("送信結果不明（再送なし）", "Send uncertain (not resent)"),
     ActivityType.RESCHEDULED: ("送信延期", "Rescheduled"),
     ActivityType.STEP_SKIPPED: ("ステップ省略", "Step skipped"),
     ActivityType.PROGRAM_EXITED: ("プログラム離脱", "Left the program"),

@@ -1,0 +1,50 @@
+"""Shared test helpers: putting a lead, or report counts, into the table as a test's
+starting state."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from shared.adapters.dynamodb import (
+    DynamoLeadRepository,
+    counter_pk,
+    email_pk,
+    lead_item,
+    serialize,
+)
+from shared.leads import Lead
+from shared.repository import LeadRepository, Revision
+
+
+def store(repository: DynamoLeadRepository, lead: Lead) -> None:
+    """Store a lead and its email claim as they are given: a starting state, so nothing
+    is counted or recorded (a capture would count ``new>lead``)."""
+    client, table = repository._client, repository._table
+    claim = {"pk": email_pk(lead.email), "sk": "EMAIL", "entity": "email", "lead_id": lead.lead_id}
+    client.put_item(TableName=table, Item=serialize(claim))
+    client.put_item(TableName=table, Item=serialize(lead_item(lead)))
+
+
+def overwrite(repository: LeadRepository, lead: Lead) -> None:
+    """Replace a stored lead's state with ``lead`` (its version is the repository's), as
+    another writer would."""
+    repository.revise(lead.lead_id, lambda _: Revision(lead))
+
+
+class DynamoCounters:
+    """Report counters added to on their own (every change of a lead writes its counts
+    itself): a test's starting figures."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def count(self, day: date, key: str, metric: str, by: int = 1) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=serialize({"pk": counter_pk(day), "sk": key}),
+            UpdateExpression="ADD #metric :by",
+            ExpressionAttributeNames={"#metric": metric},
+            ExpressionAttributeValues=serialize({":by": by}),
+        )

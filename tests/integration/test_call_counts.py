@@ -1,0 +1,164 @@
+"""How many DynamoDB calls each write path makes, counted with botocore event hooks on
+the clients the real code uses: a new lead at most 3, a repeat post at most 3, an SES
+event at most 2 (one read, one write), a send at most 3 besides the SES call; and no
+path rewrites a whole lead profile (no PutItem of a ``PROFILE``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.capture import RequestInfo
+from shared.clock import FixedClock
+from shared.leads import Stage
+from shared.scoring import load_scoring
+from shared.submission import parse_submission
+from tests.email_events import raw, ses_record
+from tests.integration.conftest import TABLE
+from tests.integration.nurture import NurtureWorld, build_world
+from tests.integration.scoring_world import (
+    capture_with_scores,
+    engagement,
+    recorder,
+    store_lead,
+)
+from tests.integration.test_nurture_flow import enrol
+
+TUESDAY_10 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo
+
+
+class Calls:
+    """The DynamoDB operations made on a client, in order, with their parameters."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.made.append((model.name, params))
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.made]
+
+    def profile_puts(self) -> list[dict[str, Any]]:
+        """Whole-profile writes: a PutItem, or a Put in a transaction, of an existing
+        lead's ``PROFILE`` item (a new lead's first Put is its creation)."""
+        found = [p["Item"] for name, p in self.made if name == "PutItem"]
+        for name, params in self.made:
+            if name == "TransactWriteItems":
+                found.extend(
+                    i["Put"]["Item"]
+                    for i in params["TransactItems"]
+                    if "Put" in i
+                    and "attribute_not_exists" not in i["Put"].get("ConditionExpression", "")
+                )
+        return [item for item in found if item.get("sk", {}).get("S") == "PROFILE"]
+
+
+@contextmanager
+def counting(client: Any) -> Iterator[Calls]:
+    calls = Calls()
+    client.meta.events.register("provide-client-params.dynamodb.*", calls)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.*", calls)
+
+
+@pytest.fixture
+def world(clock: FixedClock, dynamodb: Any, lambda_context: Any) -> NurtureWorld:
+    clock.set(TUESDAY_10)
+    return build_world(clock, dynamodb, TABLE, lambda_context)
+
+
+FORM = {"email": ["calls@example.co.jp"], "form_type": ["download"], "consent": ["on"]}
+
+
+def test_a_new_lead_takes_two_calls_and_a_repeat_post_three(world: NurtureWorld) -> None:
+    capture = capture_with_scores(world.dynamodb, world.clock)
+    with counting(world.dynamodb) as first:
+        created = capture.capture(parse_submission(FORM), RequestInfo())
+    assert created.created
+    # one read of the address (and its erasure), one transaction
+    assert first.names == ["BatchGetItem", "TransactWriteItems"]
+
+    world.clock.advance(timedelta(days=1))
+    later = parse_submission({**FORM, "company": ["株式会社サンプル"]})
+    with counting(world.dynamodb) as repeat:
+        assert not capture.capture(later, RequestInfo()).created
+    # the address, the lead with the post's marker, one transaction
+    assert repeat.names == ["BatchGetItem", "BatchGetItem", "TransactWriteItems"]
+    assert first.profile_puts() == repeat.profile_puts() == []
+
+
+def test_the_same_post_sent_again_is_answered_from_its_marker_in_two_reads(
+    world: NurtureWorld,
+) -> None:
+    capture = capture_with_scores(world.dynamodb, world.clock)
+    submission = parse_submission(FORM)
+    first = capture.capture(submission, RequestInfo())
+    with counting(world.dynamodb) as again:
+        repeated = capture.capture(submission, RequestInfo())
+    assert repeated == first  # created, as the first answer said
+    assert again.names == ["BatchGetItem", "BatchGetItem"]
+
+
+EVENTS = ["delivery", "open", "click", "bounce_transient", "bounce_permanent", "complaint"]
+
+
+@pytest.mark.parametrize("name", EVENTS)
+def test_an_ses_event_takes_one_read_and_one_write(
+    world: NurtureWorld, lambda_context: Any, name: str
+) -> None:
+    lead = store_lead(world.repository, world.clock)
+    deliver = engagement(recorder(world.dynamodb, world.clock), lambda_context)
+    at = world.clock.now() + timedelta(hours=1)
+    event = ses_record(name, lead_id=lead.lead_id, email=lead.email, at=at)
+    with counting(world.dynamodb) as calls:
+        assert deliver([raw(event)]).failed == []
+    assert calls.names == ["BatchGetItem", "TransactWriteItems"]
+    assert calls.profile_puts() == []
+    # and its redelivery is one read that finds the marker
+    with counting(world.dynamodb) as again:
+        assert deliver([raw(event)]).failed == []
+    assert again.names == ["BatchGetItem"]
+
+
+def test_a_click_that_qualifies_is_still_one_read_and_one_write(
+    world: NurtureWorld, lambda_context: Any
+) -> None:
+    # Given a grade A lead at 48 points: one click (3) makes it an MQL
+    at = world.clock.now() + timedelta(hours=1)
+    lead = store_lead(
+        world.repository,
+        world.clock,
+        industry="製造業",
+        company_size="1000+",
+        job_title="情報システム部長",
+        score_units=load_scoring().units(48, at),
+    )
+    deliver = engagement(recorder(world.dynamodb, world.clock), lambda_context)
+    event = ses_record("click", lead_id=lead.lead_id, email=lead.email, at=at)
+    with counting(world.dynamodb) as calls:
+        assert deliver([raw(event)]).failed == []
+    stored = world.repository.get(lead.lead_id)
+    assert stored is not None
+    assert stored.stage is Stage.MQL
+    # the score, the stage change, its activity and its counter: one write
+    assert calls.names == ["BatchGetItem", "TransactWriteItems"]
+
+
+def test_a_send_takes_three_calls_besides_ses(world: NurtureWorld) -> None:
+    enrol(world, "welcome")
+    world.tick()
+    jobs = world.receive()
+    with counting(world.dynamodb) as calls:
+        world.deliver(jobs)
+    assert len(world.ses.sent) == 1
+    # the lead, the step's claim, one transaction (record, activity, next step)
+    assert calls.names == ["GetItem", "PutItem", "TransactWriteItems"]
+    assert calls.profile_puts() == []
