@@ -21,15 +21,29 @@ imported except the project's (``shared``, ``functions``), and creating the same
 code. ``--importtime NAME`` prints where one function's import time goes
 (``python -X importtime``, summed per top-level package).
 
+``--no-bytecode`` measures the functions as Lambda runs them when the deployment ships
+no byte code: the project's packages and the layer's (the runtime dependencies less
+boto3 and botocore, with what they require, as ``infra/packaging.py`` installs them) are
+copied without ``__pycache__`` into a folder of the run, first on the path, and each
+child compiles them from source and writes nothing (``PYTHONDONTWRITEBYTECODE``). The
+standard library and boto3 and botocore, which the Lambda runtime provides compiled,
+keep their byte code; the floor is boto3 alone, without the layer. By default the byte
+code compiled by the warm-up is read, as from a deployment that ships it
+(``infra/packaging.py``).
+
 Run: ``make bench-coldstart`` (or ``python -m bench.coldstart --runs 15 --check``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import os
 import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -172,10 +186,11 @@ def child_code(name: str, env: dict[str, str], stack: dict[str, object] | None =
 
 
 def run_child(code: str, env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
-    # cwd first on sys.path (``-c``): the checkout's code, not an installed copy.
+    # cwd first on sys.path (``-c``): the checkout's code (or its copy, --no-bytecode),
+    # not an installed copy.
     return subprocess.run(  # noqa: S603 - our own interpreter and code
         [sys.executable, *flags, "-c", code],
-        cwd=ROOT,
+        cwd=env.get("BENCH_ROOT", ROOT),
         env=env,
         capture_output=True,
         text=True,
@@ -193,6 +208,52 @@ def stack_of(result: dict[str, Any]) -> dict[str, object]:
     """A function's third-party stack, from what one of its cold starts loaded."""
     modules = [m for m in result["modules"] if m.split(".")[0] not in PROJECT]
     return {"modules": modules, "services": result["services"], "secret": result["secret"]}
+
+
+def layer_files() -> set[Path]:
+    """The installed files of the layer's distributions: the runtime dependencies less
+    what the Lambda runtime provides, and what they require (extras left out)."""
+    from infra.packaging import layer_requirements
+
+    pending = [re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] for r in layer_requirements()]
+    seen: set[str] = set()
+    files: set[Path] = set()
+    while pending:
+        name = pending.pop().lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # a requirement of another Python version
+        files |= {Path(str(dist.locate_file(f))) for f in dist.files or ()}
+        required = [r for r in dist.requires or () if "extra ==" not in r]
+        pending += [re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0] for r in required]
+    return files
+
+
+def without_bytecode(envs: dict[str, dict[str, str]], folder: Path) -> dict[str, dict[str, str]]:
+    """The environments of --no-bytecode: the project and the layer's packages copied
+    into ``folder`` without byte code, nothing written by the children."""
+    task, layer = folder / "task", folder / "layer"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("functions", "shared"):
+        shutil.copytree(ROOT / package, task / package, ignore=ignore)
+    site = Path(importlib.util.find_spec("pydantic").origin).parents[1]  # type: ignore[arg-type]
+    for path in layer_files():
+        if path.suffix != ".pyc" and site in path.parents and path.is_file():
+            copy = layer / path.relative_to(site)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, copy)
+    changed = {}
+    for name, env in envs.items():
+        env = {k: v for k, v in env.items() if k != "PYTHONPYCACHEPREFIX"}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        if name != FLOOR:  # the floor: boto3 of the runtime, no layer
+            env.update(PYTHONPATH=str(layer), BENCH_ROOT=str(task))
+        changed[name] = env
+    return changed
 
 
 def importtime(name: str, env: dict[str, str], top: int) -> str:
@@ -220,10 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", action="store_true", help="also each function's stack alone")
     parser.add_argument("--importtime", metavar="NAME", help="where NAME's import time goes")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--no-bytecode", action="store_true", help="project and layer compiled at every start"
+    )
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="coldstart-pycache-") as pycache:
-        return run(args, environments(Path(pycache)))
+    with tempfile.TemporaryDirectory(prefix="coldstart-") as workdir:
+        args.workdir = Path(workdir) / "sources"
+        return run(args, environments(Path(workdir) / "pycache"))
 
 
 def run(args: argparse.Namespace, envs: dict[str, dict[str, str]]) -> int:
@@ -243,6 +308,11 @@ def run(args: argparse.Namespace, envs: dict[str, dict[str, str]]) -> int:
             envs[name + STACK] = envs[name]
             measure(codes[name + STACK], envs[name])
 
+    if args.no_bytecode:
+        envs = without_bytecode(envs, args.workdir)
+        for name in codes:  # the copies into the page cache
+            measure(codes[name], envs[name])
+
     times: dict[str, list[float]] = {name: [] for name in codes}
     rng = random.Random(0)
     for _ in range(args.runs):
@@ -256,6 +326,7 @@ def run(args: argparse.Namespace, envs: dict[str, dict[str, str]]) -> int:
     print(
         f"cold start: import + build in a fresh interpreter, median of {args.runs} "
         f"(Python {sys.version.split()[0]})"
+        + (", project and layer without byte code" if args.no_bytecode else "")
     )
     stack_header = f" {'stack ms':>8} {'ratio':>6}" if args.stack else ""
     print(
