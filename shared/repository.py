@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.funnel import ReportCount
+from shared.jobs import DueLead
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
 
@@ -161,14 +162,6 @@ class SendLedger(Protocol):
 
 # The due index's program id for a dormancy review (not a valid program id).
 REVIEW = "@review"
-
-
-@dataclass(frozen=True)
-class DueLead:
-    lead_id: str
-    due_at: str  # as stored in the index, so a lease can be conditional on it
-    program_id: str
-    step_id: str | None
 
 
 class DueIndex(Protocol):

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.clock import Clock
-from shared.delivery import SendJob
-from shared.repository import DueIndex
+from shared.jobs import SendJob
+
+if TYPE_CHECKING:
+    from shared.repository import DueIndex
 
 
 class JobQueue(Protocol):

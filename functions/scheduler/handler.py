@@ -21,7 +21,7 @@ class SchedulerSettings(EnvSettings):
 
 
 def build(clock: Clock | None = None) -> DueScheduler:
-    from shared.adapters.dynamodb import DynamoDueIndex
+    from shared.adapters.due import DynamoDueIndex
     from shared.adapters.sqs import SqsJobQueue
 
     settings = SchedulerSettings.from_env()

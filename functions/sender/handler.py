@@ -28,8 +28,9 @@ from pydantic import Field, field_validator
 from shared.adapters.batch import process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
-from shared.delivery import DeliverySettings, NurtureSender, Outcome, SendJob
+from shared.delivery import DeliverySettings, NurtureSender, Outcome
 from shared.email import EmailRenderer, SenderProfile
+from shared.jobs import SendJob
 from shared.metrics import NAMESPACE, SENDS_UNCERTAIN
 from shared.programs import load_programs
 from shared.settings import EnvSettings

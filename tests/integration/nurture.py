@@ -27,11 +27,8 @@ from functions.scheduler.handler import lambda_handler as scheduler_handler
 from functions.sender.handler import SenderApp
 from functions.sender.handler import lambda_handler as sender_handler
 from infra.local.runtime import sqs_record
-from shared.adapters.dynamodb import (
-    DynamoDueIndex,
-    DynamoLeadRepository,
-    DynamoSendLedger,
-)
+from shared.adapters.due import DynamoDueIndex
+from shared.adapters.dynamodb import DynamoLeadRepository, DynamoSendLedger
 from shared.adapters.ses import SesMailer
 from shared.adapters.sqs import SqsJobQueue
 from shared.clock import FixedClock

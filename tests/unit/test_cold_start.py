@@ -105,5 +105,17 @@ def test_a_function_built_for_its_first_request_loads_only_the_heavy_modules_it_
     assert {m for m in WATCHED if m in modules} == LOADED_AFTER_BUILD[spec.name]
 
 
+def test_the_scheduler_queues_jobs_without_the_senders_code_or_the_lead_models(
+    asset: Path,
+) -> None:
+    (scheduler,) = [spec for spec in FUNCTIONS if spec.name == "scheduler"]
+
+    modules = modules_after_build(scheduler, asset)
+
+    assert {"shared.jobs", "shared.adapters.due"} <= modules
+    senders = {"shared.delivery", "shared.email", "shared.leads", "shared.adapters.dynamodb"}
+    assert not senders & modules
+
+
 def test_every_function_of_the_wiring_is_listed() -> None:
     assert set(LOADED_AFTER_BUILD) == {spec.name for spec in FUNCTIONS}

@@ -18,7 +18,8 @@ from jinja2 import Environment, FileSystemLoader
 
 from infra.local.console import mail as mails
 from infra.local.console.timeline import rows as timeline_rows
-from shared.adapters.dynamodb import DynamoLeadRepository, counter_pk, deserialize, serialize
+from shared.adapters.dynamodb import DynamoLeadRepository
+from shared.adapters.items import counter_pk, deserialize, serialize
 from shared.clock import OffsetClock, from_iso
 from shared.funnel import LIST_KEY, STAGE_KEY, FunnelTotals
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
