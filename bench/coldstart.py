@@ -278,7 +278,7 @@ def importtime(name: str, env: dict[str, str], top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__)
-    parser.add_argument("--runs", type=int, default=11, help="fresh interpreters per function")
+    parser.add_argument("--runs", type=int, default=15, help="fresh interpreters per function")
     parser.add_argument("--limit", type=float, default=1.5, help="largest ratio --check allows")
     parser.add_argument("--check", action="store_true", help="exit 1 if a ratio is above limit")
     parser.add_argument("--only", nargs="*", default=None, help="these functions only")
