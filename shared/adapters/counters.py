@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.dynamodb import counter_pk, deserialize, serialize
+from shared.adapters.dynamodb import counter_key, counter_pk, deserialize, serialize
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -17,8 +18,9 @@ class DynamoCounterReader:
         self._table = table_name
 
     def day(self, day: date) -> list[tuple[str, dict[str, int]]]:
-        """The day's counter items as (sort key, numeric metrics)."""
-        found: list[tuple[str, dict[str, int]]] = []
+        """The day's counters as (counter key, numeric metrics), each the sum of its
+        shards."""
+        found: dict[str, Counter[str]] = {}
         start: dict[str, Any] | None = None
         while True:
             kwargs: dict[str, Any] = {
@@ -36,7 +38,7 @@ class DynamoCounterReader:
                     for k, v in item.items()
                     if k not in ("pk", "sk") and isinstance(v, int | float)
                 }
-                found.append((str(item["sk"]), metrics))
+                found.setdefault(counter_key(str(item["sk"])), Counter()).update(metrics)
             start = response.get("LastEvaluatedKey")
             if not start:
-                return found
+                return [(key, dict(metrics)) for key, metrics in found.items()]

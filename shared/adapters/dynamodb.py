@@ -8,7 +8,7 @@ Items and access patterns:
 | email claim    | ``EMAIL#<key>`` | ``EMAIL``              | lead by email: 2 GetItems  |
 | activity       | ``LEAD#<id>``   | ``ACT#<at>#<id>``      | timeline: Query, newest 1st|
 | consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
-| report counter | ``COUNTER#<d>`` | the counter's kind     | a day's counters: Query    |
+| report counter | ``COUNTER#<d>`` | ``<kind>@<shard>``     | a day's counters: Query    |
 | email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
 | outcome        | ``OUTCOME#<m>`` | ``<at>#<lead id>``     | a month's outcomes: Query  |
 | visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
@@ -31,7 +31,9 @@ mailable (``unsubscribed``, ``suppressed:bounce``, ``suppressed:complaint``,
 ``suppressed:rejected``, ``sunset:<stage>``), apart from ``stage`` so that stage maths
 never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Every count
 is written in the transaction of the change that caused it (``revise``), so a retried or
-duplicate request counts once (names and rules: ``shared.funnel``).
+duplicate request counts once (names and rules: ``shared.funnel``). Each counter is kept
+in COUNTER_SHARDS items (``<kind>@<n>``, by lead) so that concurrent transactions rarely
+touch the same item; readers add them up.
 
 The ``due`` GSI is sparse and sharded: only a profile with a pending nurture step
 carries ``due_shard`` (0..DUE_SHARDS-1, from the lead id) and ``due_at`` (fixed-width
@@ -52,6 +54,7 @@ import hashlib
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -94,6 +97,7 @@ MARK_ATTEMPTS = 4
 EVENT_MARKER_DAYS = 30
 DUE_INDEX = "due"
 PROFILE = "PROFILE"
+COUNTER_SHARDS = 8
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -102,6 +106,28 @@ _deserializer = TypeDeserializer()
 def counter_pk(day: date) -> str:
     """A day's report counters (``COUNTER#<JST day>``)."""
     return f"COUNTER#{day.isoformat()}"
+
+
+def counter_sk(key: str, lead_id: str) -> str:
+    """The shard of counter ``key`` a lead's changes add to (``<key>@<n>``).
+
+    Every change of a lead writes its counts in its own transaction, and DynamoDB cancels
+    transactions that touch one item at the same moment: one item per counter would
+    make every concurrent form post or SES event of a send conflict. Spread over
+    COUNTER_SHARDS items (by lead, so one lead's counts stay together), concurrent
+    changes rarely meet; readers add the shards up (``counter_key``).
+    """
+    return f"{key}@{zlib.crc32(lead_id.encode()) % COUNTER_SHARDS}"
+
+
+def counter_key(sk: str) -> str:
+    """The counter a counter item's sort key belongs to (a shard's, or an unsharded one)."""
+    return sk.partition("@")[0]
+
+
+def counter_sks(key: str) -> list[str]:
+    """Every sort key counter ``key`` may be kept under (its shards, and unsharded)."""
+    return [key, *(f"{key}@{n}" for n in range(COUNTER_SHARDS))]
 
 
 def lead_pk(lead_id: str) -> str:
@@ -489,7 +515,7 @@ class DynamoLeadRepository:
         items.extend(self._record_puts(lead_id, revision.records))
         # The counts the change of the lead implies (stage, list), with the revision's own.
         counts = merged([*revision.counts, *lead_counts(before, after)])
-        items.extend({"Update": self._count_update(c)} for c in counts)
+        items.extend({"Update": self._count_update(c, lead_id)} for c in counts)
         if len(items) == 1 and "Update" in items[0]:
             try:
                 self._client.update_item(**items[0]["Update"])
@@ -590,11 +616,11 @@ class DynamoLeadRepository:
             put["ExpressionAttributeValues"] = serialize({":seen": record.version - 1})
         return put
 
-    def _count_update(self, count: ReportCount) -> Any:
+    def _count_update(self, count: ReportCount, lead_id: str) -> Any:
         metrics = sorted(count.metrics.items())
         return {
             "TableName": self._table,
-            "Key": serialize({"pk": counter_pk(count.day), "sk": count.key}),
+            "Key": serialize({"pk": counter_pk(count.day), "sk": counter_sk(count.key, lead_id)}),
             "UpdateExpression": "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(metrics))),
             "ExpressionAttributeNames": {f"#m{i}": name for i, (name, _) in enumerate(metrics)},
             "ExpressionAttributeValues": serialize(

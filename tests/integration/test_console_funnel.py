@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import boto3
 
 from infra.local.console import ConsoleConfig, LocalConsole
+from shared.adapters.dynamodb import counter_pk, serialize
 from shared.clock import FixedClock, OffsetClock
 from tests.builders import DynamoCounters
 from tests.integration.conftest import TABLE
@@ -100,3 +101,23 @@ def test_the_funnel_page_shows_list_health_next_to_undisturbed_stages(dynamodb: 
     assert "<code>lead&gt;dormant</code>" in page
     assert "<code>dormant&gt;lead</code>" in page
     assert "<code>unsubscribed</code>" not in page
+
+
+def test_the_funnel_page_adds_up_every_shard_of_a_counter(dynamodb: Any) -> None:
+    # Given today's new leads counted in three shards and in an unsharded item (as
+    # counters were kept before they were sharded)
+    store = DynamoCounters(dynamodb, TABLE)
+    for by in (1, 2, 4):
+        store.count(NOW.date(), "stage", "new>lead", by)
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key=serialize({"pk": counter_pk(NOW.date()), "sk": "stage"}),
+        UpdateExpression="ADD #m :by",
+        ExpressionAttributeNames={"#m": "new>lead"},
+        ExpressionAttributeValues=serialize({":by": 8}),
+    )
+
+    answer = console()("GET", "/console/funnel", b"")
+
+    assert answer is not None
+    assert rows(answer[2].decode(), "funnel")[0][:2] == ["リード Leads", "15"]

@@ -21,7 +21,6 @@ from aws_lambda_powertools import Logger
 from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
 from shared.clock import FixedClock
-from shared.funnel import business_day
 from shared.leads import ConsentState, FormType, Lead, Touch, new_id
 from shared.nurture import start
 from shared.programs import load_programs
@@ -32,6 +31,7 @@ from tests.builders import store
 from tests.events import rest_event
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import FIXTURES, NurtureWorld, build_world
+from tests.integration.scoring_world import counters
 
 JST = ZoneInfo("Asia/Tokyo")
 TUESDAY_10 = datetime(2026, 11, 24, 10, 0, tzinfo=JST)  # inside the test programs' window
@@ -96,22 +96,12 @@ def enrolled_lead(world: NurtureWorld, program_id: str = "linear") -> str:
 
 
 def list_health(world: NurtureWorld, at: datetime) -> dict[str, int]:
-    """The ``list`` counter item of ``at``'s Japanese day."""
-    response = world.dynamodb.get_item(
-        TableName=TABLE,
-        Key={"pk": {"S": f"COUNTER#{business_day(at).isoformat()}"}, "sk": {"S": "list"}},
-        ConsistentRead=True,
-    )
-    item = response.get("Item", {})
-    return {name: int(value["N"]) for name, value in item.items() if "N" in value}
+    """The ``list`` counter of ``at``'s Japanese day (its shards added up)."""
+    return counters(world.dynamodb, at).get("list", {})
 
 
-def stage_counter(world: NurtureWorld, at: datetime) -> dict[str, Any]:
-    response = world.dynamodb.get_item(
-        TableName=TABLE,
-        Key={"pk": {"S": f"COUNTER#{business_day(at).isoformat()}"}, "sk": {"S": "stage"}},
-    )
-    return dict(response.get("Item", {}))
+def stage_counter(world: NurtureWorld, at: datetime) -> dict[str, int]:
+    return counters(world.dynamodb, at).get("stage", {})
 
 
 def test_a_repeated_unsubscribe_counts_once(world: NurtureWorld, call: Call) -> None:

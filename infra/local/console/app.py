@@ -18,7 +18,14 @@ from jinja2 import Environment, FileSystemLoader
 
 from infra.local.console import mail as mails
 from infra.local.console.timeline import rows as timeline_rows
-from shared.adapters.dynamodb import DynamoLeadRepository, counter_pk, deserialize, serialize
+from shared.adapters.dynamodb import (
+    DynamoLeadRepository,
+    counter_key,
+    counter_pk,
+    counter_sks,
+    deserialize,
+    serialize,
+)
 from shared.clock import OffsetClock, from_iso
 from shared.funnel import LIST_KEY, STAGE_KEY, FunnelTotals
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
@@ -482,11 +489,14 @@ class LocalConsole:
 
     def funnel_counts(self) -> tuple[FunnelTotals, list[datetime]]:
         """Counters over the last FUNNEL_DAYS Japanese days: the ``stage`` and ``list``
-        items of each COUNTER#<day>, by BatchGetItem."""
+        items (every shard) of each COUNTER#<day>, by BatchGetItem."""
         today = self._clock.now().astimezone(TOKYO).date()
         days = [today - timedelta(days=n) for n in range(FUNNEL_DAYS)]
         keys = [
-            serialize({"pk": counter_pk(d), "sk": sk}) for d in days for sk in (STAGE_KEY, LIST_KEY)
+            serialize({"pk": counter_pk(d), "sk": sk})
+            for d in days
+            for key in (STAGE_KEY, LIST_KEY)
+            for sk in counter_sks(key)
         ]
         totals = FunnelTotals()
         for start in range(0, len(keys), BATCH_GET_KEYS):
@@ -501,7 +511,7 @@ class LocalConsole:
                         for name, value in values.items()
                         if name not in ("pk", "sk") and isinstance(value, int | float)
                     }
-                    totals.add(str(values["sk"]), metrics)
+                    totals.add(counter_key(str(values["sk"])), metrics)
                 pending = dict(response.get("UnprocessedKeys") or {})
         first = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=TOKYO)
         return totals, [first, self._clock.now()]
