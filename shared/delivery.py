@@ -26,6 +26,8 @@ from shared.email import (
     SendThrottled,
     SendUncertain,
 )
+from shared.experiments import Arm, arms
+from shared.funnel import ReportCount, business_day, email_key
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
 from shared.lifecycle import returning, review, schedule_review
 from shared.machine_engagement import tracked_links
@@ -42,7 +44,15 @@ from shared.nurture import (
     within_cap,
 )
 from shared.programs import SUNSET, Program, ProgramCatalog, Step
-from shared.repository import REVIEW, LeadRepository, Record, Revision, SendLedger, Snapshot
+from shared.repository import (
+    REVIEW,
+    LeadRepository,
+    Record,
+    Revision,
+    SendLedger,
+    Snapshot,
+    VariantResults,
+)
 from shared.tokens import UnsubscribeTokens
 from shared.transitions import suppressed
 
@@ -113,7 +123,9 @@ class NurtureSender:
         tokens: UnsubscribeTokens,
         clock: Clock,
         settings: DeliverySettings,
+        results: VariantResults | None = None,
     ) -> None:
+        self._results = results
         self._leads = leads
         self._ledger = ledger
         self._mailer = mailer
@@ -233,7 +245,7 @@ class NurtureSender:
         self, lead: Lead, enrolment: Enrolment, program: Program, step: Step, now: datetime
     ) -> Outcome:
         key = ledger_key(enrolment, step)
-        variant = variant_of(lead.lead_id, program, step)
+        variant = variant_of(lead.lead_id, program, step, self._arms(program, step, now))
         label = variant_label(variant)
         found = self._ledger.claim(lead.lead_id, key, now)
         if found is not None:
@@ -282,6 +294,16 @@ class NurtureSender:
         )
         self._advance(lead, enrolment, program, step, label, sent, rendered.subject)
         return Outcome.SENT
+
+    def _arms(self, program: Program, step: Step, now: datetime) -> list[Arm]:
+        """A bandit's results so far: each variant's sends and successes in its window."""
+        experiment = step.experiment
+        if experiment.allocation != "bandit" or experiment.winner or self._results is None:
+            return []
+        since = business_day(now - experiment.window)
+        counts = self._results.of(program.id, step.id, since)
+        labels = [variant_label(v) for v in range(step.variants)]
+        return arms(labels, counts, experiment.metric)
 
     def _claimed_before(
         self,
@@ -375,7 +397,14 @@ class NurtureSender:
                     stage, back = returning(lead, advanced, program, now)
                     changes.update(stage)
                     records.extend([back] if back else [])
-            return self._revision(lead, now, records, **changes)
+            revision = self._revision(lead, now, records, **changes)
+            # The sender counts what it sent: SES's own events may never come.
+            count = ReportCount(
+                business_day(sent.at),
+                email_key(program.id, step.id, variant),
+                {"sent" if certain else "uncertain": 1},
+            )
+            return Revision(revision.lead, revision.records, [count])
 
         self._leads.revise(
             snapshot.lead_id, change, known=Snapshot(snapshot), error_retries=WRITE_RETRIES

@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from shared.clock import Clock
-from shared.funnel import ReportCount, business_day
+from shared.funnel import ReportCount, business_day, email_key
 from shared.leads import Activity, ActivityType, Enrolment, Lead
 from shared.machine_engagement import (
     EngagementRules,
@@ -55,9 +55,11 @@ ACTIVITY = {
     EmailEventType.DELIVERY_DELAY: ActivityType.EMAIL_DELAYED,
     EmailEventType.SUBSCRIPTION: ActivityType.UNSUBSCRIBED,
 }
-# Report counter names per event type.
+# Report counter names per event type. The sender counts what it sent itself, and a
+# lead's opt-out counts its unsubscribe (``shared.funnel.lead_counts``): SES's Send is
+# "accepted", and its subscription event counts nothing more.
 METRIC = {
-    EmailEventType.SEND: "sent",
+    EmailEventType.SEND: "accepted",
     EmailEventType.DELIVERY: "delivered",
     EmailEventType.OPEN: "opens",
     EmailEventType.CLICK: "clicks",
@@ -66,7 +68,6 @@ METRIC = {
     EmailEventType.REJECT: "rejects",
     EmailEventType.RENDERING_FAILURE: "rendering_failures",
     EmailEventType.DELIVERY_DELAY: "delays",
-    EmailEventType.SUBSCRIPTION: "unsubscribes",
 }
 
 
@@ -155,7 +156,8 @@ class EngagementRecorder:
                 changed, signal, event.at, now, link_tags=event.link_tags, reason="score"
             )
             activity = self._activity(lead.lead_id, event, taken.award)
-            counter = self._counter(event, {METRIC[event.type]: 1})
+            metric = METRIC.get(event.type)
+            counter = self._counter(event, {metric: 1}) if metric else None
             return self._revision(lead, taken.lead, now, [activity, *taken.records], counter)
         return self._screened(lead, changed, snapshot.mail, event, kind, others, now)
 
@@ -236,7 +238,7 @@ class EngagementRecorder:
     def _counter(event: EmailEvent, metrics: dict[str, int]) -> ReportCount | None:
         if not event.program_id:
             return None
-        key = f"email#{event.program_id}#{event.step_id}#{event.variant}"
+        key = email_key(event.program_id, event.step_id, event.variant)
         return ReportCount(business_day(event.at), key, metrics)
 
     def _action(self, event: EmailEvent, kind: Kind) -> MailAction:

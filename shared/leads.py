@@ -230,6 +230,7 @@ class Lead(_Record):
     # When to check a lead outside any program for dormancy (due index, no scans).
     review_at: datetime | None = None
     sunset: bool = False  # re-engagement got no response: no more marketing email
+    revenue: int = 0  # yen, from the deals sales reported won with an amount
     created_at: datetime
     updated_at: datetime
     version: int = 1

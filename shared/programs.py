@@ -239,6 +239,24 @@ class StepCondition(_Content):
         return all(self.hits(lead).values())
 
 
+class Experiment(_Content):
+    """How a step's variants are given out and judged (``report experiments``).
+
+    ``split`` gives each lead a variant by a hash of its id: equal shares. ``bandit``
+    gives the next send the variant Thompson sampling picks from the results of the
+    last ``window`` (unique human clicks, or MQLs within 14 days, per email sent), each
+    variant keeping at least ``min_share`` of the sends. ``winner`` closes the test:
+    every lead gets that variant. ``templates`` gives each variant its own template.
+    """
+
+    allocation: Literal["split", "bandit"] = "split"
+    metric: Literal["clicks", "mql"] = "clicks"
+    min_share: float = Field(default=0.1, ge=0, le=0.5)
+    window: Duration = timedelta(days=28)
+    winner: str | None = Field(default=None, pattern=r"^[A-Z]$")
+    templates: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], ...] = ()
+
+
 class Step(_Content):
     id: StepId
     # Counted from entry for the first step, from the previous send (or decision) after.
@@ -251,6 +269,7 @@ class Step(_Content):
     # Checked when the step is due: a lead it does not fit moves on without the email.
     skip_if: StepCondition | None = None
     only_if: StepCondition | None = None
+    experiment: Experiment = Experiment()
 
     @model_validator(mode="after")
     def _subjects(self) -> Step:
@@ -259,11 +278,22 @@ class Step(_Content):
         counts = {len(v) for v in self.subject.values()}
         if 0 in counts or len(counts) != 1:
             raise ValueError(f"step {self.id}: every locale needs the same number of variants")
+        experiment = self.experiment
+        if experiment.templates and len(experiment.templates) != self.variants:
+            raise ValueError(f"step {self.id}: experiment.templates needs one per variant")
+        if experiment.winner is not None and ord(experiment.winner) - ord("A") >= self.variants:
+            raise ValueError(f"step {self.id}: winner {experiment.winner} is not a variant")
+        if experiment.min_share * self.variants > 1:
+            raise ValueError(f"step {self.id}: min_share times the variants is over 1")
         return self
 
     @property
     def variants(self) -> int:
         return len(self.subject["ja"])
+
+    def template_for(self, variant: int) -> str:
+        templates = self.experiment.templates
+        return templates[variant] if templates else self.template
 
 
 class ExitRule(_Content):

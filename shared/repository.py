@@ -181,3 +181,10 @@ class DueIndex(Protocol):
     def lease(self, lead: DueLead, until: datetime) -> bool:
         """Move the lead's due time to ``until`` unless someone else already did."""
         ...
+
+
+class VariantResults(Protocol):
+    """The report counters of one step's emails, by variant label, summed over the
+    Japanese days from ``since`` to today (what an experiment's allocation reads)."""
+
+    def of(self, program_id: str, step_id: str, since: date) -> Mapping[str, Mapping[str, int]]: ...

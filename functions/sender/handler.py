@@ -26,6 +26,7 @@ from shared.adapters.batch import process_batch
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, Outcome, SendJob
 from shared.email import EmailRenderer, SenderProfile
+from shared.funnel import business_day
 from shared.metrics import NAMESPACE, SENDS_UNCERTAIN
 from shared.programs import load_programs
 from shared.settings import EnvSettings
@@ -86,6 +87,7 @@ def build(clock: Clock | None = None) -> SenderApp:
     import boto3
     from botocore.config import Config
 
+    from shared.adapters.counters import CachedVariantResults, DynamoCounterReader
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
         DynamoSendLedger,
@@ -102,6 +104,11 @@ def build(clock: Clock | None = None) -> SenderApp:
         "sesv2",
         config=Config(max_pool_connections=pool, retries={"total_max_attempts": 1}),
     )
+    clock = clock or SystemClock()
+    # A bandit step reads its variants' results from the report counters, cached.
+    results = CachedVariantResults(
+        DynamoCounterReader(dynamodb, settings.table_name), lambda: business_day(clock.now())
+    )
     sender = NurtureSender(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoSendLedger(dynamodb, settings.table_name),
@@ -109,7 +116,7 @@ def build(clock: Clock | None = None) -> SenderApp:
         load_programs(),
         EmailRenderer(settings.profile()),
         UnsubscribeTokens(signing_secret()),
-        clock or SystemClock(),
+        clock,
         DeliverySettings(
             from_address=settings.from_address,
             unsubscribe_url=settings.unsubscribe_url,
@@ -117,6 +124,7 @@ def build(clock: Clock | None = None) -> SenderApp:
             throttle_backoff=timedelta(minutes=5),
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
+        results,
     )
     return SenderApp(sender, Logger(service="sender"), concurrency=settings.send_concurrency)
 

@@ -125,11 +125,6 @@ def counter_key(sk: str) -> str:
     return sk.partition("@")[0]
 
 
-def counter_sks(key: str) -> list[str]:
-    """Every sort key counter ``key`` may be kept under (its shards, and unsharded)."""
-    return [key, *(f"{key}@{n}" for n in range(COUNTER_SHARDS))]
-
-
 def lead_pk(lead_id: str) -> str:
     return f"LEAD#{lead_id}"
 

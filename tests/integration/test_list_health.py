@@ -123,6 +123,30 @@ def test_a_repeated_unsubscribe_counts_once(world: NurtureWorld, call: Call) -> 
     assert stage_counter(world, now) == {}
 
 
+def test_an_unsubscribe_is_credited_to_the_last_email_the_lead_was_sent(
+    world: NurtureWorld, call: Call
+) -> None:
+    # Given a lead sent the welcome email, then the case study two days later
+    lead_id = enrolled_lead(world)
+    assert world.run() == 1
+    world.advance(2 * DAY)
+    assert world.run() == 1
+    lead = world.repository.get(lead_id)
+    assert lead is not None
+    assert lead.enrolment is not None
+    variant = lead.enrolment.sent["case_study"].variant
+
+    # When the person unsubscribes the next day (and the mail client posts twice)
+    world.advance(DAY)
+    call(lead_id, ONE_CLICK)
+    call(lead_id, ONE_CLICK)
+
+    # Then the case study's report counts one unsubscribe, the welcome none
+    found = counters(world.dynamodb, world.clock.now())
+    assert found[f"email#linear#case_study#{variant}"] == {"unsubscribes": 1}
+    assert not [k for k in found if k.startswith("email#linear#welcome")]
+
+
 def test_unsubscribes_by_page_and_one_click_count_per_japanese_day(
     world: NurtureWorld, call: Call
 ) -> None:

@@ -197,9 +197,11 @@ def timeline(world: NurtureWorld, lead_id: str, kind: ActivityType) -> list[Acti
 
 
 def email_counters(world: NurtureWorld, email: SentEmail, day: datetime) -> dict[str, int]:
+    """The email's engagement counts (its send, counted by the sender, left out)."""
     tags = email.tags
     key = f"email#{tags['program']}#{tags['step']}#{tags['variant']}"
-    return {name: n for name, n in counters(world.dynamodb, day).get(key, {}).items() if n}
+    found = counters(world.dynamodb, day).get(key, {})
+    return {name: n for name, n in found.items() if n and name != "sent"}
 
 
 def mail_record(world: NurtureWorld, lead_id: str, email: SentEmail) -> MailRecord:

@@ -35,7 +35,7 @@ from shared.nurture import record_engagement, start, variant_label, variant_of
 from shared.programs import Engagement, Program, ProgramCatalog, load_programs
 from shared.tokens import UnsubscribeTokens
 from shared.web import Pages
-from tests.builders import overwrite, store
+from tests.builders import DynamoCounters, overwrite, store
 from tests.email_events import ses_record, sns_envelope
 from tests.events import form_post, multipart_body, rest_event
 from tests.integration.conftest import TABLE
@@ -49,7 +49,7 @@ from tests.integration.nurture import (
     SentEmail,
     build_world,
 )
-from tests.integration.scoring_world import engagement, recorder
+from tests.integration.scoring_world import counters, engagement, recorder
 
 Post = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -383,6 +383,15 @@ def test_the_next_step_is_sent_only_after_its_wait(world: NurtureWorld) -> None:
     enrolment = lead_of(world, lead_id).enrolment
     assert enrolment is not None
     assert (enrolment.step_id, enrolment.due_at) == ("whitepaper", world.clock.now() + DAY)
+    # and the sender counted each email on its day, without waiting for SES's events
+    welcome = enrolment.sent["welcome"]
+    assert counters(world.dynamodb, welcome.sent_at)[f"email#linear#welcome#{welcome.variant}"] == {
+        "sent": 1
+    }
+    case_study = enrolment.sent["case_study"].variant
+    assert counters(world.dynamodb, world.clock.now())[f"email#linear#case_study#{case_study}"] == {
+        "sent": 1
+    }
 
 
 def test_the_last_step_completes_the_program_and_leaves_the_due_index(
@@ -1267,6 +1276,9 @@ def test_an_ses_server_error_keeps_the_step_claimed_and_never_mails_twice(
     assert item["status"]["S"] == "uncertain"
     assert world.ses.sent == []
     assert world.run() == 0
+    # and the report counts it apart from the emails known to be sent
+    variant = lead.enrolment.sent["welcome"].variant
+    assert counters(world.dynamodb, sent_at)[f"email#linear#welcome#{variant}"] == {"uncertain": 1}
 
 
 # -- consent and exit rules -------------------------------------------------------------------
@@ -1426,3 +1438,51 @@ def test_many_due_leads_are_queued_in_batches_and_all_sent(world: NurtureWorld) 
     assert world.drain() == 12
     assert sorted(e.tags["lead_id"] for e in world.ses.sent) == sorted(lead_ids)
     assert world.run() == 0
+
+
+# -- experiments ------------------------------------------------------------------------------
+
+BANDIT = Program.model_validate(
+    yaml.safe_load(
+        """
+id: bandit
+name: テスト（バンディット）
+entry: {stages: [lead]}
+send_window:
+  {timezone: Asia/Tokyo, weekdays: [mon, tue, wed, thu, fri], start: "09:00", end: "18:00"}
+steps:
+  - id: invite
+    template: seminar_invitation
+    content_type: seminar_invitation
+    subject:
+      ja: ["セミナーのご案内", "【残席わずか】セミナーのご案内"]
+      en: ["Seminar invitation", "[Few seats left] Seminar invitation"]
+    experiment: {allocation: bandit, metric: clicks, min_share: 0.05}
+"""
+    )
+)
+
+
+def test_a_bandit_step_sends_most_leads_the_variant_people_click(
+    clock: FixedClock, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given a bandit step whose variant B has been clicked far more often this month
+    clock.set(TUESDAY_10.astimezone(UTC))
+    world = build_world(clock, dynamodb, TABLE, lambda_context, programs=ProgramCatalog([BANDIT]))
+    counts = DynamoCounters(dynamodb, TABLE)
+    yesterday = (world.clock.now() - DAY).astimezone(JST).date()
+    for variant, sent, clicks in [("A", 500, 5), ("B", 500, 60)]:
+        counts.count(yesterday, f"email#bandit#invite#{variant}", "sent", sent)
+        counts.count(yesterday, f"email#bandit#invite#{variant}", "unique_human_clicks", clicks)
+
+    # When forty leads are due
+    for _ in range(40):
+        enrol(world, "bandit")
+    assert world.run() == 40
+
+    # Then most get B, and A keeps some of the sends; each send is counted for its variant
+    given = Counter(email.tags["variant"] for email in world.ses.sent)
+    assert given["B"] >= 30
+    today = counters(world.dynamodb, world.clock.now())
+    assert today["email#bandit#invite#B"]["sent"] == given["B"]
+    assert today.get("email#bandit#invite#A", {}).get("sent", 0) == given["A"]
