@@ -190,15 +190,15 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             },
         )
         identified = _identify(deps, _first(fields, "visitor_id"), result.lead_id)
-        if not result.repeat:
-            emit_counts(
-                "capture",
-                {
-                    FORM_POSTS: 1,
-                    LEADS_CREATED: result.created,
-                    LEADS_QUALIFIED: result.qualified or identified,
-                },
-            )
+        posted = not result.repeat  # the same post again was counted the first time
+        emit_counts(
+            "capture",
+            {
+                FORM_POSTS: posted,
+                LEADS_CREATED: posted and result.created,
+                LEADS_QUALIFIED: (posted and result.qualified) or identified,
+            },
+        )
         return reply.success(result.lead_id, result.created)
 
     return app
