@@ -95,6 +95,28 @@ class VisitsConfig(BaseModel):
     throttle_burst_limit: int = Field(default=100, gt=0)
 
 
+# The rates at which SES puts a sending account under review.
+SES_REVIEW_BOUNCE_PERCENT = 5.0
+SES_REVIEW_COMPLAINT_PERCENT = 0.1
+
+
+class ReputationConfig(BaseModel):
+    """Alarms on the bounce and complaint rates of the stack's sends, set below the rates
+    at which SES reviews the account, so there is time to act."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Hard bounces per email sent, in percent.
+    bounce_rate_percent: float = Field(default=4.0, gt=0, lt=SES_REVIEW_BOUNCE_PERCENT)
+    # Complaints per email sent, in percent.
+    complaint_rate_percent: float = Field(default=0.08, gt=0, lt=SES_REVIEW_COMPLAINT_PERCENT)
+    # The window the rates are taken over: long enough for complaints, which arrive hours
+    # after the send; at most a day, or a problem would go unseen for days.
+    window_hours: int = Field(default=24, ge=1, le=24)
+    # Fewer sends than this in the window say nothing about the list: no alarm.
+    min_sends: int = Field(default=500, ge=1)
+
+
 class DeploymentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -105,6 +127,7 @@ class DeploymentConfig(BaseModel):
     public_api_url: str | None = None
     lifecycle: LifecycleConfig = LifecycleConfig()
     visits: VisitsConfig = VisitsConfig()
+    reputation: ReputationConfig = ReputationConfig()
 
     # Origins whose browsers may post forms (the function answers CORS itself).
     cors_origins: list[str] = Field(default_factory=_default_origins, min_length=1)

@@ -11,6 +11,7 @@ score; a machine's (``shared.machine_engagement``) are only recorded, labelled.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -77,6 +78,18 @@ class EngagementOutcome(StrEnum):
     UNKNOWN_LEAD = "unknown_lead"
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What one event did, for the function to count."""
+
+    outcome: EngagementOutcome
+    # An open or click recorded now: whether it was a machine's when it arrived (a later
+    # event may still show it was); None for other events and for one recorded before.
+    machine: bool | None = None
+    qualified: bool = False  # it made the lead an MQL
+    opted_out: bool = False  # it unsubscribed the lead (an SES subscription event)
+
+
 class EngagementRecorder:
     def __init__(
         self,
@@ -94,7 +107,7 @@ class EngagementRecorder:
         self._transient_limit = transient_bounce_limit
         self._machines = load_engagement_rules() if machines is None else machines
 
-    def record(self, event: EmailEvent, peers: Sequence[EmailEvent] = ()) -> EngagementOutcome:
+    def record(self, event: EmailEvent, peers: Sequence[EmailEvent] = ()) -> Recorded:
         """Apply the event once, however often it is delivered: one read (the lead, the
         email's record and the event's marker) and one write of everything it changes
         (the lead's state, score and program, the email's record, the activities, the
@@ -104,14 +117,12 @@ class EngagementRecorder:
         arrive together, and each is known for a machine's from the first.
         """
         for lead_id in self._lead_ids(event):
-            outcome = self._record(lead_id, event, peers)
-            if outcome is not EngagementOutcome.UNKNOWN_LEAD:
-                return outcome
-        return EngagementOutcome.UNKNOWN_LEAD
+            recorded = self._record(lead_id, event, peers)
+            if recorded.outcome is not EngagementOutcome.UNKNOWN_LEAD:
+                return recorded
+        return Recorded(EngagementOutcome.UNKNOWN_LEAD)
 
-    def _record(
-        self, lead_id: str, event: EmailEvent, peers: Sequence[EmailEvent]
-    ) -> EngagementOutcome:
+    def _record(self, lead_id: str, event: EmailEvent, peers: Sequence[EmailEvent]) -> Recorded:
         others = [
             self._action(peer, Kind.CLICK)
             for peer in peers
@@ -127,10 +138,17 @@ class EngagementRecorder:
             mail=event.message_id if screened else None,
         )
         if revised.duplicate:
-            return EngagementOutcome.DUPLICATE
+            return Recorded(EngagementOutcome.DUPLICATE)
         if revised.before is None:
-            return EngagementOutcome.UNKNOWN_LEAD
-        return EngagementOutcome.RECORDED
+            return Recorded(EngagementOutcome.UNKNOWN_LEAD)
+        mail = revised.revision.mail if revised.revision else None
+        action = mail.find(event.dedupe_key) if mail is not None and event.type in KINDS else None
+        return Recorded(
+            EngagementOutcome.RECORDED,
+            machine=action.machine if action is not None else None,
+            qualified=revised.qualified,
+            opted_out=revised.opted_out,
+        )
 
     def _lead_ids(self, event: EmailEvent) -> Iterator[str]:
         """The lead the email was sent to: its tag, or else (no tag, or a stale one) the

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.funnel import ReportCount
-from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
+from shared.leads import Activity, Consent, Lead, Outcome, SendRecord, Stage
 from shared.machine_engagement import MailRecord
 
 Record = Activity | Consent | SendRecord | Outcome
@@ -76,6 +76,25 @@ class Revised:
     @property
     def changed(self) -> bool:
         return self.after is not None
+
+    @property
+    def qualified(self) -> bool:
+        """This change made the lead an MQL."""
+        return (
+            self.after is not None
+            and self.after.stage is Stage.MQL
+            and (self.before is None or self.before.stage is not Stage.MQL)
+        )
+
+    @property
+    def opted_out(self) -> bool:
+        """This change unsubscribed the lead from marketing email."""
+        return (
+            self.before is not None
+            and self.after is not None
+            and self.after.unsubscribed
+            and not self.before.unsubscribed
+        )
 
 
 Change = Callable[[Snapshot], Revision | None]

@@ -11,26 +11,35 @@ and fails, to be retried by SQS, or finds it sent, or reads the lead moved on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, field_validator
 
+from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, Outcome, SendJob
 from shared.email import EmailRenderer, SenderProfile
 from shared.funnel import business_day
-from shared.metrics import NAMESPACE, SENDS_UNCERTAIN
+from shared.metrics import EMAILS_SENT, SENDS_REJECTED, SENDS_THROTTLED, SENDS_UNCERTAIN
 from shared.programs import load_programs
 from shared.settings import EnvSettings
 from shared.tokens import UnsubscribeTokens
+
+# The metric each outcome of a send job counts in; other outcomes are not counted.
+METRICS = {
+    Outcome.SENT: EMAILS_SENT,
+    Outcome.THROTTLED: SENDS_THROTTLED,
+    Outcome.REJECTED: SENDS_REJECTED,
+    Outcome.UNCERTAIN: SENDS_UNCERTAIN,
+}
 
 
 class SenderSettings(EnvSettings):
@@ -78,7 +87,6 @@ class SenderSettings(EnvSettings):
 class SenderApp:
     sender: NurtureSender
     logger: Logger
-    metrics: Metrics = field(default_factory=lambda: Metrics(namespace=NAMESPACE, service="sender"))
     # Jobs of a batch handled at once (``SenderSettings.send_concurrency``).
     concurrency: int = 1
 
@@ -139,7 +147,7 @@ def lambda_handler(
 ) -> dict[str, Any]:
     app = app or _default()
 
-    uncertain: list[str] = []  # appended from the batch's worker threads
+    outcomes: list[Outcome] = []  # appended from the batch's worker threads
 
     def handle(record: SQSRecord) -> str:
         job = SendJob.from_json(record.body)
@@ -147,14 +155,11 @@ def lambda_handler(
         app.logger.info(
             "send job", extra={"lead_id": job.lead_id, "step_id": job.step_id, "outcome": outcome}
         )
-        if outcome is Outcome.UNCERTAIN:
-            uncertain.append(job.lead_id)
+        outcomes.append(outcome)
         return outcome.value
 
     try:
         return process_batch(event, context, handle, logger=app.logger, workers=app.concurrency)
     finally:
-        if uncertain:
-            count = len(uncertain)
-            app.metrics.add_metric(name=SENDS_UNCERTAIN, unit=MetricUnit.Count, value=count)
-            app.metrics.flush_metrics()
+        counted = Counter(METRICS[o] for o in outcomes if o in METRICS)
+        emit_counts("sender", counted)

@@ -24,6 +24,7 @@ from shared.leads import ActivityType, Stage
 from shared.programs import load_programs
 from shared.scoring import load_scoring
 from tests.email_events import raw, redelivered, ses_record, sns_envelope, sqs_event
+from tests.emf import emf_documents, metric_counts
 from tests.events import form_post
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import FIXTURES, NurtureWorld, build_world
@@ -174,6 +175,50 @@ def test_each_event_type_leaves_its_activity_counter_score_and_lead_state(
         assert after.stage is Stage.LEAD
         positive = sum(p for _, p in rules) > 0
         assert after.last_engaged_at == (at if positive else None)
+
+
+# The function's metric of each documented event (shared/metrics.py); None: not counted.
+EVENT_METRICS = {
+    "send": None,
+    "delivery": "EmailsDelivered",
+    "open": "HumanOpens",
+    "click": "HumanClicks",
+    "bounce_permanent": "HardBounces",
+    "bounce_transient": "SoftBounces",
+    "complaint": "Complaints",
+    "reject": None,
+    "rendering_failure": None,
+    "delivery_delay": None,
+    "subscription": "OptOuts",
+}
+
+
+@pytest.mark.parametrize(("name", "metric"), EVENT_METRICS.items())
+def test_each_event_type_is_counted_in_its_metric_once(
+    deliver: Callable[..., Any],
+    repository: DynamoLeadRepository,
+    clock: FixedClock,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    metric: str | None,
+) -> None:
+    # Given two leads in the welcome program
+    leads = [store_lead(repository, clock, **GRADE_A) for _ in BODIES]
+    at = clock.now()
+
+    # When SES publishes the documented event about each one's mail, in one batch
+    records = [event_of(name, lead.email, lead.lead_id, at) for lead in leads]
+    first = deliver([raw(r) for r in records])
+
+    # Then the batch is counted in one metric document of the engagement function
+    out = capsys.readouterr().out
+    assert metric_counts(out) == ({("engagement", metric): 2} if metric else {})
+    assert len(emf_documents(out)) == (1 if metric else 0)
+
+    # When SQS delivers the same batch again
+    assert deliver(event=redelivered(first.event)).failed == []
+    # Then nothing is counted twice
+    assert metric_counts(capsys.readouterr().out) == {}
 
 
 def test_a_click_notes_the_link_and_its_tags_on_the_activity(

@@ -7,7 +7,6 @@ first ones use the shipped ``welcome`` program with a lead created by ``POST /le
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections import Counter
@@ -37,6 +36,7 @@ from shared.tokens import UnsubscribeTokens
 from shared.web import Pages
 from tests.builders import DynamoCounters, overwrite, store
 from tests.email_events import ses_record, sns_envelope
+from tests.emf import emf_documents, metric_counts
 from tests.events import form_post, multipart_body, rest_event
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import (
@@ -779,19 +779,21 @@ def test_get_shows_a_japanese_confirmation_page_and_changes_nothing(
 
 
 def test_one_click_post_opts_out_at_once_idempotently_and_stops_all_email(
-    world: NurtureWorld, call: Call
+    world: NurtureWorld, call: Call, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a lead that got its welcome email
     lead_id = enrol(world, "linear")
     assert world.run() == 1
     token = token_from(world.ses.sent[0])
+    capsys.readouterr()
 
     # When its mail client posts the RFC 8058 one-click request
     world.advance(MINUTE)
     response = call("POST", token, body="List-Unsubscribe=One-Click")
 
-    # Then it is opted out at once
+    # Then it is opted out at once, and counted
     assert response["statusCode"] == 200
+    assert metric_counts(capsys.readouterr().out) == {("unsubscribe", "OptOuts"): 1}
     assert "配信を停止しました" in response["body"]
     lead = lead_of(world, lead_id)
     assert lead.unsubscribed
@@ -804,10 +806,11 @@ def test_one_click_post_opts_out_at_once_idempotently_and_stops_all_email(
 
     # When the request is repeated (clients retry)
     again = call("POST", token, body="List-Unsubscribe=One-Click")
-    # Then the answer is the same and nothing changes
+    # Then the answer is the same and nothing changes (nor is counted)
     assert again["statusCode"] == 200
     assert lead_of(world, lead_id) == lead
     assert activities(world, lead_id)["unsubscribed"] == 1
+    assert metric_counts(capsys.readouterr().out) == {}
 
     # and no later tick mails it again
     for _ in range(3):
@@ -1151,6 +1154,36 @@ def test_a_job_retried_after_a_crash_between_send_and_advance_sends_nothing_agai
 # -- SES errors ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("failure", "metric"),
+    [
+        (None, "EmailsSent"),
+        ("TooManyRequestsException", "SendsThrottled"),
+        ("MessageRejected", "SendsRejected"),
+        ("ServiceUnavailable", "SendsUncertain"),
+    ],
+)
+def test_the_sender_counts_what_ses_answered_once_per_batch(
+    world: NurtureWorld, capsys: pytest.CaptureFixture[str], failure: str | None, metric: str
+) -> None:
+    # Given three leads due at once, SES answering the first send as given
+    for _ in range(3):
+        enrol(world, "linear")
+    if failure is not None:
+        world.ses.failures.append(failure)
+
+    # When the sender handles their jobs (one batch)
+    world.run()
+
+    # Then one metric document counts each answer under the sender
+    out = capsys.readouterr().out
+    assert len(emf_documents(out)) == 1
+    expected = {("sender", "EmailsSent"): 3 if failure is None else 2}
+    if failure is not None:
+        expected["sender", metric] = 1
+    assert metric_counts(out) == expected
+
+
 def test_ses_throttling_retries_later_and_then_sends_exactly_once(world: NurtureWorld) -> None:
     # Given SES over its send rate
     lead_id = enrol(world, "linear")
@@ -1261,8 +1294,7 @@ def test_an_ses_server_error_keeps_the_step_claimed_and_never_mails_twice(
     first = world.deliver(world.receive())
     assert first["batchItemFailures"] == []
     # and the sender says so in its metric (embedded metric format, alarmed)
-    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
-    assert [m["SendsUncertain"] for m in emitted if "SendsUncertain" in m] == [[1.0]]
+    assert metric_counts(capsys.readouterr().out) == {("sender", "SendsUncertain"): 1}
 
     # Then the step counts as sent (never sent again), with the uncertainty on the timeline
     lead = lead_of(world, lead_id)
