@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -117,6 +118,22 @@ class ReputationConfig(BaseModel):
     min_sends: int = Field(default=500, ge=1)
 
 
+class WarmupConfig(BaseModel):
+    """A new sending domain's daily cap: ``daily[i]`` emails a day in week ``i`` from
+    ``start``; none once the list is over. Empty: no cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: date | None = None
+    daily: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _both(self) -> WarmupConfig:
+        if (self.start is None) != (not self.daily):
+            raise ValueError("warmup needs both start and daily, or neither")
+        return self
+
+
 class DeploymentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -128,6 +145,7 @@ class DeploymentConfig(BaseModel):
     lifecycle: LifecycleConfig = LifecycleConfig()
     visits: VisitsConfig = VisitsConfig()
     reputation: ReputationConfig = ReputationConfig()
+    warmup: WarmupConfig = WarmupConfig()
 
     # Origins whose browsers may post forms (the function answers CORS itself).
     cors_origins: list[str] = Field(default_factory=_default_origins, min_length=1)
@@ -236,7 +254,16 @@ def function_environment(
         VISIT_ATTRIBUTION_DAYS=str(config.visits.attribution_days),
         REVISIT_ALERT_HOURS=str(config.visits.revisit_alert_hours),
         VISIT_MAX_BODY_BYTES=str(config.visits.max_body_bytes),
+        # The sending guard pauses at the reputation alarms' own limits.
+        BOUNCE_RATE_PERCENT=str(config.reputation.bounce_rate_percent),
+        COMPLAINT_RATE_PERCENT=str(config.reputation.complaint_rate_percent),
+        GUARD_MIN_SENDS=str(config.reputation.min_sends),
     )
+    if config.warmup.start is not None:
+        environment.update(
+            WARMUP_START=config.warmup.start.isoformat(),
+            WARMUP_DAILY=",".join(str(n) for n in config.warmup.daily),
+        )
     if spec.signs_links:
         if resources.signing_secret_arn:
             environment["SIGNING_SECRET_ARN"] = resources.signing_secret_arn

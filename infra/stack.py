@@ -37,6 +37,7 @@ class LeadNurtureStack(Stack):
             self, "Observability", log_retention_days=config.log_retention_days
         )
         uncertain_sends = observability.alarm_on_uncertain_sends()
+        sending_paused = observability.alarm_on_sending_paused()
         reputation = observability.alarm_on_reputation(config.reputation)
         data = LeadData(self, "Data", spec=wiring.TABLE)
         queues = JobQueues(self, "Messaging", specs=wiring.QUEUES)
@@ -86,6 +87,7 @@ class LeadNurtureStack(Stack):
             },
             alarms=[
                 uncertain_sends,
+                sending_paused,
                 *reputation,
                 *(q.dead_letter_alarm for q in queues.by_name.values()),
                 *functions.alarms,

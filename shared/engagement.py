@@ -72,6 +72,9 @@ METRIC = {
 }
 
 
+HARD_BOUNCES = "hard_bounces"
+
+
 class EngagementOutcome(StrEnum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
@@ -175,7 +178,10 @@ class EngagementRecorder:
             )
             activity = self._activity(lead.lead_id, event, taken.award)
             metric = METRIC.get(event.type)
-            counter = self._counter(event, {metric: 1}) if metric else None
+            metrics = {metric: 1} if metric else {}
+            if event.type is EmailEventType.BOUNCE and event.permanent_bounce:
+                metrics[HARD_BOUNCES] = 1  # what SES's bounce rate (and the guard) counts
+            counter = self._counter(event, metrics) if metrics else None
             return self._revision(lead, taken.lead, now, [activity, *taken.records], counter)
         return self._screened(lead, changed, snapshot.mail, event, kind, others, now)
 

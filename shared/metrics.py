@@ -48,3 +48,7 @@ COMPLAINTS = "Complaints"
 # unsubscribe (the link in every email) and engagement (an SES subscription event):
 # a lead opted out of marketing email.
 OPT_OUTS = "OptOuts"
+
+# scheduler: the sending guard paused nurture email (bounce or complaint rate at its
+# limit). Alarmed on its first occurrence; only ``lead-nurture sending resume`` resumes.
+SENDING_PAUSED = "SendingPaused"

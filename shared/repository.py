@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.funnel import ReportCount
+from shared.guard import GuardState
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord, Stage
 from shared.machine_engagement import MailRecord
 
@@ -207,3 +208,24 @@ class VariantResults(Protocol):
     Japanese days from ``since`` to today (what an experiment's allocation reads)."""
 
     def of(self, program_id: str, step_id: str, since: date) -> Mapping[str, Mapping[str, int]]: ...
+
+
+class SendingSwitch(Protocol):
+    """The sending guard's state (one item), and the sends queued per Japanese day (the
+    warm-up cap)."""
+
+    def state(self) -> GuardState: ...
+
+    def pause(self, reason: str, at: datetime, by: str) -> bool:
+        """Pause, unless paused already; True if this call paused it."""
+        ...
+
+    def resume(self, at: datetime, by: str, baseline: Mapping[str, Mapping[str, int]]) -> None: ...
+
+    def counts(self, days: Sequence[date]) -> dict[date, dict[str, int]]:
+        """Each day's email counters added up over every email (``shared.funnel``)."""
+        ...
+
+    def queued(self, day: date) -> int: ...
+
+    def add_queued(self, day: date, jobs: int) -> None: ...

@@ -20,7 +20,15 @@ from infra.cli import content, local, reports
 from infra.cli.importing import ImportOptions, LeadImport, form_id_for, print_summary
 from infra.cli.tables import Columns, TableError, parse_mapping, read_table
 from shared.clock import SystemClock
-from shared.funnel import CONVERSION_DAYS, CONVERSIONS, choose_rates, parse_rates, plan
+from shared.funnel import (
+    CONVERSION_DAYS,
+    CONVERSIONS,
+    business_day,
+    choose_rates,
+    parse_rates,
+    percent,
+    plan,
+)
 from shared.leads import FormType
 
 if TYPE_CHECKING:
@@ -85,7 +93,6 @@ def _day(text: str) -> date:
 
 
 def period(args: argparse.Namespace) -> tuple[date, date]:
-    from shared.funnel import business_day
 
     end = args.to or business_day(SystemClock().now())
     start = args.from_ or end - timedelta(days=REPORT_DAYS - 1)
@@ -310,6 +317,34 @@ def cmd_clock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sending(args: argparse.Namespace) -> int:
+    from shared.adapters.guard import DynamoSendingSwitch
+    from shared.guard import baseline, reputation
+
+    switch = DynamoSendingSwitch(dynamodb(args), args.table)
+    now = SystemClock().now()
+    today = business_day(now)
+    days = switch.counts([today - timedelta(days=1), today])
+    if args.action == "pause":
+        paused = switch.pause(args.reason or "paused by an operator", now, args.by)
+        print("paused" if paused else "already paused")
+    elif args.action == "resume":
+        # From now on the guard counts only what happens after this resume.
+        switch.resume(now, args.by, baseline(days))
+        print("resumed: send jobs are queued again from the next tick, earliest due first")
+    state = switch.state()
+    found = reputation(days, state)
+    print(f"sending: {'PAUSED' if state.paused else 'on'}")
+    if state.changed_at is not None:
+        print(f"since {state.changed_at.isoformat()} by {state.by or '-'}: {state.reason or '-'}")
+    print(
+        f"since the last resume (today and yesterday): {found.sent} sent,"
+        f" bounce rate {percent(found.bounce_rate, 2)}, complaint rate"
+        f" {percent(found.complaint_rate, 3)}"
+    )
+    return 0
+
+
 def cmd_tick(args: argparse.Namespace) -> int:
     _show(local.tick(args.api))
     return 0
@@ -425,6 +460,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="write <step>.<locale>.html and .txt here (default: print the text part)",
     )
     p.set_defaults(run=cmd_preview)
+
+    p = commands.add_parser(
+        "sending",
+        parents=[table],
+        help="the sending guard: status, pause, or resume after a pause",
+        description="The scheduler pauses nurture email by itself when the bounce or "
+        "complaint rate reaches cdk.json's reputation limits; only resume starts it again.",
+    )
+    p.add_argument("action", choices=["status", "pause", "resume"])
+    p.add_argument("--by", default=os.environ.get("USER", "operator"), help="who you are")
+    p.add_argument("--reason", help="why (pause)")
+    p.set_defaults(run=cmd_sending)
 
     p = commands.add_parser("report", help="reports from the daily counters")
     kinds = p.add_subparsers(dest="report", required=True, metavar="REPORT")

@@ -19,7 +19,7 @@ from infra.config import (
     SES_REVIEW_COMPLAINT_PERCENT,
     ReputationConfig,
 )
-from infra.wiring import CAPTURE, ENGAGEMENT, HANDOFF, SENDER, UNSUBSCRIBE, VISITS
+from infra.wiring import CAPTURE, ENGAGEMENT, HANDOFF, SCHEDULER, SENDER, UNSUBSCRIBE, VISITS
 from shared.metrics import (
     COMPLAINTS,
     EMAILS_DELIVERED,
@@ -35,6 +35,7 @@ from shared.metrics import (
     MACHINE_OPENS,
     NAMESPACE,
     OPT_OUTS,
+    SENDING_PAUSED,
     SENDS_REJECTED,
     SENDS_THROTTLED,
     SENDS_UNCERTAIN,
@@ -87,6 +88,7 @@ EMITTERS: dict[str, tuple[str, ...]] = {
     SOFT_BOUNCES: (ENGAGEMENT.name,),
     COMPLAINTS: (ENGAGEMENT.name,),
     OPT_OUTS: (UNSUBSCRIBE.name, ENGAGEMENT.name),
+    SENDING_PAUSED: (SCHEDULER.name,),
 }
 # Counts on the dashboard's graphs: per hour reads well over a day and over a month.
 GRAPH_PERIOD = Duration.hours(1)
@@ -186,6 +188,23 @@ class Observability(Construct):
                 "step counts as sent and is not sent again; see email_send_uncertain"
             ),
             metric=own_metric(SENDS_UNCERTAIN, SENDER.name, Duration.minutes(5)),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+    def alarm_on_sending_paused(self) -> cloudwatch.Alarm:
+        """The sending guard paused nurture email: someone must find the cause and
+        resume it (``lead-nurture sending resume``)."""
+        return cloudwatch.Alarm(
+            self,
+            "SendingPausedAlarm",
+            alarm_description=(
+                "The sending guard paused nurture email: the bounce or complaint rate "
+                "reached its limit. Find the cause, then run lead-nurture sending resume"
+            ),
+            metric=own_metric(SENDING_PAUSED, SCHEDULER.name, Duration.minutes(5)),
             threshold=0,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=1,
@@ -332,6 +351,7 @@ class Observability(Construct):
                 (SENDS_THROTTLED, "Throttled"),
                 (SENDS_REJECTED, "Rejected"),
                 (SENDS_UNCERTAIN, "Uncertain"),
+                (SENDING_PAUSED, "Sending paused by the guard"),
             ),
             cloudwatch.GraphWidget(
                 title="Dead-letter queues: messages waiting",

@@ -18,6 +18,8 @@ Items and access patterns:
 | request marker | ``LEAD#<id>``   | ``EVENT#<key>``        | read with the lead (TTL)   |
 | hand-off mark  | ``LEAD#<id>``   | ``HANDOFF#<id>``       | once per qualification     |
 | erased address | ``ERASED#<h>``  | ``ERASED``             | read with the email claim  |
+| sending guard  | ``SENDING``     | ``GUARD``              | each tick: GetItem         |
+| jobs queued    | ``SENDING``     | ``QUEUED#<d>``         | warm-up cap: ADD per tick  |
 
 Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
 the attribution window (``expires_at``); no IP address is stored. The link names the

@@ -585,8 +585,39 @@ def test_a_consumer_slower_than_its_queue_is_refused(tmp_path: Path) -> None:
 def test_one_queue_and_one_dead_letter_queue_per_wiring_entry(template: Template) -> None:
     # Plus a failure queue (and its alarm) per stream consumer.
     template.resource_count_is("AWS::SQS::Queue", 2 * len(QUEUES) + len(stream_consumers()))
-    # (and alarms on uncertain sends, the bounce rate and the complaint rate)
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES) + len(stream_consumers()) + 3)
+    # (and alarms on uncertain sends, a paused guard, the bounce and the complaint rate)
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES) + len(stream_consumers()) + 4)
+
+
+def test_a_pause_of_the_sending_guard_alarms_on_the_first(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "LeadNurture",
+            "MetricName": "SendingPaused",
+            "Dimensions": [{"Name": "service", "Value": "scheduler"}],
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 0,
+            "TreatMissingData": "notBreaching",
+        },
+    )
+
+
+def test_the_scheduler_gets_the_guards_limits_from_the_reputation_block(
+    template_json: dict[str, Any],
+) -> None:
+    (scheduler,) = [
+        r
+        for r in template_json["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler") == "functions.scheduler.handler.lambda_handler"
+    ]
+    variables = scheduler["Properties"]["Environment"]["Variables"]
+    assert (variables["BOUNCE_RATE_PERCENT"], variables["COMPLAINT_RATE_PERCENT"]) == (
+        "4.0",
+        "0.08",
+    )
+    assert variables["GUARD_MIN_SENDS"] == "500"
 
 
 def test_an_uncertain_send_alarms_on_the_first(template: Template) -> None:
@@ -1371,9 +1402,9 @@ def test_dashboard_shows_every_metric_of_every_function_that_emits_it(
         for service in services
     }
     assert shown == expected
-    # What CloudWatch bills: one metric per name and function, 17 names, MQLs counted by
+    # What CloudWatch bills: one metric per name and function, 18 names, MQLs counted by
     # three functions and opt-outs by two.
-    assert len(shown) == 20
+    assert len(shown) == 21
 
 
 def test_dashboard_funnel_adds_up_the_mqls_of_every_function_where_leads_qualify(

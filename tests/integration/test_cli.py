@@ -21,8 +21,10 @@ import pytest
 from infra.cli import main
 from infra.local.control import LocalControl
 from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.clock import OffsetClock
+from shared.adapters.guard import DynamoSendingSwitch
+from shared.clock import OffsetClock, SystemClock
 from shared.experiments import Arm, probability_b_beats_a, sample_needed
+from shared.funnel import business_day
 from shared.programs import CONTENT_DIR
 from tests.builders import DynamoCounters, overwrite
 from tests.integration.conftest import TABLE, all_items
@@ -728,3 +730,33 @@ def test_the_console_script_is_installed() -> None:
     assert result.returncode == 0
     assert "import" in result.stdout
     assert "report" in result.stdout
+
+
+def test_sending_status_pause_and_resume(dynamodb: Any, capsys: Any) -> None:
+    # Given a guard that paused sending after a burst of bounces today
+    switch = DynamoSendingSwitch(dynamodb, TABLE)
+    store = DynamoCounters(dynamodb, TABLE)
+    today = business_day(SystemClock().now())
+    store.count(today, "email#welcome#welcome#A", "sent", 600)
+    store.count(today, "email#welcome#welcome#A", "hard_bounces", 30)
+    assert switch.pause("bounce rate 5.00% of 600 sends", SystemClock().now(), "guard")
+
+    status, out, _ = run(capsys, "sending", "status", "--table", TABLE)
+
+    assert status == 0
+    assert "sending: PAUSED" in out
+    assert "by guard: bounce rate 5.00% of 600 sends" in out
+    assert "600 sent, bounce rate 5.00%" in out
+
+    # When an operator resumes
+    status, out, _ = run(capsys, "sending", "resume", "--by", "yamada", "--table", TABLE)
+
+    # Then sending is on, and the rates start again from the resume
+    assert status == 0
+    assert "sending: on" in out
+    assert "by yamada" in out
+    assert "0 sent, bounce rate -" in out
+    assert not switch.state().paused
+    # and a pause by hand says so, once
+    assert "paused" in run(capsys, "sending", "pause", "--reason", "x", "--table", TABLE)[1]
+    assert "already paused" in run(capsys, "sending", "pause", "--table", TABLE)[1]

@@ -12,6 +12,7 @@ import boto3
 
 from infra.local.console import ConsoleConfig, LocalConsole
 from shared.adapters.dynamodb import counter_pk, serialize
+from shared.adapters.guard import DynamoSendingSwitch
 from shared.clock import FixedClock, OffsetClock
 from tests.builders import DynamoCounters
 from tests.integration.conftest import TABLE
@@ -157,3 +158,20 @@ def test_the_funnel_page_shows_the_weekly_trend_and_the_reports_tables(dynamodb:
     assert emails is not None
     assert ">welcome<" in emails.group(1)
     assert ">40<" in emails.group(1)
+
+
+def test_every_page_shows_a_banner_while_the_guard_has_paused_sending(dynamodb: Any) -> None:
+    page = console()("GET", "/console/funnel", b"")
+    assert page is not None
+    assert 'id="sending-paused"' not in page[2].decode()
+
+    DynamoSendingSwitch(dynamodb, TABLE).pause("bounce rate 4.00% of 600 sends", NOW, "guard")
+
+    for path in ("/console/funnel", "/console/"):
+        answer = console()("GET", path, b"")
+        assert answer is not None
+        body = answer[2].decode()
+        assert 'id="sending-paused"' in body
+        assert "配信停止中" in body
+        assert "bounce rate 4.00% of 600 sends" in body
+        assert "lead-nurture sending resume" in body

@@ -143,6 +143,8 @@ def test_each_event_type_leaves_its_activity_counter_score_and_lead_state(
     # and the report counter of the day, program, step and variant counts both, as does
     # the list-health counter when the event took them off the list
     expected_counters = {REPORT_KEY: {metric: 2, **PERSON.get(metric, {})}} if metric else {}
+    if name == "bounce_permanent":
+        expected_counters[REPORT_KEY]["hard_bounces"] = 2  # what SES's bounce rate counts
     if name in OPT_OUTS:
         expected_counters["list"] = {OPT_OUTS[name]: 2}
     assert counters(dynamodb, at) == expected_counters

@@ -1449,7 +1449,7 @@ def test_scheduler_work_grows_with_due_leads_not_with_all_leads(
     result = world.tick()
 
     # Then it read, leased and queued the 3 due leads only: one Query per shard, no Scan
-    assert result == {"due": 3, "leased": 3, "queued": 3}
+    assert result == {"due": 3, "leased": 3, "queued": 3, "held": 0, "paused": False}
     assert dynamodb_calls["query items"] == 3
     assert dynamodb_calls["Query"] == 16
     assert dynamodb_calls["Scan"] == 0
@@ -1465,7 +1465,7 @@ def test_many_due_leads_are_queued_in_batches_and_all_sent(world: NurtureWorld) 
 
     result = world.tick()
 
-    assert result == {"due": 12, "leased": 12, "queued": 12}
+    assert result == {"due": 12, "leased": 12, "queued": 12, "held": 0, "paused": False}
     assert queued(world) == 12
     assert world.drain() == 12
     assert sorted(e.tags["lead_id"] for e in world.ses.sent) == sorted(lead_ids)

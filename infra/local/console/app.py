@@ -21,6 +21,7 @@ from infra.local.console import mail as mails
 from infra.local.console.timeline import rows as timeline_rows
 from shared.adapters.counters import DynamoCounterReader
 from shared.adapters.dynamodb import DynamoLeadRepository, deserialize, serialize
+from shared.adapters.guard import DynamoSendingSwitch
 from shared.clock import OffsetClock, from_iso
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
 from shared.leads import ActivityType, Lead
@@ -183,6 +184,7 @@ class LocalConsole:
         self._tick = tick
         self._programs = programs or load_programs()
         self._dynamodb = session.client("dynamodb")
+        self._switch = DynamoSendingSwitch(self._dynamodb, config.table_name)
         self._sns = session.client("sns")
         self._sqs = session.client("sqs")
         self._leads = DynamoLeadRepository(self._dynamodb, config.table_name)
@@ -235,6 +237,8 @@ class LocalConsole:
     def _page(self, template: str, status: int = 200, **context: Any) -> Answer:
         context.setdefault("now", self._clock.now())
         context.setdefault("here", _HERE.get())
+        # Every page says so when the sending guard has paused nurture email.
+        context.setdefault("guard", self._switch.state())
         html = self._env.get_template(template).render(**context)
         return status, HTML, html.encode()
 
