@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.scheduling import DueScheduler
 from shared.settings import EnvSettings
@@ -20,15 +21,14 @@ class SchedulerSettings(EnvSettings):
 
 
 def build(clock: Clock | None = None) -> DueScheduler:
-    import boto3
-
     from shared.adapters.dynamodb import DynamoDueIndex
     from shared.adapters.sqs import SqsJobQueue
 
     settings = SchedulerSettings.from_env()
+    aws = AwsClients()
     return DueScheduler(
-        DynamoDueIndex(boto3.client("dynamodb"), settings.table_name),
-        SqsJobQueue(boto3.client("sqs"), settings.send_queue_url),
+        DynamoDueIndex(aws.client("dynamodb"), settings.table_name),
+        SqsJobQueue(aws.client("sqs"), settings.send_queue_url),
         clock or SystemClock(),
     )
 
