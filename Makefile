@@ -7,7 +7,7 @@ CDK_CLI := aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install dev test lint synth deploy bench bench-visits bench-render clean
+.PHONY: install dev test lint synth deploy bench bench-visits bench-render bench-coldstart clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,7 @@ deploy: install
 bench: install
 	$(BIN)/python -m bench.nurture
 	$(BIN)/python -m bench.writes
+	$(BIN)/python -m bench.coldstart
 
 # DynamoDB calls and write units per anonymous page view, next to one PutItem.
 bench-visits: install
@@ -53,6 +54,11 @@ bench-visits: install
 # Client-side time per send (render + MIME build), now and as it was before.
 bench-render: install
 	$(BIN)/python -m bench.render
+
+# Each function's cold start (import + build in a fresh interpreter) next to the floor
+# `import boto3` + one client. COLDSTART_ARGS="--runs 21 --stack" or "--check".
+bench-coldstart: install
+	$(BIN)/python -m bench.coldstart $(COLDSTART_ARGS)
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache

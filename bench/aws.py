@@ -39,6 +39,8 @@ import boto3
 from botocore import xform_name
 from moto.server import ThreadedMotoServer
 
+from shared.adapters.clients import use_session
+
 T = TypeVar("T")
 Key = tuple[str, str]  # (pk, sk) of the single table
 
@@ -383,8 +385,10 @@ class Run:
 
 class Meter:
     """Every call made through the default boto3 session's clients (botocore's
-    ``provide-client-params`` event), into the run being recorded. Register it before
-    the clients are made: a client copies the session's event hooks when it is made."""
+    ``provide-client-params`` event), into the run being recorded; the functions built
+    after it make their clients from that session too (``use_session``). Register it
+    before the clients are made: a client copies the session's event hooks when it is
+    made."""
 
     def __init__(self) -> None:
         self._run: Run | None = None
@@ -396,6 +400,7 @@ class Meter:
         session._session.get_component("event_emitter").register(
             "provide-client-params", self._seen
         )
+        use_session(session._session)
 
     def _seen(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         run = self._run

@@ -17,15 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from shared.leads import FormType, Lead, Touch
 from shared.programs import Program, Step
 from shared.tokens import SITE_REF_PARAMETER
+from shared.yamlfile import read_yaml
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 EMAIL_DIR = Path(__file__).parent / "content" / "email"
 ASSETS_FILE = Path(__file__).parent / "content" / "assets.yaml"
@@ -93,8 +95,8 @@ _ASSETS = TypeAdapter(dict[str, Asset])
 def load_assets(path: Path = ASSETS_FILE) -> dict[str, Asset]:
     """The asset titles, by the id forms send."""
     try:
-        return _ASSETS.validate_python(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except (ValueError, yaml.YAMLError) as exc:
+        return _ASSETS.validate_python(read_yaml(path) or {})
+    except ValueError as exc:
         raise ValueError(f"{path.name}: {exc}") from exc
 
 
@@ -240,6 +242,10 @@ class EmailRenderer:
     ) -> None:
         self._sender = sender
         self._assets = load_assets() if assets is None else assets
+        # Here rather than at the top: the functions that import this module for its
+        # models and MIME building (the scheduler's send jobs, ...) do not load Jinja2.
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
         loader = FileSystemLoader(directory)
         self._html = Environment(loader=loader, autoescape=True, undefined=StrictUndefined)
         self._text = Environment(loader=loader, autoescape=False, undefined=StrictUndefined)  # noqa: S701 - plain-text part and subject, never HTML

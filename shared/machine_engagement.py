@@ -30,8 +30,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.yamlfile import read_yaml
 
 ENGAGEMENT_FILE = Path(__file__).parent / "content" / "engagement.yaml"
 # Opens and clicks kept per email; older ones are folded into counts (they can no longer
@@ -153,8 +154,8 @@ class EngagementRules(_Content):
 
 def load_engagement_rules(path: Path = ENGAGEMENT_FILE) -> EngagementRules:
     try:
-        return EngagementRules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (ValueError, yaml.YAMLError) as exc:
+        return EngagementRules.model_validate(read_yaml(path))
+    except ValueError as exc:
         raise ValueError(f"{path.name}: {exc}") from exc
 
 

@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,6 +28,7 @@ from pydantic import (
 from shared.leads import FormType, Lead, Stage
 from shared.schedule import SendWindow
 from shared.scoring import Temperature
+from shared.yamlfile import read_yaml
 
 CONTENT_DIR = Path(__file__).parent / "content"
 PROGRAMS_DIR = CONTENT_DIR / "programs"
@@ -406,9 +406,9 @@ def load_programs(directory: Path = PROGRAMS_DIR) -> ProgramCatalog:
     programs = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+            document = read_yaml(path)
             programs.append(Program.model_validate(document))
-        except (ValueError, yaml.YAMLError) as exc:
+        except ValueError as exc:
             raise ValueError(f"{path.name}: {exc}") from exc
     ids = [p.id for p in programs]
     duplicates = {i for i in ids if ids.count(i) > 1}

@@ -21,11 +21,11 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.leads import FormType, Lead
 from shared.normalize import nfkc
+from shared.yamlfile import read_yaml
 
 SCORING_FILE = Path(__file__).parent / "content" / "scoring.yaml"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -318,6 +318,6 @@ def _title_has(title: str, keyword: str) -> bool:
 
 def load_scoring(path: Path = SCORING_FILE) -> ScoringRules:
     try:
-        return ScoringRules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (ValueError, yaml.YAMLError) as exc:
+        return ScoringRules.model_validate(read_yaml(path))
+    except ValueError as exc:
         raise ValueError(f"{path.name}: {exc}") from exc

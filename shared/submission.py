@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -128,6 +127,10 @@ def _check_email(value: str) -> str:
     value = nfkc(value).strip()
     if len(value) > 254:
         raise PydanticCustomError("too_long", "too_long")
+    # Imported on the first address validated: the functions that import this module
+    # for its errors and field names only (unsubscribe, visits) do not load it.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         # No DNS lookups on a request path; SES bounces tell us the rest.
         result = validate_email(value, check_deliverability=False, allow_smtputf8=False)

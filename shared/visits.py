@@ -14,14 +14,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.clock import Clock, to_iso
 from shared.handoff import SalesMessage, per_protocol
 from shared.leads import Activity, ActivityType, Lead, Stage
-from shared.qualification import Award, ScoreKeeper
 from shared.repository import LeadRepository, Marker, Revised, Revision, Snapshot
 from shared.scoring import PageRules, Signal
+
+if TYPE_CHECKING:
+    # Types only: shared.adapters.dynamodb imports this module (PageView), and a
+    # function that never scores (the hand-off) need not import qualification with it.
+    from shared.qualification import Award, ScoreKeeper
 
 # The stages of a lead that sales are working on: a revisit there is news for them.
 WITH_SALES = frozenset({Stage.MQL, Stage.SQL})

@@ -6,11 +6,13 @@ import base64
 import binascii
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
 from shared.forms import MalformedBody, media_type
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 PAGES_DIR = Path(__file__).parent / "content" / "pages"
 
@@ -95,14 +97,27 @@ def with_query(url: str, **params: str) -> str:
 
 
 class Pages:
-    """User-facing HTML pages (Japanese first, English second) rendered from content."""
+    """User-facing HTML pages (Japanese first, English second) rendered from content.
+
+    Jinja2 is imported when the first page is rendered, not before, so that a request
+    path that renders none (capture's JSON replies) does not load it; a function whose
+    every request renders one prepares it at build with ``environment()``.
+    """
 
     def __init__(self, directory: Path = PAGES_DIR) -> None:
-        self._env = Environment(
-            loader=FileSystemLoader(directory),
-            autoescape=select_autoescape(default=True),
-            undefined=StrictUndefined,
-        )
+        self._directory = directory
+        self._env: Environment | None = None
 
     def render(self, name: str, **context: object) -> str:
-        return self._env.get_template(name).render(**context)
+        return self.environment().get_template(name).render(**context)
+
+    def environment(self) -> Environment:
+        if self._env is None:
+            from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+            self._env = Environment(
+                loader=FileSystemLoader(self._directory),
+                autoescape=select_autoescape(default=True),
+                undefined=StrictUndefined,
+            )
+        return self._env

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, ValidationError
 
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock, to_iso
 from shared.handoff import top_reasons
 from shared.lifecycle import (
@@ -121,12 +122,10 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    import boto3
-
     from shared.adapters.dynamodb import DynamoLeadRepository
 
     settings = AdminSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = AwsClients().client("dynamodb")
     clock = clock or SystemClock()
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
     feedback = SalesFeedback(

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.capture.settings import CaptureSettings
 from functions.metrics import emit_counts
+from shared.adapters.clients import AwsClients
 from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
 from shared.clock import Clock, SystemClock
 from shared.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
@@ -230,15 +231,13 @@ def allowed_referrer(value: str | None) -> str | None:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    import boto3  # deferred: keeps module import free of AWS setup
-
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
         DynamoVisitStore,
     )
 
     settings = CaptureSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = AwsClients().client("dynamodb")
     repository = DynamoLeadRepository(dynamodb, settings.table_name)
     clock = clock or SystemClock()
     scores = ScoreKeeper(load_scoring())

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+# Before pydantic: imported after it, Powertools' batch utility also imports its pydantic
+# event models (for BatchProcessor(model=...), which this function does not use).
+import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,6 +17,7 @@ from pydantic import Field
 
 from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.engagement import EngagementOutcome, EngagementRecorder, Recorded
 from shared.machine_engagement import load_engagement_rules
@@ -54,12 +58,10 @@ class EngagementApp:
 
 
 def build(clock: Clock | None = None) -> EngagementApp:
-    import boto3
-
     from shared.adapters.dynamodb import DynamoLeadRepository
 
     settings = EngagementSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = AwsClients().client("dynamodb")
     clock = clock or SystemClock()
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
     recorder = EngagementRecorder(

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.handoff import SalesMessage, build_sales_message
 from shared.leads import Lead, Stage
@@ -75,17 +76,16 @@ class HandoffApp:
 
 
 def build(clock: Clock | None = None) -> HandoffApp:
-    import boto3
-
     from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
     from shared.adapters.sns import SnsSalesPublisher
 
     settings = HandoffSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    aws = AwsClients()
+    dynamodb = aws.client("dynamodb")
     return HandoffApp(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoHandoffLedger(dynamodb, settings.table_name),
-        SnsSalesPublisher(boto3.client("sns"), settings.sales_leads_topic_arn),
+        SnsSalesPublisher(aws.client("sns"), settings.sales_leads_topic_arn),
         load_scoring(),
         clock or SystemClock(),
         Logger(service="handoff"),

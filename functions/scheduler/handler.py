@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from functions.metrics import emit_counts
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.guard import GuardLimits, Warmup
 from shared.metrics import SENDING_PAUSED
@@ -43,17 +44,16 @@ class SchedulerSettings(EnvSettings):
 
 
 def build(clock: Clock | None = None) -> DueScheduler:
-    import boto3
-
     from shared.adapters.dynamodb import DynamoDueIndex
     from shared.adapters.guard import DynamoSendingSwitch
     from shared.adapters.sqs import SqsJobQueue
 
     settings = SchedulerSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    aws = AwsClients()
+    dynamodb = aws.client("dynamodb")
     return DueScheduler(
         DynamoDueIndex(dynamodb, settings.table_name),
-        SqsJobQueue(boto3.client("sqs"), settings.send_queue_url),
+        SqsJobQueue(aws.client("sqs"), settings.send_queue_url),
         clock or SystemClock(),
         switch=DynamoSendingSwitch(dynamodb, settings.table_name),
         policy=settings.policy(),

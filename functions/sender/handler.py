@@ -2,7 +2,7 @@
 
 A batch's jobs run on up to ``send_concurrency`` threads at once, and their SES sends
 keep to ``send_rate`` per second between them (``SendPace``). Everything the jobs share
-is thread-safe: boto3 clients, the renderer (Jinja's template cache is locked; the
+is thread-safe: botocore clients, the renderer (Jinja's template cache is locked; the
 subject cache at worst compiles a subject twice), the clock, the tokens and the
 programs (read-only). Two jobs for the same step in one batch cannot both send: the
 step's claim (a conditional Put) lets one through; the other finds the step being sent
@@ -17,6 +17,9 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
+# Before pydantic: imported after it, Powertools' batch utility also imports its pydantic
+# event models (for BatchProcessor(model=...), which this function does not use).
+import aws_lambda_powertools.utilities.batch  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,6 +27,7 @@ from pydantic import Field, field_validator
 
 from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, Outcome, SendJob
 from shared.email import EmailRenderer, SenderProfile
@@ -92,7 +96,6 @@ class SenderApp:
 
 
 def build(clock: Clock | None = None) -> SenderApp:
-    import boto3
     from botocore.config import Config
 
     from shared.adapters.counters import CachedVariantResults, DynamoCounterReader
@@ -106,9 +109,10 @@ def build(clock: Clock | None = None) -> SenderApp:
     settings = SenderSettings.from_env()
     # A connection per concurrent job (the default pool has 10).
     pool = max(10, settings.send_concurrency)
-    dynamodb = boto3.client("dynamodb", config=Config(max_pool_connections=pool))
+    aws = AwsClients()
+    dynamodb = aws.client("dynamodb", config=Config(max_pool_connections=pool))
     # No retries of SES's own: a SendEmail retried after a lost answer could mail twice.
-    ses = boto3.client(
+    ses = aws.client(
         "sesv2",
         config=Config(max_pool_connections=pool, retries={"total_max_attempts": 1}),
     )
@@ -123,7 +127,7 @@ def build(clock: Clock | None = None) -> SenderApp:
         PacedMailer(SesMailer(ses, settings.configuration_set), SendPace(settings.send_rate)),
         load_programs(),
         EmailRenderer(settings.profile()),
-        UnsubscribeTokens(signing_secret()),
+        UnsubscribeTokens(signing_secret(clients=aws)),
         clock,
         DeliverySettings(
             from_address=settings.from_address,

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.metrics import emit_counts
+from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
 from shared.metrics import OPT_OUTS
@@ -99,20 +100,21 @@ def _is_one_click(event: APIGatewayProxyEvent) -> bool:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    import boto3
-
     from shared.adapters.dynamodb import DynamoLeadRepository
     from shared.adapters.secrets import signing_secret
 
     settings = UnsubscribeSettings.from_env()
-    dynamodb = boto3.client("dynamodb")
+    aws = AwsClients()
+    dynamodb = aws.client("dynamodb")
     clock = clock or SystemClock()
     repository = DynamoLeadRepository(dynamodb, settings.table_name)
+    pages = Pages()
+    pages.environment()  # every request answers with a page: Jinja2 is loaded here
     return Dependencies(
         repository,
-        UnsubscribeTokens(signing_secret()),
+        UnsubscribeTokens(signing_secret(clients=aws)),
         clock,
-        Pages(),
+        pages,
         Logger(service="unsubscribe"),
         ScoreKeeper(load_scoring()),
     )

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from functions.metrics import emit_counts
+from shared.adapters.clients import AwsClients
 from shared.beacon import BeaconError, IdentifyBeacon, InvalidBeacon, decode_beacon, parse_beacon
 from shared.clock import Clock, SystemClock
 from shared.forms import MalformedBody, UnsupportedMediaType
@@ -162,8 +163,6 @@ def _machine(rules: EngagementRules | None, user_agent: str | None, event: Any) 
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    import boto3  # deferred: keeps module import free of AWS setup
-
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
         DynamoVisitStore,
@@ -175,12 +174,13 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
 
     settings = VisitSettings.from_env()
     clock = clock or SystemClock()
-    dynamodb = boto3.client("dynamodb")
+    aws = AwsClients()
+    dynamodb = aws.client("dynamodb")
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
     scores = ScoreKeeper(load_scoring())
     publisher = None
     if settings.sales_leads_topic_arn:
-        publisher = SnsSalesPublisher(boto3.client("sns"), settings.sales_leads_topic_arn)
+        publisher = SnsSalesPublisher(aws.client("sns"), settings.sales_leads_topic_arn)
     tracker = VisitTracker(
         DynamoVisitStore(dynamodb, settings.table_name),
         leads,
@@ -193,7 +193,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     return Dependencies(
         settings,
         tracker,
-        SiteReferences(signing_secret()),
+        SiteReferences(signing_secret(clients=aws)),
         clock,
         Logger(service="visits"),
         SNIPPET.read_text(encoding="utf-8"),

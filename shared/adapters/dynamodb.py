@@ -62,9 +62,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.adapters.attributes import TypeDeserializer, TypeSerializer
 from shared.clock import from_iso, to_iso
 from shared.funnel import ReportCount, lead_counts, merged
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord

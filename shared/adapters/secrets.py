@@ -6,8 +6,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from shared.adapters.clients import AwsClients
 
-def signing_secret(env: Mapping[str, str] | None = None, client: Any = None) -> bytes:
+
+def signing_secret(
+    env: Mapping[str, str] | None = None, client: Any = None, clients: AwsClients | None = None
+) -> bytes:
+    """The secret; its Secrets Manager client, when none is given, comes from ``clients``
+    (the function's, so that it shares their session)."""
     env = os.environ if env is None else env
     if env.get("SIGNING_SECRET"):
         return env["SIGNING_SECRET"].encode("utf-8")
@@ -15,8 +21,6 @@ def signing_secret(env: Mapping[str, str] | None = None, client: Any = None) -> 
     if not arn:
         raise RuntimeError("set SIGNING_SECRET_ARN (or SIGNING_SECRET for the local stack)")
     if client is None:
-        import boto3
-
-        client = boto3.client("secretsmanager")
+        client = (clients or AwsClients()).client("secretsmanager")
     value = client.get_secret_value(SecretId=arn)["SecretString"]
     return str(value).encode("utf-8")

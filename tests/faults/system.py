@@ -41,6 +41,7 @@ from infra.local.functions import ACCOUNT, REGION, Handler, build_handlers, invo
 from infra.local.runtime import reported_failures, scheduled_event, sqs_record, stream_record
 from infra.provision import Provisioned, provision_all
 from infra.wiring import FUNCTIONS, HANDOFF, SCHEDULER, SEND_QUEUE, SENDER, FunctionSpec
+from shared.adapters.clients import use_session
 from shared.clock import FixedClock
 from shared.tokens import UnsubscribeTokens
 from tests.faults.injector import Injector
@@ -226,13 +227,13 @@ def _system() -> System:
     functions = boto3.Session(region_name=REGION)
     injector.install(functions._session)  # botocore's session takes the hooks
     clock = FixedClock(START)
-    original = boto3.DEFAULT_SESSION
-    boto3.DEFAULT_SESSION = functions  # each build() makes its clients with boto3.client
+    # Each build() makes its clients from this session (shared/adapters/clients.py).
+    original = use_session(functions._session)
     try:
         with environment(merged):
             handlers = build_handlers(FUNCTIONS, clock)
     finally:
-        boto3.DEFAULT_SESSION = original
+        use_session(original)
     return System(injector, clock, handlers, resources, reader, functions, config)
 
 

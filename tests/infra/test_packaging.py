@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,8 +36,26 @@ def source_root(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def this_python(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Byte code compiled by this interpreter, as if it were the Lambda runtime's."""
+    version = "{}.{}".format(*sys.version_info[:2])
+    monkeypatch.setattr(packaging, "LAMBDA_PYTHON", version)
+    monkeypatch.setattr(packaging, "lambda_interpreter", lambda: sys.executable)
+    return version
+
+
 def staged_files(directory: Path) -> set[str]:
-    return {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()}
+    """The files of an asset, byte code left out."""
+    return {
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def bytecode_files(directory: Path) -> set[str]:
+    return {str(p.relative_to(directory)) for p in directory.rglob("__pycache__/*")}
 
 
 def test_code_asset_holds_the_packages_and_their_content_only(
@@ -60,6 +80,78 @@ def test_code_asset_follows_edits_and_deletions(source_root: Path, tmp_path: Pat
         "shared/__init__.py",
         "shared/scoring.py",
     }
+
+
+def test_code_asset_ships_byte_code_that_lambda_loads_without_its_sources(
+    source_root: Path, tmp_path: Path, this_python: str
+) -> None:
+    asset = packaging.code_asset_dir(source_root, tmp_path / "build")
+
+    tag = sys.implementation.cache_tag
+    assert bytecode_files(asset) == {
+        f"functions/capture/__pycache__/handler.{tag}.pyc",
+        f"shared/__pycache__/__init__.{tag}.pyc",
+    }
+    pyc = asset / "functions" / "capture" / "__pycache__" / f"handler.{tag}.pyc"
+    header = pyc.read_bytes()[:16]
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, not checked
+    # Lambda's copy of the source has other timestamps, even other bytes: it is not read.
+    handler = asset / "functions" / "capture" / "handler.py"
+    handler.write_text("raise RuntimeError('compiled again from source')\n")
+    spec = importlib.util.spec_from_file_location("staged_handler", handler)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(module.lambda_handler)
+    # Paths in the code are where Lambda holds it, not this checkout's.
+    assert b"/var/task/functions/capture/handler.py" in pyc.read_bytes()
+    assert str(tmp_path).encode() not in pyc.read_bytes()
+
+
+def test_layer_ships_byte_code_for_its_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, this_python: str
+) -> None:
+    def fake_install(requirements: Sequence[str], target: Path) -> None:
+        (target / "pkg").mkdir(parents=True)
+        (target / "pkg" / "__init__.py").write_text("VALUE = 1\n")
+
+    monkeypatch.setattr(packaging, "_pip_install", fake_install)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(PYPROJECT)
+
+    layer = packaging.dependency_layer_dir(pyproject, tmp_path / "build")
+
+    pyc = layer / "python" / "pkg" / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"
+    assert b"/opt/python/pkg/__init__.py" in pyc.read_bytes()
+
+
+def test_assets_are_built_again_when_byte_code_can_be_compiled(
+    source_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = tmp_path / "build"
+    monkeypatch.setattr(packaging, "lambda_interpreter", lambda: None)
+    asset = packaging.code_asset_dir(source_root, build)
+    assert bytecode_files(asset) == set()  # sources only, as the warning said
+
+    monkeypatch.setattr(packaging, "LAMBDA_PYTHON", "{}.{}".format(*sys.version_info[:2]))
+    monkeypatch.setattr(packaging, "lambda_interpreter", lambda: sys.executable)
+    asset = packaging.code_asset_dir(source_root, build)
+    assert bytecode_files(asset)
+
+
+def test_byte_code_is_compiled_by_a_python_of_the_lambda_runtime() -> None:
+    interpreter = packaging.lambda_interpreter()
+    if interpreter is None:
+        pytest.skip(f"no Python {packaging.LAMBDA_PYTHON} on this machine")
+    version = subprocess.run(  # noqa: S603 - the interpreter the build found
+        [interpreter, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert version.strip() == str(tuple(int(n) for n in packaging.LAMBDA_PYTHON.split(".")))
 
 
 def test_layer_leaves_out_what_the_runtime_provides(tmp_path: Path) -> None:
