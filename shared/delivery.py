@@ -27,7 +27,7 @@ from shared.email import (
     SendUncertain,
 )
 from shared.experiments import Arm, arms
-from shared.funnel import ReportCount, business_day, email_key
+from shared.funnel import SENDTIME_PREFIX, ReportCount, business_day, email_key
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
 from shared.lifecycle import returning, review, schedule_review
 from shared.machine_engagement import tracked_links
@@ -53,6 +53,7 @@ from shared.repository import (
     Snapshot,
     VariantResults,
 )
+from shared.sendtime import SendTimeGroup, best_slot, group_of
 from shared.tokens import UnsubscribeTokens
 from shared.transitions import suppressed
 
@@ -269,6 +270,8 @@ class NurtureSender:
                 "variant": label,
                 # How many links the email has, for telling a scanner's burst of clicks.
                 "links": str(tracked_links(rendered.html)),
+                # Whose time this send kept: the report's send-time lift.
+                "send_time": group_of(lead.lead_id, lead.engaged_hours, program.send_time),
             },
         )
         try:
@@ -294,6 +297,23 @@ class NurtureSender:
         )
         self._advance(lead, enrolment, program, step, label, sent, rendered.subject)
         return Outcome.SENT
+
+    @staticmethod
+    def _timed(lead: Lead, program: Program, enrolment: Enrolment) -> Enrolment:
+        """The next step moved to the lead's best slot, if its times are known (and it is
+        not held out)."""
+        due = enrolment.due_at
+        group = group_of(lead.lead_id, lead.engaged_hours, program.send_time)
+        if enrolment.step_id is None or due is None or group is not SendTimeGroup.OPTIMISED:
+            return enrolment
+        slot = best_slot(
+            due,
+            lead.engaged_hours,
+            lead.engaged_weekdays,
+            program.send_window,
+            program.send_time.max_delay,
+        )
+        return enrolment.model_copy(update={"due_at": slot})
 
     def _arms(self, program: Program, step: Step, now: datetime) -> list[Arm]:
         """A bandit's results so far: each variant's sends and successes in its window."""
@@ -387,6 +407,7 @@ class NurtureSender:
                 and enrolment.awaiting is None
             ):
                 advanced = after_send(enrolment, program, step, now, variant, sent.message_id)
+                advanced = self._timed(lead, program, advanced)
                 changes["enrolment"] = advanced
                 if advanced.completed_at is not None:
                     records.append(
@@ -399,12 +420,13 @@ class NurtureSender:
                     records.extend([back] if back else [])
             revision = self._revision(lead, now, records, **changes)
             # The sender counts what it sent: SES's own events may never come.
-            count = ReportCount(
-                business_day(sent.at),
-                email_key(program.id, step.id, variant),
-                {"sent" if certain else "uncertain": 1},
-            )
-            return Revision(revision.lead, revision.records, [count])
+            day, counted = business_day(sent.at), {"sent" if certain else "uncertain": 1}
+            group = group_of(lead.lead_id, lead.engaged_hours, program.send_time)
+            counts = [
+                ReportCount(day, email_key(program.id, step.id, variant), counted),
+                ReportCount(day, SENDTIME_PREFIX + group, counted),
+            ]
+            return Revision(revision.lead, revision.records, counts)
 
         self._leads.revise(
             snapshot.lead_id, change, known=Snapshot(snapshot), error_retries=WRITE_RETRIES

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from shared.clock import Clock
-from shared.funnel import ReportCount, business_day, email_key
+from shared.funnel import SENDTIME_PREFIX, ReportCount, business_day, email_key
 from shared.leads import Activity, ActivityType, Enrolment, Lead
 from shared.machine_engagement import (
     EngagementRules,
@@ -36,6 +36,7 @@ from shared.programs import Engagement, ProgramCatalog
 from shared.qualification import Award, ScoreKeeper
 from shared.repository import LeadRepository, Marker, Revision, Snapshot
 from shared.scoring import Signal
+from shared.sendtime import SendTimeGroup, engaged
 from shared.ses_events import EmailEvent, EmailEventType
 from shared.transitions import opted_out, suppressed
 
@@ -181,7 +182,7 @@ class EngagementRecorder:
             metrics = {metric: 1} if metric else {}
             if event.type is EmailEventType.BOUNCE and event.permanent_bounce:
                 metrics[HARD_BOUNCES] = 1  # what SES's bounce rate (and the guard) counts
-            counter = self._counter(event, metrics) if metrics else None
+            counter = self._counter(event, metrics) if metrics else []
             return self._revision(lead, taken.lead, now, [activity, *taken.records], counter)
         return self._screened(lead, changed, snapshot.mail, event, kind, others, now)
 
@@ -233,6 +234,11 @@ class EngagementRecorder:
         # Earlier opens and clicks this event showed to be a machine's, with their points.
         machine = [a for a in record.events if a.key in turned and a.points and a.key != key]
         updated = taken.lead
+        if human:
+            hours, weekdays = engaged(updated.engaged_hours, updated.engaged_weekdays, event.at)
+            updated = updated.model_copy(
+                update={"engaged_hours": hours, "engaged_weekdays": weekdays}
+            )
         if human or machine:
             enrolment = self._engaged(updated, event, record, human, machine)
             if enrolment is not None:
@@ -252,18 +258,25 @@ class EngagementRecorder:
         after: Lead,
         now: datetime,
         records: list[Activity],
-        counter: ReportCount | None,
+        counter: list[ReportCount],
     ) -> Revision:
         if after != before:
             after = after.model_copy(update={"updated_at": now})
-        return Revision(after, records, [counter])
+        return Revision(after, records, counter)
 
     @staticmethod
-    def _counter(event: EmailEvent, metrics: dict[str, int]) -> ReportCount | None:
+    def _counter(event: EmailEvent, metrics: dict[str, int]) -> list[ReportCount]:
+        """The email's counts, and its send-time group's (``shared.sendtime``)."""
         if not event.program_id:
-            return None
-        key = email_key(event.program_id, event.step_id, event.variant)
-        return ReportCount(business_day(event.at), key, metrics)
+            return []
+        day = business_day(event.at)
+        counts = [
+            ReportCount(day, email_key(event.program_id, event.step_id, event.variant), metrics)
+        ]
+        group = event.tags.get("send_time")
+        if group in set(SendTimeGroup):
+            counts.append(ReportCount(day, SENDTIME_PREFIX + group, metrics))
+        return counts
 
     def _action(self, event: EmailEvent, kind: Kind) -> MailAction:
         return MailAction(

@@ -53,6 +53,7 @@ STAGE_KEY = "stage"
 LIST_KEY = "list"
 EMAIL_PREFIX = "email#"
 CYCLE_PREFIX = "cycle#"
+SENDTIME_PREFIX = "sendtime#"  # the emails of one send-time group (shared.sendtime)
 REVENUE_KEY = "revenue"
 # The dimensions a stage transition is counted by, besides the total.
 DIMENSIONS = ("source", "form", "program")
@@ -415,6 +416,8 @@ class FunnelTotals:
     dimensions: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     cycles: dict[str, Counter[int]] = field(default_factory=dict)  # stage -> days -> leads
     revenue: Counter[str] = field(default_factory=Counter)  # deals, amount
+    # send-time group (shared.sendtime) -> its emails' counts
+    send_times: dict[str, Counter[str]] = field(default_factory=dict)
 
     def add(self, sk: str, metrics: Mapping[str, int]) -> None:
         """Add one counter item (its counter key and its numeric attributes)."""
@@ -429,6 +432,8 @@ class FunnelTotals:
             program, _, rest = value.partition("#")
             step, _, variant = rest.partition("#")
             self.email.setdefault((program, step, variant), Counter()).update(metrics)
+        elif sk.startswith(SENDTIME_PREFIX):
+            self.send_times.setdefault(value, Counter()).update(metrics)
         elif sk.startswith(CYCLE_PREFIX):
             days = self.cycles.setdefault(value, Counter())
             days.update({int(k[1:]): n for k, n in metrics.items() if k[1:].isdigit()})
@@ -445,6 +450,8 @@ class FunnelTotals:
             self.dimensions.setdefault(dim, Counter()).update(metrics)
         for stage, days in other.cycles.items():
             self.cycles.setdefault(stage, Counter()).update(days)
+        for group, metrics in other.send_times.items():
+            self.send_times.setdefault(group, Counter()).update(metrics)
 
     @property
     def stages(self) -> dict[str, int]:

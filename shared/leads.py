@@ -217,6 +217,10 @@ class Lead(_Record):
     # on the lead so that a rule's daily cap is checked by the write that scores.
     daily_points: dict[str, int] = Field(default_factory=dict)
     last_engaged_at: datetime | None = None
+    # Opens and clicks by people per local hour ("0".."23") and weekday ("mon"..): when
+    # to send (shared.sendtime).
+    engaged_hours: dict[str, int] = Field(default_factory=dict)
+    engaged_weekdays: dict[str, int] = Field(default_factory=dict)
     # Website page groups the lead has read (scoring.yaml ``pages``); changed only by ADD.
     page_groups: tuple[str, ...] = ()
     transient_bounces: int = 0  # soft bounces in a row (by event time)

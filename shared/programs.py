@@ -314,6 +314,18 @@ class Completion(_Content):
 RETURNING_STAGES = frozenset({Stage.DORMANT, Stage.LOST})
 
 
+class SendTiming(_Content):
+    """Send-time optimisation (``shared.sendtime``): a lead with at least
+    ``min_engagements`` opens and clicks gets its next email at its best hour and weekday
+    inside the send window, at most ``max_delay`` after the program's time; a ``holdout``
+    share of leads keeps the program's time, to measure the lift."""
+
+    optimise: bool = False
+    holdout: float = Field(default=0.2, ge=0, le=0.9)
+    min_engagements: int = Field(default=3, ge=1)
+    max_delay: Duration = timedelta(days=3)
+
+
 class Program(_Content):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
@@ -323,6 +335,7 @@ class Program(_Content):
     entry: EntryRule
     exit: ExitRule = ExitRule()
     send_window: SendWindow = SendWindow()
+    send_time: SendTiming = SendTiming()
     steps: tuple[Step, ...] = Field(min_length=1)
     on_complete: Completion | None = None
 

@@ -760,3 +760,27 @@ def test_sending_status_pause_and_resume(dynamodb: Any, capsys: Any) -> None:
     # and a pause by hand says so, once
     assert "paused" in run(capsys, "sending", "pause", "--reason", "x", "--table", TABLE)[1]
     assert "already paused" in run(capsys, "sending", "pause", "--table", TABLE)[1]
+
+
+def test_the_funnel_report_shows_the_send_time_lift_against_the_holdout(
+    dynamodb: Any, capsys: Any
+) -> None:
+    store = DynamoCounters(dynamodb, TABLE)
+    for group, sent, opens, clicks in [
+        ("optimised", 200, 60, 12),
+        ("holdout", 100, 20, 5),
+        ("default", 50, 10, 1),
+    ]:
+        store.count(date(2026, 11, 10), f"sendtime#{group}", "sent", sent)
+        store.count(date(2026, 11, 11), f"sendtime#{group}", "unique_human_opens", opens)
+        store.count(date(2026, 11, 11), f"sendtime#{group}", "unique_human_clicks", clicks)
+
+    status, out, _ = run(
+        capsys, "report", "funnel", "--table", TABLE, "--from", "2026-11-01", "--to", "2026-11-30"
+    )
+
+    assert status == 0
+    lines = [" ".join(li.split()) for li in out.splitlines()]
+    assert "optimised 200 30.0% 6.0% +50.0% +20.0%" in lines
+    assert "default 50 20.0% 2.0%" in lines
+    assert "holdout 100 20.0% 5.0%" in lines

@@ -35,7 +35,7 @@ from shared.programs import Engagement, Program, ProgramCatalog, load_programs
 from shared.tokens import UnsubscribeTokens
 from shared.web import Pages
 from tests.builders import DynamoCounters, overwrite, store
-from tests.email_events import ses_record, sns_envelope
+from tests.email_events import raw, ses_record, sns_envelope
 from tests.emf import emf_documents, metric_counts
 from tests.events import form_post, multipart_body, rest_event
 from tests.integration.conftest import TABLE
@@ -57,6 +57,7 @@ JST = ZoneInfo("Asia/Tokyo")
 TUESDAY_10 = datetime(2026, 11, 24, 10, 0, tzinfo=JST)  # a business day, inside the window
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 FIXTURE_PROGRAMS = FIXTURES / "programs"
 ACCEPT_JSON = {"Accept": "application/json"}
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -1518,3 +1519,65 @@ def test_a_bandit_step_sends_most_leads_the_variant_people_click(
     today = counters(world.dynamodb, world.clock.now())
     assert today["email#bandit#invite#B"]["sent"] == given["B"]
     assert today.get("email#bandit#invite#A", {}).get("sent", 0) == given["A"]
+
+
+# -- send-time optimisation ---------------------------------------------------------------
+
+TIMED = Program.model_validate(
+    {
+        **yaml.safe_load((FIXTURE_PROGRAMS / "linear.yaml").read_text(encoding="utf-8")),
+        "id": "timed",
+        "send_time": {"optimise": True, "holdout": 0, "min_engagements": 3},
+    }
+)
+
+
+def test_a_lead_that_reads_at_two_gets_its_next_email_at_two(
+    clock: FixedClock, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given a program that optimises send times, and a lead that opened and clicked at
+    # 14:00 on earlier days
+    clock.set(TUESDAY_10.astimezone(UTC))
+    world = build_world(clock, dynamodb, TABLE, lambda_context, programs=ProgramCatalog([TIMED]))
+    lead_id = enrol(world, "timed", engaged_hours={"14": 3}, engaged_weekdays={"wed": 3})
+
+    # When it is sent the welcome email (Tuesday 10:00)
+    assert world.run() == 1
+
+    # Then the case study, due two days on (Thursday 10:00), waits for Thursday 14:00
+    enrolment = lead_of(world, lead_id).enrolment
+    assert enrolment is not None
+    assert enrolment.due_at == datetime(2026, 11, 26, 14, 0, tzinfo=JST)
+    assert indexed_due_at(world, lead_id) == to_iso(datetime(2026, 11, 26, 5, 0, tzinfo=UTC))
+    # and the email says which send-time group it was sent in, for the report's lift
+    assert world.ses.sent[0].tags["send_time"] == "optimised"
+    assert counters(world.dynamodb, world.clock.now())["sendtime#optimised"] == {"sent": 1}
+    world.advance(2 * DAY)
+    assert world.run() == 0
+    world.advance(4 * HOUR)
+    assert world.run() == 1
+
+
+def test_a_persons_click_teaches_the_lead_its_hour_and_a_scanners_does_not(
+    world: NurtureWorld, lambda_context: Any
+) -> None:
+    lead_id = enrol(world, "linear")
+    assert world.run() == 1
+    (sent,) = world.ses.sent
+    deliver = engagement(recorder(world.dynamodb, world.clock), lambda_context)
+    at = world.clock.now() + 5 * HOUR  # 15:00 in Tokyo
+    person = ses_record(
+        "click", lead_id=lead_id, email=sent.to[0], at=at, message_id=sent.message_id,
+        program="linear", step="welcome", variant=sent.tags["variant"],
+    )  # fmt: skip
+    scanner = ses_record(
+        "click", lead_id=lead_id, email=sent.to[0], at=at + HOUR, message_id=sent.message_id,
+        program="linear", step="welcome", variant=sent.tags["variant"],
+        userAgent="python-requests/2.32.3", ipAddress="198.51.100.7",
+    )  # fmt: skip
+    assert deliver([raw(person)]).failed == []
+    assert deliver([raw(scanner)]).failed == []
+
+    # only the person's click counts towards the lead's hours
+    lead = lead_of(world, lead_id)
+    assert (lead.engaged_hours, lead.engaged_weekdays) == ({"15": 1}, {"tue": 1})

@@ -46,6 +46,7 @@ REPORT_TABLES = {
     "cycle": "購買サイクル（中央値・日数）",
     "deals": "受注",
     "emails": "メールの成果",
+    "send_time": "配信時刻の最適化",
 }
 HEADERS_JA = {
     "week": "週",
@@ -74,6 +75,9 @@ HEADERS_JA = {
     "machine click": "機械のクリック",
     "bounce": "バウンス率",
     "complaint": "苦情率",
+    "group": "グループ",
+    "open lift": "開封率の改善",
+    "click lift": "クリック率の改善",
 }
 
 
