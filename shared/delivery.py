@@ -271,7 +271,7 @@ class NurtureSender:
                 # How many links the email has, for telling a scanner's burst of clicks.
                 "links": str(tracked_links(rendered.html)),
                 # Whose time this send kept: the report's send-time lift.
-                "send_time": group_of(lead.lead_id, lead.engaged_hours, program.send_time),
+                "send_time": group_of(lead.lead_id, lead.engaged_hours, program.send_time).value,
             },
         )
         try:

@@ -135,12 +135,14 @@ def one_lead(stage: str) -> Check:
 
 
 def totals(snapshot: Snapshot) -> dict[str, dict[str, int]]:
-    """The counters without the breakdowns (by source, form, program; cycle histograms),
-    which count the same transitions again."""
+    """The counters without the breakdowns (by source, form, program, send-time group;
+    cycle histograms), which count the same transitions and emails again."""
     return {
         key: metrics
         for key, metrics in snapshot.counters.items()
-        if not key.split(" ", 1)[1].startswith(("source#", "form#", "program#", "cycle#"))
+        if not key.split(" ", 1)[1].startswith(
+            ("source#", "form#", "program#", "cycle#", "sendtime#")
+        )
     }
 
 
@@ -371,7 +373,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         tolerated=frozenset({"activity:rescheduled"}),
         known=SEND,
     ),
-    Scenario("ses_send", ses_event("send"), counted("sent")),
+    Scenario("ses_send", ses_event("send"), counted("accepted")),
     Scenario("ses_delivery", ses_event("delivery"), counted("delivered")),
     Scenario("ses_open", ses_event("open"), counted("human_opens")),
     Scenario(

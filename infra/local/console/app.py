@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from botocore.exceptions import ClientError
 from jinja2 import Environment, FileSystemLoader
 
 from infra.cli.reports import FunnelReport, collect_days, combined, funnel_tables, weekly
@@ -23,6 +24,7 @@ from shared.adapters.counters import DynamoCounterReader
 from shared.adapters.dynamodb import DynamoLeadRepository, deserialize, serialize
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.clock import OffsetClock, from_iso
+from shared.guard import GuardState
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
 from shared.leads import ActivityType, Lead
 from shared.machine_engagement import links_in, load_engagement_rules, tracked_links
@@ -242,9 +244,17 @@ class LocalConsole:
         context.setdefault("now", self._clock.now())
         context.setdefault("here", _HERE.get())
         # Every page says so when the sending guard has paused nurture email.
-        context.setdefault("guard", self._switch.state())
+        context.setdefault("guard", self._guard())
         html = self._env.get_template(template).render(**context)
         return status, HTML, html.encode()
+
+    def _guard(self) -> GuardState | None:
+        try:
+            return self._switch.state()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None  # no table yet (the stack is starting): nothing paused
+            raise
 
     # -- pages ---------------------------------------------------------------------------
 
