@@ -53,7 +53,7 @@ from shared.repository import (
     Snapshot,
     VariantResults,
 )
-from shared.sendtime import SendTimeGroup, best_slot, group_of
+from shared.sendtime import SendTimeGroup, best_slot, group_of, next_slot
 from shared.tokens import UnsubscribeTokens
 from shared.transitions import suppressed
 
@@ -300,20 +300,28 @@ class NurtureSender:
 
     @staticmethod
     def _timed(lead: Lead, program: Program, enrolment: Enrolment) -> Enrolment:
-        """The next step moved to the lead's best slot, if its times are known (and it is
-        not held out)."""
+        """The next step moved to its variant's send time (an experiment on send times),
+        else to the lead's best slot if its times are known (and it is not held out)."""
         due = enrolment.due_at
-        group = group_of(lead.lead_id, lead.engaged_hours, program.send_time)
-        if enrolment.step_id is None or due is None or group is not SendTimeGroup.OPTIMISED:
+        following = NurtureSender._step(program, enrolment.step_id)
+        if following is None or due is None:
             return enrolment
-        slot = best_slot(
+        slots = following.experiment.send_times
+        chosen = slots[variant_of(lead.lead_id, program, following)] if slots else None
+        if chosen is not None:
+            timed = next_slot(due, chosen, program.send_window)
+            return enrolment.model_copy(update={"due_at": timed})
+        group = group_of(lead.lead_id, lead.engaged_hours, program.send_time)
+        if group is not SendTimeGroup.OPTIMISED:
+            return enrolment
+        best = best_slot(
             due,
             lead.engaged_hours,
             lead.engaged_weekdays,
             program.send_window,
             program.send_time.max_delay,
         )
-        return enrolment.model_copy(update={"due_at": slot})
+        return enrolment.model_copy(update={"due_at": best})
 
     def _arms(self, program: Program, step: Step, now: datetime) -> list[Arm]:
         """A bandit's results so far: each variant's sends and successes in its window."""

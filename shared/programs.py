@@ -22,11 +22,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    field_validator,
     model_validator,
 )
 
 from shared.leads import FormType, Lead, Stage
-from shared.schedule import SendWindow
+from shared.schedule import WEEKDAYS, SendWindow
 from shared.scoring import Temperature
 from shared.yamlfile import read_yaml
 
@@ -239,6 +240,20 @@ class StepCondition(_Content):
         return all(self.hits(lead).values())
 
 
+class SendSlot(_Content):
+    """When a variant is sent: one of ``weekdays`` at ``hour`` (the window's timezone)."""
+
+    weekdays: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    hour: int = Field(ge=0, le=23)
+
+    @field_validator("weekdays")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or not set(value) <= set(WEEKDAYS):
+            raise ValueError(f"weekdays must be some of {WEEKDAYS}, got {list(value)}")
+        return value
+
+
 class Experiment(_Content):
     """How a step's variants are given out and judged (``report experiments``).
 
@@ -246,7 +261,9 @@ class Experiment(_Content):
     gives the next send the variant Thompson sampling picks from the results of the
     last ``window`` (unique human clicks, or MQLs within 14 days, per email sent), each
     variant keeping at least ``min_share`` of the sends. ``winner`` closes the test:
-    every lead gets that variant. ``templates`` gives each variant its own template.
+    every lead gets that variant. ``templates`` gives each variant its own template,
+    ``send_times`` its own weekday and hour (None: the program's time); a variant's time
+    is known when the step before is sent, so send times go with ``split`` only.
     """
 
     allocation: Literal["split", "bandit"] = "split"
@@ -255,6 +272,7 @@ class Experiment(_Content):
     window: Duration = timedelta(days=28)
     winner: str | None = Field(default=None, pattern=r"^[A-Z]$")
     templates: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], ...] = ()
+    send_times: tuple[SendSlot | None, ...] = ()
 
 
 class Step(_Content):
@@ -285,6 +303,10 @@ class Step(_Content):
             raise ValueError(f"step {self.id}: winner {experiment.winner} is not a variant")
         if experiment.min_share * self.variants > 1:
             raise ValueError(f"step {self.id}: min_share times the variants is over 1")
+        if experiment.send_times and len(experiment.send_times) != self.variants:
+            raise ValueError(f"step {self.id}: experiment.send_times needs one per variant")
+        if experiment.send_times and experiment.allocation != "split":
+            raise ValueError(f"step {self.id}: send_times need allocation split")
         return self
 
     @property

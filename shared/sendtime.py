@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from shared.programs import SendTiming
+from shared.programs import SendSlot, SendTiming
 from shared.schedule import WEEKDAYS, SendWindow
 
 # What the lead's own timezone is, until leads carry one: the company's (Japan).
@@ -74,3 +74,15 @@ def best_slot(
                 best, best_score = candidate, score
         slot += timedelta(hours=1)
     return best.astimezone(default.tzinfo)
+
+
+def next_slot(default: datetime, slot: SendSlot, window: SendWindow) -> datetime:
+    """The first start of ``slot.hour`` on one of ``slot.weekdays``, from ``default`` on
+    and inside the window, within a week; ``default`` when there is none."""
+    local = default.astimezone(window.zone)
+    day = local.replace(hour=slot.hour, minute=0, second=0, microsecond=0)
+    for _ in range(8):
+        if day >= local and WEEKDAYS[day.weekday()] in slot.weekdays and window.contains(day):
+            return day.astimezone(default.tzinfo)
+        day += timedelta(days=1)
+    return default

@@ -1582,3 +1582,64 @@ def test_a_persons_click_teaches_the_lead_its_hour_and_a_scanners_does_not(
     # only the person's click counts towards the lead's hours
     lead = lead_of(world, lead_id)
     assert (lead.engaged_hours, lead.engaged_weekdays) == ({"15": 1}, {"tue": 1})
+
+
+SEND_TIMES = Program.model_validate(
+    yaml.safe_load(
+        """
+id: send_times
+name: テスト（配信時刻の A/B）
+entry: {stages: [lead]}
+steps:
+  - id: welcome
+    template: welcome
+    content_type: welcome
+    subject: {ja: ["ご登録ありがとうございます"], en: ["Thank you for signing up"]}
+  - id: case_study
+    wait: P2D
+    template: case_study
+    content_type: case_study
+    subject:
+      ja: ["【導入事例】A", "【導入事例】B"]
+      en: ["[Case study] A", "[Case study] B"]
+    experiment:
+      send_times: [null, {weekdays: [fri], hour: 16}]
+"""
+    )
+)
+
+
+def test_a_send_time_variant_moves_its_leads_to_its_weekday_and_hour(
+    clock: FixedClock, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given a step whose variant B is sent on Fridays at 16:00, A at the program's time
+    clock.set(TUESDAY_10.astimezone(UTC))
+    catalog_ = ProgramCatalog([SEND_TIMES])
+    world = build_world(clock, dynamodb, TABLE, lambda_context, programs=catalog_)
+    leads = [enrol(world, "send_times") for _ in range(12)]
+
+    # When they are sent the welcome email on Tuesday 10:00
+    assert world.run() == 12
+
+    # Then each lead's case study is due at its variant's time
+    step = SEND_TIMES.step("case_study")
+    thursday_10 = datetime(2026, 11, 26, 10, 0, tzinfo=JST)
+    friday_16 = datetime(2026, 11, 27, 16, 0, tzinfo=JST)
+    due = {}
+    for lead_id in leads:
+        enrolment = lead_of(world, lead_id).enrolment
+        assert enrolment is not None
+        due[lead_id] = enrolment.due_at
+        variant = variant_of(lead_id, SEND_TIMES, step)
+        assert enrolment.due_at == (friday_16 if variant == 1 else thursday_10)
+    assert len(set(due.values())) == 2
+    # and on Friday at 16:00 every B has gone out, labelled B
+    world.advance(friday_16 - world.clock.now())
+    world.run()
+    labels = {
+        e.tags["lead_id"]: e.tags["variant"]
+        for e in world.ses.sent
+        if e.tags["step"] == "case_study"
+    }
+    assert set(labels) == set(leads)
+    assert all(labels[lead] == variant_label(variant_of(lead, SEND_TIMES, step)) for lead in leads)

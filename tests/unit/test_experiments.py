@@ -143,6 +143,13 @@ def test_a_bandit_step_follows_its_results_and_a_split_one_its_hash() -> None:
         ({"min_share": 0.6}, "less than or equal to 0.5"),
         ({"allocation": "greedy"}, "allocation"),
         ({"metric": "opens"}, "metric"),
+        ({"send_times": [None]}, "send_times needs one per variant"),
+        (
+            {"allocation": "bandit", "send_times": [None, {"hour": 16}]},
+            "send_times need allocation split",
+        ),
+        ({"send_times": [None, {"hour": 24}]}, "less than or equal to 23"),
+        ({"send_times": [None, {"hour": 9, "weekdays": ["sun", "holiday"]}]}, "weekdays"),
     ],
 )
 def test_an_experiment_that_cannot_work_is_refused(

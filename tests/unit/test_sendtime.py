@@ -7,9 +7,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.programs import SendTiming
+from shared.programs import SendSlot, SendTiming
 from shared.schedule import SendWindow
-from shared.sendtime import SendTimeGroup, best_slot, engaged, group_of
+from shared.sendtime import SendTimeGroup, best_slot, engaged, group_of, next_slot
 
 JST = ZoneInfo("Asia/Tokyo")
 THURSDAY_10 = datetime(2026, 11, 26, 10, 0, tzinfo=JST)
@@ -66,3 +66,13 @@ def test_the_current_hour_is_kept_from_its_default_minute() -> None:
     default = datetime(2026, 11, 26, 14, 20, tzinfo=JST)
 
     assert best_slot(default, {"14": 1}, {}, WINDOW, timedelta(days=1)) == default
+
+
+def test_a_variants_send_time_is_its_next_weekday_and_hour_inside_the_window() -> None:
+    friday_16 = SendSlot(weekdays=("fri",), hour=16)
+
+    assert next_slot(THURSDAY_10, friday_16, WINDOW) == datetime(2026, 11, 27, 16, tzinfo=JST)
+    # the same day when the hour is still ahead
+    assert next_slot(THURSDAY_10, SendSlot(hour=11), WINDOW) == THURSDAY_10.replace(hour=11)
+    # an hour the window never opens at: the default stays
+    assert next_slot(THURSDAY_10, SendSlot(hour=20), WINDOW) == THURSDAY_10
