@@ -25,7 +25,8 @@ hold three kinds of metric:
   ``revenue`` (yen) of deals won;
 - sk ``cycle#<stage>``: how long the move into ``mql``, ``sql`` and ``customer`` took,
   one ``d<days>`` attribute per whole number of days (a histogram: medians, no scans);
-- sk ``revenue``: ``deals`` won and their ``amount`` (yen).
+- sk ``revenue``: ``deals`` won, their ``amount`` (yen), and the ``customers`` whose first
+  deal it was (revenue per customer: lifetime value).
 
 Counts in a period are flows, not cohorts: the MQLs of a month may come from leads of
 earlier months, so a period's conversion rate is an estimate (and may exceed 1 when a
@@ -153,7 +154,9 @@ def lead_counts(before: Lead | None, after: Lead) -> list[ReportCount]:
         by = {**(moved.metrics if moved else {}), **({REVENUE_KEY: revenue} if revenue else {})}
         counts.extend(ReportCount(day, key, by) for key in dimension_keys(after, program_id))
     if revenue:
-        counts.append(ReportCount(day, REVENUE_KEY, {"deals": 1, "amount": revenue}))
+        first = before is None or before.revenue == 0  # a customer's first deal
+        deal = {"deals": 1, "amount": revenue, "customers": 1 if first else 0}
+        counts.append(ReportCount(day, REVENUE_KEY, deal))
     if moved is not None:
         counts.append(moved)
         counts.append(_cycle_count(day, before, after))
@@ -490,7 +493,8 @@ class FunnelTotals:
 
     @property
     def deals(self) -> Deals:
-        return Deals(self.revenue.get("deals", 0), self.revenue.get("amount", 0))
+        revenue = self.revenue
+        return Deals(revenue.get("deals", 0), revenue.get("amount", 0), revenue.get("customers", 0))
 
 
 @dataclass(frozen=True)
@@ -521,10 +525,16 @@ class Deals:
 
     won: int
     amount: int
+    customers: int = 0  # the leads whose first deal was won in the period
 
     @property
     def average(self) -> Fraction | None:
         return ratio(self.amount, self.won)
+
+    @property
+    def lifetime_value(self) -> Fraction | None:
+        """Revenue per customer: every deal won with a lead adds to its value."""
+        return ratio(self.amount, self.customers)
 
 
 def median(histogram: Mapping[int, int]) -> float | None:

@@ -227,6 +227,8 @@ def _deals_table(totals: FunnelTotals) -> Table:
         ["deals won with an amount", str(deals.won)],
         ["revenue", yen(deals.amount)],
         ["average deal value", yen(deals.average)],
+        ["customers won (first deal)", str(deals.customers)],
+        ["lifetime value (revenue per customer)", yen(deals.lifetime_value)],
     ]
     return Table(
         "deals",
@@ -234,7 +236,8 @@ def _deals_table(totals: FunnelTotals) -> Table:
         ["", "value"],
         rows,
         {1},
-        "(lifetime value: a lead's revenue adds up every deal won with it)",
+        "(lifetime value: every deal won with a lead adds to its revenue; flows in the"
+        " period, not cohorts)",
     )
 
 

@@ -396,7 +396,7 @@ def test_a_won_deals_amount_is_the_leads_revenue_and_counted_by_its_source(
     lead = stored(repository, mql)
     assert lead.revenue == 1_800_000
     found = counters(dynamodb, clock.now())
-    assert found["revenue"] == {"deals": 1, "amount": 1_800_000}
+    assert found["revenue"] == {"deals": 1, "amount": 1_800_000, "customers": 1}
     assert found[f"form#{lead.first_touch.form_type.value}"]["revenue"] == 1_800_000
     assert found["cycle#customer"] == {"d0": 1}
 

@@ -131,7 +131,7 @@ def test_sql_and_customer_cycles_run_from_the_stage_before_and_revenue_is_counte
     assert by_key(lead_counts(mql, sql))["cycle#sql"] == {"d3": 1}
     counts = by_key(lead_counts(sql, won))
     assert counts["cycle#customer"] == {"d30": 1}
-    assert counts["revenue"] == {"deals": 1, "amount": 1_200_000}
+    assert counts["revenue"] == {"deals": 1, "amount": 1_200_000, "customers": 1}
     assert counts["source#expo-2026-tokyo-hall"] == {"sql>customer": 1, "revenue": 1_200_000}
 
 
@@ -150,7 +150,7 @@ def test_the_period_reads_breakdowns_cycles_and_deals() -> None:
             ("source#expo", {"new>lead": 5}),
             ("cycle#mql", {"d2": 1, "d10": 2}),
             ("cycle#mql", {"d30": 1}),
-            ("revenue", {"deals": 2, "amount": 300}),
+            ("revenue", {"deals": 2, "amount": 300, "customers": 1}),
             ("form#download", {"new>lead": 40}),
         ]
     )
@@ -164,6 +164,7 @@ def test_the_period_reads_breakdowns_cycles_and_deals() -> None:
     assert (cycle.leads, cycle.median_days) == (4, 10.0)
     assert totals.cycle("sql").median_days is None
     assert (totals.deals.won, totals.deals.average) == (2, Fraction(150))
+    assert totals.deals.lifetime_value == Fraction(300)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=60))
