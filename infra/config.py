@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -95,6 +96,44 @@ class VisitsConfig(BaseModel):
     throttle_burst_limit: int = Field(default=100, gt=0)
 
 
+# The rates at which SES puts a sending account under review.
+SES_REVIEW_BOUNCE_PERCENT = 5.0
+SES_REVIEW_COMPLAINT_PERCENT = 0.1
+
+
+class ReputationConfig(BaseModel):
+    """Alarms on the bounce and complaint rates of the stack's sends, set below the rates
+    at which SES reviews the account, so there is time to act."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Hard bounces per email sent, in percent.
+    bounce_rate_percent: float = Field(default=4.0, gt=0, lt=SES_REVIEW_BOUNCE_PERCENT)
+    # Complaints per email sent, in percent.
+    complaint_rate_percent: float = Field(default=0.08, gt=0, lt=SES_REVIEW_COMPLAINT_PERCENT)
+    # The window the rates are taken over: long enough for complaints, which arrive hours
+    # after the send; at most a day, or a problem would go unseen for days.
+    window_hours: int = Field(default=24, ge=1, le=24)
+    # Fewer sends than this in the window say nothing about the list: no alarm.
+    min_sends: int = Field(default=500, ge=1)
+
+
+class WarmupConfig(BaseModel):
+    """A new sending domain's daily cap: ``daily[i]`` emails a day in week ``i`` from
+    ``start``; none once the list is over. Empty: no cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: date | None = None
+    daily: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _both(self) -> WarmupConfig:
+        if (self.start is None) != (not self.daily):
+            raise ValueError("warmup needs both start and daily, or neither")
+        return self
+
+
 class DeploymentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -105,6 +144,8 @@ class DeploymentConfig(BaseModel):
     public_api_url: str | None = None
     lifecycle: LifecycleConfig = LifecycleConfig()
     visits: VisitsConfig = VisitsConfig()
+    reputation: ReputationConfig = ReputationConfig()
+    warmup: WarmupConfig = WarmupConfig()
 
     # Origins whose browsers may post forms (the function answers CORS itself).
     cors_origins: list[str] = Field(default_factory=_default_origins, min_length=1)
@@ -213,7 +254,16 @@ def function_environment(
         VISIT_ATTRIBUTION_DAYS=str(config.visits.attribution_days),
         REVISIT_ALERT_HOURS=str(config.visits.revisit_alert_hours),
         VISIT_MAX_BODY_BYTES=str(config.visits.max_body_bytes),
+        # The sending guard pauses at the reputation alarms' own limits.
+        BOUNCE_RATE_PERCENT=str(config.reputation.bounce_rate_percent),
+        COMPLAINT_RATE_PERCENT=str(config.reputation.complaint_rate_percent),
+        GUARD_MIN_SENDS=str(config.reputation.min_sends),
     )
+    if config.warmup.start is not None:
+        environment.update(
+            WARMUP_START=config.warmup.start.isoformat(),
+            WARMUP_DAILY=",".join(str(n) for n in config.warmup.daily),
+        )
     if spec.signs_links:
         if resources.signing_secret_arn:
             environment["SIGNING_SECRET_ARN"] = resources.signing_secret_arn

@@ -36,7 +36,9 @@ class LeadNurtureStack(Stack):
         observability = Observability(
             self, "Observability", log_retention_days=config.log_retention_days
         )
-        observability.alarm_on_uncertain_sends()
+        uncertain_sends = observability.alarm_on_uncertain_sends()
+        sending_paused = observability.alarm_on_sending_paused()
+        reputation = observability.alarm_on_reputation(config.reputation)
         data = LeadData(self, "Data", spec=wiring.TABLE)
         queues = JobQueues(self, "Messaging", specs=wiring.QUEUES)
         email = NurtureEmail(
@@ -77,6 +79,21 @@ class LeadNurtureStack(Stack):
             layer_dir=layer_dir,
         )
         api.add_routes(wiring.FUNCTIONS, functions.by_name)
+        observability.dashboard(
+            functions=functions.by_name,
+            dead_letter_queues={
+                **{f"{name} queue": q.dead_letter_queue for name, q in queues.by_name.items()},
+                **{f"{name} stream": q for name, q in functions.stream_failures.items()},
+            },
+            alarms=[
+                uncertain_sends,
+                sending_paused,
+                *reputation,
+                *(q.dead_letter_alarm for q in queues.by_name.values()),
+                *functions.alarms,
+            ],
+            reputation=config.reputation,
+        )
         stage = api.rest_api.deployment_stage
         if config.waf_enabled:
             ApiFirewall(self, "Firewall", stage=stage, ip_rate_limit=config.waf_ip_rate_limit)

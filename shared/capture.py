@@ -82,6 +82,8 @@ class CaptureResult:
     created: bool
     enrolled_in: str | None = None
     qualified: bool = False
+    # The same post sent again: the first post's answer, nothing recorded this time.
+    repeat: bool = False
 
 
 class CaptureConflict(Exception):
@@ -219,6 +221,7 @@ class LeadCapture:
                 created=bool(note.get("created")),
                 enrolled_in=note.get("enrolled_in"),
                 qualified=bool(note.get("qualified")),
+                repeat=revised.duplicate,
             )
         raise CaptureConflict("lead changed concurrently too many times")
 

@@ -25,7 +25,9 @@ from shared.email import (
     SendThrottled,
     SendUncertain,
 )
-from shared.jobs import SendJob
+from shared.experiments import Arm, arms
+from shared.funnel import SENDTIME_PREFIX, ReportCount, business_day, email_key
+from shared.jobs import REVIEW, SendJob
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
 from shared.lifecycle import returning, review, schedule_review
 from shared.machine_engagement import tracked_links
@@ -42,7 +44,15 @@ from shared.nurture import (
     within_cap,
 )
 from shared.programs import SUNSET, Program, ProgramCatalog, Step
-from shared.repository import REVIEW, LeadRepository, Record, Revision, SendLedger, Snapshot
+from shared.repository import (
+    LeadRepository,
+    Record,
+    Revision,
+    SendLedger,
+    Snapshot,
+    VariantResults,
+)
+from shared.sendtime import SendTimeGroup, best_slot, group_of, next_slot
 from shared.tokens import UnsubscribeTokens
 from shared.transitions import suppressed
 
@@ -98,7 +108,9 @@ class NurtureSender:
         tokens: UnsubscribeTokens,
         clock: Clock,
         settings: DeliverySettings,
+        results: VariantResults | None = None,
     ) -> None:
+        self._results = results
         self._leads = leads
         self._ledger = ledger
         self._mailer = mailer
@@ -218,7 +230,7 @@ class NurtureSender:
         self, lead: Lead, enrolment: Enrolment, program: Program, step: Step, now: datetime
     ) -> Outcome:
         key = ledger_key(enrolment, step)
-        variant = variant_of(lead.lead_id, program, step)
+        variant = variant_of(lead.lead_id, program, step, self._arms(program, step, now))
         label = variant_label(variant)
         found = self._ledger.claim(lead.lead_id, key, now)
         if found is not None:
@@ -242,6 +254,8 @@ class NurtureSender:
                 "variant": label,
                 # How many links the email has, for telling a scanner's burst of clicks.
                 "links": str(tracked_links(rendered.html)),
+                # Whose time this send kept: the report's send-time lift.
+                "send_time": group_of(lead.lead_id, lead.engaged_hours, program.send_time).value,
             },
         )
         try:
@@ -267,6 +281,41 @@ class NurtureSender:
         )
         self._advance(lead, enrolment, program, step, label, sent, rendered.subject)
         return Outcome.SENT
+
+    @staticmethod
+    def _timed(lead: Lead, program: Program, enrolment: Enrolment) -> Enrolment:
+        """The next step moved to its variant's send time (an experiment on send times),
+        else to the lead's best slot if its times are known (and it is not held out)."""
+        due = enrolment.due_at
+        following = NurtureSender._step(program, enrolment.step_id)
+        if following is None or due is None:
+            return enrolment
+        slots = following.experiment.send_times
+        chosen = slots[variant_of(lead.lead_id, program, following)] if slots else None
+        if chosen is not None:
+            timed = next_slot(due, chosen, program.send_window)
+            return enrolment.model_copy(update={"due_at": timed})
+        group = group_of(lead.lead_id, lead.engaged_hours, program.send_time)
+        if group is not SendTimeGroup.OPTIMISED:
+            return enrolment
+        best = best_slot(
+            due,
+            lead.engaged_hours,
+            lead.engaged_weekdays,
+            program.send_window,
+            program.send_time.max_delay,
+        )
+        return enrolment.model_copy(update={"due_at": best})
+
+    def _arms(self, program: Program, step: Step, now: datetime) -> list[Arm]:
+        """A bandit's results so far: each variant's sends and successes in its window."""
+        experiment = step.experiment
+        if experiment.allocation != "bandit" or experiment.winner or self._results is None:
+            return []
+        since = business_day(now - experiment.window)
+        counts = self._results.of(program.id, step.id, since)
+        labels = [variant_label(v) for v in range(step.variants)]
+        return arms(labels, counts, experiment.metric)
 
     def _claimed_before(
         self,
@@ -350,6 +399,7 @@ class NurtureSender:
                 and enrolment.awaiting is None
             ):
                 advanced = after_send(enrolment, program, step, now, variant, sent.message_id)
+                advanced = self._timed(lead, program, advanced)
                 changes["enrolment"] = advanced
                 if advanced.completed_at is not None:
                     records.append(
@@ -360,7 +410,15 @@ class NurtureSender:
                     stage, back = returning(lead, advanced, program, now)
                     changes.update(stage)
                     records.extend([back] if back else [])
-            return self._revision(lead, now, records, **changes)
+            revision = self._revision(lead, now, records, **changes)
+            # The sender counts what it sent: SES's own events may never come.
+            day, counted = business_day(sent.at), {"sent" if certain else "uncertain": 1}
+            group = group_of(lead.lead_id, lead.engaged_hours, program.send_time)
+            counts = [
+                ReportCount(day, email_key(program.id, step.id, variant), counted),
+                ReportCount(day, SENDTIME_PREFIX + group, counted),
+            ]
+            return Revision(revision.lead, revision.records, counts)
 
         self._leads.revise(
             snapshot.lead_id, change, known=Snapshot(snapshot), error_retries=WRITE_RETRIES

@@ -301,7 +301,7 @@ class EmailRenderer:
         # A header must stay one line whatever the lead typed into its profile.
         subject = " ".join(subject.split())
         context["subject"] = subject
-        name = f"{step.template}.{locale}"
+        name = f"{step.template_for(variant)}.{locale}"
         html = self._html.get_template(f"{name}.html").render(context)
         text = self._text.get_template(f"{name}.txt").render(context)
         if site_ref:
@@ -324,7 +324,10 @@ class EmailRenderer:
         return template
 
     def template_names(self, step: Step) -> list[str]:
-        return [f"{step.template}.{loc}.{ext}" for loc in LOCALES for ext in ("html", "txt")]
+        names = dict.fromkeys(step.template_for(v) for v in range(step.variants))
+        return [
+            f"{name}.{loc}.{ext}" for name in names for loc in LOCALES for ext in ("html", "txt")
+        ]
 
 
 # The raw message is written by hand, not with email.message.EmailMessage: its policy

@@ -11,6 +11,7 @@ score; a machine's (``shared.machine_engagement``) are only recorded, labelled.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -18,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from shared.clock import Clock
-from shared.funnel import ReportCount, business_day
+from shared.funnel import SENDTIME_PREFIX, ReportCount, business_day, email_key
 from shared.leads import Activity, ActivityType, Enrolment, Lead
 from shared.machine_engagement import (
     EngagementRules,
@@ -35,6 +36,7 @@ from shared.programs import Engagement, ProgramCatalog
 from shared.qualification import Award, ScoreKeeper
 from shared.repository import LeadRepository, Marker, Revision, Snapshot
 from shared.scoring import Signal
+from shared.sendtime import SendTimeGroup, engaged
 from shared.ses_events import EmailEvent, EmailEventType
 from shared.transitions import opted_out, suppressed
 
@@ -55,9 +57,11 @@ ACTIVITY = {
     EmailEventType.DELIVERY_DELAY: ActivityType.EMAIL_DELAYED,
     EmailEventType.SUBSCRIPTION: ActivityType.UNSUBSCRIBED,
 }
-# Report counter names per event type.
+# Report counter names per event type. The sender counts what it sent itself, and a
+# lead's opt-out counts its unsubscribe (``shared.funnel.lead_counts``): SES's Send is
+# "accepted", and its subscription event counts nothing more.
 METRIC = {
-    EmailEventType.SEND: "sent",
+    EmailEventType.SEND: "accepted",
     EmailEventType.DELIVERY: "delivered",
     EmailEventType.OPEN: "opens",
     EmailEventType.CLICK: "clicks",
@@ -66,14 +70,28 @@ METRIC = {
     EmailEventType.REJECT: "rejects",
     EmailEventType.RENDERING_FAILURE: "rendering_failures",
     EmailEventType.DELIVERY_DELAY: "delays",
-    EmailEventType.SUBSCRIPTION: "unsubscribes",
 }
+
+
+HARD_BOUNCES = "hard_bounces"
 
 
 class EngagementOutcome(StrEnum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
     UNKNOWN_LEAD = "unknown_lead"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one event did, for the function to count."""
+
+    outcome: EngagementOutcome
+    # An open or click recorded now: whether it was a machine's when it arrived (a later
+    # event may still show it was); None for other events and for one recorded before.
+    machine: bool | None = None
+    qualified: bool = False  # it made the lead an MQL
+    opted_out: bool = False  # it unsubscribed the lead (an SES subscription event)
 
 
 class EngagementRecorder:
@@ -93,7 +111,7 @@ class EngagementRecorder:
         self._transient_limit = transient_bounce_limit
         self._machines = load_engagement_rules() if machines is None else machines
 
-    def record(self, event: EmailEvent, peers: Sequence[EmailEvent] = ()) -> EngagementOutcome:
+    def record(self, event: EmailEvent, peers: Sequence[EmailEvent] = ()) -> Recorded:
         """Apply the event once, however often it is delivered: one read (the lead, the
         email's record and the event's marker) and one write of everything it changes
         (the lead's state, score and program, the email's record, the activities, the
@@ -103,14 +121,12 @@ class EngagementRecorder:
         arrive together, and each is known for a machine's from the first.
         """
         for lead_id in self._lead_ids(event):
-            outcome = self._record(lead_id, event, peers)
-            if outcome is not EngagementOutcome.UNKNOWN_LEAD:
-                return outcome
-        return EngagementOutcome.UNKNOWN_LEAD
+            recorded = self._record(lead_id, event, peers)
+            if recorded.outcome is not EngagementOutcome.UNKNOWN_LEAD:
+                return recorded
+        return Recorded(EngagementOutcome.UNKNOWN_LEAD)
 
-    def _record(
-        self, lead_id: str, event: EmailEvent, peers: Sequence[EmailEvent]
-    ) -> EngagementOutcome:
+    def _record(self, lead_id: str, event: EmailEvent, peers: Sequence[EmailEvent]) -> Recorded:
         others = [
             self._action(peer, Kind.CLICK)
             for peer in peers
@@ -126,10 +142,17 @@ class EngagementRecorder:
             mail=event.message_id if screened else None,
         )
         if revised.duplicate:
-            return EngagementOutcome.DUPLICATE
+            return Recorded(EngagementOutcome.DUPLICATE)
         if revised.before is None:
-            return EngagementOutcome.UNKNOWN_LEAD
-        return EngagementOutcome.RECORDED
+            return Recorded(EngagementOutcome.UNKNOWN_LEAD)
+        mail = revised.revision.mail if revised.revision else None
+        action = mail.find(event.dedupe_key) if mail is not None and event.type in KINDS else None
+        return Recorded(
+            EngagementOutcome.RECORDED,
+            machine=action.machine if action is not None else None,
+            qualified=revised.qualified,
+            opted_out=revised.opted_out,
+        )
 
     def _lead_ids(self, event: EmailEvent) -> Iterator[str]:
         """The lead the email was sent to: its tag, or else (no tag, or a stale one) the
@@ -155,7 +178,11 @@ class EngagementRecorder:
                 changed, signal, event.at, now, link_tags=event.link_tags, reason="score"
             )
             activity = self._activity(lead.lead_id, event, taken.award)
-            counter = self._counter(event, {METRIC[event.type]: 1})
+            metric = METRIC.get(event.type)
+            metrics = {metric: 1} if metric else {}
+            if event.type is EmailEventType.BOUNCE and event.permanent_bounce:
+                metrics[HARD_BOUNCES] = 1  # what SES's bounce rate (and the guard) counts
+            counter = self._counter(event, metrics) if metrics else []
             return self._revision(lead, taken.lead, now, [activity, *taken.records], counter)
         return self._screened(lead, changed, snapshot.mail, event, kind, others, now)
 
@@ -207,6 +234,11 @@ class EngagementRecorder:
         # Earlier opens and clicks this event showed to be a machine's, with their points.
         machine = [a for a in record.events if a.key in turned and a.points and a.key != key]
         updated = taken.lead
+        if human:
+            hours, weekdays = engaged(updated.engaged_hours, updated.engaged_weekdays, event.at)
+            updated = updated.model_copy(
+                update={"engaged_hours": hours, "engaged_weekdays": weekdays}
+            )
         if human or machine:
             enrolment = self._engaged(updated, event, record, human, machine)
             if enrolment is not None:
@@ -226,18 +258,25 @@ class EngagementRecorder:
         after: Lead,
         now: datetime,
         records: list[Activity],
-        counter: ReportCount | None,
+        counter: list[ReportCount],
     ) -> Revision:
         if after != before:
             after = after.model_copy(update={"updated_at": now})
-        return Revision(after, records, [counter])
+        return Revision(after, records, counter)
 
     @staticmethod
-    def _counter(event: EmailEvent, metrics: dict[str, int]) -> ReportCount | None:
+    def _counter(event: EmailEvent, metrics: dict[str, int]) -> list[ReportCount]:
+        """The email's counts, and its send-time group's (``shared.sendtime``)."""
         if not event.program_id:
-            return None
-        key = f"email#{event.program_id}#{event.step_id}#{event.variant}"
-        return ReportCount(business_day(event.at), key, metrics)
+            return []
+        day = business_day(event.at)
+        counts = [
+            ReportCount(day, email_key(event.program_id, event.step_id, event.variant), metrics)
+        ]
+        group = event.tags.get("send_time")
+        if group in set(SendTimeGroup):
+            counts.append(ReportCount(day, SENDTIME_PREFIX + group, metrics))
+        return counts
 
     def _action(self, event: EmailEvent, kind: Kind) -> MailAction:
         return MailAction(

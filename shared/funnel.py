@@ -16,7 +16,17 @@ hold three kinds of metric:
   who made them (``shared.machine_engagement``): ``human_opens``, ``machine_clicks``, ...,
   and ``unique_human_opens``, ``unique_machine_clicks``, ...: the emails a person (or a
   machine) opened or clicked at all, each email once. An open or click that later turns
-  out a machine's moves from one column to the other.
+  out a machine's moves from one column to the other. ``sent`` and ``uncertain`` are
+  counted by the sender itself (``accepted`` is SES's Send event), ``unsubscribes`` by
+  the lead's opt-out (credited to the last email it was sent), and ``mql_<n>d`` by a
+  lead's qualification, on every email it was sent in the ``n`` days before;
+- sk ``source#<source>``, ``form#<form type>``, ``program#<program>``: the stage
+  transitions again, by the lead's first touch and by the program it followed, and the
+  ``revenue`` (yen) of deals won;
+- sk ``cycle#<stage>``: how long the move into ``mql``, ``sql`` and ``customer`` took,
+  one ``d<days>`` attribute per whole number of days (a histogram: medians, no scans);
+- sk ``revenue``: ``deals`` won, their ``amount`` (yen), and the ``customers`` whose first
+  deal it was (revenue per customer: lifetime value).
 
 Counts in a period are flows, not cohorts: the MQLs of a month may come from leads of
 earlier months, so a period's conversion rate is an estimate (and may exceed 1 when a
@@ -30,19 +40,31 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from shared.leads import Lead
+    from shared.leads import Lead, SentStep
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 STAGE_KEY = "stage"
 LIST_KEY = "list"
 EMAIL_PREFIX = "email#"
+CYCLE_PREFIX = "cycle#"
+SENDTIME_PREFIX = "sendtime#"  # the emails of one send-time group (shared.sendtime)
+REVENUE_KEY = "revenue"
+# The dimensions a stage transition is counted by, besides the total.
+DIMENSIONS = ("source", "form", "program")
+NO_SOURCE = "(none)"
+NO_PROGRAM = "(none)"
+# An email is credited with a lead's MQL within each of these many days of its send.
+CONVERSION_DAYS = (1, 3, 7, 14, 30)
+# An opt-out is credited to the last email sent within this many days.
+UNSUBSCRIBE_CREDIT_DAYS = 30
+CYCLE_DAYS_CAP = 999  # a longer cycle is counted as this many days
 
 UNSUBSCRIBED = "unsubscribed"
 SUPPRESSED_PREFIX = "suppressed:"
@@ -96,23 +118,116 @@ def suppression_metric(reason: str) -> str:
     return SUPPRESSED_PREFIX + cause
 
 
+def email_key(program_id: str, step_id: str | None, variant: str | None) -> str:
+    """The counter of one email: a program's step in one variant."""
+    return f"{EMAIL_PREFIX}{program_id}#{step_id}#{variant}"
+
+
+def lead_source(lead: Lead) -> str:
+    """Where a lead came from, for the funnel by source: the first touch's ``source``
+    (a list's name, a form's hidden field), else its ``utm_source``."""
+    touch = lead.first_touch
+    raw = (touch.source or touch.utm_source or "").strip().lower()
+    # Counter keys use "#" and "@" as separators.
+    return raw.replace("#", "-").replace("@", "-")[:60] or NO_SOURCE
+
+
+def dimension_keys(lead: Lead, program_id: str | None) -> list[str]:
+    """The counter items a transition of ``lead`` is also counted in."""
+    values = (lead_source(lead), lead.first_touch.form_type.value, program_id or NO_PROGRAM)
+    return [f"{name}#{value}" for name, value in zip(DIMENSIONS, values, strict=True)]
+
+
 def lead_counts(before: Lead | None, after: Lead) -> list[ReportCount]:
     """The counts a change of a lead implies, on the day of the change: its stage
-    transition (``new>lead`` for a lead created) and its leaving the mailing list. Every
-    change of a lead is counted by this one rule, in the write that makes it."""
+    transition (``new>lead`` for a lead created), by source, form and program, and how
+    long it took; the emails an MQL is credited to; its leaving the mailing list (an
+    opt-out credited to the last email); the revenue of a deal won. Every change of a
+    lead is counted by this one rule, in the write that makes it."""
     day = business_day(after.updated_at)
     counts: list[ReportCount | None] = []
     source = before.stage.value if before is not None else "new"
-    counts.append(transition_count(day, source, after.stage.value))
+    moved = transition_count(day, source, after.stage.value)
+    program_id = _program_of(before or after)
+    revenue = after.revenue - (before.revenue if before is not None else 0)
+    if moved is not None or revenue:
+        by = {**(moved.metrics if moved else {}), **({REVENUE_KEY: revenue} if revenue else {})}
+        counts.extend(ReportCount(day, key, by) for key in dimension_keys(after, program_id))
+    if revenue:
+        first = before is None or before.revenue == 0  # a customer's first deal
+        deal = {"deals": 1, "amount": revenue, "customers": 1 if first else 0}
+        counts.append(ReportCount(day, REVENUE_KEY, deal))
+    if moved is not None:
+        counts.append(moved)
+        counts.append(_cycle_count(day, before, after))
+        if after.stage.value == "mql":
+            counts.extend(_conversion_counts(day, before or after, after))
     if before is None:
         return [c for c in counts if c is not None]
     if after.suppressed and not before.suppressed:
         counts.append(list_count(day, suppression_metric(after.suppression_reason or "")))
     elif after.unsubscribed and not before.unsubscribed:
         counts.append(list_count(day, UNSUBSCRIBED))
+        counts.append(_unsubscribe_count(day, before, after))
     if after.sunset and not before.sunset:
         counts.append(list_count(day, SUNSET_PREFIX + before.stage.value))
     return [c for c in counts if c is not None]
+
+
+def _program_of(lead: Lead) -> str | None:
+    enrolment = lead.enrolment
+    return enrolment.program_id if enrolment is not None else None
+
+
+def _cycle_count(day: date, before: Lead | None, after: Lead) -> ReportCount | None:
+    """Days the move into MQL (from creation), SQL or customer (from the stage before)
+    took: one histogram bar."""
+    target = after.stage.value
+    if before is None or target not in STAGES[1:]:
+        return None
+    began = (
+        after.created_at
+        if target == "mql"
+        else before.stage_changed_at or before.qualified_at or before.created_at
+    )
+    days = min(max((after.updated_at - began).days, 0), CYCLE_DAYS_CAP)
+    return ReportCount(day, CYCLE_PREFIX + target, {f"d{days}": 1})
+
+
+def _sent_steps(lead: Lead) -> list[tuple[str, str, SentStep]]:
+    enrolment = lead.enrolment
+    if enrolment is None:
+        return []
+    return [(enrolment.program_id, step_id, sent) for step_id, sent in enrolment.sent.items()]
+
+
+def _conversion_counts(day: date, before: Lead, after: Lead) -> list[ReportCount]:
+    """An MQL credited to every email of its program sent in the ``n`` days before."""
+    found = []
+    for program_id, step_id, sent in _sent_steps(before):
+        elapsed = after.updated_at - sent.sent_at
+        metrics = {
+            f"mql_{n}d": 1 for n in CONVERSION_DAYS if timedelta() <= elapsed <= timedelta(days=n)
+        }
+        if metrics:
+            found.append(ReportCount(day, email_key(program_id, step_id, sent.variant), metrics))
+    return found
+
+
+def _unsubscribe_count(day: date, before: Lead, after: Lead) -> ReportCount | None:
+    """An opt-out credited to the last email the lead was sent (the one whose link, or
+    whose List-Unsubscribe header, it most likely used)."""
+    recent = [
+        item
+        for item in _sent_steps(before)
+        if timedelta()
+        <= after.updated_at - item[2].sent_at
+        <= timedelta(days=UNSUBSCRIBE_CREDIT_DAYS)
+    ]
+    if not recent:
+        return None
+    program_id, step_id, sent = max(recent, key=lambda item: item[2].sent_at)
+    return ReportCount(day, email_key(program_id, step_id, sent.variant), {"unsubscribes": 1})
 
 
 def merged(counts: Iterable[ReportCount | None]) -> list[ReportCount]:
@@ -270,6 +385,28 @@ class EmailKpis:
     def complaint_rate(self) -> Fraction | None:
         return ratio(self._get("complaints"), self.sent)
 
+    @property
+    def unique_human_clicks(self) -> int:
+        return self._get("unique_human_clicks")
+
+    @property
+    def uncertain(self) -> int:
+        """Sends whose SES answer was lost: they may have gone out (never sent again)."""
+        return self._get("uncertain")
+
+    @property
+    def unsubscribe_rate(self) -> Fraction | None:
+        return ratio(self._get("unsubscribes"), self.delivered)
+
+    def conversions(self, days: int) -> int:
+        """Leads that became MQL within ``days`` of this email (one of CONVERSION_DAYS)."""
+        if days not in CONVERSION_DAYS:
+            raise ValueError(f"conversions are counted within {CONVERSION_DAYS} days")
+        return self._get(f"mql_{days}d")
+
+    def conversion_rate(self, days: int) -> Fraction | None:
+        return ratio(self.conversions(days), self.sent)
+
 
 @dataclass
 class FunnelTotals:
@@ -278,17 +415,46 @@ class FunnelTotals:
     transitions: Counter[str] = field(default_factory=Counter)
     lists: Counter[str] = field(default_factory=Counter)
     email: dict[tuple[str, str, str], Counter[str]] = field(default_factory=dict)
+    # (dimension, value) -> transitions and revenue
+    dimensions: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    cycles: dict[str, Counter[int]] = field(default_factory=dict)  # stage -> days -> leads
+    revenue: Counter[str] = field(default_factory=Counter)  # deals, amount
+    # send-time group (shared.sendtime) -> its emails' counts
+    send_times: dict[str, Counter[str]] = field(default_factory=dict)
 
     def add(self, sk: str, metrics: Mapping[str, int]) -> None:
-        """Add one counter item (its sort key and its numeric attributes)."""
+        """Add one counter item (its counter key and its numeric attributes)."""
+        name, _, value = sk.partition("#")
         if sk == STAGE_KEY:
             self.transitions.update(metrics)
         elif sk == LIST_KEY:
             self.lists.update(metrics)
+        elif sk == REVENUE_KEY:
+            self.revenue.update(metrics)
         elif sk.startswith(EMAIL_PREFIX):
-            program, _, rest = sk.removeprefix(EMAIL_PREFIX).partition("#")
+            program, _, rest = value.partition("#")
             step, _, variant = rest.partition("#")
             self.email.setdefault((program, step, variant), Counter()).update(metrics)
+        elif sk.startswith(SENDTIME_PREFIX):
+            self.send_times.setdefault(value, Counter()).update(metrics)
+        elif sk.startswith(CYCLE_PREFIX):
+            days = self.cycles.setdefault(value, Counter())
+            days.update({int(k[1:]): n for k, n in metrics.items() if k[1:].isdigit()})
+        elif name in DIMENSIONS:
+            self.dimensions.setdefault((name, value), Counter()).update(metrics)
+
+    def merge(self, other: FunnelTotals) -> None:
+        self.transitions.update(other.transitions)
+        self.lists.update(other.lists)
+        self.revenue.update(other.revenue)
+        for key, metrics in other.email.items():
+            self.email.setdefault(key, Counter()).update(metrics)
+        for dim, metrics in other.dimensions.items():
+            self.dimensions.setdefault(dim, Counter()).update(metrics)
+        for stage, days in other.cycles.items():
+            self.cycles.setdefault(stage, Counter()).update(days)
+        for group, metrics in other.send_times.items():
+            self.send_times.setdefault(group, Counter()).update(metrics)
 
     @property
     def stages(self) -> dict[str, int]:
@@ -311,6 +477,83 @@ class FunnelTotals:
             EmailKpis(program, step, variant, dict(metrics))
             for (program, step, variant), metrics in sorted(self.email.items())
         ]
+
+    def breakdown(self, dimension: str) -> list[Segment]:
+        """The funnel by one dimension (``source``, ``form``, ``program``), biggest first."""
+        found = [
+            Segment(value, stage_counts(metrics), metrics.get(REVENUE_KEY, 0))
+            for (name, value), metrics in self.dimensions.items()
+            if name == dimension
+        ]
+        return sorted(found, key=lambda s: (-s.stages["lead"], -s.stages["mql"], s.value))
+
+    def cycle(self, stage: str) -> Cycle:
+        days = self.cycles.get(stage, Counter())
+        return Cycle(stage, sum(days.values()), median(days))
+
+    @property
+    def deals(self) -> Deals:
+        revenue = self.revenue
+        return Deals(revenue.get("deals", 0), revenue.get("amount", 0), revenue.get("customers", 0))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The funnel of the leads of one source, form type or program."""
+
+    value: str
+    stages: Mapping[str, int]
+    revenue: int
+
+    @property
+    def rates(self) -> dict[str, Fraction | None]:
+        return conversion_rates(self.stages)
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """How long the moves into one stage took in a period."""
+
+    stage: str
+    leads: int
+    median_days: float | None
+
+
+@dataclass(frozen=True)
+class Deals:
+    """Deals won in a period with an amount (yen)."""
+
+    won: int
+    amount: int
+    customers: int = 0  # the leads whose first deal was won in the period
+
+    @property
+    def average(self) -> Fraction | None:
+        return ratio(self.amount, self.won)
+
+    @property
+    def lifetime_value(self) -> Fraction | None:
+        """Revenue per customer: every deal won with a lead adds to its value."""
+        return ratio(self.amount, self.customers)
+
+
+def median(histogram: Mapping[int, int]) -> float | None:
+    """The median of values counted in a histogram (value -> how many)."""
+    total = sum(histogram.values())
+    if total <= 0:
+        return None
+    middle = [(total - 1) // 2, total // 2]  # 0-based ranks of the middle value(s)
+    found: list[int] = []
+    seen = 0
+    for value in sorted(histogram):
+        count = histogram[value]
+        found.extend(value for rank in middle if seen <= rank < seen + count)
+        seen += count
+    return sum(found) / len(found)
+
+
+# The stages whose cycle is reported, and where each is measured from.
+CYCLES = (("mql", "created"), ("sql", "MQL"), ("customer", "SQL"))
 
 
 def sum_counters(items: Iterable[tuple[str, Mapping[str, int]]]) -> FunnelTotals:

@@ -11,6 +11,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# The due index's program id for a dormancy review (not a valid program id).
+REVIEW = "@review"
+
 
 @dataclass(frozen=True)
 class SendJob:

@@ -217,6 +217,10 @@ class Lead(_Record):
     # on the lead so that a rule's daily cap is checked by the write that scores.
     daily_points: dict[str, int] = Field(default_factory=dict)
     last_engaged_at: datetime | None = None
+    # Opens and clicks by people per local hour ("0".."23") and weekday ("mon"..): when
+    # to send (shared.sendtime).
+    engaged_hours: dict[str, int] = Field(default_factory=dict)
+    engaged_weekdays: dict[str, int] = Field(default_factory=dict)
     # Website page groups the lead has read (scoring.yaml ``pages``); changed only by ADD.
     page_groups: tuple[str, ...] = ()
     transient_bounces: int = 0  # soft bounces in a row (by event time)
@@ -230,6 +234,7 @@ class Lead(_Record):
     # When to check a lead outside any program for dormancy (due index, no scans).
     review_at: datetime | None = None
     sunset: bool = False  # re-engagement got no response: no more marketing email
+    revenue: int = 0  # yen, from the deals sales reported won with an amount
     created_at: datetime
     updated_at: datetime
     version: int = 1

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.clock import Clock
 from shared.leads import Activity, ActivityType, Enrolment, Lead, Outcome, Stage
@@ -52,6 +52,15 @@ class DispositionRequest(BaseModel):
     disposition: Disposition
     reason: str | None = Field(default=None, max_length=500)
     by: str | None = Field(default=None, max_length=200)  # the sales rep or system
+    # The deal's value in yen (``won`` only): revenue by source and lifetime value.
+    amount: int | None = Field(default=None, ge=0, le=10**12)
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_of_a_deal(cls, amount: int | None, info: ValidationInfo) -> int | None:
+        if amount is not None and info.data.get("disposition") is not Disposition.WON:
+            raise ValueError("amount is for a won deal only")
+        return amount
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,8 @@ class SalesFeedback:
             begins = now + self._settings.rejected_cooldown
         elif request.disposition is Disposition.LOST:
             begins = now + self._settings.lost_dormant_after
+        elif request.amount:
+            changes["revenue"] = lead.revenue + request.amount
         program = self._programs.program_for(moved)
         if program is not None and request.disposition is not Disposition.ACCEPTED:
             enrolment = _delayed(start(program, begins), enrolled_at=now)

@@ -6,9 +6,10 @@ Every function takes the enrolment and returns a new one; the sender persists it
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
+from shared.experiments import Arm, seed_of, thompson
 from shared.leads import Enrolment, Lead, SentStep
 from shared.programs import EXIT, SUNSET, BranchRule, Engagement, Program, Step
 
@@ -24,8 +25,16 @@ def start(program: Program, now: datetime) -> Enrolment:
     )
 
 
-def variant_of(lead_id: str, program: Program, step: Step) -> int:
-    """A stable A/B assignment: the same lead always gets the same variant of a step."""
+def variant_of(lead_id: str, program: Program, step: Step, arms: Sequence[Arm] = ()) -> int:
+    """The variant of a step a lead is sent: a closed test's winner; under ``bandit``
+    (given the variants' results) Thompson sampling's pick, seeded by the lead so a
+    retried send picks the same while the results stand; else a stable split, the same
+    lead always getting the same variant."""
+    experiment = step.experiment
+    if experiment.winner is not None:
+        return ord(experiment.winner) - ord("A")
+    if experiment.allocation == "bandit" and len(arms) == step.variants:
+        return thompson(arms, experiment.min_share, seed_of(lead_id, program.id, step.id))
     digest = hashlib.sha256(f"{lead_id}:{program.id}:{step.id}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % step.variants
 

@@ -22,11 +22,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    field_validator,
     model_validator,
 )
 
 from shared.leads import FormType, Lead, Stage
-from shared.schedule import SendWindow
+from shared.schedule import WEEKDAYS, SendWindow
 from shared.scoring import Temperature
 from shared.yamlfile import read_yaml
 
@@ -239,6 +240,41 @@ class StepCondition(_Content):
         return all(self.hits(lead).values())
 
 
+class SendSlot(_Content):
+    """When a variant is sent: one of ``weekdays`` at ``hour`` (the window's timezone)."""
+
+    weekdays: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    hour: int = Field(ge=0, le=23)
+
+    @field_validator("weekdays")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or not set(value) <= set(WEEKDAYS):
+            raise ValueError(f"weekdays must be some of {WEEKDAYS}, got {list(value)}")
+        return value
+
+
+class Experiment(_Content):
+    """How a step's variants are given out and judged (``report experiments``).
+
+    ``split`` gives each lead a variant by a hash of its id: equal shares. ``bandit``
+    gives the next send the variant Thompson sampling picks from the results of the
+    last ``window`` (unique human clicks, or MQLs within 14 days, per email sent), each
+    variant keeping at least ``min_share`` of the sends. ``winner`` closes the test:
+    every lead gets that variant. ``templates`` gives each variant its own template,
+    ``send_times`` its own weekday and hour (None: the program's time); a variant's time
+    is known when the step before is sent, so send times go with ``split`` only.
+    """
+
+    allocation: Literal["split", "bandit"] = "split"
+    metric: Literal["clicks", "mql"] = "clicks"
+    min_share: float = Field(default=0.1, ge=0, le=0.5)
+    window: Duration = timedelta(days=28)
+    winner: str | None = Field(default=None, pattern=r"^[A-Z]$")
+    templates: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], ...] = ()
+    send_times: tuple[SendSlot | None, ...] = ()
+
+
 class Step(_Content):
     id: StepId
     # Counted from entry for the first step, from the previous send (or decision) after.
@@ -251,6 +287,7 @@ class Step(_Content):
     # Checked when the step is due: a lead it does not fit moves on without the email.
     skip_if: StepCondition | None = None
     only_if: StepCondition | None = None
+    experiment: Experiment = Experiment()
 
     @model_validator(mode="after")
     def _subjects(self) -> Step:
@@ -259,11 +296,26 @@ class Step(_Content):
         counts = {len(v) for v in self.subject.values()}
         if 0 in counts or len(counts) != 1:
             raise ValueError(f"step {self.id}: every locale needs the same number of variants")
+        experiment = self.experiment
+        if experiment.templates and len(experiment.templates) != self.variants:
+            raise ValueError(f"step {self.id}: experiment.templates needs one per variant")
+        if experiment.winner is not None and ord(experiment.winner) - ord("A") >= self.variants:
+            raise ValueError(f"step {self.id}: winner {experiment.winner} is not a variant")
+        if experiment.min_share * self.variants > 1:
+            raise ValueError(f"step {self.id}: min_share times the variants is over 1")
+        if experiment.send_times and len(experiment.send_times) != self.variants:
+            raise ValueError(f"step {self.id}: experiment.send_times needs one per variant")
+        if experiment.send_times and experiment.allocation != "split":
+            raise ValueError(f"step {self.id}: send_times need allocation split")
         return self
 
     @property
     def variants(self) -> int:
         return len(self.subject["ja"])
+
+    def template_for(self, variant: int) -> str:
+        templates = self.experiment.templates
+        return templates[variant] if templates else self.template
 
 
 class ExitRule(_Content):
@@ -284,6 +336,18 @@ class Completion(_Content):
 RETURNING_STAGES = frozenset({Stage.DORMANT, Stage.LOST})
 
 
+class SendTiming(_Content):
+    """Send-time optimisation (``shared.sendtime``): a lead with at least
+    ``min_engagements`` opens and clicks gets its next email at its best hour and weekday
+    inside the send window, at most ``max_delay`` after the program's time; a ``holdout``
+    share of leads keeps the program's time, to measure the lift."""
+
+    optimise: bool = False
+    holdout: float = Field(default=0.2, ge=0, le=0.9)
+    min_engagements: int = Field(default=3, ge=1)
+    max_delay: Duration = timedelta(days=3)
+
+
 class Program(_Content):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
@@ -293,6 +357,7 @@ class Program(_Content):
     entry: EntryRule
     exit: ExitRule = ExitRule()
     send_window: SendWindow = SendWindow()
+    send_time: SendTiming = SendTiming()
     steps: tuple[Step, ...] = Field(min_length=1)
     on_complete: Completion | None = None
 

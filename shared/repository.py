@@ -8,8 +8,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.funnel import ReportCount
+from shared.guard import GuardState
 from shared.jobs import DueLead
-from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
+from shared.leads import Activity, Consent, Lead, Outcome, SendRecord, Stage
 from shared.machine_engagement import MailRecord
 
 Record = Activity | Consent | SendRecord | Outcome
@@ -77,6 +78,25 @@ class Revised:
     @property
     def changed(self) -> bool:
         return self.after is not None
+
+    @property
+    def qualified(self) -> bool:
+        """This change made the lead an MQL."""
+        return (
+            self.after is not None
+            and self.after.stage is Stage.MQL
+            and (self.before is None or self.before.stage is not Stage.MQL)
+        )
+
+    @property
+    def opted_out(self) -> bool:
+        """This change unsubscribed the lead from marketing email."""
+        return (
+            self.before is not None
+            and self.after is not None
+            and self.after.unsubscribed
+            and not self.before.unsubscribed
+        )
 
 
 Change = Callable[[Snapshot], Revision | None]
@@ -160,10 +180,6 @@ class SendLedger(Protocol):
         ...
 
 
-# The due index's program id for a dormancy review (not a valid program id).
-REVIEW = "@review"
-
-
 class DueIndex(Protocol):
     shards: int
 
@@ -174,3 +190,31 @@ class DueIndex(Protocol):
     def lease(self, lead: DueLead, until: datetime) -> bool:
         """Move the lead's due time to ``until`` unless someone else already did."""
         ...
+
+
+class VariantResults(Protocol):
+    """The report counters of one step's emails, by variant label, summed over the
+    Japanese days from ``since`` to today (what an experiment's allocation reads)."""
+
+    def of(self, program_id: str, step_id: str, since: date) -> Mapping[str, Mapping[str, int]]: ...
+
+
+class SendingSwitch(Protocol):
+    """The sending guard's state (one item), and the sends queued per Japanese day (the
+    warm-up cap)."""
+
+    def state(self) -> GuardState: ...
+
+    def pause(self, reason: str, at: datetime, by: str) -> bool:
+        """Pause, unless paused already; True if this call paused it."""
+        ...
+
+    def resume(self, at: datetime, by: str, baseline: Mapping[str, Mapping[str, int]]) -> None: ...
+
+    def counts(self, days: Sequence[date]) -> dict[date, dict[str, int]]:
+        """Each day's email counters added up over every email (``shared.funnel``)."""
+        ...
+
+    def queued(self, day: date) -> int: ...
+
+    def add_queued(self, day: date, jobs: int) -> None: ...

@@ -5,20 +5,28 @@ shard of the sparse due index is queried for ``due_at <= now``. A lease (a condi
 move of ``due_at`` a few minutes ahead) keeps an overlapping or retried tick from
 queueing the same lead twice; if a job is lost, the lease runs out and the lead is due
 again.
+
+The sending guard is checked first (``shared.guard``): over the bounce or complaint
+limit it pauses sending, and while paused no send job is queued (dormancy reviews still
+are); the leads stay due, untouched, and go out in due order once an operator resumes.
+A warm-up cap limits the send jobs queued per Japanese day, earliest due first; the rest
+wait for the next day.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from shared.clock import Clock
-from shared.jobs import SendJob
+from shared.funnel import business_day
+from shared.guard import GuardLimits, Warmup, breach, reputation
+from shared.jobs import REVIEW, SendJob
 
 if TYPE_CHECKING:
-    from shared.repository import DueIndex
+    from shared.repository import DueIndex, SendingSwitch
 
 
 class JobQueue(Protocol):
@@ -30,6 +38,14 @@ class TickResult:
     due: int
     leased: int
     queued: int
+    held: int = 0  # send jobs not queued: sending paused, or the day's warm-up cap reached
+    paused: bool = False  # this tick paused sending
+
+
+@dataclass(frozen=True)
+class SendingPolicy:
+    limits: GuardLimits = field(default_factory=GuardLimits)
+    warmup: Warmup = field(default_factory=Warmup)
 
 
 class DueScheduler:
@@ -40,24 +56,60 @@ class DueScheduler:
         clock: Clock,
         lease: timedelta = timedelta(minutes=10),
         per_shard_limit: int = 1000,
+        switch: SendingSwitch | None = None,
+        policy: SendingPolicy | None = None,
     ) -> None:
         self._index = index
         self._queue = queue
         self._clock = clock
         self._lease = lease
         self._limit = per_shard_limit
+        self._switch = switch
+        self._policy = policy or SendingPolicy()
 
     def tick(self) -> TickResult:
         now = self._clock.now()
         until = now + self._lease
-        due = leased = 0
+        today = business_day(now)
+        paused, pausing, room = self._guard(now, today)
+        found = [
+            lead
+            for shard in range(self._index.shards)
+            for lead in self._index.due(shard, now, self._limit)
+        ]
+        found.sort(key=lambda lead: lead.due_at)  # earliest first: the cap keeps the order
+        leased = held = sends = 0
         jobs: list[SendJob] = []
-        for shard in range(self._index.shards):
-            for lead in self._index.due(shard, now, self._limit):
-                due += 1
-                if self._index.lease(lead, until):
-                    leased += 1
-                    jobs.append(SendJob(lead.lead_id, lead.program_id, lead.step_id))
+        for lead in found:
+            send = lead.program_id != REVIEW
+            if send and (paused or (room is not None and sends >= room)):
+                held += 1
+                continue
+            if self._index.lease(lead, until):
+                leased += 1
+                sends += send
+                jobs.append(SendJob(lead.lead_id, lead.program_id, lead.step_id))
         if jobs:
             self._queue.enqueue(jobs)
-        return TickResult(due=due, leased=leased, queued=len(jobs))
+        if sends and room is not None and self._switch is not None:
+            self._switch.add_queued(today, sends)
+        return TickResult(
+            due=len(found), leased=leased, queued=len(jobs), held=held, paused=pausing
+        )
+
+    def _guard(self, now: datetime, today: date) -> tuple[bool, bool, int | None]:
+        """Whether sending is paused (and whether this tick paused it), and how many send
+        jobs the warm-up cap leaves for today (None: no cap)."""
+        if self._switch is None:
+            return False, False, None
+        state = self._switch.state()
+        pausing = False
+        if not state.paused:
+            days = self._switch.counts([today - timedelta(days=1), today])
+            reason = breach(reputation(days, state), self._policy.limits)
+            if reason is not None:
+                pausing = self._switch.pause(reason, now, "guard")
+                state = self._switch.state()
+        cap = self._policy.warmup.cap(today)
+        room = None if cap is None else max(cap - self._switch.queued(today), 0)
+        return state.paused, pausing, room

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shared.clock import Clock, to_iso
 from shared.handoff import SalesMessage, per_protocol
 from shared.leads import Activity, ActivityType, Lead, Stage
-from shared.repository import LeadRepository, Marker, Revision, Snapshot
+from shared.repository import LeadRepository, Marker, Revised, Revision, Snapshot
 from shared.scoring import PageRules, Signal
 
 if TYPE_CHECKING:
@@ -96,6 +96,14 @@ class AlertPublisher(Protocol):
     def publish(self, message: SalesMessage) -> str: ...
 
 
+@dataclass(frozen=True)
+class Identified:
+    """What linking a visitor to a lead did."""
+
+    views: int  # views attributed (each once, however often this runs)
+    qualified: bool = False  # one of them made the lead an MQL
+
+
 class VisitTracker:
     def __init__(
         self,
@@ -124,8 +132,9 @@ class VisitTracker:
         """Store a page view, and score it if the visitor is a known lead.
 
         Returns ``ignored`` (a page the rules do not track), ``anonymous`` (stored for
-        later attribution: one read and one write), ``repeat`` (an anonymous repeat) or
-        ``attributed``. A retry of a failed call re-does only what is missing.
+        later attribution: one read and one write), ``repeat`` (an anonymous repeat),
+        ``attributed``, or ``qualified`` (attributed, and it made the lead an MQL). A retry
+        of a failed call re-does only what is missing.
         """
         if self.pages.ignored(view.path):
             return "ignored"
@@ -138,29 +147,27 @@ class VisitTracker:
             view = self._store.view(view.visitor_id, view.view_id) or view
         if lead_id is None:
             return "anonymous"
-        group, lead = self._attribute(lead_id, view)
-        if lead is None:
+        group, revised = self._attribute(lead_id, view)
+        if revised.before is None:
             return "anonymous"  # erased: nothing to attribute to
-        self._revisit(lead, view, group)
-        return "attributed"
+        self._revisit(revised.before, view, group)
+        return "qualified" if revised.qualified else "attributed"
 
-    def identify(self, visitor_id: str, lead_id: str, via: str) -> int:
-        """The visitor is this lead: link them and attribute its views of the window.
-
-        Returns how many views were attributed (each once, however often this runs).
-        """
+    def identify(self, visitor_id: str, lead_id: str, via: str) -> Identified:
+        """The visitor is this lead: link them and attribute its views of the window."""
         now = self._clock.now()
         self._store.link(visitor_id, lead_id, now, via)
         views = self._store.views_since(visitor_id, now - self._attribution)
         views = [v for v in views if not self.pages.ignored(v.path)]
+        qualified = False
         for view in sorted(views, key=lambda v: v.at):
-            self._attribute(lead_id, view)
-        return len(views)
+            qualified = self._attribute(lead_id, view)[1].qualified or qualified
+        return Identified(len(views), qualified)
 
-    def _attribute(self, lead_id: str, view: PageView) -> tuple[str | None, Lead | None]:
+    def _attribute(self, lead_id: str, view: PageView) -> tuple[str | None, Revised]:
         """Score the view once (its marker is written with the score and the activity)
-        and qualify the lead if it earned points; the view's group and the lead as read
-        (None: no such lead)."""
+        and qualify the lead if it earned points; the view's group and what the write did
+        (``before`` None: no such lead)."""
         rules = self.pages
         group = rules.group_of(view.path)
         scored = (group,) if group and view.seconds >= rules.min_seconds else ()
@@ -188,7 +195,7 @@ class VisitTracker:
         revised = self._leads.revise(
             lead_id, change, marker=Marker(f"view:{view.view_id}", view.at)
         )
-        return group, revised.before
+        return group, revised
 
     def _revisit(self, lead: Lead, view: PageView, group: str | None) -> bool:
         """Tell sales once per period that a lead they work on is back on a page of

@@ -15,11 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.capture.settings import CaptureSettings
+from functions.metrics import emit_counts
 from shared.adapters.clients import AwsClients
 from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
 from shared.clock import Clock, SystemClock
 from shared.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
 from shared.leads import new_id
+from shared.metrics import FORM_POSTS, LEADS_CREATED, LEADS_QUALIFIED
 from shared.programs import load_programs
 from shared.qualification import ScoreKeeper
 from shared.scoring import load_scoring
@@ -188,26 +190,37 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
                 "qualified": result.qualified,
             },
         )
-        _identify(deps, _first(fields, "visitor_id"), result.lead_id)
+        identified = _identify(deps, _first(fields, "visitor_id"), result.lead_id)
+        posted = not result.repeat  # the same post again was counted the first time
+        emit_counts(
+            "capture",
+            {
+                FORM_POSTS: posted,
+                LEADS_CREATED: posted and result.created,
+                LEADS_QUALIFIED: (posted and result.qualified) or identified,
+            },
+        )
         return reply.success(result.lead_id, result.created)
 
     return app
 
 
-def _identify(deps: Dependencies, visitor_id: str | None, lead_id: str) -> None:
+def _identify(deps: Dependencies, visitor_id: str | None, lead_id: str) -> bool:
     """The browser that posted is the lead: its recent page views become the lead's.
+    True if they made it an MQL.
 
     A malformed id (a broken snippet) is ignored, never a reason to lose the lead; so is
     a failure here, after the lead was stored (the next post links it again).
     """
     if deps.visits is None or not visitor_id or not VISITOR_ID.match(visitor_id):
-        return
+        return False
     try:
-        views = deps.visits.identify(visitor_id, lead_id, via="form")
+        identified = deps.visits.identify(visitor_id, lead_id, via="form")
     except (ClientError, BotoCoreError):
         deps.logger.exception("visitor could not be linked", extra={"lead_id": lead_id})
-        return
-    deps.logger.info("visitor linked", extra={"lead_id": lead_id, "views": views})
+        return False
+    deps.logger.info("visitor linked", extra={"lead_id": lead_id, "views": identified.views})
+    return identified.qualified
 
 
 def allowed_referrer(value: str | None) -> str | None:

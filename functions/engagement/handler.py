@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -14,16 +15,35 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
+from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
-from shared.engagement import EngagementOutcome, EngagementRecorder
+from shared.engagement import EngagementOutcome, EngagementRecorder, Recorded
 from shared.machine_engagement import load_engagement_rules
+from shared.metrics import (
+    COMPLAINTS,
+    EMAILS_DELIVERED,
+    HARD_BOUNCES,
+    HUMAN_CLICKS,
+    HUMAN_OPENS,
+    LEADS_QUALIFIED,
+    MACHINE_CLICKS,
+    MACHINE_OPENS,
+    OPT_OUTS,
+    SOFT_BOUNCES,
+)
 from shared.programs import load_programs
 from shared.qualification import ScoreKeeper
 from shared.scoring import load_scoring
-from shared.ses_events import EmailEvent, NotAnEmailEvent, parse_event
+from shared.ses_events import EmailEvent, EmailEventType, NotAnEmailEvent, parse_event
 from shared.settings import EnvSettings
+
+# Opens and clicks by who made them: (a person's, a machine's).
+ENGAGEMENT_METRICS = {
+    EmailEventType.OPEN: (HUMAN_OPENS, MACHINE_OPENS),
+    EmailEventType.CLICK: (HUMAN_CLICKS, MACHINE_CLICKS),
+}
 
 
 class EngagementSettings(EnvSettings):
@@ -65,20 +85,47 @@ def lambda_handler(
 ) -> dict[str, Any]:
     app = app or _default()
     batch = _readable(event)
+    counted: Counter[str] = Counter()
 
     def handle(record: SQSRecord) -> str:
         # An unreadable body raises: it is retried, then lands in the DLQ (alarmed).
         email_event = parse_event(record.body)
-        outcome = app.recorder.record(email_event, peers=batch)
-        if outcome is EngagementOutcome.UNKNOWN_LEAD:
+        recorded = app.recorder.record(email_event, peers=batch)
+        if recorded.outcome is EngagementOutcome.UNKNOWN_LEAD:
             # No lead to update (erased, or mail not sent by us): drop, never retry.
             app.logger.warning(
                 "event for an unknown lead dropped",
                 extra={"event_type": email_event.type.value, "message_id": email_event.message_id},
             )
-        return outcome.value
+        counted.update(_metrics(email_event, recorded))
+        return recorded.outcome.value
 
-    return process_batch(event, context, handle, logger=app.logger)
+    try:
+        return process_batch(event, context, handle, logger=app.logger)
+    finally:
+        emit_counts("engagement", counted)
+
+
+def _metrics(event: EmailEvent, recorded: Recorded) -> list[str]:
+    """The metrics an event counts in: none unless it was recorded now (a redelivery
+    counts nothing)."""
+    if recorded.outcome is not EngagementOutcome.RECORDED:
+        return []
+    names = []
+    if recorded.qualified:
+        names.append(LEADS_QUALIFIED)
+    if recorded.opted_out:
+        names.append(OPT_OUTS)
+    if event.type in ENGAGEMENT_METRICS and recorded.machine is not None:
+        human, machine = ENGAGEMENT_METRICS[event.type]
+        names.append(machine if recorded.machine else human)
+    elif event.type is EmailEventType.DELIVERY:
+        names.append(EMAILS_DELIVERED)
+    elif event.type is EmailEventType.BOUNCE:
+        names.append(HARD_BOUNCES if event.permanent_bounce else SOFT_BOUNCES)
+    elif event.type is EmailEventType.COMPLAINT:
+        names.append(COMPLAINTS)
+    return names
 
 
 def _readable(event: dict[str, Any]) -> list[EmailEvent]:

@@ -17,11 +17,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.handoff import SalesMessage, build_sales_message
 from shared.leads import Lead, Stage
+from shared.metrics import HANDOFFS_PUBLISHED
 from shared.repository import LeadRepository
 from shared.scoring import ScoringRules, load_scoring
 from shared.settings import EnvSettings
@@ -99,11 +101,18 @@ def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: HandoffApp | None = None
 ) -> dict[str, Any]:
     app = app or _default()
+    published = 0
 
     def handle(record: DynamoDBRecord) -> str:
+        nonlocal published
         stream = record.dynamodb
         if stream is None:
             return "skipped"
-        return app.hand_off(stream.new_image, stream.old_image)
+        outcome = app.hand_off(stream.new_image, stream.old_image)
+        published += outcome == "published"
+        return outcome
 
-    return process_batch(event, context, handle, EventType.DynamoDBStreams, logger=app.logger)
+    try:
+        return process_batch(event, context, handle, EventType.DynamoDBStreams, logger=app.logger)
+    finally:
+        emit_counts("handoff", {HANDOFFS_PUBLISHED: published})

@@ -11,7 +11,8 @@ and fails, to be retried by SQS, or finds it sent, or reads the lead moved on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -19,22 +20,31 @@ from typing import Any
 # Before pydantic: imported after it, Powertools' batch utility also imports its pydantic
 # event models (for BatchProcessor(model=...), which this function does not use).
 import aws_lambda_powertools.utilities.batch  # noqa: F401
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, field_validator
 
+from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, Outcome
 from shared.email import EmailRenderer, SenderProfile
+from shared.funnel import business_day
 from shared.jobs import SendJob
-from shared.metrics import NAMESPACE, SENDS_UNCERTAIN
+from shared.metrics import EMAILS_SENT, SENDS_REJECTED, SENDS_THROTTLED, SENDS_UNCERTAIN
 from shared.programs import load_programs
 from shared.settings import EnvSettings
 from shared.tokens import UnsubscribeTokens
+
+# The metric each outcome of a send job counts in; other outcomes are not counted.
+METRICS = {
+    Outcome.SENT: EMAILS_SENT,
+    Outcome.THROTTLED: SENDS_THROTTLED,
+    Outcome.REJECTED: SENDS_REJECTED,
+    Outcome.UNCERTAIN: SENDS_UNCERTAIN,
+}
 
 
 class SenderSettings(EnvSettings):
@@ -82,7 +92,6 @@ class SenderSettings(EnvSettings):
 class SenderApp:
     sender: NurtureSender
     logger: Logger
-    metrics: Metrics = field(default_factory=lambda: Metrics(namespace=NAMESPACE, service="sender"))
     # Jobs of a batch handled at once (``SenderSettings.send_concurrency``).
     concurrency: int = 1
 
@@ -90,6 +99,7 @@ class SenderApp:
 def build(clock: Clock | None = None) -> SenderApp:
     from botocore.config import Config
 
+    from shared.adapters.counters import CachedVariantResults, DynamoCounterReader
     from shared.adapters.dynamodb import (
         DynamoLeadRepository,
         DynamoSendLedger,
@@ -107,6 +117,11 @@ def build(clock: Clock | None = None) -> SenderApp:
         "sesv2",
         config=Config(max_pool_connections=pool, retries={"total_max_attempts": 1}),
     )
+    clock = clock or SystemClock()
+    # A bandit step reads its variants' results from the report counters, cached.
+    results = CachedVariantResults(
+        DynamoCounterReader(dynamodb, settings.table_name), lambda: business_day(clock.now())
+    )
     sender = NurtureSender(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoSendLedger(dynamodb, settings.table_name),
@@ -114,7 +129,7 @@ def build(clock: Clock | None = None) -> SenderApp:
         load_programs(),
         EmailRenderer(settings.profile()),
         UnsubscribeTokens(signing_secret(clients=aws)),
-        clock or SystemClock(),
+        clock,
         DeliverySettings(
             from_address=settings.from_address,
             unsubscribe_url=settings.unsubscribe_url,
@@ -122,6 +137,7 @@ def build(clock: Clock | None = None) -> SenderApp:
             throttle_backoff=timedelta(minutes=5),
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
+        results,
     )
     return SenderApp(sender, Logger(service="sender"), concurrency=settings.send_concurrency)
 
@@ -136,7 +152,7 @@ def lambda_handler(
 ) -> dict[str, Any]:
     app = app or _default()
 
-    uncertain: list[str] = []  # appended from the batch's worker threads
+    outcomes: list[Outcome] = []  # appended from the batch's worker threads
 
     def handle(record: SQSRecord) -> str:
         job = SendJob.from_json(record.body)
@@ -144,14 +160,11 @@ def lambda_handler(
         app.logger.info(
             "send job", extra={"lead_id": job.lead_id, "step_id": job.step_id, "outcome": outcome}
         )
-        if outcome is Outcome.UNCERTAIN:
-            uncertain.append(job.lead_id)
+        outcomes.append(outcome)
         return outcome.value
 
     try:
         return process_batch(event, context, handle, logger=app.logger, workers=app.concurrency)
     finally:
-        if uncertain:
-            count = len(uncertain)
-            app.metrics.add_metric(name=SENDS_UNCERTAIN, unit=MetricUnit.Count, value=count)
-            app.metrics.flush_metrics()
+        counted = Counter(METRICS[o] for o in outcomes if o in METRICS)
+        emit_counts("sender", counted)

@@ -17,9 +17,11 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.metrics import emit_counts
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
+from shared.metrics import OPT_OUTS
 from shared.qualification import ScoreKeeper
 from shared.repository import LeadRepository, VersionConflict
 from shared.scoring import load_scoring
@@ -81,6 +83,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             deps.logger.exception("unsubscribe could not be stored")
             return page(503, "unsubscribe_retry.html")
         deps.logger.info("unsubscribe", extra={"lead_id": lead_id, "changed": changed, "via": via})
+        emit_counts("unsubscribe", {OPT_OUTS: changed})
         return page(200, "unsubscribe_done.html")
 
     return app

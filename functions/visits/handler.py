@@ -16,11 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
+from functions.metrics import emit_counts
 from shared.adapters.clients import AwsClients
 from shared.beacon import BeaconError, IdentifyBeacon, InvalidBeacon, decode_beacon, parse_beacon
 from shared.clock import Clock, SystemClock
 from shared.forms import MalformedBody, UnsupportedMediaType
 from shared.machine_engagement import EngagementRules, Kind, load_engagement_rules
+from shared.metrics import LEADS_QUALIFIED
 from shared.settings import EnvSettings
 from shared.tokens import InvalidToken, SiteReferences
 from shared.visits import PageView, VisitTracker
@@ -122,8 +124,11 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
                     deps.logger.info("forged or altered lead reference refused")
                     refused = BeaconError("ref", "invalid_reference")
                     return _json(422, {"errors": [refused.as_dict()]})
-                views = deps.tracker.identify(beacon.visitor_id, lead_id, via="email")
-                deps.logger.info("visitor identified", extra={"lead_id": lead_id, "views": views})
+                identified = deps.tracker.identify(beacon.visitor_id, lead_id, via="email")
+                deps.logger.info(
+                    "visitor identified", extra={"lead_id": lead_id, "views": identified.views}
+                )
+                qualified = identified.qualified
             else:
                 view = PageView(
                     visitor_id=beacon.visitor_id,
@@ -137,10 +142,12 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
                 )
                 outcome = deps.tracker.record(view)
                 deps.logger.debug("page view", extra={"outcome": outcome})
+                qualified = outcome == "qualified"
         except (ClientError, BotoCoreError):
             # Nothing half-done that a repeat of the beacon would not finish.
             deps.logger.exception("visit could not be stored")
             return _problem(503, "unavailable")
+        emit_counts("visits", {LEADS_QUALIFIED: qualified})
         return Response(204, JSON_TYPE, "")
 
     return app

@@ -20,7 +20,15 @@ from infra.cli import content, local, reports
 from infra.cli.importing import ImportOptions, LeadImport, form_id_for, print_summary
 from infra.cli.tables import Columns, TableError, parse_mapping, read_table
 from shared.clock import SystemClock
-from shared.funnel import CONVERSIONS, choose_rates, parse_rates, plan
+from shared.funnel import (
+    CONVERSION_DAYS,
+    CONVERSIONS,
+    business_day,
+    choose_rates,
+    parse_rates,
+    percent,
+    plan,
+)
 from shared.leads import FormType
 
 if TYPE_CHECKING:
@@ -85,7 +93,6 @@ def _day(text: str) -> date:
 
 
 def period(args: argparse.Namespace) -> tuple[date, date]:
-    from shared.funnel import business_day
 
     end = args.to or business_day(SystemClock().now())
     start = args.from_ or end - timedelta(days=REPORT_DAYS - 1)
@@ -195,8 +202,47 @@ def cmd_report_funnel(args: argparse.Namespace) -> int:
 
     start, end = period(args)
     reader = DynamoCounterReader(dynamodb(args), args.table)
+    # The period before, as long as this one: is the buying cycle getting shorter?
+    before = start - timedelta(days=1)
+    previous = before - (end - start)
+    days = reports.collect_days(reader, previous, end, Progress("days"))
+    report = reports.FunnelReport(
+        start,
+        end,
+        reports.combined(t for d, t in days.items() if d >= start),
+        reports.weekly({d: t for d, t in days.items() if d >= start}),
+        reports.combined(t for d, t in days.items() if d < start),
+        args.conversion_days,
+    )
+    if args.csv:
+        for path in reports.write_csv(reports.funnel_tables(report), args.csv):
+            print(path)
+        return 0
+    reports.print_funnel(report, sys.stdout)
+    return 0
+
+
+def cmd_report_experiments(args: argparse.Namespace) -> int:
+    from shared.adapters.counters import DynamoCounterReader
+    from shared.programs import load_programs
+
+    try:
+        catalog = load_programs(content.ContentPaths.under(args.content).programs)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    start, end = period(args)
+    reader = DynamoCounterReader(dynamodb(args), args.table)
     totals = reports.collect(reader, start, end, Progress("days"))
-    reports.print_funnel(totals, start, end, sys.stdout)
+    tables = reports.experiment_tables(totals, catalog)
+    if args.csv:
+        for path in reports.write_csv(tables, args.csv):
+            print(path)
+        return 0
+    count = (end - start).days + 1
+    print(f"Experiments {start.isoformat()} .. {end.isoformat()} ({count} days)")
+    if not tables:
+        print("\nNo step has more than one variant.")
+    reports.print_tables(tables, sys.stdout)
     return 0
 
 
@@ -268,6 +314,34 @@ def cmd_clock(args: argparse.Namespace) -> int:
         _show(local.advance(args.api, args.duration))
     else:
         _show(local.clock(args.api))
+    return 0
+
+
+def cmd_sending(args: argparse.Namespace) -> int:
+    from shared.adapters.guard import DynamoSendingSwitch
+    from shared.guard import baseline, reputation
+
+    switch = DynamoSendingSwitch(dynamodb(args), args.table)
+    now = SystemClock().now()
+    today = business_day(now)
+    days = switch.counts([today - timedelta(days=1), today])
+    if args.action == "pause":
+        paused = switch.pause(args.reason or "paused by an operator", now, args.by)
+        print("paused" if paused else "already paused")
+    elif args.action == "resume":
+        # From now on the guard counts only what happens after this resume.
+        switch.resume(now, args.by, baseline(days))
+        print("resumed: send jobs are queued again from the next tick, earliest due first")
+    state = switch.state()
+    found = reputation(days, state)
+    print(f"sending: {'PAUSED' if state.paused else 'on'}")
+    if state.changed_at is not None:
+        print(f"since {state.changed_at.isoformat()} by {state.by or '-'}: {state.reason or '-'}")
+    print(
+        f"since the last resume (today and yesterday): {found.sent} sent,"
+        f" bounce rate {percent(found.bounce_rate, 2)}, complaint rate"
+        f" {percent(found.complaint_rate, 3)}"
+    )
     return 0
 
 
@@ -387,15 +461,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_preview)
 
+    p = commands.add_parser(
+        "sending",
+        parents=[table],
+        help="the sending guard: status, pause, or resume after a pause",
+        description="The scheduler pauses nurture email by itself when the bounce or "
+        "complaint rate reaches cdk.json's reputation limits; only resume starts it again.",
+    )
+    p.add_argument("action", choices=["status", "pause", "resume"])
+    p.add_argument("--by", default=os.environ.get("USER", "operator"), help="who you are")
+    p.add_argument("--reason", help="why (pause)")
+    p.set_defaults(run=cmd_sending)
+
     p = commands.add_parser("report", help="reports from the daily counters")
     kinds = p.add_subparsers(dest="report", required=True, metavar="REPORT")
     k = kinds.add_parser(
         "funnel",
         parents=[table, dates],
-        help="stage counts, conversion rates, re-engagement, list health and email KPIs "
+        help="stage counts and conversion rates (in total, by week, source, form type and "
+        "program), the buying cycle, deals, re-engagement, list health and email KPIs "
         "(default: the last 30 days)",
     )
+    k.add_argument(
+        "--conversion-days",
+        type=int,
+        choices=CONVERSION_DAYS,
+        default=14,
+        help="credit an email with the MQLs within this many days of it (default %(default)s)",
+    )
+    k.add_argument(
+        "--csv",
+        type=Path,
+        metavar="DIR",
+        help="write each table as <DIR>/<table>.csv (UTF-8 with BOM, for Excel) instead",
+    )
     k.set_defaults(run=cmd_report_funnel)
+    k = kinds.add_parser(
+        "experiments",
+        parents=[table, content_dir, dates],
+        help="per step with variants: each variant's sends, human clicks and MQLs, the "
+        "probability that it is best, and the sends still needed (default: the last 30 days)",
+    )
+    k.add_argument("--csv", type=Path, metavar="DIR", help="write each table as a CSV file")
+    k.set_defaults(run=cmd_report_experiments)
 
     p = commands.add_parser(
         "plan",

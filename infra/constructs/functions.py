@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import DeploymentConfig, Resources, function_environment
@@ -76,6 +78,9 @@ class NurtureFunctions(Construct):
         self._email = email
         self._topics = topics
         self._observability = observability
+        # The on-failure queue of each stream consumer, by function, and the alarms on them.
+        self.stream_failures: dict[str, sqs.Queue] = {}
+        self.alarms: list[cloudwatch.Alarm] = []
         self._code = lambda_.Code.from_asset(str(code_dir))
         self.layer = lambda_.LayerVersion(
             self,
@@ -206,7 +211,7 @@ class NurtureFunctions(Construct):
         sequence numbers), not the records: the lead itself stays in the table.
         """
         failures = dead_letter_queue(scope, "StreamFailures")
-        dead_letter_alarm(
+        alarm = dead_letter_alarm(
             scope,
             "StreamFailuresAlarm",
             queue=failures,
@@ -215,6 +220,8 @@ class NurtureFunctions(Construct):
                 f"{spec.name} function (or aged past a day) and were given up on"
             ),
         )
+        self.stream_failures[spec.name] = failures
+        self.alarms.append(alarm)
         acknowledge(
             failures.node.find_child("Resource"),
             "AwsSolutions-SQS3",

@@ -8,7 +8,7 @@ Items and access patterns:
 | email claim    | ``EMAIL#<key>`` | ``EMAIL``              | lead by email: 2 GetItems  |
 | activity       | ``LEAD#<id>``   | ``ACT#<at>#<id>``      | timeline: Query, newest 1st|
 | consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
-| report counter | ``COUNTER#<d>`` | the counter's kind     | a day's counters: Query    |
+| report counter | ``COUNTER#<d>`` | ``<kind>@<shard>``     | a day's counters: Query    |
 | email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
 | outcome        | ``OUTCOME#<m>`` | ``<at>#<lead id>``     | a month's outcomes: Query  |
 | visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
@@ -18,6 +18,8 @@ Items and access patterns:
 | request marker | ``LEAD#<id>``   | ``EVENT#<key>``        | read with the lead (TTL)   |
 | hand-off mark  | ``LEAD#<id>``   | ``HANDOFF#<id>``       | once per qualification     |
 | erased address | ``ERASED#<h>``  | ``ERASED``             | read with the email claim  |
+| sending guard  | ``SENDING``     | ``GUARD``              | each tick: GetItem         |
+| jobs queued    | ``SENDING``     | ``QUEUED#<d>``         | warm-up cap: ADD per tick  |
 
 Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
 the attribution window (``expires_at``); no IP address is stored. The link names the
@@ -31,7 +33,9 @@ mailable (``unsubscribed``, ``suppressed:bounce``, ``suppressed:complaint``,
 ``suppressed:rejected``, ``sunset:<stage>``), apart from ``stage`` so that stage maths
 never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Every count
 is written in the transaction of the change that caused it (``revise``), so a retried or
-duplicate request counts once (names and rules: ``shared.funnel``).
+duplicate request counts once (names and rules: ``shared.funnel``). Each counter is kept
+in COUNTER_SHARDS items (``<kind>@<n>``, by lead) so that concurrent transactions rarely
+touch the same item; readers add them up.
 
 The ``due`` GSI is sparse and sharded: only a profile with a pending nurture step
 carries ``due_shard`` (0..DUE_SHARDS-1, from the lead id) and ``due_at`` (fixed-width
@@ -61,6 +65,7 @@ from shared.adapters.items import (
     PROFILE,
     condition_failed,
     counter_pk,
+    counter_sk,
     deserialize,
     due_shard,
     email_pk,
@@ -71,11 +76,11 @@ from shared.adapters.items import (
 )
 from shared.clock import from_iso, to_iso
 from shared.funnel import ReportCount, lead_counts, merged
+from shared.jobs import REVIEW
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
 from shared.repository import (
     MAX_REVISIONS,
-    REVIEW,
     Change,
     EmailTaken,
     Marker,
@@ -423,7 +428,7 @@ class DynamoLeadRepository:
         items.extend(self._record_puts(lead_id, revision.records))
         # The counts the change of the lead implies (stage, list), with the revision's own.
         counts = merged([*revision.counts, *lead_counts(before, after)])
-        items.extend({"Update": self._count_update(c)} for c in counts)
+        items.extend({"Update": self._count_update(c, lead_id)} for c in counts)
         if len(items) == 1 and "Update" in items[0]:
             try:
                 self._client.update_item(**items[0]["Update"])
@@ -524,11 +529,11 @@ class DynamoLeadRepository:
             put["ExpressionAttributeValues"] = serialize({":seen": record.version - 1})
         return put
 
-    def _count_update(self, count: ReportCount) -> Any:
+    def _count_update(self, count: ReportCount, lead_id: str) -> Any:
         metrics = sorted(count.metrics.items())
         return {
             "TableName": self._table,
-            "Key": serialize({"pk": counter_pk(count.day), "sk": count.key}),
+            "Key": serialize({"pk": counter_pk(count.day), "sk": counter_sk(count.key, lead_id)}),
             "UpdateExpression": "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(metrics))),
             "ExpressionAttributeNames": {f"#m{i}": name for i, (name, _) in enumerate(metrics)},
             "ExpressionAttributeValues": serialize(

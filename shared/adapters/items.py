@@ -6,6 +6,7 @@ scheduler's due index) does not import the lead repository and the models it rea
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
@@ -19,6 +20,7 @@ from shared.normalize import email_key
 DUE_SHARDS = 16
 DUE_INDEX = "due"
 PROFILE = "PROFILE"
+COUNTER_SHARDS = 8
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -27,6 +29,23 @@ _deserializer = TypeDeserializer()
 def counter_pk(day: date) -> str:
     """A day's report counters (``COUNTER#<JST day>``)."""
     return f"COUNTER#{day.isoformat()}"
+
+
+def counter_sk(key: str, lead_id: str) -> str:
+    """The shard of counter ``key`` a lead's changes add to (``<key>@<n>``).
+
+    Every change of a lead writes its counts in its own transaction, and DynamoDB cancels
+    transactions that touch one item at the same moment: one item per counter would
+    make every concurrent form post or SES event of a send conflict. Spread over
+    COUNTER_SHARDS items (by lead, so one lead's counts stay together), concurrent
+    changes rarely meet; readers add the shards up (``counter_key``).
+    """
+    return f"{key}@{zlib.crc32(lead_id.encode()) % COUNTER_SHARDS}"
+
+
+def counter_key(sk: str) -> str:
+    """The counter a counter item's sort key belongs to (a shard's, or an unsharded one)."""
+    return sk.partition("@")[0]
 
 
 def lead_pk(lead_id: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from infra.local.functions import REGION
 from infra.local.state import moto_sent_mail
-from shared.adapters.items import deserialize
+from shared.adapters.items import counter_key, deserialize
 from shared.normalize import email_key
 from tests.faults.system import System
 
@@ -108,9 +108,11 @@ def take(system: System) -> Snapshot:
     for item in items:
         pk, sk = str(item["pk"]), str(item["sk"])
         if pk.startswith("COUNTER#"):
-            snapshot.counters[f"{pk} {sk}"] = {
-                k: int(v) for k, v in item.items() if k not in ("pk", "sk")
-            }
+            # Shards are by lead id, which differs from run to run: compare the sums.
+            summed = snapshot.counters.setdefault(f"{pk} {counter_key(sk)}", {})
+            for k, v in item.items():
+                if k not in ("pk", "sk"):
+                    summed[k] = summed.get(k, 0) + int(v)
         elif sk == "PROFILE":
             snapshot.profiles[addresses[str(item["lead_id"])]] = normalised(item)
         elif sk.startswith("ACT#"):

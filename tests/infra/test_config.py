@@ -48,6 +48,10 @@ def test_defaults() -> None:
     assert config.default_timezone == "Asia/Tokyo"
     assert config.log_retention_days == 30
     assert config.sender.product_name == "Flowlane"
+    # below SES's review rates (5% bounces, 0.1% complaints), over a day of enough sends
+    reputation = config.reputation
+    assert (reputation.bounce_rate_percent, reputation.complaint_rate_percent) == (4, 0.08)
+    assert (reputation.window_hours, reputation.min_sends) == (24, 500)
 
 
 @pytest.mark.parametrize(
@@ -64,6 +68,11 @@ def test_defaults() -> None:
         {"sender": {"product_name": ""}},
         {"sender": {"product_name": "Tsumiki\r\nBcc: x@example.com"}},  # would end the subject
         {"sender": {"product_name": " Tsumiki"}},
+        # an alarm at or above the rate SES reviews an account at comes too late
+        {"reputation": {"bounce_rate_percent": 5}},
+        {"reputation": {"complaint_rate_percent": 0.1}},
+        {"reputation": {"window_hours": 48}},
+        {"reputation": {"min_sends": 0}},
     ],
 )
 def test_refuses_what_would_deploy_wrong(override: dict[str, Any]) -> None:

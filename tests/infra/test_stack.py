@@ -181,7 +181,7 @@ def assert_alarms_on_first_message(template_json: dict[str, Any], queue_id: str)
     (alarm,) = (
         alarm["Properties"]
         for alarm in of_type(template_json, "AWS::CloudWatch::Alarm").values()
-        if alarm["Properties"]["Dimensions"]
+        if alarm["Properties"].get("Dimensions")
         == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
     )
     assert alarm["Namespace"] == "AWS/SQS"
@@ -585,8 +585,39 @@ def test_a_consumer_slower_than_its_queue_is_refused(tmp_path: Path) -> None:
 def test_one_queue_and_one_dead_letter_queue_per_wiring_entry(template: Template) -> None:
     # Plus a failure queue (and its alarm) per stream consumer.
     template.resource_count_is("AWS::SQS::Queue", 2 * len(QUEUES) + len(stream_consumers()))
-    # (and one alarm on uncertain sends)
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES) + len(stream_consumers()) + 1)
+    # (and alarms on uncertain sends, a paused guard, the bounce and the complaint rate)
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(QUEUES) + len(stream_consumers()) + 4)
+
+
+def test_a_pause_of_the_sending_guard_alarms_on_the_first(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "LeadNurture",
+            "MetricName": "SendingPaused",
+            "Dimensions": [{"Name": "service", "Value": "scheduler"}],
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 0,
+            "TreatMissingData": "notBreaching",
+        },
+    )
+
+
+def test_the_scheduler_gets_the_guards_limits_from_the_reputation_block(
+    template_json: dict[str, Any],
+) -> None:
+    (scheduler,) = [
+        r
+        for r in template_json["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler") == "functions.scheduler.handler.lambda_handler"
+    ]
+    variables = scheduler["Properties"]["Environment"]["Variables"]
+    assert (variables["BOUNCE_RATE_PERCENT"], variables["COMPLAINT_RATE_PERCENT"]) == (
+        "4.0",
+        "0.08",
+    )
+    assert variables["GUARD_MIN_SENDS"] == "500"
 
 
 def test_an_uncertain_send_alarms_on_the_first(template: Template) -> None:
@@ -1228,6 +1259,229 @@ def test_outputs_the_api_url(template: Template) -> None:
     template.has_output("ApiUrl", {"Value": {"Fn::Join": ["", Match.array_with(["https://"])]}})
 
 
+# --- dashboard and reputation alarms ----------------------------------------------------
+
+
+def rate_alarms(template_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The metric math alarms, by the metric over emails sent that each watches."""
+    found = {}
+    for alarm in of_type(template_json, "AWS::CloudWatch::Alarm").values():
+        properties = alarm["Properties"]
+        if "Metrics" not in properties:
+            continue
+        stats = {
+            query["Id"]: query["MetricStat"]
+            for query in properties["Metrics"]
+            if "MetricStat" in query
+        }
+        watched = {stat["Metric"]["MetricName"] for stat in stats.values()} - {"EmailsSent"}
+        (name,) = watched
+        found[name] = properties
+    return found
+
+
+def assert_rate_alarm(
+    properties: dict[str, Any],
+    metric: str,
+    *,
+    threshold: float,
+    min_sends: int,
+    window_s: int,
+) -> None:
+    (expression,) = (q for q in properties["Metrics"] if "Expression" in q)
+    events = f"engagement_{metric.lower()}"
+    # Percent of emails sent, 0 until the window holds enough sends to mean something
+    assert expression["Expression"] == (
+        f"IF(sender_emailssent >= {min_sends}, 100 * FILL({events}, 0) / sender_emailssent, 0)"
+    )
+    assert expression["ReturnData"] is True
+    stats = {q["Id"]: q["MetricStat"] for q in properties["Metrics"] if "MetricStat" in q}
+    assert stats == {
+        "sender_emailssent": {
+            "Metric": {
+                "Namespace": "LeadNurture",
+                "MetricName": "EmailsSent",
+                "Dimensions": [{"Name": "service", "Value": "sender"}],
+            },
+            "Period": window_s,
+            "Stat": "Sum",
+        },
+        events: {
+            "Metric": {
+                "Namespace": "LeadNurture",
+                "MetricName": metric,
+                "Dimensions": [{"Name": "service", "Value": "engagement"}],
+            },
+            "Period": window_s,
+            "Stat": "Sum",
+        },
+    }
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert properties["Threshold"] == threshold
+    assert properties["EvaluationPeriods"] == 1
+    # No sends in the window is no news.
+    assert properties["TreatMissingData"] == "notBreaching"
+
+
+def test_bounce_and_complaint_rates_alarm_below_the_rates_ses_reviews_at(
+    template_json: dict[str, Any],
+) -> None:
+    alarms = rate_alarms(template_json)
+    assert set(alarms) == {"HardBounces", "Complaints"}
+    day = 24 * 3600
+    # SES reviews an account at 5% bounces and 0.1% complaints.
+    assert_rate_alarm(
+        alarms["HardBounces"], "HardBounces", threshold=4, min_sends=500, window_s=day
+    )
+    assert_rate_alarm(
+        alarms["Complaints"], "Complaints", threshold=0.08, min_sends=500, window_s=day
+    )
+
+
+def resolved(value: Any) -> str:
+    """A dashboard body (an Fn::Join of text and references) as text, each reference
+    written as ``Ref:<id>`` or ``GetAtt:<id>.<attribute>``."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(resolved(part) for part in parts)
+    if "Ref" in value:
+        return f"Ref:{value['Ref']}"
+    (logical_id, attribute) = value["Fn::GetAtt"]
+    return f"GetAtt:{logical_id}.{attribute}"
+
+
+@pytest.fixture(scope="module")
+def dashboard(template_json: dict[str, Any]) -> dict[str, Any]:
+    _, resource = only(of_type(template_json, "AWS::CloudWatch::Dashboard"))
+    assert resource["Properties"]["DashboardName"] == "LeadNurture"
+    body: dict[str, Any] = json.loads(resolved(resource["Properties"]["DashboardBody"]))
+    return body
+
+
+def widget(dashboard: dict[str, Any], title: str) -> dict[str, Any]:
+    (found,) = (
+        w["properties"] for w in dashboard["widgets"] if w["properties"].get("title") == title
+    )
+    return found
+
+
+def lines(properties: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Each metric of a widget as (namespace, name, dimension, value, ...), and each
+    expression as ("expression", label, expression)."""
+    found: list[tuple[str, ...]] = []
+    for line in properties["metrics"]:
+        *metric, options = line
+        if metric:
+            found.append(tuple(metric))
+        else:
+            found.append(("expression", options["label"], options["expression"]))
+    return found
+
+
+def test_dashboard_shows_every_metric_of_every_function_that_emits_it(
+    dashboard: dict[str, Any],
+) -> None:
+    import shared.metrics
+    from infra.constructs.observability import EMITTERS
+
+    # every metric of shared/metrics.py has its emitters
+    names = {value for key, value in vars(shared.metrics).items() if key.isupper()}
+    assert set(EMITTERS) == names - {shared.metrics.NAMESPACE}
+    shown = {
+        line
+        for w in dashboard["widgets"]
+        if w["type"] == "metric"
+        for line in lines(w["properties"])
+        if line[0] == "LeadNurture"
+    }
+    expected = {
+        ("LeadNurture", name, "service", service)
+        for name, services in EMITTERS.items()
+        for service in services
+    }
+    assert shown == expected
+    # What CloudWatch bills: one metric per name and function, 18 names, MQLs counted by
+    # three functions and opt-outs by two.
+    assert len(shown) == 21
+
+
+def test_dashboard_funnel_adds_up_the_mqls_of_every_function_where_leads_qualify(
+    dashboard: dict[str, Any],
+) -> None:
+    totals = widget(dashboard, "Funnel over the time range")
+    assert totals["view"] == "singleValue"
+    assert totals["setPeriodToTimeRange"] is True
+    assert (
+        "expression",
+        "MQLs",
+        (
+            "FILL(capture_leadsqualified, 0) + FILL(engagement_leadsqualified, 0) "
+            "+ FILL(visits_leadsqualified, 0)"
+        ),
+    ) in lines(totals)
+    assert ("LeadNurture", "LeadsCreated", "service", "capture") in lines(totals)
+    assert ("LeadNurture", "HandoffsPublished", "service", "handoff") in lines(totals)
+    emails = widget(dashboard, "Emails per hour")
+    assert (
+        "expression",
+        "Opt-outs",
+        "FILL(unsubscribe_optouts, 0) + FILL(engagement_optouts, 0)",
+    ) in lines(emails)
+
+
+def test_dashboard_draws_the_alarmed_rates_with_their_thresholds(dashboard: dict[str, Any]) -> None:
+    rates = widget(dashboard, "Bounce and complaint rates over 24 h (at least 500 sent)")
+    expressions = {line[1]: line[2] for line in lines(rates) if line[0] == "expression"}
+    rate = "IF(sender_emailssent >= 500, 100 * FILL({}, 0) / sender_emailssent, 0)"
+    assert expressions == {
+        "Hard bounce rate (%)": rate.format("engagement_hardbounces"),
+        "Complaint rate (%)": rate.format("engagement_complaints"),
+    }
+    assert rates["annotations"]["horizontal"] == [
+        {"value": 4, "label": "Bounce alarm", "yAxis": "left"},
+        {"value": 0.08, "label": "Complaint alarm", "yAxis": "right"},
+    ]
+
+
+def test_dashboard_shows_every_dead_letter_queue(
+    template_json: dict[str, Any], dashboard: dict[str, Any]
+) -> None:
+    dead_letters = [
+        queue_for(template_json, queue)[1]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"][
+            "Fn::GetAtt"
+        ][0]
+        for queue in QUEUES
+    ] + [failure_queue_of(template_json, spec)[0] for spec in stream_consumers()]
+    shown = lines(widget(dashboard, "Dead-letter queues: messages waiting"))
+    assert shown == [
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", f"GetAtt:{q}.QueueName")
+        for q in dead_letters
+    ]
+
+
+@pytest.mark.parametrize(
+    ("title", "metric"), [("Function errors", "Errors"), ("Function throttles", "Throttles")]
+)
+def test_dashboard_shows_errors_and_throttles_per_function(
+    template_json: dict[str, Any], dashboard: dict[str, Any], title: str, metric: str
+) -> None:
+    shown = lines(widget(dashboard, title))
+    assert shown == [
+        ("AWS/Lambda", metric, "FunctionName", f"Ref:{function_for(template_json, spec)[0]}")
+        for spec in FUNCTIONS
+    ]
+
+
+def test_dashboard_lists_every_alarm(
+    template_json: dict[str, Any], dashboard: dict[str, Any]
+) -> None:
+    status = widget(dashboard, "Alarms")
+    alarms = of_type(template_json, "AWS::CloudWatch::Alarm")
+    assert sorted(status["alarms"]) == sorted(f"GetAtt:{alarm}.Arn" for alarm in alarms)
+
+
 # --- deployment config ------------------------------------------------------------------
 
 
@@ -1242,6 +1496,12 @@ def customised(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         "waf_enabled": False,
         "sender": {"from_address": "Example Mail <info@mail.example.com>"},
         "public_api_url": "https://api.example.co.jp/",
+        "reputation": {
+            "bounce_rate_percent": 2.5,
+            "complaint_rate_percent": 0.05,
+            "window_hours": 1,
+            "min_sends": 100,
+        },
     }
     return synthesize(context, Path(tmp_path_factory.mktemp("cdk.out.customised")))
 
@@ -1284,3 +1544,14 @@ def test_public_api_url_replaces_the_stage_url_in_emails(customised: Synthesized
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["UNSUBSCRIBE_URL"] == "https://api.example.co.jp/unsubscribe"
     assert variables["FROM_ADDRESS"] == "Example Mail <info@mail.example.com>"
+
+
+def test_context_drives_the_reputation_alarms(customised: Synthesized) -> None:
+    alarms = rate_alarms(customised.template_json)
+    hour = 3600
+    assert_rate_alarm(
+        alarms["HardBounces"], "HardBounces", threshold=2.5, min_sends=100, window_s=hour
+    )
+    assert_rate_alarm(
+        alarms["Complaints"], "Complaints", threshold=0.05, min_sends=100, window_s=hour
+    )

@@ -27,6 +27,7 @@ from functions.scheduler.handler import lambda_handler as scheduler_handler
 from functions.sender.handler import SenderApp
 from functions.sender.handler import lambda_handler as sender_handler
 from infra.local.runtime import sqs_record
+from shared.adapters.counters import CachedVariantResults, DynamoCounterReader
 from shared.adapters.due import DynamoDueIndex
 from shared.adapters.dynamodb import DynamoLeadRepository, DynamoSendLedger
 from shared.adapters.ses import SesMailer
@@ -34,6 +35,7 @@ from shared.adapters.sqs import SqsJobQueue
 from shared.clock import FixedClock
 from shared.delivery import DeliverySettings, NurtureSender
 from shared.email import EmailRenderer, SenderProfile
+from shared.funnel import business_day
 from shared.programs import ProgramCatalog, load_programs
 from shared.scheduling import DueScheduler
 from shared.tokens import UnsubscribeTokens
@@ -246,6 +248,10 @@ def build_world(
         clock,
         DeliverySettings(
             from_address=FROM, unsubscribe_url=UNSUBSCRIBE_URL, frequency_cap=frequency_cap
+        ),
+        # No caching: a test sees each send's count at once.
+        CachedVariantResults(
+            DynamoCounterReader(dynamodb, table), lambda: business_day(clock.now()), ttl=0
         ),
     )
     scheduler = DueScheduler(DynamoDueIndex(dynamodb, table), SqsJobQueue(sqs, queue_url), clock)

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from functions.engagement.handler import EngagementApp
 from functions.engagement.handler import lambda_handler as engagement_handler
 from infra.provision import create_table
+from shared.adapters.counters import DynamoCounterReader
 from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.items import DUE_INDEX, due_shard, lead_pk
 from shared.capture import LeadCapture
@@ -311,17 +312,10 @@ def activities(
 
 
 def counters(client: Any, day: date | datetime) -> dict[str, dict[str, int]]:
-    """The report counters of a JST day, by key (e.g. email#program#step#variant)."""
+    """The report counters of a JST day, by key (e.g. email#program#step#variant), each
+    the sum of its shards as the reports read them."""
     day = business_day(day) if isinstance(day, datetime) else day
-    response = client.query(
-        TableName=TABLE,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"COUNTER#{day.isoformat()}"}},
-    )
-    return {
-        item["sk"]["S"]: {k: int(v["N"]) for k, v in item.items() if "N" in v}
-        for item in response["Items"]
-    }
+    return dict(DynamoCounterReader(client, TABLE).day(day))
 
 
 def indexed_due_at(client: Any, lead_id: str) -> str | None:

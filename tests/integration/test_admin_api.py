@@ -385,6 +385,23 @@ def test_won_makes_the_lead_a_customer_in_the_customer_program(
     assert counters(dynamodb, now)["stage"]["mql>customer"] == 1
 
 
+def test_a_won_deals_amount_is_the_leads_revenue_and_counted_by_its_source(
+    admin: Callable[..., tuple[int, Any]],
+    mql: str,
+    repository: DynamoLeadRepository,
+    dynamodb: Any,
+    clock: FixedClock,
+) -> None:
+    disposition(admin, mql, disposition="won", amount=1_800_000)
+
+    lead = stored(repository, mql)
+    assert lead.revenue == 1_800_000
+    found = counters(dynamodb, clock.now())
+    assert found["revenue"] == {"deals": 1, "amount": 1_800_000, "customers": 1}
+    assert found[f"form#{lead.first_touch.form_type.value}"]["revenue"] == 1_800_000
+    assert found["cycle#customer"] == {"d0": 1}
+
+
 def test_lost_enters_re_engagement_after_the_waiting_period(
     admin: Callable[..., tuple[int, Any]],
     mql: str,
@@ -498,6 +515,9 @@ def test_a_disposition_for_an_unknown_lead_is_404(admin: Callable[..., tuple[int
         ({"disposition": "accepted", "by": "x" * 201}, 422, {"by"}),
         ({"disposition": "accepted", "stage": "customer"}, 422, {"stage"}),
         ({"disposition": "maybe", "reason": ["a"]}, 422, {"disposition", "reason"}),
+        ({"disposition": "won", "amount": -1}, 422, {"amount"}),
+        ({"disposition": "won", "amount": "1万円"}, 422, {"amount"}),
+        ({"disposition": "lost", "amount": 100}, 422, {"amount"}),
     ],
 )
 def test_a_bad_disposition_body_is_refused_with_field_errors(

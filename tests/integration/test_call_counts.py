@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.integration.conftest import TABLE
 from tests.integration.nurture import NurtureWorld, build_world
 from tests.integration.scoring_world import (
     capture_with_scores,
+    counters,
     engagement,
     recorder,
     store_lead,
@@ -103,7 +105,8 @@ def test_the_same_post_sent_again_is_answered_from_its_marker_in_two_reads(
     first = capture.capture(submission, RequestInfo())
     with counting(world.dynamodb) as again:
         repeated = capture.capture(submission, RequestInfo())
-    assert repeated == first  # created, as the first answer said
+    # created, as the first answer said, and known for a repeat
+    assert repeated == replace(first, repeat=True)
     assert again.names == ["BatchGetItem", "BatchGetItem"]
 
 
@@ -162,3 +165,25 @@ def test_a_send_takes_three_calls_besides_ses(world: NurtureWorld) -> None:
     # the lead, the step's claim, one transaction (record, activity, next step)
     assert calls.names == ["GetItem", "PutItem", "TransactWriteItems"]
     assert calls.profile_puts() == []
+
+
+def test_concurrent_leads_count_in_different_counter_items(world: NurtureWorld) -> None:
+    # Given sixteen new leads posted on one day
+    capture = capture_with_scores(world.dynamodb, world.clock)
+    written: set[str] = set()
+    for n in range(16):
+        form = {**FORM, "email": [f"shard{n}@example.co.jp"]}
+        with counting(world.dynamodb) as calls:
+            capture.capture(parse_submission(form), RequestInfo())
+        (transaction,) = [p for name, p in calls.made if name == "TransactWriteItems"]
+        written.update(
+            i["Update"]["Key"]["sk"]["S"]
+            for i in transaction["TransactItems"]
+            if "Update" in i and i["Update"]["Key"]["pk"]["S"].startswith("COUNTER#")
+        )
+    # Then their counts went to several shards of the stage counter (and of its
+    # breakdowns), not to one item every concurrent transaction would touch
+    for counter in ("stage", "source#(none)", "form#download", "program#welcome"):
+        assert len({sk for sk in written if sk.startswith(f"{counter}@")}) > 1, counter
+    # and the report adds them up
+    assert counters(world.dynamodb, world.clock.now())["stage"] == {"new>lead": 16}

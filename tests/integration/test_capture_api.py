@@ -21,6 +21,7 @@ from shared.leads import ActivityType, FormType, Lead
 from shared.programs import load_programs
 from shared.repository import MAX_REVISIONS
 from shared.submission import parse_submission
+from tests.emf import metric_counts
 from tests.events import BOUNDARY, form_post, json_post, multipart_body, multipart_post, rest_event
 from tests.integration.conftest import SITE, TABLE, all_items
 from tests.legacy_forms import LEGACY_FORMS, SHIFT_JIS, TYPED
@@ -220,7 +221,7 @@ def test_every_encoding_stores_the_same_lead(
 
 
 def test_a_second_post_by_the_same_address_updates_the_same_lead(
-    post: Post, repository: DynamoLeadRepository, dynamodb: Any
+    post: Post, repository: DynamoLeadRepository, dynamodb: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a lead created by a JSON post
     first = post(
@@ -235,6 +236,8 @@ def test_a_second_post_by_the_same_address_updates_the_same_lead(
         )
     )
     assert first["statusCode"] == 201
+    created = {("capture", "FormPosts"): 1, ("capture", "LeadsCreated"): 1}
+    assert metric_counts(capsys.readouterr().out) == created
 
     # When the same person posts again, typing the address in another case
     second = post(
@@ -249,9 +252,10 @@ def test_a_second_post_by_the_same_address_updates_the_same_lead(
         )
     )
 
-    # Then the same lead is updated: 200, same id
+    # Then the same lead is updated: 200, same id, a form post but no new lead counted
     assert second["statusCode"] == 200
     assert body_of(second) == {"lead_id": body_of(first)["lead_id"], "status": "updated"}
+    assert metric_counts(capsys.readouterr().out) == {("capture", "FormPosts"): 1}
     lead = stored(repository)
     assert (lead.company, lead.phone, lead.interests) == (
         "新社名株式会社",
@@ -431,7 +435,11 @@ HONEYPOT_CASES = [
 
 @pytest.mark.parametrize(("make_event", "status"), HONEYPOT_CASES)
 def test_a_filled_honeypot_gets_the_normal_success_and_nothing_is_stored(
-    post: Post, dynamodb: Any, make_event: Callable[..., dict[str, Any]], status: int
+    post: Post,
+    dynamodb: Any,
+    make_event: Callable[..., dict[str, Any]],
+    status: int,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a bot that fills every input, including the hidden one
     response = post(make_event({**DOWNLOAD_FORM, "homepage": "https://spam.example/"}))
@@ -447,8 +455,9 @@ def test_a_filled_honeypot_gets_the_normal_success_and_nothing_is_stored(
             "created",
             32,
         )
-    # and nothing at all is stored
+    # and nothing at all is stored, nor counted
     assert all_items(dynamodb) == []
+    assert metric_counts(capsys.readouterr().out) == {}
 
 
 @pytest.mark.parametrize("origin", [SITE, "https://lp.example.co.jp"])

@@ -3,6 +3,8 @@ previews, the funnel report and plan, and the local stack's clock."""
 
 from __future__ import annotations
 
+import codecs
+import csv
 import json
 import shutil
 import subprocess
@@ -19,7 +21,10 @@ import pytest
 from infra.cli import main
 from infra.local.control import LocalControl
 from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.clock import OffsetClock
+from shared.adapters.guard import DynamoSendingSwitch
+from shared.clock import OffsetClock, SystemClock
+from shared.experiments import Arm, probability_b_beats_a, sample_needed
+from shared.funnel import business_day
 from shared.programs import CONTENT_DIR
 from tests.builders import DynamoCounters, overwrite
 from tests.integration.conftest import TABLE, all_items
@@ -444,8 +449,13 @@ def test_the_funnel_report_sums_the_days_counters(counters: None, capsys: Any) -
     assert "SQL 8 MQL → SQL 40.0%" in lines
     assert "customers 2 SQL → customer 25.0%" in lines
     assert "lead → customer: 2.0%" in lines
-    assert "welcome welcome 0 200 190 30.0% 10.0% 33.3% 20.0% 10.0% 2.00% 0.00%" in lines
-    assert "welcome case_study 1 10 0 - - - - - 0.00% 10.00%" in lines
+    # sent, uncertain, delivered, open, click, CTO, unsubscribe, MQL ≤14d and its rate,
+    # machine open and click, bounce, complaint
+    assert (
+        "welcome welcome 0 200 0 190 30.0% 10.0% 33.3% 0.00% 0 0.00% 20.0% 10.0% 2.00% 0.00%"
+        in lines
+    )
+    assert "welcome case_study 1 10 0 0 - - - - 0 0.00% - - 0.00% 10.00%" in lines
 
 
 def test_the_funnel_report_shows_re_engagement_and_list_health(dynamodb: Any, capsys: Any) -> None:
@@ -495,9 +505,102 @@ def test_the_funnel_report_shows_re_engagement_and_list_health(dynamodb: Any, ca
     assert "sunset (dormant and lost leads) 3" in lines
     # and the sections come between the stages and the email KPIs
     assert lines.index("Re-engagement") < lines.index("List health (leads no longer mailed)")
-    assert lines.index("List health (leads no longer mailed)") < lines.index(
-        "Email: no email events in the period"
-    )
+    assert lines.index("List health (leads no longer mailed)") < lines.index("Email")
+    assert lines[lines.index("Email") + 1] == "(nothing in the period)"
+
+
+def test_the_funnel_report_breaks_down_by_source_week_and_cycle_and_writes_csv(
+    dynamodb: Any, capsys: Any, tmp_path: Path
+) -> None:
+    # Given two weeks of November with leads from an exhibition and the website, their
+    # cycles (and slower ones the period before), a deal won, and an email's MQLs
+    store = DynamoCounters(dynamodb, TABLE)
+    for day, key, metrics in [
+        (date(2026, 11, 2), "stage", {"new>lead": 30, "lead>mql": 3}),
+        (date(2026, 11, 9), "stage", {"new>lead": 20, "lead>mql": 5}),
+        (date(2026, 11, 2), "source#expo-2026", {"new>lead": 10, "lead>mql": 4}),
+        (date(2026, 11, 9), "source#expo-2026", {"mql>customer": 1, "revenue": 1_500_000}),
+        (date(2026, 11, 2), "source#(none)", {"new>lead": 40, "lead>mql": 4}),
+        (date(2026, 11, 2), "cycle#mql", {"d5": 2, "d9": 1}),
+        (date(2026, 11, 9), "cycle#mql", {"d20": 1}),
+        (date(2026, 10, 20), "cycle#mql", {"d30": 3}),  # the period before
+        (date(2026, 11, 9), "revenue", {"deals": 1, "amount": 1_500_000}),
+        (date(2026, 11, 3), "email#welcome#welcome#A", {"sent": 100, "delivered": 98}),
+        (date(2026, 11, 9), "email#welcome#welcome#A", {"mql_7d": 2, "mql_14d": 3}),
+    ]:
+        for metric, by in metrics.items():
+            store.count(day, key, metric, by)
+    args = ["report", "funnel", "--table", TABLE, "--from", "2026-11-02", "--to", "2026-11-15"]
+
+    status, out, _ = run(capsys, *args, "--conversion-days", "7")
+
+    assert status == 0
+    lines = [" ".join(li.split()) for li in out.splitlines()]
+    # by week, Monday first, with the emails sent
+    assert "2026-11-02 30 3 0 0 10.0% 0.0% - 100" in lines
+    assert "2026-11-09 20 5 0 0 25.0% 0.0% - 0" in lines
+    # by source, biggest first, with its revenue
+    assert "(none) 40 4 0 0 10.0% 0.0% - ¥0" in lines
+    assert "expo-2026 10 4 0 1 40.0% 0.0% - ¥1,500,000" in lines
+    # the buying cycle, against the period before
+    assert "created → MQL 4 7.0 30.0 shorter by 23.0" in lines
+    assert "average deal value ¥1,500,000" in lines
+    # and the email's MQLs within the days asked for, over sent
+    assert "welcome welcome A 100 0 98 0.0% 0.0% - 0.00% 2 2.00% 0.0% 0.0% 0.00% 0.00%" in lines
+
+    # When the same report is written as CSV files
+    status, out, _ = run(capsys, *args, "--csv", str(tmp_path))
+
+    # Then each table is a file Excel reads as UTF-8, with the text report's cells
+    assert status == 0
+    written = {Path(line).name for line in out.splitlines()}
+    assert {"funnel.csv", "weekly.csv", "by_source.csv", "cycle.csv", "emails.csv"} <= written
+    raw = (tmp_path / "by_source.csv").read_bytes()
+    assert raw.startswith(codecs.BOM_UTF8)
+    with (tmp_path / "by_source.csv").open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == [
+        "source",
+        "leads",
+        "MQL",
+        "SQL",
+        "customers",
+        "→MQL",
+        "→SQL",
+        "→customer",
+        "revenue",
+    ]
+    assert rows[2] == ["expo-2026", "10", "4", "0", "1", "40.0%", "0.0%", "-", "¥1,500,000"]
+
+
+def test_the_experiments_report_says_which_variant_is_best_and_what_it_still_needs(
+    dynamodb: Any, capsys: Any, tmp_path: Path
+) -> None:
+    # Given the welcome email's two subject variants, B clicked more often
+    store = DynamoCounters(dynamodb, TABLE)
+    for variant, sent, clicks, mqls in [("A", 400, 20, 2), ("B", 380, 31, 5)]:
+        key = f"email#welcome#welcome#{variant}"
+        store.count(date(2026, 11, 10), key, "sent", sent)
+        store.count(date(2026, 11, 11), key, "unique_human_clicks", clicks)
+        store.count(date(2026, 11, 20), key, "mql_14d", mqls)
+    args = ["report", "experiments", "--table", TABLE, "--from", "2026-11-01", "--to", "2026-11-30"]
+
+    status, out, _ = run(capsys, *args)
+
+    assert status == 0
+    lines = [" ".join(li.split()) for li in out.splitlines()]
+    assert "welcome / welcome (even split; judged on clicks)" in lines
+    b_best = probability_b_beats_a(Arm("A", 400, 20), Arm("B", 380, 31))
+    assert f"A 400 20 5.00% 2 0.50% {(1 - b_best) * 100:.1f}%" in lines
+    assert f"B 380 31 8.16% 5 1.32% {b_best * 100:.1f}%" in lines
+    needed = sample_needed([Arm("A", 400, 20), Arm("B", 380, 31)])
+    assert needed is not None
+    assert any(f"{needed:,}, still needed: {needed - 380:,}" in line for line in lines)
+
+    # and as CSV, one file per step with variants
+    status, out, _ = run(capsys, *args, "--csv", str(tmp_path))
+    assert status == 0
+    assert (tmp_path / "experiment_welcome_welcome.csv").exists()
 
 
 def test_the_funnel_report_of_an_empty_period_has_no_rates(dynamodb: Any, capsys: Any) -> None:
@@ -513,7 +616,7 @@ def test_the_funnel_report_of_an_empty_period_has_no_rates(dynamodb: Any, capsys
     assert "suppressed: bounce 0" in lines
     assert "suppressed: complaint 0" in lines
     assert not any(line.startswith("suppressed: rejected") for line in lines)
-    assert "Email: no email events in the period" in out
+    assert "\nEmail\n(nothing in the period)\n" in out
     assert run(capsys, "report", "funnel", "--from", "2026-02-01", "--to", "2026-01-01")[0] == 2
 
 
@@ -627,3 +730,57 @@ def test_the_console_script_is_installed() -> None:
     assert result.returncode == 0
     assert "import" in result.stdout
     assert "report" in result.stdout
+
+
+def test_sending_status_pause_and_resume(dynamodb: Any, capsys: Any) -> None:
+    # Given a guard that paused sending after a burst of bounces today
+    switch = DynamoSendingSwitch(dynamodb, TABLE)
+    store = DynamoCounters(dynamodb, TABLE)
+    today = business_day(SystemClock().now())
+    store.count(today, "email#welcome#welcome#A", "sent", 600)
+    store.count(today, "email#welcome#welcome#A", "hard_bounces", 30)
+    assert switch.pause("bounce rate 5.00% of 600 sends", SystemClock().now(), "guard")
+
+    status, out, _ = run(capsys, "sending", "status", "--table", TABLE)
+
+    assert status == 0
+    assert "sending: PAUSED" in out
+    assert "by guard: bounce rate 5.00% of 600 sends" in out
+    assert "600 sent, bounce rate 5.00%" in out
+
+    # When an operator resumes
+    status, out, _ = run(capsys, "sending", "resume", "--by", "yamada", "--table", TABLE)
+
+    # Then sending is on, and the rates start again from the resume
+    assert status == 0
+    assert "sending: on" in out
+    assert "by yamada" in out
+    assert "0 sent, bounce rate -" in out
+    assert not switch.state().paused
+    # and a pause by hand says so, once
+    assert "paused" in run(capsys, "sending", "pause", "--reason", "x", "--table", TABLE)[1]
+    assert "already paused" in run(capsys, "sending", "pause", "--table", TABLE)[1]
+
+
+def test_the_funnel_report_shows_the_send_time_lift_against_the_holdout(
+    dynamodb: Any, capsys: Any
+) -> None:
+    store = DynamoCounters(dynamodb, TABLE)
+    for group, sent, opens, clicks in [
+        ("optimised", 200, 60, 12),
+        ("holdout", 100, 20, 5),
+        ("default", 50, 10, 1),
+    ]:
+        store.count(date(2026, 11, 10), f"sendtime#{group}", "sent", sent)
+        store.count(date(2026, 11, 11), f"sendtime#{group}", "unique_human_opens", opens)
+        store.count(date(2026, 11, 11), f"sendtime#{group}", "unique_human_clicks", clicks)
+
+    status, out, _ = run(
+        capsys, "report", "funnel", "--table", TABLE, "--from", "2026-11-01", "--to", "2026-11-30"
+    )
+
+    assert status == 0
+    lines = [" ".join(li.split()) for li in out.splitlines()]
+    assert "optimised 200 30.0% 6.0% +50.0% +20.0%" in lines
+    assert "default 50 20.0% 2.0%" in lines
+    assert "holdout 100 20.0% 5.0%" in lines

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 import boto3
 
 from infra.local.console import ConsoleConfig, LocalConsole
+from shared.adapters.guard import DynamoSendingSwitch
+from shared.adapters.items import counter_pk, serialize
 from shared.clock import FixedClock, OffsetClock
 from tests.builders import DynamoCounters
 from tests.integration.conftest import TABLE
@@ -100,3 +102,76 @@ def test_the_funnel_page_shows_list_health_next_to_undisturbed_stages(dynamodb: 
     assert "<code>lead&gt;dormant</code>" in page
     assert "<code>dormant&gt;lead</code>" in page
     assert "<code>unsubscribed</code>" not in page
+
+
+def test_the_funnel_page_adds_up_every_shard_of_a_counter(dynamodb: Any) -> None:
+    # Given today's new leads counted in three shards and in an unsharded item (as
+    # counters were kept before they were sharded)
+    store = DynamoCounters(dynamodb, TABLE)
+    for by in (1, 2, 4):
+        store.count(NOW.date(), "stage", "new>lead", by)
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key=serialize({"pk": counter_pk(NOW.date()), "sk": "stage"}),
+        UpdateExpression="ADD #m :by",
+        ExpressionAttributeNames={"#m": "new>lead"},
+        ExpressionAttributeValues=serialize({":by": 8}),
+    )
+
+    answer = console()("GET", "/console/funnel", b"")
+
+    assert answer is not None
+    assert rows(answer[2].decode(), "funnel")[0][:2] == ["リード Leads", "15"]
+
+
+def test_the_funnel_page_shows_the_weekly_trend_and_the_reports_tables(dynamodb: Any) -> None:
+    # Given leads this week and three weeks ago, by source, and an email's sends
+    store = DynamoCounters(dynamodb, TABLE)
+    monday = NOW.date() - timedelta(days=NOW.weekday())
+    for day, key, metric, by in [
+        (NOW.date(), "stage", "new>lead", 12),
+        (NOW.date(), "stage", "lead>mql", 3),
+        (monday - timedelta(days=21), "stage", "new>lead", 6),
+        (NOW.date(), "source#expo-2026", "new>lead", 12),
+        (NOW.date(), "email#welcome#welcome#A", "sent", 40),
+    ]:
+        store.count(day, key, metric, by)
+
+    answer = console()("GET", "/console/funnel", b"")
+
+    assert answer is not None
+    page = answer[2].decode()
+    # one pair of bars per week of the period, this week's the tallest
+    weeks = re.findall(r'<rect class="leads"[^>]*height="([\d.]+)"[^>]*><title>(\S+) ', page)
+    assert len(weeks) in (13, 14)
+    heights = {monday_iso: float(h) for h, monday_iso in weeks}
+    assert heights[monday.isoformat()] == 170.0
+    assert heights[(monday - timedelta(days=21)).isoformat()] == 85.0
+    # and the CLI report's tables, Japanese titles first, with the same cells
+    assert "流入元別のファネル <small>Funnel by source" in page
+    source_rows = re.search(r'<table id="report-by_source">(.*?)</table>', page, re.S)
+    assert source_rows is not None
+    assert re.sub(r"<[^>]+>", " ", source_rows.group(1)).split()[-9:] == [
+        "expo-2026", "12", "0", "0", "0", "0.0%", "-", "-", "¥0",
+    ]  # fmt: skip
+    emails = re.search(r'<table id="report-emails">(.*?)</table>', page, re.S)
+    assert emails is not None
+    assert ">welcome<" in emails.group(1)
+    assert ">40<" in emails.group(1)
+
+
+def test_every_page_shows_a_banner_while_the_guard_has_paused_sending(dynamodb: Any) -> None:
+    page = console()("GET", "/console/funnel", b"")
+    assert page is not None
+    assert 'id="sending-paused"' not in page[2].decode()
+
+    DynamoSendingSwitch(dynamodb, TABLE).pause("bounce rate 4.00% of 600 sends", NOW, "guard")
+
+    for path in ("/console/funnel", "/console/"):
+        answer = console()("GET", path, b"")
+        assert answer is not None
+        body = answer[2].decode()
+        assert 'id="sending-paused"' in body
+        assert "配信停止中" in body
+        assert "bounce rate 4.00% of 600 sends" in body
+        assert "lead-nurture sending resume" in body

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.adapters.items import counter_key
 from shared.capture import RequestInfo
 from shared.clock import FixedClock
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
@@ -89,7 +90,7 @@ def counted(world: NurtureWorld, sk: str) -> Counter[str]:
     """One kind of report counter (``stage``, ``list``) summed over every day."""
     totals: Counter[str] = Counter()
     for item in all_items(world.dynamodb):
-        if item["pk"]["S"].startswith("COUNTER#") and item["sk"]["S"] == sk:
+        if item["pk"]["S"].startswith("COUNTER#") and counter_key(item["sk"]["S"]) == sk:
             totals.update({k: int(v["N"]) for k, v in item.items() if "N" in v})
     return totals
 

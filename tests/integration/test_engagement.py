@@ -24,6 +24,7 @@ from shared.leads import ActivityType, Stage
 from shared.programs import load_programs
 from shared.scoring import load_scoring
 from tests.email_events import raw, redelivered, ses_record, sns_envelope, sqs_event
+from tests.emf import emf_documents, metric_counts
 from tests.events import form_post
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import FIXTURES, NurtureWorld, build_world
@@ -75,7 +76,8 @@ def event_of(name: str, lead_email: str, lead_id: str, at: datetime, **kwargs: A
 
 # (sample, activity, report metric, rules and points earned, lead changes)
 EVENT_TYPES = [
-    ("send", ActivityType.EMAIL_SEND_ACCEPTED, "sent", [], {}),
+    # SES accepted it: the sender itself counts what it sent
+    ("send", ActivityType.EMAIL_SEND_ACCEPTED, "accepted", [], {}),
     ("delivery", ActivityType.EMAIL_DELIVERED, "delivered", [], {}),
     ("open", ActivityType.EMAIL_OPENED, "opens", [("open", 1)], {}),
     ("click", ActivityType.EMAIL_CLICKED, "clicks", [("click", 3), ("link:whitepaper", 4)], {}),
@@ -97,7 +99,8 @@ EVENT_TYPES = [
     ("reject", ActivityType.EMAIL_REJECTED, "rejects", [], {}),
     ("rendering_failure", ActivityType.EMAIL_RENDERING_FAILED, "rendering_failures", [], {}),
     ("delivery_delay", ActivityType.EMAIL_DELAYED, "delays", [], {}),
-    ("subscription", ActivityType.UNSUBSCRIBED, "unsubscribes", [("unsubscribe", -20)], {}),
+    # The opt-out counts, credited to the last email sent (none here: see test_kpis)
+    ("subscription", ActivityType.UNSUBSCRIBED, None, [("unsubscribe", -20)], {}),
 ]
 # A person's open or click is also counted as a person's, and once per email.
 PERSON = {
@@ -122,7 +125,7 @@ def test_each_event_type_leaves_its_activity_counter_score_and_lead_state(
     clock: FixedClock,
     name: str,
     kind: ActivityType,
-    metric: str,
+    metric: str | None,
     rules: list[tuple[str, int]],
     changes: dict[str, Any],
 ) -> None:
@@ -139,7 +142,9 @@ def test_each_event_type_leaves_its_activity_counter_score_and_lead_state(
     assert result.failed == []
     # and the report counter of the day, program, step and variant counts both, as does
     # the list-health counter when the event took them off the list
-    expected_counters = {REPORT_KEY: {metric: 2, **PERSON.get(metric, {})}}
+    expected_counters = {REPORT_KEY: {metric: 2, **PERSON.get(metric, {})}} if metric else {}
+    if name == "bounce_permanent":
+        expected_counters[REPORT_KEY]["hard_bounces"] = 2  # what SES's bounce rate counts
     if name in OPT_OUTS:
         expected_counters["list"] = {OPT_OUTS[name]: 2}
     assert counters(dynamodb, at) == expected_counters
@@ -172,6 +177,50 @@ def test_each_event_type_leaves_its_activity_counter_score_and_lead_state(
         assert after.stage is Stage.LEAD
         positive = sum(p for _, p in rules) > 0
         assert after.last_engaged_at == (at if positive else None)
+
+
+# The function's metric of each documented event (shared/metrics.py); None: not counted.
+EVENT_METRICS = {
+    "send": None,
+    "delivery": "EmailsDelivered",
+    "open": "HumanOpens",
+    "click": "HumanClicks",
+    "bounce_permanent": "HardBounces",
+    "bounce_transient": "SoftBounces",
+    "complaint": "Complaints",
+    "reject": None,
+    "rendering_failure": None,
+    "delivery_delay": None,
+    "subscription": "OptOuts",
+}
+
+
+@pytest.mark.parametrize(("name", "metric"), EVENT_METRICS.items())
+def test_each_event_type_is_counted_in_its_metric_once(
+    deliver: Callable[..., Any],
+    repository: DynamoLeadRepository,
+    clock: FixedClock,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    metric: str | None,
+) -> None:
+    # Given two leads in the welcome program
+    leads = [store_lead(repository, clock, **GRADE_A) for _ in BODIES]
+    at = clock.now()
+
+    # When SES publishes the documented event about each one's mail, in one batch
+    records = [event_of(name, lead.email, lead.lead_id, at) for lead in leads]
+    first = deliver([raw(r) for r in records])
+
+    # Then the batch is counted in one metric document of the engagement function
+    out = capsys.readouterr().out
+    assert metric_counts(out) == ({("engagement", metric): 2} if metric else {})
+    assert len(emf_documents(out)) == (1 if metric else 0)
+
+    # When SQS delivers the same batch again
+    assert deliver(event=redelivered(first.event)).failed == []
+    # Then nothing is counted twice
+    assert metric_counts(capsys.readouterr().out) == {}
 
 
 def test_a_click_notes_the_link_and_its_tags_on_the_activity(
@@ -847,7 +896,12 @@ def test_a_click_on_the_branching_step_decides_the_branch_at_once(
     assert [e.tags["step"] for e in world.ses.sent] == ["whitepaper", "seminar_invitation"]
     # and the report counts the click for the program, step and variant that were sent
     key = f"email#branching#whitepaper#{sent.tags['variant']}"
-    assert counters(world.dynamodb, clicked_at)[key] == {"clicks": 1, **ONE_PERSON_CLICK}
+    # (and the send itself, counted by the sender the same day)
+    assert counters(world.dynamodb, clicked_at)[key] == {
+        "sent": 1,
+        "clicks": 1,
+        **ONE_PERSON_CLICK,
+    }
 
 
 def test_an_open_does_not_decide_a_branch_that_waits_for_a_click(

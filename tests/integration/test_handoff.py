@@ -38,6 +38,7 @@ from shared.programs import load_programs
 from shared.scoring import load_scoring
 from shared.web import Pages
 from tests.email_events import raw, ses_record
+from tests.emf import metric_counts
 from tests.events import json_post
 from tests.integration.conftest import TABLE
 from tests.integration.scoring_world import (
@@ -451,6 +452,47 @@ def test_an_inquiry_form_post_hands_the_lead_to_sales_at_once(world: World) -> N
     # and the lead left its program on qualifying
     assert lead.enrolment is not None
     assert lead.enrolment.outcome == "exited:stage:mql"
+
+
+def test_a_qualification_and_its_hand_off_are_counted_once_each(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a lead captured from a download form that qualified on a click the next day
+    qualify_by_engagement(world)
+    # Then capture counted the post and the new lead, and the engagement function the
+    # opens and clicks of a person and the qualification
+    assert metric_counts(capsys.readouterr().out) == {
+        ("capture", "FormPosts"): 1,
+        ("capture", "LeadsCreated"): 1,
+        ("engagement", "HumanClicks"): 4,
+        ("engagement", "HumanOpens"): 3,
+        ("engagement", "LeadsQualified"): 1,
+    }
+
+    # When the stream reaches the hand-off function, and Lambda retries the batch
+    first = world.hand_off()
+    assert metric_counts(capsys.readouterr().out) == {("handoff", "HandoffsPublished"): 1}
+    assert world.hand_off(first["event"])["batchItemFailures"] == []
+
+    # Then the retry publishes nothing and counts nothing
+    assert metric_counts(capsys.readouterr().out) == {}
+
+
+def test_an_inquiry_is_counted_as_a_new_lead_and_an_mql_by_capture_once(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fields = {**PROFILE, "form_type": "inquiry"}
+    lead_id = world.capture(fields)
+    assert metric_counts(capsys.readouterr().out) == {
+        ("capture", "FormPosts"): 1,
+        ("capture", "LeadsCreated"): 1,
+        ("capture", "LeadsQualified"): 1,
+    }
+
+    # When the browser posts the same form again (a retry after a lost answer)
+    assert world.capture(fields) == lead_id
+    # Then it gets the first answer and nothing is counted again
+    assert metric_counts(capsys.readouterr().out) == {}
 
 
 def test_a_retried_stream_batch_publishes_once(world: World) -> None:

@@ -21,7 +21,6 @@ from aws_lambda_powertools import Logger
 from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
 from shared.clock import FixedClock
-from shared.funnel import business_day
 from shared.leads import ConsentState, FormType, Lead, Touch, new_id
 from shared.nurture import start
 from shared.programs import load_programs
@@ -32,6 +31,7 @@ from tests.builders import store
 from tests.events import rest_event
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import FIXTURES, NurtureWorld, build_world
+from tests.integration.scoring_world import counters
 
 JST = ZoneInfo("Asia/Tokyo")
 TUESDAY_10 = datetime(2026, 11, 24, 10, 0, tzinfo=JST)  # inside the test programs' window
@@ -96,22 +96,12 @@ def enrolled_lead(world: NurtureWorld, program_id: str = "linear") -> str:
 
 
 def list_health(world: NurtureWorld, at: datetime) -> dict[str, int]:
-    """The ``list`` counter item of ``at``'s Japanese day."""
-    response = world.dynamodb.get_item(
-        TableName=TABLE,
-        Key={"pk": {"S": f"COUNTER#{business_day(at).isoformat()}"}, "sk": {"S": "list"}},
-        ConsistentRead=True,
-    )
-    item = response.get("Item", {})
-    return {name: int(value["N"]) for name, value in item.items() if "N" in value}
+    """The ``list`` counter of ``at``'s Japanese day (its shards added up)."""
+    return counters(world.dynamodb, at).get("list", {})
 
 
-def stage_counter(world: NurtureWorld, at: datetime) -> dict[str, Any]:
-    response = world.dynamodb.get_item(
-        TableName=TABLE,
-        Key={"pk": {"S": f"COUNTER#{business_day(at).isoformat()}"}, "sk": {"S": "stage"}},
-    )
-    return dict(response.get("Item", {}))
+def stage_counter(world: NurtureWorld, at: datetime) -> dict[str, int]:
+    return counters(world.dynamodb, at).get("stage", {})
 
 
 def test_a_repeated_unsubscribe_counts_once(world: NurtureWorld, call: Call) -> None:
@@ -131,6 +121,30 @@ def test_a_repeated_unsubscribe_counts_once(world: NurtureWorld, call: Call) -> 
     assert list_health(world, now) == {"unsubscribed": 1}
     # and the stage counters know nothing of it: opting out is not a stage
     assert stage_counter(world, now) == {}
+
+
+def test_an_unsubscribe_is_credited_to_the_last_email_the_lead_was_sent(
+    world: NurtureWorld, call: Call
+) -> None:
+    # Given a lead sent the welcome email, then the case study two days later
+    lead_id = enrolled_lead(world)
+    assert world.run() == 1
+    world.advance(2 * DAY)
+    assert world.run() == 1
+    lead = world.repository.get(lead_id)
+    assert lead is not None
+    assert lead.enrolment is not None
+    variant = lead.enrolment.sent["case_study"].variant
+
+    # When the person unsubscribes the next day (and the mail client posts twice)
+    world.advance(DAY)
+    call(lead_id, ONE_CLICK)
+    call(lead_id, ONE_CLICK)
+
+    # Then the case study's report counts one unsubscribe, the welcome none
+    found = counters(world.dynamodb, world.clock.now())
+    assert found[f"email#linear#case_study#{variant}"] == {"unsubscribes": 1}
+    assert not [k for k in found if k.startswith("email#linear#welcome")]
 
 
 def test_unsubscribes_by_page_and_one_click_count_per_japanese_day(

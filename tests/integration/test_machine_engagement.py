@@ -25,6 +25,7 @@ from shared.machine_engagement import MailRecord, load_engagement_rules
 from shared.programs import load_programs
 from shared.scoring import load_scoring
 from tests.email_events import iso, raw, redelivered, ses_record, sns_envelope
+from tests.emf import metric_counts
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import NurtureWorld, SentEmail, build_world
 from tests.integration.scoring_world import (
@@ -197,9 +198,11 @@ def timeline(world: NurtureWorld, lead_id: str, kind: ActivityType) -> list[Acti
 
 
 def email_counters(world: NurtureWorld, email: SentEmail, day: datetime) -> dict[str, int]:
+    """The email's engagement counts (its send, counted by the sender, left out)."""
     tags = email.tags
     key = f"email#{tags['program']}#{tags['step']}#{tags['variant']}"
-    return {name: n for name, n in counters(world.dynamodb, day).get(key, {}).items() if n}
+    found = counters(world.dynamodb, day).get(key, {})
+    return {name: n for name, n in found.items() if n and name != "sent"}
 
 
 def mail_record(world: NurtureWorld, lead_id: str, email: SentEmail) -> MailRecord:
@@ -349,6 +352,44 @@ def test_a_person_reading_minutes_after_delivery_scores(
     assert activity.details["verdict"] == "human"
     assert activity.details["points"] > 0
     assert stored(world.repository, lead_id).last_engaged_at == at
+
+
+def test_a_person_and_a_machine_are_counted_apart_in_the_metrics(
+    world: NurtureWorld, deliver: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a lead sent the welcome email, delivered a second later
+    _, email, sent_at = sent_welcome(world)
+    assert deliver([raw(event("delivery", email, sent_at, sent_at + SECOND))]).failed == []
+    assert metric_counts(capsys.readouterr().out) == {
+        ("sender", "EmailsSent"): 1,
+        ("engagement", "EmailsDelivered"): 1,
+    }
+    first, second = links_of(email)[:2]
+
+    # When Safe Links follows a link and Apple's proxy fetches the images
+    at = sent_at + timedelta(minutes=3)
+    world.clock.set(at + SECOND)
+    scanned = [
+        click(email, sent_at, at, first, ipAddress=SAFE_LINKS_IP),
+        opened(email, sent_at, at, userAgent=APPLE_PROXY, ipAddress="172.225.80.14"),
+    ]
+    assert deliver([raw(r) for r in scanned]).failed == []
+    # Then the function counts a machine's click and open
+    assert metric_counts(capsys.readouterr().out) == {
+        ("engagement", "MachineClicks"): 1,
+        ("engagement", "MachineOpens"): 1,
+    }
+
+    # When the reader opens the email and clicks another link minutes later
+    at = sent_at + timedelta(minutes=12)
+    world.clock.set(at + SECOND)
+    read = [opened(email, sent_at, at), click(email, sent_at, at + SECOND, second)]
+    assert deliver([raw(r) for r in read]).failed == []
+    # Then a person's open and click are counted
+    assert metric_counts(capsys.readouterr().out) == {
+        ("engagement", "HumanOpens"): 1,
+        ("engagement", "HumanClicks"): 1,
+    }
 
 
 # -- bursts and the trap link ----------------------------------------------------------------

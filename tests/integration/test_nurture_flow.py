@@ -7,7 +7,6 @@ first ones use the shipped ``welcome`` program with a lead created by ``POST /le
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections import Counter
@@ -36,8 +35,9 @@ from shared.nurture import record_engagement, start, variant_label, variant_of
 from shared.programs import Engagement, Program, ProgramCatalog, load_programs
 from shared.tokens import UnsubscribeTokens
 from shared.web import Pages
-from tests.builders import overwrite, store
-from tests.email_events import ses_record, sns_envelope
+from tests.builders import DynamoCounters, overwrite, store
+from tests.email_events import raw, ses_record, sns_envelope
+from tests.emf import emf_documents, metric_counts
 from tests.events import form_post, multipart_body, rest_event
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import (
@@ -50,7 +50,7 @@ from tests.integration.nurture import (
     SentEmail,
     build_world,
 )
-from tests.integration.scoring_world import engagement, recorder
+from tests.integration.scoring_world import counters, engagement, recorder
 
 Post = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -58,6 +58,7 @@ JST = ZoneInfo("Asia/Tokyo")
 TUESDAY_10 = datetime(2026, 11, 24, 10, 0, tzinfo=JST)  # a business day, inside the window
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 FIXTURE_PROGRAMS = FIXTURES / "programs"
 ACCEPT_JSON = {"Accept": "application/json"}
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -259,6 +260,7 @@ def test_a_lead_created_by_post_leads_receives_the_welcome_email_on_the_next_tic
         "step": "welcome",
         "variant": variant_label(variant),
         "links": email.tags["links"],  # checked against the rendered email below
+        "send_time": "default",  # the shipped programs keep their own send times
     }
     message = email.message
     # with both RFC 8058 headers, naming a link that opts this lead out
@@ -384,6 +386,15 @@ def test_the_next_step_is_sent_only_after_its_wait(world: NurtureWorld) -> None:
     enrolment = lead_of(world, lead_id).enrolment
     assert enrolment is not None
     assert (enrolment.step_id, enrolment.due_at) == ("whitepaper", world.clock.now() + DAY)
+    # and the sender counted each email on its day, without waiting for SES's events
+    welcome = enrolment.sent["welcome"]
+    assert counters(world.dynamodb, welcome.sent_at)[f"email#linear#welcome#{welcome.variant}"] == {
+        "sent": 1
+    }
+    case_study = enrolment.sent["case_study"].variant
+    assert counters(world.dynamodb, world.clock.now())[f"email#linear#case_study#{case_study}"] == {
+        "sent": 1
+    }
 
 
 def test_the_last_step_completes_the_program_and_leaves_the_due_index(
@@ -771,19 +782,21 @@ def test_get_shows_a_japanese_confirmation_page_and_changes_nothing(
 
 
 def test_one_click_post_opts_out_at_once_idempotently_and_stops_all_email(
-    world: NurtureWorld, call: Call
+    world: NurtureWorld, call: Call, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a lead that got its welcome email
     lead_id = enrol(world, "linear")
     assert world.run() == 1
     token = token_from(world.ses.sent[0])
+    capsys.readouterr()
 
     # When its mail client posts the RFC 8058 one-click request
     world.advance(MINUTE)
     response = call("POST", token, body="List-Unsubscribe=One-Click")
 
-    # Then it is opted out at once
+    # Then it is opted out at once, and counted
     assert response["statusCode"] == 200
+    assert metric_counts(capsys.readouterr().out) == {("unsubscribe", "OptOuts"): 1}
     assert "配信を停止しました" in response["body"]
     lead = lead_of(world, lead_id)
     assert lead.unsubscribed
@@ -796,10 +809,11 @@ def test_one_click_post_opts_out_at_once_idempotently_and_stops_all_email(
 
     # When the request is repeated (clients retry)
     again = call("POST", token, body="List-Unsubscribe=One-Click")
-    # Then the answer is the same and nothing changes
+    # Then the answer is the same and nothing changes (nor is counted)
     assert again["statusCode"] == 200
     assert lead_of(world, lead_id) == lead
     assert activities(world, lead_id)["unsubscribed"] == 1
+    assert metric_counts(capsys.readouterr().out) == {}
 
     # and no later tick mails it again
     for _ in range(3):
@@ -1143,6 +1157,36 @@ def test_a_job_retried_after_a_crash_between_send_and_advance_sends_nothing_agai
 # -- SES errors ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("failure", "metric"),
+    [
+        (None, "EmailsSent"),
+        ("TooManyRequestsException", "SendsThrottled"),
+        ("MessageRejected", "SendsRejected"),
+        ("ServiceUnavailable", "SendsUncertain"),
+    ],
+)
+def test_the_sender_counts_what_ses_answered_once_per_batch(
+    world: NurtureWorld, capsys: pytest.CaptureFixture[str], failure: str | None, metric: str
+) -> None:
+    # Given three leads due at once, SES answering the first send as given
+    for _ in range(3):
+        enrol(world, "linear")
+    if failure is not None:
+        world.ses.failures.append(failure)
+
+    # When the sender handles their jobs (one batch)
+    world.run()
+
+    # Then one metric document counts each answer under the sender
+    out = capsys.readouterr().out
+    assert len(emf_documents(out)) == 1
+    expected = {("sender", "EmailsSent"): 3 if failure is None else 2}
+    if failure is not None:
+        expected["sender", metric] = 1
+    assert metric_counts(out) == expected
+
+
 def test_ses_throttling_retries_later_and_then_sends_exactly_once(world: NurtureWorld) -> None:
     # Given SES over its send rate
     lead_id = enrol(world, "linear")
@@ -1253,8 +1297,7 @@ def test_an_ses_server_error_keeps_the_step_claimed_and_never_mails_twice(
     first = world.deliver(world.receive())
     assert first["batchItemFailures"] == []
     # and the sender says so in its metric (embedded metric format, alarmed)
-    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
-    assert [m["SendsUncertain"] for m in emitted if "SendsUncertain" in m] == [[1.0]]
+    assert metric_counts(capsys.readouterr().out) == {("sender", "SendsUncertain"): 1}
 
     # Then the step counts as sent (never sent again), with the uncertainty on the timeline
     lead = lead_of(world, lead_id)
@@ -1268,6 +1311,9 @@ def test_an_ses_server_error_keeps_the_step_claimed_and_never_mails_twice(
     assert item["status"]["S"] == "uncertain"
     assert world.ses.sent == []
     assert world.run() == 0
+    # and the report counts it apart from the emails known to be sent
+    variant = lead.enrolment.sent["welcome"].variant
+    assert counters(world.dynamodb, sent_at)[f"email#linear#welcome#{variant}"] == {"uncertain": 1}
 
 
 # -- consent and exit rules -------------------------------------------------------------------
@@ -1406,7 +1452,7 @@ def test_scheduler_work_grows_with_due_leads_not_with_all_leads(
     result = world.tick()
 
     # Then it read, leased and queued the 3 due leads only: one Query per shard, no Scan
-    assert result == {"due": 3, "leased": 3, "queued": 3}
+    assert result == {"due": 3, "leased": 3, "queued": 3, "held": 0, "paused": False}
     assert dynamodb_calls["query items"] == 3
     assert dynamodb_calls["Query"] == 16
     assert dynamodb_calls["Scan"] == 0
@@ -1422,8 +1468,179 @@ def test_many_due_leads_are_queued_in_batches_and_all_sent(world: NurtureWorld) 
 
     result = world.tick()
 
-    assert result == {"due": 12, "leased": 12, "queued": 12}
+    assert result == {"due": 12, "leased": 12, "queued": 12, "held": 0, "paused": False}
     assert queued(world) == 12
     assert world.drain() == 12
     assert sorted(e.tags["lead_id"] for e in world.ses.sent) == sorted(lead_ids)
     assert world.run() == 0
+
+
+# -- experiments ------------------------------------------------------------------------------
+
+BANDIT = Program.model_validate(
+    yaml.safe_load(
+        """
+id: bandit
+name: テスト（バンディット）
+entry: {stages: [lead]}
+send_window:
+  {timezone: Asia/Tokyo, weekdays: [mon, tue, wed, thu, fri], start: "09:00", end: "18:00"}
+steps:
+  - id: invite
+    template: seminar_invitation
+    content_type: seminar_invitation
+    subject:
+      ja: ["セミナーのご案内", "【残席わずか】セミナーのご案内"]
+      en: ["Seminar invitation", "[Few seats left] Seminar invitation"]
+    experiment: {allocation: bandit, metric: clicks, min_share: 0.05}
+"""
+    )
+)
+
+
+def test_a_bandit_step_sends_most_leads_the_variant_people_click(
+    clock: FixedClock, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given a bandit step whose variant B has been clicked far more often this month
+    clock.set(TUESDAY_10.astimezone(UTC))
+    world = build_world(clock, dynamodb, TABLE, lambda_context, programs=ProgramCatalog([BANDIT]))
+    counts = DynamoCounters(dynamodb, TABLE)
+    yesterday = (world.clock.now() - DAY).astimezone(JST).date()
+    for variant, sent, clicks in [("A", 500, 5), ("B", 500, 60)]:
+        counts.count(yesterday, f"email#bandit#invite#{variant}", "sent", sent)
+        counts.count(yesterday, f"email#bandit#invite#{variant}", "unique_human_clicks", clicks)
+
+    # When forty leads are due
+    for _ in range(40):
+        enrol(world, "bandit")
+    assert world.run() == 40
+
+    # Then most get B, and A keeps some of the sends; each send is counted for its variant
+    given = Counter(email.tags["variant"] for email in world.ses.sent)
+    assert given["B"] >= 30
+    today = counters(world.dynamodb, world.clock.now())
+    assert today["email#bandit#invite#B"]["sent"] == given["B"]
+    assert today.get("email#bandit#invite#A", {}).get("sent", 0) == given["A"]
+
+
+# -- send-time optimisation ---------------------------------------------------------------
+
+TIMED = Program.model_validate(
+    {
+        **yaml.safe_load((FIXTURE_PROGRAMS / "linear.yaml").read_text(encoding="utf-8")),
+        "id": "timed",
+        "send_time": {"optimise": True, "holdout": 0, "min_engagements": 3},
+    }
+)
+
+
+def test_a_lead_that_reads_at_two_gets_its_next_email_at_two(
+    clock: FixedClock, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given a program that optimises send times, and a lead that opened and clicked at
+    # 14:00 on earlier days
+    clock.set(TUESDAY_10.astimezone(UTC))
+    world = build_world(clock, dynamodb, TABLE, lambda_context, programs=ProgramCatalog([TIMED]))
+    lead_id = enrol(world, "timed", engaged_hours={"14": 3}, engaged_weekdays={"wed": 3})
+
+    # When it is sent the welcome email (Tuesday 10:00)
+    assert world.run() == 1
+
+    # Then the case study, due two days on (Thursday 10:00), waits for Thursday 14:00
+    enrolment = lead_of(world, lead_id).enrolment
+    assert enrolment is not None
+    assert enrolment.due_at == datetime(2026, 11, 26, 14, 0, tzinfo=JST)
+    assert indexed_due_at(world, lead_id) == to_iso(datetime(2026, 11, 26, 5, 0, tzinfo=UTC))
+    # and the email says which send-time group it was sent in, for the report's lift
+    assert world.ses.sent[0].tags["send_time"] == "optimised"
+    assert counters(world.dynamodb, world.clock.now())["sendtime#optimised"] == {"sent": 1}
+    world.advance(2 * DAY)
+    assert world.run() == 0
+    world.advance(4 * HOUR)
+    assert world.run() == 1
+
+
+def test_a_persons_click_teaches_the_lead_its_hour_and_a_scanners_does_not(
+    world: NurtureWorld, lambda_context: Any
+) -> None:
+    lead_id = enrol(world, "linear")
+    assert world.run() == 1
+    (sent,) = world.ses.sent
+    deliver = engagement(recorder(world.dynamodb, world.clock), lambda_context)
+    at = world.clock.now() + 5 * HOUR  # 15:00 in Tokyo
+    person = ses_record(
+        "click", lead_id=lead_id, email=sent.to[0], at=at, message_id=sent.message_id,
+        program="linear", step="welcome", variant=sent.tags["variant"],
+    )  # fmt: skip
+    scanner = ses_record(
+        "click", lead_id=lead_id, email=sent.to[0], at=at + HOUR, message_id=sent.message_id,
+        program="linear", step="welcome", variant=sent.tags["variant"],
+        userAgent="python-requests/2.32.3", ipAddress="198.51.100.7",
+    )  # fmt: skip
+    assert deliver([raw(person)]).failed == []
+    assert deliver([raw(scanner)]).failed == []
+
+    # only the person's click counts towards the lead's hours
+    lead = lead_of(world, lead_id)
+    assert (lead.engaged_hours, lead.engaged_weekdays) == ({"15": 1}, {"tue": 1})
+
+
+SEND_TIMES = Program.model_validate(
+    yaml.safe_load(
+        """
+id: send_times
+name: テスト（配信時刻の A/B）
+entry: {stages: [lead]}
+steps:
+  - id: welcome
+    template: welcome
+    content_type: welcome
+    subject: {ja: ["ご登録ありがとうございます"], en: ["Thank you for signing up"]}
+  - id: case_study
+    wait: P2D
+    template: case_study
+    content_type: case_study
+    subject:
+      ja: ["【導入事例】A", "【導入事例】B"]
+      en: ["[Case study] A", "[Case study] B"]
+    experiment:
+      send_times: [null, {weekdays: [fri], hour: 16}]
+"""
+    )
+)
+
+
+def test_a_send_time_variant_moves_its_leads_to_its_weekday_and_hour(
+    clock: FixedClock, dynamodb: Any, lambda_context: Any
+) -> None:
+    # Given a step whose variant B is sent on Fridays at 16:00, A at the program's time
+    clock.set(TUESDAY_10.astimezone(UTC))
+    catalog_ = ProgramCatalog([SEND_TIMES])
+    world = build_world(clock, dynamodb, TABLE, lambda_context, programs=catalog_)
+    leads = [enrol(world, "send_times") for _ in range(12)]
+
+    # When they are sent the welcome email on Tuesday 10:00
+    assert world.run() == 12
+
+    # Then each lead's case study is due at its variant's time
+    step = SEND_TIMES.step("case_study")
+    thursday_10 = datetime(2026, 11, 26, 10, 0, tzinfo=JST)
+    friday_16 = datetime(2026, 11, 27, 16, 0, tzinfo=JST)
+    due = {}
+    for lead_id in leads:
+        enrolment = lead_of(world, lead_id).enrolment
+        assert enrolment is not None
+        due[lead_id] = enrolment.due_at
+        variant = variant_of(lead_id, SEND_TIMES, step)
+        assert enrolment.due_at == (friday_16 if variant == 1 else thursday_10)
+    assert len(set(due.values())) == 2
+    # and on Friday at 16:00 every B has gone out, labelled B
+    world.advance(friday_16 - world.clock.now())
+    world.run()
+    labels = {
+        e.tags["lead_id"]: e.tags["variant"]
+        for e in world.ses.sent
+        if e.tags["step"] == "case_study"
+    }
+    assert set(labels) == set(leads)
+    assert all(labels[lead] == variant_label(variant_of(lead, SEND_TIMES, step)) for lead in leads)

@@ -31,6 +31,7 @@ from shared.scoring import Signal, load_scoring
 from shared.tokens import SiteReferences, UnsubscribeTokens
 from shared.visits import VisitTracker
 from shared.web import Pages
+from tests.emf import metric_counts
 from tests.events import json_post, rest_event
 from tests.integration.conftest import SITE, TABLE, all_items
 from tests.integration.scoring_world import (
@@ -397,7 +398,9 @@ def test_page_points_respect_the_daily_cap(world: World) -> None:
     assert world.score(lead.lead_id) == pytest.approx(16 * 2 ** (-1 / 30) + 8, abs=0.1)
 
 
-def test_a_page_view_that_qualifies_makes_the_lead_an_mql(world: World) -> None:
+def test_a_page_view_that_qualifies_makes_the_lead_an_mql(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a grade A lead at 40 points (seminar registration and attendance)
     lead = store_lead(world.repository, world.clock, **GRADE_A)
     award(world.client, world.clock, lead.lead_id, Signal.SEMINAR_REGISTRATION)
@@ -408,16 +411,38 @@ def test_a_page_view_that_qualifies_makes_the_lead_an_mql(world: World) -> None:
     world.clock.advance(timedelta(seconds=1))
     world.view(visitor, "/pricing", seconds=RULES.pages.min_seconds - 1)
     assert stored(world.repository, lead.lead_id).stage is Stage.LEAD
+    assert metric_counts(capsys.readouterr().out) == {}
     # and pricing again, long enough (56 >= 50)
     world.clock.advance(timedelta(seconds=1))
     world.view(visitor, "/pricing", seconds=RULES.pages.min_seconds)
-    # Then the lead is an MQL, for that page
+    # Then the lead is an MQL, for that page, and the visits function counts it
+    assert metric_counts(capsys.readouterr().out) == {("visits", "LeadsQualified"): 1}
     qualified = stored(world.repository, lead.lead_id)
     assert qualified.stage is Stage.MQL
     assert qualified.qualification is not None
     assert qualified.qualification["reason"] == "page:pricing"
     kinds = [a.type for a in activities(world.repository, lead.lead_id)]
     assert ActivityType.QUALIFIED in kinds
+
+
+def test_views_read_before_the_visitor_was_known_can_qualify_it(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a grade A lead at 40 points, whose browser read pricing twice anonymously
+    lead = store_lead(world.repository, world.clock, **GRADE_A)
+    award(world.client, world.clock, lead.lead_id, Signal.SEMINAR_REGISTRATION)
+    award(world.client, world.clock, lead.lead_id, Signal.SEMINAR_ATTENDANCE)
+    visitor = new_id()
+    for _ in range(2):
+        world.view(visitor, "/pricing", seconds=30)
+        world.clock.advance(timedelta(seconds=1))
+    assert metric_counts(capsys.readouterr().out) == {}
+    # When an email's signed link tells who the visitor is (40 + 8 + 8 >= 50)
+    ref = SiteReferences(SECRET).sign(lead.lead_id)
+    assert world.send({"kind": "identify", "visitor_id": visitor, "ref": ref})["statusCode"] == 204
+    # Then the lead is an MQL, counted once by the visits function
+    assert stored(world.repository, lead.lead_id).stage is Stage.MQL
+    assert metric_counts(capsys.readouterr().out) == {("visits", "LeadsQualified"): 1}
 
 
 def test_a_lead_with_sales_back_on_pricing_alerts_once_per_period(world: World) -> None:

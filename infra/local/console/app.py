@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
+from botocore.exceptions import ClientError
 from jinja2 import Environment, FileSystemLoader
 
+from infra.cli.reports import FunnelReport, collect_days, combined, funnel_tables, weekly
 from infra.local.console import mail as mails
 from infra.local.console.timeline import rows as timeline_rows
+from shared.adapters.counters import DynamoCounterReader
 from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.adapters.items import counter_pk, deserialize, serialize
+from shared.adapters.guard import DynamoSendingSwitch
+from shared.adapters.items import deserialize, serialize
 from shared.clock import OffsetClock, from_iso
-from shared.funnel import LIST_KEY, STAGE_KEY, FunnelTotals
+from shared.guard import GuardState
 from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
 from shared.leads import ActivityType, Lead
 from shared.machine_engagement import links_in, load_engagement_rules, tracked_links
@@ -35,6 +39,56 @@ if TYPE_CHECKING:
 PREFIX = "/console"
 TOKYO = ZoneInfo("Asia/Tokyo")
 FUNNEL_DAYS = 90
+# The report tables the funnel page shows below its chart, by name, with their Japanese
+# titles (the English ones are the CLI report's).
+REPORT_TABLES = {
+    "weekly": "週次の推移",
+    "by_source": "流入元別のファネル",
+    "by_form": "フォーム種別ごとのファネル",
+    "by_program": "プログラム別のファネル",
+    "cycle": "購買サイクル（中央値・日数）",
+    "deals": "受注",
+    "emails": "メールの成果",
+    "send_time": "配信時刻の最適化",
+}
+HEADERS_JA = {
+    "week": "週",
+    "leads": "リード",
+    "customers": "顧客",
+    "emails sent": "送信数",
+    "source": "流入元",
+    "form type": "フォーム種別",
+    "program": "プログラム",
+    "revenue": "売上",
+    "move": "移行",
+    "median days": "中央値（日）",
+    "period before": "前の期間",
+    "trend": "傾向",
+    "value": "値",
+    "step": "ステップ",
+    "variant": "パターン",
+    "sent": "送信",
+    "uncertain": "送信不明",
+    "delivered": "配信",
+    "open": "開封率",
+    "click": "クリック率",
+    "unsubscribe": "配信停止率",
+    "MQL rate": "MQL 率",
+    "machine open": "機械の開封",
+    "machine click": "機械のクリック",
+    "bounce": "バウンス率",
+    "complaint": "苦情率",
+    "group": "グループ",
+    "open lift": "開封率の改善",
+    "click lift": "クリック率の改善",
+}
+
+
+def header(english: str) -> dict[str, str]:
+    """A column header, Japanese first where there is a Japanese name."""
+    return {"ja": HEADERS_JA.get(english, english), "en": english}
+
+
 # Funnel stages, each counted by the transitions into it (COUNTER#<day>, sk "stage").
 FUNNEL = (
     ("lead", "リード", "Leads"),
@@ -50,7 +104,6 @@ LIST_HEALTH = (
     ("rejected", "配信除外（SES が拒否）", "Suppressed: rejected by SES"),
     ("sunset", "配信終了（掘り起こしに無反応）", "Sunset: re-engagement unanswered"),
 )
-BATCH_GET_KEYS = 100  # BatchGetItem's limit per call
 SALES_INBOX_MAX = 500
 Answer = tuple[int, list[tuple[str, str]], bytes]
 HTML = [
@@ -138,6 +191,7 @@ class LocalConsole:
         self._tick = tick
         self._programs = programs or load_programs()
         self._dynamodb = session.client("dynamodb")
+        self._switch = DynamoSendingSwitch(self._dynamodb, config.table_name)
         self._sns = session.client("sns")
         self._sqs = session.client("sqs")
         self._leads = DynamoLeadRepository(self._dynamodb, config.table_name)
@@ -190,8 +244,18 @@ class LocalConsole:
     def _page(self, template: str, status: int = 200, **context: Any) -> Answer:
         context.setdefault("now", self._clock.now())
         context.setdefault("here", _HERE.get())
+        # Every page says so when the sending guard has paused nurture email.
+        context.setdefault("guard", self._guard())
         html = self._env.get_template(template).render(**context)
         return status, HTML, html.encode()
+
+    def _guard(self) -> GuardState | None:
+        try:
+            return self._switch.state()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None  # no table yet (the stack is starting): nothing paused
+            raise
 
     # -- pages ---------------------------------------------------------------------------
 
@@ -481,34 +545,28 @@ class LocalConsole:
 
     # -- funnel ----------------------------------------------------------------------------
 
-    def funnel_counts(self) -> tuple[FunnelTotals, list[datetime]]:
-        """Counters over the last FUNNEL_DAYS Japanese days: the ``stage`` and ``list``
-        items of each COUNTER#<day>, by BatchGetItem."""
-        today = self._clock.now().astimezone(TOKYO).date()
-        days = [today - timedelta(days=n) for n in range(FUNNEL_DAYS)]
-        keys = [
-            serialize({"pk": counter_pk(d), "sk": sk}) for d in days for sk in (STAGE_KEY, LIST_KEY)
-        ]
-        totals = FunnelTotals()
-        for start in range(0, len(keys), BATCH_GET_KEYS):
-            chunk = keys[start : start + BATCH_GET_KEYS]
-            pending: dict[str, Any] = {self.config.table_name: {"Keys": chunk}}
-            while pending:
-                response = self._dynamodb.batch_get_item(RequestItems=pending)
-                for item in response["Responses"].get(self.config.table_name, []):
-                    values = deserialize(item)
-                    metrics = {
-                        name: int(value)
-                        for name, value in values.items()
-                        if name not in ("pk", "sk") and isinstance(value, int | float)
-                    }
-                    totals.add(str(values["sk"]), metrics)
-                pending = dict(response.get("UnprocessedKeys") or {})
-        first = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=TOKYO)
-        return totals, [first, self._clock.now()]
+    def funnel_report(self) -> FunnelReport:
+        """Every counter of the last FUNNEL_DAYS Japanese days (one Query a day, shards
+        added up), and of as many days before them (the buying cycle's trend)."""
+        end = self._clock.now().astimezone(TOKYO).date()
+        start = end - timedelta(days=FUNNEL_DAYS - 1)
+        previous = start - timedelta(days=FUNNEL_DAYS)
+        reader = DynamoCounterReader(self._dynamodb, self.config.table_name)
+        days = collect_days(reader, previous, end)
+        shown = {d: t for d, t in days.items() if d >= start}
+        return FunnelReport(
+            start,
+            end,
+            combined(shown.values()),
+            weekly(shown),
+            combined(t for d, t in days.items() if d < start),
+        )
 
     def funnel(self, query: dict[str, str]) -> Answer:
-        totals, period = self.funnel_counts()
+        report = self.funnel_report()
+        totals = report.totals
+        first = datetime(report.start.year, report.start.month, report.start.day, tzinfo=TOKYO)
+        period = [first, self._clock.now()]
         # Leads are new ones only (``new>lead``; ``mql>lead`` is a lead sent back).
         counts = totals.stages
         stages: list[dict[str, Any]] = []
@@ -529,10 +587,23 @@ class LocalConsole:
             {"key": key, "ja": ja, "en": en, "count": values.get(key, 0)}
             for key, ja, en in LIST_HEALTH
         ]
+        weeks = [
+            {"monday": monday, "leads": w.stages["lead"], "mql": w.stages["mql"]}
+            for monday, w in sorted(report.weeks.items())
+        ]
+        # The CLI report's tables, the same cells, with Japanese titles first.
+        tables = [
+            {"table": t, "ja": REPORT_TABLES[t.name], "headers": [header(h) for h in t.headers]}
+            for t in funnel_tables(report)
+            if t.name in REPORT_TABLES
+        ]
         return self._page(
             "funnel.html",
             stages=stages,
             peak=peak,
+            weeks=weeks,
+            week_peak=max([w.stages["lead"] for w in report.weeks.values()] + [1]),
+            tables=tables,
             transitions=sorted(totals.transitions.items()),
             list_health=list_health,
             period=period,
