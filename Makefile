@@ -56,7 +56,7 @@ bench-render: install
 	$(BIN)/python -m bench.render
 
 # Each function's cold start (import + build in a fresh interpreter) next to the floor
-# `import boto3` + one client. COLDSTART_ARGS="--runs 21 --stack" or "--check".
+# `import boto3` + one client. COLDSTART_ARGS="--stack", "--no-bytecode", "--check".
 bench-coldstart: install
 	$(BIN)/python -m bench.coldstart $(COLDSTART_ARGS)
 

@@ -1,14 +1,16 @@
 """Cold start of each function next to the floor ``import boto3`` + one client.
 
 For each function of the wiring (``infra/wiring.py``), a fresh interpreter imports the
-handler module and calls what its first request calls to build the function (the
-module's cached ``_default_app``/``_default``, and ``_logger`` where the handler has
-one): settings, clients, programs, scoring rules, templates. The time is measured inside
-the child with ``time.perf_counter`` (interpreter start-up itself is left out, as it is
-the same for every function), with the environment a deployed function gets
-(``infra/config.py``'s ``function_environment``) and fake credentials. No call leaves
-the machine: creating clients makes none, and the one call a build makes on AWS (the
-signing secret from Secrets Manager) is answered in the child by a botocore
+handler module from the code as the Lambda build stages it (``infra/packaging.py``'s
+code asset, made from this checkout into a folder of the run: the content files come
+with their build-time JSON snapshots) and calls what its first request calls to build
+the function (the module's cached ``_default_app``/``_default``, and ``_logger`` where
+the handler has one): settings, clients, programs, scoring rules, templates. The time
+is measured inside the child with ``time.perf_counter`` (interpreter start-up itself is
+left out, as it is the same for every function), with the environment a deployed
+function gets (``infra/config.py``'s ``function_environment``) and fake credentials. No
+call leaves the machine: creating clients makes none, and the one call a build makes on
+AWS (the signing secret from Secrets Manager) is answered in the child by a botocore
 ``before-send`` hook, after its client was created as on Lambda.
 
 The floor is a fresh interpreter doing ``import boto3; boto3.client("dynamodb")``,
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import importlib.util
 import json
 import os
 import random
@@ -129,8 +130,9 @@ if {secret!r}:
 """
 
 
-def environments(pycache: Path) -> dict[str, dict[str, str]]:
-    """Each function's handler module and the environment a deployment gives it."""
+def environments(pycache: Path, task: Path = ROOT) -> dict[str, dict[str, str]]:
+    """Each function's handler module and the environment a deployment gives it, its
+    code in ``task``."""
     from infra.config import DeploymentConfig, Resources, function_environment
     from infra.wiring import FUNCTIONS, QUEUES, TOPICS
 
@@ -173,6 +175,7 @@ def environments(pycache: Path) -> dict[str, dict[str, str]]:
             **base,
             **function_environment(spec, config, resources),
             "BENCH_MODULE": module,
+            "BENCH_ROOT": str(task),
         }
     return envs
 
@@ -210,14 +213,14 @@ def stack_of(result: dict[str, Any]) -> dict[str, object]:
     return {"modules": modules, "services": result["services"], "secret": result["secret"]}
 
 
-def layer_files() -> set[Path]:
+def layer_files() -> dict[Path, Path]:
     """The installed files of the layer's distributions: the runtime dependencies less
     what the Lambda runtime provides, and what they require (extras left out)."""
     from infra.packaging import layer_requirements
 
     pending = [re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] for r in layer_requirements()]
     seen: set[str] = set()
-    files: set[Path] = set()
+    files: dict[Path, Path] = {}  # installed file -> its path in the layer
     while pending:
         name = pending.pop().lower().replace("_", "-")
         if name in seen:
@@ -227,7 +230,7 @@ def layer_files() -> set[Path]:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             continue  # a requirement of another Python version
-        files |= {Path(str(dist.locate_file(f))) for f in dist.files or ()}
+        files |= {Path(str(dist.locate_file(f))): Path(f) for f in dist.files or ()}
         required = [r for r in dist.requires or () if "extra ==" not in r]
         pending += [re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0] for r in required]
     return files
@@ -238,12 +241,13 @@ def without_bytecode(envs: dict[str, dict[str, str]], folder: Path) -> dict[str,
     into ``folder`` without byte code, nothing written by the children."""
     task, layer = folder / "task", folder / "layer"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    staged = Path(envs[next(n for n in envs if n != FLOOR)]["BENCH_ROOT"])
     for package in ("functions", "shared"):
-        shutil.copytree(ROOT / package, task / package, ignore=ignore)
-    site = Path(importlib.util.find_spec("pydantic").origin).parents[1]  # type: ignore[arg-type]
-    for path in layer_files():
-        if path.suffix != ".pyc" and site in path.parents and path.is_file():
-            copy = layer / path.relative_to(site)
+        shutil.copytree(staged / package, task / package, ignore=ignore)
+    for path, relative in layer_files().items():
+        inside = relative.parts and relative.parts[0] != ".."  # not a script in bin/
+        if inside and path.suffix != ".pyc" and path.is_file():
+            copy = layer / relative
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, copy)
     changed = {}
@@ -274,7 +278,7 @@ def importtime(name: str, env: dict[str, str], top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__)
-    parser.add_argument("--runs", type=int, default=11, help="fresh interpreters per function")
+    parser.add_argument("--runs", type=int, default=15, help="fresh interpreters per function")
     parser.add_argument("--limit", type=float, default=1.5, help="largest ratio --check allows")
     parser.add_argument("--check", action="store_true", help="exit 1 if a ratio is above limit")
     parser.add_argument("--only", nargs="*", default=None, help="these functions only")
@@ -286,9 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from infra.packaging import code_asset_dir
+
     with tempfile.TemporaryDirectory(prefix="coldstart-") as workdir:
         args.workdir = Path(workdir) / "sources"
-        return run(args, environments(Path(workdir) / "pycache"))
+        task = code_asset_dir(ROOT, Path(workdir) / "build")
+        return run(args, environments(Path(workdir) / "pycache", task))
 
 
 def run(args: argparse.Namespace, envs: dict[str, dict[str, str]]) -> int:

@@ -48,7 +48,8 @@ from bench.aws import (
 )
 from infra.local.runtime import sqs_record
 from infra.provision import create_table
-from shared.adapters.dynamodb import lead_item, serialize
+from shared.adapters.dynamodb import lead_item
+from shared.adapters.items import serialize
 from shared.clock import FixedClock
 from shared.email import EmailRenderer, OutgoingEmail, SenderProfile, build_mime
 from shared.leads import ConsentState, FormType, Lead, Touch, new_id
@@ -263,7 +264,7 @@ def sends(meter: Meter, due: int, concurrency: int) -> tuple[Figures, Figures]:
 
 def tick_time(total: int, due: int) -> tuple[float, int]:
     """Seconds for one tick, and the items DynamoDB read for it (Query ScannedCount)."""
-    from shared.adapters.dynamodb import DynamoDueIndex
+    from shared.adapters.due import DynamoDueIndex
     from shared.adapters.sqs import SqsJobQueue
     from shared.scheduling import DueScheduler
 

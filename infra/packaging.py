@@ -1,10 +1,12 @@
 """Lambda code and dependency layer, built without Docker.
 
 The function code (``functions/`` + ``shared/`` with its content files) is staged
-into ``build/lambda/code``; third-party wheels for Linux arm64 / CPython 3.13 are
-installed by pip into ``build/lambda/layer/python``. Both steps are skipped when
-their input has not changed, so repeated synths stay fast and never race a
-concurrent synth that is still hashing the same directory.
+into ``build/lambda/code``, each YAML content file with its document parsed into JSON
+beside it (``shared/yamlfile.py``: a cold start reads that and never imports PyYAML);
+third-party wheels for Linux arm64 / CPython 3.13 are installed by pip into
+``build/lambda/layer/python``. Both steps are skipped when their input has not
+changed, so repeated synths stay fast and never race a concurrent synth that is still
+hashing the same directory.
 
 Both ship byte code compiled by a CPython of the Lambda runtime's version. Lambda's
 file system is read-only: without ``.pyc`` files every cold start compiles every module
@@ -35,6 +37,8 @@ from contextlib import contextmanager
 from fnmatch import fnmatch
 from pathlib import Path
 
+from shared.yamlfile import write_snapshot
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_DIR = ROOT / "build" / "lambda"
 
@@ -50,6 +54,8 @@ LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore"})
 
 STAMP = ".stamp"
+# Part of the code asset's fingerprint: how its content snapshots are made.
+CONTENT_SNAPSHOTS = "content:yaml.json"
 # Where Lambda puts the function code and the layer's python/ folder.
 TASK_ROOT = "/var/task"
 LAYER_PYTHON = "/opt/python"
@@ -60,7 +66,9 @@ def code_asset_dir(root: Path = ROOT, build_dir: Path = BUILD_DIR) -> Path:
     target = build_dir / "code"
     sources = [root / name for name in CODE_PACKAGES if (root / name).is_dir()]
     interpreter = lambda_interpreter()
-    fingerprint = _hash(_tree_fingerprint(sources, root) + _bytecode_tag(interpreter))
+    fingerprint = _hash(
+        _tree_fingerprint(sources, root) + CONTENT_SNAPSHOTS + _bytecode_tag(interpreter)
+    )
     if _is_current(target, fingerprint):
         return target
     with _build_lock(build_dir):
@@ -70,6 +78,8 @@ def code_asset_dir(root: Path = ROOT, build_dir: Path = BUILD_DIR) -> Path:
                 shutil.copytree(
                     source, staging / source.name, ignore=shutil.ignore_patterns(*IGNORED)
                 )
+            for content in sorted(staging.glob("*/content/**/*.yaml")):
+                write_snapshot(content)
             compile_bytecode(interpreter, staging, TASK_ROOT)
             _publish(staging, target, fingerprint)
     return target

@@ -10,8 +10,7 @@ jobs, retried batches and overlapping ticks harmless.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -28,6 +27,7 @@ from shared.email import (
 )
 from shared.experiments import Arm, arms
 from shared.funnel import SENDTIME_PREFIX, ReportCount, business_day, email_key
+from shared.jobs import REVIEW, SendJob
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
 from shared.lifecycle import returning, review, schedule_review
 from shared.machine_engagement import tracked_links
@@ -45,7 +45,6 @@ from shared.nurture import (
 )
 from shared.programs import SUNSET, Program, ProgramCatalog, Step
 from shared.repository import (
-    REVIEW,
     LeadRepository,
     Record,
     Revision,
@@ -67,21 +66,6 @@ WRITE_RETRIES = 3
 
 class StepBeingSent(Exception):
     """Another run claimed the step moments ago and may be sending it: retry later."""
-
-
-@dataclass(frozen=True)
-class SendJob:
-    lead_id: str
-    program_id: str
-    step_id: str | None  # None: the job is to decide a branch (and send if due)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, body: str) -> SendJob:
-        data: dict[str, Any] = json.loads(body)
-        return cls(str(data["lead_id"]), str(data["program_id"]), data.get("step_id"))
 
 
 class Outcome(StrEnum):

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from shared.funnel import ReportCount
 from shared.guard import GuardState
+from shared.jobs import DueLead
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord, Stage
 from shared.machine_engagement import MailRecord
 
@@ -177,18 +178,6 @@ class SendLedger(Protocol):
     def release(self, lead_id: str, key: str) -> None:
         """Undo a claim whose send certainly did not happen (e.g. SES throttled it)."""
         ...
-
-
-# The due index's program id for a dormancy review (not a valid program id).
-REVIEW = "@review"
-
-
-@dataclass(frozen=True)
-class DueLead:
-    lead_id: str
-    due_at: str  # as stored in the index, so a lease can be conditional on it
-    program_id: str
-    step_id: str | None
 
 
 class DueIndex(Protocol):

@@ -18,13 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.clock import Clock
-from shared.delivery import SendJob
 from shared.funnel import business_day
 from shared.guard import GuardLimits, Warmup, breach, reputation
-from shared.repository import REVIEW, DueIndex, SendingSwitch
+from shared.jobs import REVIEW, SendJob
+
+if TYPE_CHECKING:
+    from shared.repository import DueIndex, SendingSwitch
 
 
 class JobQueue(Protocol):

@@ -6,14 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from shared.adapters.dynamodb import (
-    COUNTER_SHARDS,
-    DynamoLeadRepository,
-    counter_pk,
-    email_pk,
-    lead_item,
-    serialize,
-)
+from shared.adapters.dynamodb import DynamoLeadRepository, lead_item
+from shared.adapters.items import COUNTER_SHARDS, counter_pk, email_pk, serialize
 from shared.leads import Lead
 from shared.repository import LeadRepository, Revision
 

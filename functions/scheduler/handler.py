@@ -44,7 +44,7 @@ class SchedulerSettings(EnvSettings):
 
 
 def build(clock: Clock | None = None) -> DueScheduler:
-    from shared.adapters.dynamodb import DynamoDueIndex
+    from shared.adapters.due import DynamoDueIndex
     from shared.adapters.guard import DynamoSendingSwitch
     from shared.adapters.sqs import SqsJobQueue
 

@@ -29,9 +29,10 @@ from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
-from shared.delivery import DeliverySettings, NurtureSender, Outcome, SendJob
+from shared.delivery import DeliverySettings, NurtureSender, Outcome
 from shared.email import EmailRenderer, SenderProfile
 from shared.funnel import business_day
+from shared.jobs import SendJob
 from shared.metrics import EMAILS_SENT, SENDS_REJECTED, SENDS_THROTTLED, SENDS_UNCERTAIN
 from shared.programs import load_programs
 from shared.settings import EnvSettings

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.dynamodb import counter_key, counter_pk, deserialize, serialize
+from shared.adapters.items import counter_key, counter_pk, deserialize, serialize
 from shared.funnel import email_key
 
 if TYPE_CHECKING:

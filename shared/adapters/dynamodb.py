@@ -52,29 +52,36 @@ concurrent first posts for one address cannot make two leads.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 import uuid
-import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.adapters.attributes import TypeDeserializer, TypeSerializer
+from shared.adapters.items import (
+    PROFILE,
+    condition_failed,
+    counter_pk,
+    counter_sk,
+    deserialize,
+    due_shard,
+    email_pk,
+    erased_pk,
+    lead_pk,
+    mail_sk,
+    serialize,
+)
 from shared.clock import from_iso, to_iso
 from shared.funnel import ReportCount, lead_counts, merged
+from shared.jobs import REVIEW
 from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
-from shared.normalize import email_key
 from shared.repository import (
     MAX_REVISIONS,
-    REVIEW,
     Change,
-    DueLead,
     EmailTaken,
     Marker,
     Record,
@@ -89,7 +96,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-DUE_SHARDS = 16
 # How long an email's record of opens and clicks is kept (time to live).
 MAIL_RECORD_DAYS = 400
 # Tries of a write whose loss would repeat a message (a hand-off's marker after its
@@ -97,92 +103,6 @@ MAIL_RECORD_DAYS = 400
 MARK_ATTEMPTS = 4
 # How long an event's dedupe marker is kept: SES and SQS redeliver within days.
 EVENT_MARKER_DAYS = 30
-DUE_INDEX = "due"
-PROFILE = "PROFILE"
-COUNTER_SHARDS = 8
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def counter_pk(day: date) -> str:
-    """A day's report counters (``COUNTER#<JST day>``)."""
-    return f"COUNTER#{day.isoformat()}"
-
-
-def counter_sk(key: str, lead_id: str) -> str:
-    """The shard of counter ``key`` a lead's changes add to (``<key>@<n>``).
-
-    Every change of a lead writes its counts in its own transaction, and DynamoDB cancels
-    transactions that touch one item at the same moment: one item per counter would
-    make every concurrent form post or SES event of a send conflict. Spread over
-    COUNTER_SHARDS items (by lead, so one lead's counts stay together), concurrent
-    changes rarely meet; readers add the shards up (``counter_key``).
-    """
-    return f"{key}@{zlib.crc32(lead_id.encode()) % COUNTER_SHARDS}"
-
-
-def counter_key(sk: str) -> str:
-    """The counter a counter item's sort key belongs to (a shard's, or an unsharded one)."""
-    return sk.partition("@")[0]
-
-
-def lead_pk(lead_id: str) -> str:
-    return f"LEAD#{lead_id}"
-
-
-def email_pk(email: str) -> str:
-    return f"EMAIL#{email_key(email)}"
-
-
-def erased_pk(email: str) -> str:
-    # Only a hash of the address survives an erasure: enough to refuse it, not to read it.
-    return "ERASED#" + hashlib.sha256(email_key(email).encode()).hexdigest()
-
-
-def mail_sk(message_id: str) -> str:
-    """One email's record under its lead (``MAIL#<SES message id>``)."""
-    return f"MAIL#{message_id}"
-
-
-def due_shard(lead_id: str) -> int:
-    # Lead ids are random hex, so their leading digits spread leads evenly.
-    return int(lead_id[:8], 16) % DUE_SHARDS
-
-
-def _numbers(value: Any) -> Any:
-    """DynamoDB numbers are decimals: floats (scores in details) go in as their text."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_numbers(v) for v in value]
-    return value
-
-
-def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(_numbers(v)) for k, v in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    """Decimals back to int or float, so details read as they were written."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-# Kept as Decimal: the score units need their full precision.
-_EXACT = frozenset({"score_units"})
-
-
-def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    values = {k: _deserializer.deserialize(v) for k, v in item.items()}
-    return {k: v if k in _EXACT else _plain(v) for k, v in values.items()}
 
 
 def lead_item(lead: Lead) -> dict[str, Any]:
@@ -286,10 +206,6 @@ def _cancelled(exc: ClientError) -> set[int] | None:
     if any(code not in ("None", "ConditionalCheckFailed", "TransactionConflict") for code in codes):
         return None  # throttled or a validation error: not a conflict to re-read for
     return {i for i, code in enumerate(codes) if code != "None"}
-
-
-def _condition_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 def _without_keys(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -517,7 +433,7 @@ class DynamoLeadRepository:
             try:
                 self._client.update_item(**items[0]["Update"])
             except ClientError as exc:
-                if _condition_failed(exc):
+                if condition_failed(exc):
                     raise VersionConflict(lead_id) from exc
                 raise
             return
@@ -717,7 +633,7 @@ class DynamoSendLedger:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
             old: Any = exc.response.get("Item")
             found = _without_keys(deserialize(old)) if old else {}
@@ -734,63 +650,6 @@ class DynamoSendLedger:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=serialize({":sending": "sending"}),
         )
-
-
-class DynamoDueIndex:
-    """The sparse, sharded ``due`` GSI: Query per shard, conditional lease on the profile."""
-
-    shards = DUE_SHARDS
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def due(self, shard: int, now: datetime, limit: int) -> list[DueLead]:
-        found: list[DueLead] = []
-        start: dict[str, Any] | None = None
-        while len(found) < limit:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "due_shard = :shard AND due_at <= :now",
-                "ExpressionAttributeValues": serialize({":shard": shard, ":now": to_iso(now)}),
-                "Limit": limit - len(found),
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            response = self._client.query(**kwargs)
-            for raw in response.get("Items", []):
-                item = deserialize(raw)
-                found.append(
-                    DueLead(
-                        lead_id=str(item["lead_id"]),
-                        due_at=str(item["due_at"]),
-                        program_id=str(item["program_id"]),
-                        step_id=item.get("step_id"),
-                    )
-                )
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                break
-        return found
-
-    def lease(self, lead: DueLead, until: datetime) -> bool:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=serialize({"pk": lead_pk(lead.lead_id), "sk": PROFILE}),
-                # Bump the version too, so a writer holding an older copy re-reads.
-                UpdateExpression="SET due_at = :until ADD version :one",
-                ConditionExpression="due_at = :seen",
-                ExpressionAttributeValues=serialize(
-                    {":until": to_iso(until), ":seen": lead.due_at, ":one": 1}
-                ),
-            )
-        except ClientError as exc:
-            if _condition_failed(exc):
-                return False
-            raise
-        return True
 
 
 class DynamoHandoffLedger:
@@ -872,7 +731,7 @@ class DynamoVisitStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -934,7 +793,7 @@ class DynamoVisitStore:
                 ReturnValues="UPDATED_OLD",
             )
         except ClientError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return False, None
             raise
         previous = deserialize(response.get("Attributes") or {}).get("last_at")
@@ -961,7 +820,7 @@ class DynamoVisitStore:
                     ),
                 )
         except ClientError as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
 
 

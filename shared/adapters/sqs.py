@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from shared.delivery import SendJob
+from shared.jobs import SendJob
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from infra import packaging
+from shared.yamlfile import parse_yaml, read_yaml
 
 pytestmark = pytest.mark.infra
+ROOT = Path(__file__).resolve().parents[2]
 
 PYPROJECT = """
 [project]
@@ -66,6 +68,7 @@ def test_code_asset_holds_the_packages_and_their_content_only(
         "functions/capture/handler.py",
         "shared/__init__.py",
         "shared/content/programs/welcome.yaml",
+        "shared/content/programs/welcome.yaml.json",  # its document, parsed at build
     }
 
 
@@ -80,6 +83,25 @@ def test_code_asset_follows_edits_and_deletions(source_root: Path, tmp_path: Pat
         "shared/__init__.py",
         "shared/scoring.py",
     }
+
+
+def test_the_shipped_content_reads_the_same_from_its_build_snapshots(tmp_path: Path) -> None:
+    asset = packaging.code_asset_dir(ROOT, tmp_path / "build")
+
+    files = sorted((asset / "shared" / "content").rglob("*.yaml"))
+    assert files
+    for staged in files:
+        source = ROOT / staged.relative_to(asset)
+        assert (staged.parent / f"{staged.name}.json").is_file()
+        assert read_yaml(staged) == parse_yaml(source)
+
+
+def test_content_that_json_cannot_hold_fails_the_build(source_root: Path, tmp_path: Path) -> None:
+    content = source_root / "shared" / "content" / "programs" / "welcome.yaml"
+    content.write_text("starts: 2026-04-01\n")  # a date, not text
+
+    with pytest.raises(ValueError, match=r"welcome\.yaml: content must hold JSON.s types"):
+        packaging.code_asset_dir(source_root, tmp_path / "build")
 
 
 def test_code_asset_ships_byte_code_that_lambda_loads_without_its_sources(

@@ -22,7 +22,8 @@ from functions.capture.handler import Dependencies as CaptureDependencies
 from functions.capture.handler import build_app as build_capture
 from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
-from shared.adapters.dynamodb import DynamoLeadRepository, lead_pk
+from shared.adapters.dynamodb import DynamoLeadRepository
+from shared.adapters.items import lead_pk
 from shared.clock import FixedClock, to_iso
 from shared.leads import ActivityType, Stage
 from shared.lifecycle import LifecycleSettings, SalesFeedback

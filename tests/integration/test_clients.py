@@ -7,12 +7,13 @@ import json
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 
 from functions.admin import handler as admin
 from functions.capture import handler as capture
 from infra.provision import create_table
-from shared.adapters.clients import AwsClients
+from shared.adapters.clients import AwsClients, use_session
 from shared.adapters.secrets import signing_secret
 from shared.clock import FixedClock
 from tests.events import json_post, rest_event
@@ -58,3 +59,21 @@ def test_the_signing_secret_is_read_from_secrets_manager_with_the_functions_clie
     arn = boto3.client("secretsmanager").create_secret(Name="signing", SecretString=secret)["ARN"]
 
     assert signing_secret({"SIGNING_SECRET_ARN": arn}, clients=AwsClients()) == secret.encode()
+
+
+def test_a_harness_session_gives_the_clients_of_functions_built_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-1")
+    harness = botocore.session.get_session()
+    made: list[str] = []
+    harness.register("creating-client-class", lambda class_attributes, **_: made.append("sqs"))
+
+    previous = use_session(harness)
+    try:
+        AwsClients().client("sqs")  # a build's clients, as the fault suite builds them
+    finally:
+        assert use_session(previous) is harness
+    AwsClients().client("sqs")  # after it: a session of the function's own
+
+    assert made == ["sqs"]

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.adapters.dynamodb import counter_key
+from shared.adapters.items import counter_key
 from shared.capture import RequestInfo
 from shared.clock import FixedClock
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id

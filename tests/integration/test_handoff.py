@@ -28,7 +28,8 @@ from functions.capture.settings import CaptureSettings
 from functions.handoff.handler import HandoffApp
 from functions.handoff.handler import lambda_handler as handoff_handler
 from infra.provision import create_topic, subscribe_queue
-from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository, lead_pk
+from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
+from shared.adapters.items import lead_pk
 from shared.adapters.sns import SnsSalesPublisher
 from shared.clock import FixedClock, to_iso
 from shared.leads import ActivityType, Stage

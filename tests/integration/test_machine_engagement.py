@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.adapters.dynamodb import deserialize, lead_pk, mail_sk
+from shared.adapters.items import deserialize, lead_pk, mail_sk
 from shared.clock import FixedClock
 from shared.leads import Activity, ActivityType, Stage
 from shared.machine_engagement import MailRecord, load_engagement_rules

@@ -23,11 +23,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
-from shared.adapters.dynamodb import DUE_INDEX, due_shard, lead_pk
+from shared.adapters.items import DUE_INDEX, due_shard, lead_pk
 from shared.adapters.sqs import SqsJobQueue
 from shared.clock import FixedClock, to_iso
-from shared.delivery import SEND_GRACE, Outcome, SendJob, StepBeingSent, ledger_key
+from shared.delivery import SEND_GRACE, Outcome, StepBeingSent, ledger_key
 from shared.email import EmailRenderer
+from shared.jobs import SendJob
 from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
 from shared.machine_engagement import tracked_links
 from shared.nurture import record_engagement, start, variant_label, variant_of

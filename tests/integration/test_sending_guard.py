@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.dynamodb import DynamoDueIndex
+from shared.adapters.due import DynamoDueIndex
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.sqs import SqsJobQueue
 from shared.clock import FixedClock

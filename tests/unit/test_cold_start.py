@@ -1,12 +1,13 @@
 """What a function's cold start imports (its structure; ``bench/coldstart.py`` times it).
 
 Each function is built in a fresh interpreter as its first request builds it (the
-handler module's cached ``_default_app`` or ``_default``, and ``_logger``), with the
-environment a deployment gives it; the modules loaded then are what every cold start
-pays for. Clients come from botocore (boto3 would bring its S3 transfer manager); Jinja2
-is loaded where every request renders (sender's emails, unsubscribe's pages) and waits
-for the first page elsewhere (capture answers JSON clients without one); email-validator
-waits for the first address to validate; PyYAML for the first content file to read.
+handler module's cached ``_default_app`` or ``_default``, and ``_logger``), from the code
+asset the Lambda build stages, with the environment a deployment gives it; the modules
+loaded then are what every cold start pays for. Clients come from botocore (boto3 would
+bring its S3 transfer manager); Jinja2 is loaded where every request renders (sender's
+emails, unsubscribe's pages) and waits for the first page elsewhere (capture answers
+JSON clients without one); email-validator waits for the first address to validate;
+PyYAML is never loaded: the content comes with its documents parsed at build.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import DeploymentConfig, Resources, function_environment
+from infra.packaging import code_asset_dir
 from infra.wiring import FUNCTIONS, QUEUES, TOPICS, FunctionSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,14 +36,14 @@ WATCHED = (
     "aws_lambda_powertools.utilities.parser",
 )
 LOADED_AFTER_BUILD = {
-    "capture": {"yaml"},  # programs and scoring rules
-    "unsubscribe": {"yaml", "jinja2"},  # scoring rules; every answer is a page
-    "scheduler": set(),  # reads no content, renders nothing
-    "sender": {"yaml", "jinja2"},  # programs and assets; every job renders an email
-    "engagement": {"yaml"},
-    "handoff": {"yaml"},
-    "visits": {"yaml"},
-    "admin": {"yaml"},
+    "capture": set(),
+    "unsubscribe": {"jinja2"},  # every answer is a page
+    "scheduler": set(),
+    "sender": {"jinja2"},  # every job renders an email
+    "engagement": set(),
+    "handoff": set(),
+    "visits": set(),
+    "admin": set(),
 }
 RESOURCES = Resources(
     table_name="lead-nurture",
@@ -61,7 +63,13 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def modules_after_build(spec: FunctionSpec) -> set[str]:
+@pytest.fixture(scope="module")
+def asset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The function code as the Lambda build stages it (with the content snapshots)."""
+    return code_asset_dir(ROOT, tmp_path_factory.mktemp("build"))
+
+
+def modules_after_build(spec: FunctionSpec, asset: Path) -> set[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
     env.update(
         function_environment(spec, DeploymentConfig(), RESOURCES),
@@ -76,7 +84,7 @@ def modules_after_build(spec: FunctionSpec) -> set[str]:
     module = spec.handler.rpartition(".")[0]
     result = subprocess.run(  # noqa: S603 - this interpreter, our code
         [sys.executable, "-c", FIRST_REQUEST.format(module=module)],
-        cwd=ROOT,  # first on sys.path: this checkout
+        cwd=asset,  # first on sys.path: the staged code
         env=env,
         capture_output=True,
         text=True,
@@ -89,12 +97,24 @@ def modules_after_build(spec: FunctionSpec) -> set[str]:
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.name)
 def test_a_function_built_for_its_first_request_loads_only_the_heavy_modules_it_uses(
-    spec: FunctionSpec,
+    spec: FunctionSpec, asset: Path
 ) -> None:
-    modules = modules_after_build(spec)
+    modules = modules_after_build(spec, asset)
 
     assert "botocore.client" in modules  # its clients were created
     assert {m for m in WATCHED if m in modules} == LOADED_AFTER_BUILD[spec.name]
+
+
+def test_the_scheduler_queues_jobs_without_the_senders_code_or_the_lead_models(
+    asset: Path,
+) -> None:
+    (scheduler,) = [spec for spec in FUNCTIONS if spec.name == "scheduler"]
+
+    modules = modules_after_build(scheduler, asset)
+
+    assert {"shared.jobs", "shared.adapters.due"} <= modules
+    senders = {"shared.delivery", "shared.email", "shared.leads", "shared.adapters.dynamodb"}
+    assert not senders & modules
 
 
 def test_every_function_of_the_wiring_is_listed() -> None:

@@ -21,8 +21,9 @@ from infra.cli.reports import FunnelReport, collect_days, combined, funnel_table
 from infra.local.console import mail as mails
 from infra.local.console.timeline import rows as timeline_rows
 from shared.adapters.counters import DynamoCounterReader
-from shared.adapters.dynamodb import DynamoLeadRepository, deserialize, serialize
+from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.guard import DynamoSendingSwitch
+from shared.adapters.items import deserialize, serialize
 from shared.clock import OffsetClock, from_iso
 from shared.guard import GuardState
 from shared.handoff import PROFILE_LABELS, build_sales_message, qualified_score, top_reasons
