@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.clock import from_iso, to_iso
 from shared.leads import Activity, Lead
 from shared.prefectures import find_prefecture
-from shared.scoring import LeadScore, Temperature
+from shared.scoring import Grade, LeadScore, ScoringRules, Temperature
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 TOP_REASONS = 5
@@ -112,6 +113,17 @@ def _summary(activity: Activity) -> str:
 
 def _local(iso: str) -> str:
     return from_iso(iso).astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
+
+
+def qualified_score(lead: Lead, rules: ScoringRules, now: datetime) -> LeadScore:
+    """The score that made the lead an MQL, as its qualification recorded it: what sales
+    are told, whatever the lead's score has done since (decay, a scanner's clicks taken
+    back, later engagement). A lead qualified before it was recorded is scored now."""
+    found = lead.qualification or {}
+    if "score" not in found or "grade" not in found:
+        return rules.evaluate(lead, now)
+    fit = tuple((str(f["rule"]), int(f["points"])) for f in found.get("fit", []))
+    return LeadScore(score=float(found["score"]), grade=Grade(found["grade"]), fit=fit)
 
 
 def build_sales_message(

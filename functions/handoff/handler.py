@@ -21,7 +21,7 @@ from functions.metrics import emit_counts
 from shared.adapters.batch import process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
-from shared.handoff import SalesMessage, build_sales_message
+from shared.handoff import SalesMessage, build_sales_message, qualified_score
 from shared.leads import Lead, Stage
 from shared.metrics import HANDOFFS_PUBLISHED
 from shared.repository import LeadRepository
@@ -70,7 +70,7 @@ class HandoffApp:
         return "published"
 
     def _message(self, lead: Lead) -> SalesMessage:
-        score = self.rules.evaluate(lead, self.clock.now())
+        score = qualified_score(lead, self.rules, self.clock.now())
         temperature = self.rules.temperature(score.score, score.grade)
         return build_sales_message(lead, score, temperature, self.leads.timeline(lead.lead_id))
 

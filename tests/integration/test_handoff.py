@@ -403,6 +403,32 @@ def test_a_lead_that_crosses_the_threshold_reaches_sales_once_with_the_expected_
         json.loads(text)
 
 
+def test_sales_are_told_the_score_that_qualified_the_lead_not_a_later_one(
+    world: World,
+) -> None:
+    # Given a lead that became an MQL, then opened and clicked again in the same second,
+    # before the hand-off read it (its score has moved on)
+    lead_id = qualify_by_engagement(world)
+    lead = stored(world.repository, lead_id)
+    assert lead.qualification is not None
+    qualified = lead.qualification["score"]
+    world.event("open", lead_id, world.clock.now())
+    link = "https://www.example.co.jp/pricing/"
+    world.event("click", lead_id, world.clock.now(), link_tags=["pricing"], link=link)
+    now = load_scoring().evaluate(stored(world.repository, lead_id), world.clock.now()).score
+    assert now != qualified
+
+    # When the hand-off publishes
+    assert world.hand_off()["batchItemFailures"] == []
+
+    # Then the subject, the attribute and the body all carry the qualifying score
+    (envelope,) = world.sales.inbox()
+    assert f"/ score {qualified:g} /" in envelope["Subject"]
+    assert envelope["MessageAttributes"]["score"]["Value"] == f"{qualified:g}"
+    body = json.loads(envelope["Message"])
+    assert body["score"] == body["qualification"]["score"] == qualified
+
+
 def test_a_url_typed_into_a_form_is_not_a_link_in_the_sales_email(world: World) -> None:
     # Given an inquiry whose company field is a phishing link
     world.capture(

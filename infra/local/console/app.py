@@ -26,7 +26,7 @@ from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.items import deserialize, serialize
 from shared.clock import OffsetClock, from_iso
 from shared.guard import GuardState
-from shared.handoff import PROFILE_LABELS, build_sales_message, top_reasons
+from shared.handoff import PROFILE_LABELS, build_sales_message, qualified_score, top_reasons
 from shared.leads import ActivityType, Lead
 from shared.machine_engagement import links_in, load_engagement_rules, tracked_links
 from shared.programs import ProgramCatalog, load_programs, parse_duration
@@ -513,7 +513,7 @@ class LocalConsole:
             return None
         at = from_iso(str(document.get("qualified_at"))) + timedelta(seconds=1)
         timeline = [a for a in self._leads.timeline(lead.lead_id, limit=500) if a.at <= at]
-        score = self._rules.evaluate(lead, at)
+        score = qualified_score(lead, self._rules, at)
         message = build_sales_message(
             lead, score, self._rules.temperature(score.score, score.grade), timeline
         )
