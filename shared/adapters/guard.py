@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from shared.adapters.counters import DynamoCounterReader
-from shared.adapters.items import deserialize, serialize
+from shared.adapters.items import condition_failed, deserialize, serialize
 from shared.clock import from_iso, to_iso
 from shared.funnel import EMAIL_PREFIX
 from shared.guard import GuardState
@@ -79,7 +79,7 @@ class DynamoSendingSwitch:
                 ),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         return True
