@@ -7,7 +7,7 @@ CDK_CLI := aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install dev test lint synth deploy bench bench-visits bench-render bench-coldstart clean
+.PHONY: install dev test lint synth deploy bench bench-visits bench-render bench-coldstart bench-soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench-render: install
 # `import boto3` + one client. COLDSTART_ARGS="--stack", "--no-bytecode", "--check".
 bench-coldstart: install
 	$(BIN)/python -m bench.coldstart $(COLDSTART_ARGS)
+
+# The local stack over a long run: memory and form posts per simulated day.
+# SOAK_ARGS="--leads 1000 --days 90" for the README's figures.
+bench-soak: install
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build cdk.out .pytest_cache .mypy_cache .ruff_cache

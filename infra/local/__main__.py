@@ -27,6 +27,7 @@ from infra.local import state
 from infra.local.apigateway import LocalApiGateway
 from infra.local.console import PREFIX as CONSOLE_PREFIX
 from infra.local.console import ConsoleConfig, LocalConsole
+from infra.local.console.mail import InProcessOutbox
 from infra.local.control import PREFIX as CONTROL_PREFIX
 from infra.local.control import (
     Answer,
@@ -152,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         "dead_letter_queue_urls": provisioned.dead_letter_queue_urls,
         "stream_failure_queue_urls": provisioned.stream_failure_queue_urls,
         "sales_inbox_url": provisioned.sales_inbox_url,
+        "topic_arns": provisioned.topic_arns,  # the SES email-events topic among them
+        "configuration_set": provisioned.configuration_set,
     }
-    control = LocalControl(clock, runtime.tick, about)
+    outbox = InProcessOutbox(REGION)
     console = LocalConsole(
         ConsoleConfig(
             origin=api_origin,
@@ -167,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         clock,
         session,
         tick=runtime.tick,
+        outbox=outbox,
     )
+    control = LocalControl(clock, runtime.tick, about, outbox, console.send_info)
 
     hosts = own_hosts(args.host, args.port)
 

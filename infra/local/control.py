@@ -1,6 +1,7 @@
 """The local stack's own endpoints, outside the API stage: its clock and its schedules.
 
-- ``GET  /_local``               what runs where (API, moto, queues, sales inbox)
+- ``GET  /_local``               what runs where (API, moto, queues, topics, sales inbox)
+- ``GET  /_local/outbox?from=N``  the emails SES accepted, from the N-th on
 - ``GET  /_local/clock``         the stack's time
 - ``POST /_local/clock/advance`` ``{"by": "P1D"}`` (ISO-8601 duration) moves it forward
 - ``POST /_local/tick``          every scheduled function once, now
@@ -9,12 +10,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 from shared.clock import OffsetClock, to_iso
 from shared.programs import parse_duration
+
+if TYPE_CHECKING:
+    from infra.local.console.mail import SendInfo, SentMail
 
 PREFIX = "/_local"
 Answer = tuple[int, list[tuple[str, str]], bytes]
@@ -92,10 +96,14 @@ class LocalControl:
         clock: OffsetClock,
         tick: Callable[[], Mapping[str, Any]],
         about: Mapping[str, Any],
+        outbox: Callable[[], Sequence[SentMail]] = list,
+        send_info: Callable[[SentMail], SendInfo] | None = None,
     ) -> None:
         self._clock = clock
         self._tick = tick
         self._about = about
+        self._outbox = outbox
+        self._send_info = send_info
 
     def clock_state(self) -> dict[str, Any]:
         return {"now": to_iso(self._clock.now()), "offset_s": self._clock.offset.total_seconds()}
@@ -105,6 +113,8 @@ class LocalControl:
         if path != PREFIX and not path.startswith(PREFIX + "/"):
             return None
         route = (method, path[len(PREFIX) :])
+        if route == ("GET", "/outbox"):
+            return self.outbox(target)
         if route == ("GET", ""):
             return _json(200, {**self._about, "clock": self.clock_state()})
         if route == ("GET", "/clock"):
@@ -124,3 +134,28 @@ class LocalControl:
                 return _json(500, {"message": f"{type(error).__name__}: {error}"})
             return _json(200, {**self.clock_state(), "results": results})
         return _json(404, {"message": f"no {method} {path}"})
+
+    def outbox(self, target: str) -> Answer:
+        """The emails SES accepted from the ``from``-th on (oldest first), with the tags and
+        send time the sender recorded (empty until its write is seen): a script follows
+        the outbox without reading it whole each time."""
+        query = parse_qs(urlsplit(target).query)
+        start = query.get("from", ["0"])[-1]
+        if not start.isdigit():
+            return _json(400, {"message": "from: expected a count of emails already read"})
+        sent = self._outbox()
+        mails = []
+        for mail in sent[int(start) :]:
+            info = self._send_info(mail) if self._send_info else None
+            sent_at = info.sent_at if info else None
+            mails.append(
+                {
+                    "id": mail.id,
+                    "source": mail.source,
+                    "to": list(mail.destinations),
+                    "subject": mail.subject,
+                    "sent_at": to_iso(sent_at) if sent_at else None,
+                    "tags": dict(info.tags) if info else {},
+                }
+            )
+        return _json(200, {"count": len(sent), "mails": mails})

@@ -19,6 +19,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from infra.local import moto_fixes
 from infra.local.control import refuse_browsers
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -52,9 +53,15 @@ class LocalMotoServer:
         self._hosts = hosts
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._undo: moto_fixes.Undo | None = None
 
     def start(self) -> None:
-        app = guarded(DomainDispatcherApplication(create_backend_app), self._hosts)
+        """Serve moto, with the fixes that let it run for weeks (``moto_fixes``)."""
+        self._undo = moto_fixes.install()
+        app = guarded(
+            moto_fixes.one_at_a_time(DomainDispatcherApplication(create_backend_app)),
+            self._hosts,
+        )
         self._server = make_server(
             self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler
         )
@@ -66,3 +73,6 @@ class LocalMotoServer:
             self._server.shutdown()
         if self._thread is not None:
             self._thread.join()
+        if self._undo is not None:
+            self._undo()
+            self._undo = None

@@ -272,10 +272,14 @@ class LocalRuntime:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Stop every thread, waiting at most ``timeout_s`` in all: a function still
+        running then is cut off with the process (its threads are daemons), as a Lambda
+        invocation is at its timeout, and its work is retried as on AWS."""
         self._stop.set()
+        deadline = time.monotonic() + timeout_s
         for thread in self._threads:
-            thread.join(timeout_s)
+            thread.join(max(deadline - time.monotonic(), 0))
         self._threads.clear()
 
     # -- schedules -----------------------------------------------------------------------
@@ -468,7 +472,6 @@ class StreamReader:
         self._stream_arn = stream_arn
         self._shard_id = shard_id
         self._iterator = iterator
-        self._last_sequence: str | None = None
         self._source = source
         self._deliver = deliver
         self._discard = discard
@@ -500,19 +503,8 @@ class StreamReader:
         response = self._streams.get_records(ShardIterator=self._iterator, Limit=1000)
         self._iterator = response.get("NextShardIterator")
         records = response.get("Records", [])
-        if not records and self._last_sequence is not None:
-            # moto swaps a table's stream for a copy when it rolls back a cancelled
-            # transaction, and an old iterator keeps reading the stale copy: take a fresh
-            # iterator after the last record seen (cheap, and harmless on real streams).
-            self._iterator = self._streams.get_shard_iterator(
-                StreamArn=self._stream_arn,
-                ShardId=self._shard_id,
-                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                SequenceNumber=self._last_sequence,
-            )["ShardIterator"]
         stream_filter = self._source.filter
         for raw in records:
-            self._last_sequence = str(raw["dynamodb"]["SequenceNumber"])
             record = stream_record(dict(raw), self._stream_arn)
             if stream_filter is None or stream_filter.matches(record):
                 self._pending.append(record)

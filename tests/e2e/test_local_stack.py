@@ -203,6 +203,27 @@ def test_a_lead_posted_with_consent_gets_the_welcome_email_once_the_window_opens
     sent = eventually(welcome, f"an email to {email}")
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in sent["raw_data"]
 
+    # and the stack's outbox lists it with the tags and time the sender recorded, from
+    # any count of emails already read on
+    def listed() -> dict[str, Any] | None:
+        status, outbox = request(f"{stack.origin}/_local/outbox?from=0")
+        assert status == 200
+        mail = next((m for m in outbox["mails"] if m["id"] == sent["id"]), None)
+        return mail if mail and mail["tags"] else None
+
+    mail = eventually(listed, "the email in the stack's outbox")
+    assert mail["to"] == [email]
+    assert mail["tags"]["lead_id"] == body["lead_id"]
+    assert from_iso(mail["sent_at"]) >= now + timedelta(seconds=seconds)
+    status, rest = request(f"{stack.origin}/_local/outbox?from={outbox_count(stack)}")
+    assert (status, rest["mails"]) == (200, [])
+    assert request(f"{stack.origin}/_local/outbox?from=x")[0] == 400
+
+
+def outbox_count(stack: Stack) -> int:
+    count: int = request(f"{stack.origin}/_local/outbox?from=0")[1]["count"]
+    return count
+
 
 def test_an_inquiry_reaches_the_sales_inbox_through_the_stream_and_the_handoff(
     stack: Stack,
@@ -334,3 +355,19 @@ def test_with_state_leads_and_the_clock_survive_a_restart(tmp_path: Path) -> Non
         status, _ = signed_request(f"{third.api}/leads/{body['lead_id']}")
         assert status == 404
         assert third.now() < from_iso(moved["now"]) - timedelta(days=2)
+
+
+def test_the_stack_names_every_topic_and_queue_it_runs(stack: Stack) -> None:
+    status, about = request(f"{stack.origin}/_local")
+    assert status == 200
+    assert set(about["topic_arns"]) == {"email-events", "sales-leads"}
+    sns = boto3.client(
+        "sns",
+        endpoint_url=stack.moto,
+        region_name="ap-northeast-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    topics = {t["TopicArn"] for t in sns.list_topics()["Topics"]}
+    assert set(about["topic_arns"].values()) <= topics
+    assert about["configuration_set"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -184,8 +185,11 @@ class LocalConsole:
         session: boto3.session.Session,
         tick: Callable[[], Mapping[str, Any]],
         programs: ProgramCatalog | None = None,
+        outbox: Callable[[], Sequence[mails.SentMail]] | None = None,
     ):
         self.config = config
+        # What SES sent: read in process by the local stack, over data.json otherwise.
+        self._outbox = outbox or partial(mails.sent_mails, config.moto)
         self._clock = clock
         self._read: dict[str, datetime] = {}  # mail id -> the reader's last open or click
         self._tick = tick
@@ -309,7 +313,7 @@ class LocalConsole:
     # -- outbox ----------------------------------------------------------------------------
 
     def _mail(self, mail_id: str) -> mails.SentMail | None:
-        return next((m for m in mails.sent_mails(self.config.moto) if m.id == mail_id), None)
+        return next((m for m in self._outbox() if m.id == mail_id), None)
 
     def send_info(self, mail: mails.SentMail) -> mails.SendInfo:
         """The lead, tags and send time the sender recorded in its ``email_sent`` activity."""
@@ -340,7 +344,7 @@ class LocalConsole:
         return mails.SendInfo()
 
     def outbox(self, query: dict[str, str]) -> Answer:
-        rows = [(m, self.send_info(m)) for m in reversed(mails.sent_mails(self.config.moto))]
+        rows = [(m, self.send_info(m)) for m in reversed(self._outbox())]
         return self._page("outbox.html", rows=rows)
 
     def publish(

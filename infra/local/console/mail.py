@@ -93,6 +93,32 @@ def sent_mails(moto_endpoint: str) -> list[SentMail]:
     ]
 
 
+class InProcessOutbox:
+    """Every raw message moto's SES accepted, read in this process (the local stack's
+    moto runs in it) rather than through ``data.json``, which lists all of moto's state;
+    each message is parsed once."""
+
+    def __init__(self, region: str = REGION) -> None:
+        self._region = region
+        self._seen: dict[str, SentMail] = {}
+
+    def __call__(self) -> list[SentMail]:
+        from infra.local.state import moto_sent_mail  # moto's internals, local stack only
+
+        found: list[SentMail] = []
+        for m in moto_sent_mail(self._region):
+            mail = self._seen.get(m["id"])
+            if mail is None:
+                mail = self._seen[m["id"]] = SentMail(
+                    id=m["id"],
+                    source=str(m["source"] or ""),
+                    destinations=tuple(dict.fromkeys(str(d) for d in m["destinations"])),
+                    raw=str(m["raw_data"] or ""),
+                )
+            found.append(mail)
+        return found
+
+
 def parse_link_tags(text: str) -> dict[str, list[str]]:
     """``ses:tags="link:pricing;area:header;"`` as SES reports it: ``{"link": ["pricing"]}``."""
     tags: dict[str, list[str]] = {}

@@ -1,0 +1,311 @@
+"""moto made to hold up as the local stack's long-running AWS (local stack only).
+
+moto 5 is built for tests: short runs on one thread. Run for weeks of stack time, by
+several threads at once, it fails in five ways, each fixed here. ``install()`` applies the
+fixes in the local stack's process and returns the call that undoes them; tests use moto
+as it is unless they install them.
+
+- **Transactions copy whole tables.** To roll back, each ``TransactWriteItems``
+  deep-copies every table it names, stream included, so a form post costs time and memory
+  in proportion to everything ever stored. Here a transaction keeps the prior versions of
+  the items it names and the length of each stream, and restores those when cancelled.
+- **Nothing is ever freed.** moto keeps every model instance it creates (each version of
+  each item, each copy, each stream record and iterator) in a list per class, for its
+  ``/moto-api/data.json`` view. Here those lists hold weak references, so the view still
+  shows what is alive and the rest is freed.
+- **Every ``GetRecords`` adds a shard iterator** that is never dropped. Here a backend
+  keeps the newest ``ITERATORS_KEPT``, as AWS lets an unused iterator expire.
+- **A stream keeps every record.** Here it keeps the newest ``STREAM_RECORDS_KEPT``
+  (DynamoDB Streams keep 24 hours); sequence numbers go on as before.
+- **Conditional writes race.** Requests run on several threads, and two posts for one
+  new address could both pass ``attribute_not_exists``. Here DynamoDB and DynamoDB
+  Streams requests run one at a time, as one partition would apply them.
+
+Written against moto 5.2 (the versions are pinned); ``tests/integration/test_moto_fixes.py``
+fails if an upgrade moves what these rely on.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import types
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from moto.core.common_models import BaseModel
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+ITERATORS_KEPT = 1_000
+STREAM_RECORDS_KEPT = 20_000
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Undo = Callable[[], None]
+
+
+class AliveInstances:
+    """A model class's instances, weakly held: what moto's ``instances_tracked`` lists."""
+
+    _PRUNE_EVERY = 4_096
+
+    def __init__(self, existing: Iterable[object] = ()) -> None:
+        self._refs: list[Callable[[], object | None]] = []
+        self._appended = 0
+        for instance in existing:
+            self.append(instance)
+
+    def append(self, instance: object) -> None:
+        try:
+            self._refs.append(weakref.ref(instance))
+        except TypeError:  # not weakly referable: keep it, as moto does
+            self._refs.append(_Kept(instance))
+        self._appended += 1
+        if self._appended % self._PRUNE_EVERY == 0:
+            self._refs = [ref for ref in self._refs if ref() is not None]
+
+    def __iter__(self) -> Iterator[object]:
+        return (alive for ref in list(self._refs) if (alive := ref()) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Kept:
+    def __init__(self, instance: object) -> None:
+        self._instance = instance
+
+    def __call__(self) -> object:
+        return self._instance
+
+
+class StreamRecords(list[Any]):
+    """A stream shard's records, only the newest ``kept`` of them held.
+
+    moto numbers records by their position (``len(items)``) and reads them by slicing, so
+    the length counts every record ever added and a slice reads from what is still held;
+    records trimmed away read as nothing, as expired records do on AWS.
+    """
+
+    def __init__(self, kept: int | None = None) -> None:
+        super().__init__()
+        self._kept = STREAM_RECORDS_KEPT if kept is None else kept
+        self.trimmed = 0
+
+    def __len__(self) -> int:
+        return self.trimmed + super().__len__()
+
+    def append(self, record: Any) -> None:
+        super().append(record)
+        excess = super().__len__() - self._kept
+        if excess > 0:
+            del self[:excess]
+
+    def __delitem__(self, index: Any) -> None:
+        if isinstance(index, slice) and index.start is None and index.step is None:
+            stop = index.stop if index.stop is not None else super().__len__()
+            super().__delitem__(slice(None, stop))
+            self.trimmed += stop
+            return
+        super().__delitem__(index)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            start = max((index.start or 0) - self.trimmed, 0)
+            stop = None if index.stop is None else max(index.stop - self.trimmed, 0)
+            return list.__getitem__(self, slice(start, stop, index.step))
+        return list.__getitem__(self, index - self.trimmed if index >= 0 else index)
+
+    def truncate(self, length: int) -> None:
+        """Drop the records added after the stream was ``length`` long."""
+        held = max(length - self.trimmed, 0)
+        list.__delitem__(self, slice(held, None))
+
+
+def _key(table: Table, op: dict[str, Any], op_type: str) -> tuple[DynamoType, DynamoType | None]:
+    attributes = op["Item"] if op_type == "Put" else op["Key"]
+    hash_key = DynamoType(attributes[table.hash_key_attr])
+    range_attr = table.range_key_attr
+    return hash_key, DynamoType(attributes[range_attr]) if range_attr else None
+
+
+class _Prior:
+    """What a transaction may change: its items' versions and its streams' lengths."""
+
+    def __init__(self, backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        self._items: list[tuple[Table, DynamoType, DynamoType | None, Any]] = []
+        self._streams: list[tuple[StreamShard, int]] = []
+        tables: dict[str, Table] = {}
+        for entry in transact_items[:100]:
+            try:
+                op_type, op = next(iter(entry.items()))
+                table = backend.tables[op["TableName"]]
+                hash_key, range_key = _key(table, op, op_type)
+            except (KeyError, StopIteration, TypeError, AttributeError):
+                continue  # moto refuses this operation before it writes anything
+            tables[table.name] = table
+            current = table.get_item(hash_key, range_key)
+            self._items.append((table, hash_key, range_key, copy.deepcopy(current)))
+        for table in tables.values():
+            if table.stream_shard is not None:
+                self._streams.append((table.stream_shard, len(table.stream_shard.items)))
+
+    def restore(self) -> None:
+        for table, hash_key, range_key, prior in reversed(self._items):
+            if range_key is not None:
+                rows = table.items[hash_key]
+                if prior is None:
+                    rows.pop(range_key, None)
+                else:
+                    rows[range_key] = prior
+            elif prior is None:
+                table.items.pop(hash_key, None)
+            else:
+                table.items[hash_key] = prior
+        for shard, length in self._streams:
+            items = shard.items
+            if isinstance(items, StreamRecords):
+                items.truncate(length)
+            else:
+                del items[length:]
+
+
+def _tables_not_copied() -> Undo:
+    """moto's transaction copies tables with ``copy.deepcopy``: copy nothing but tables."""
+
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    shim = types.ModuleType("copy")
+    shim.deepcopy = deepcopy  # type: ignore[attr-defined]
+    shim.copy = copy.copy  # type: ignore[attr-defined]
+    original = vars(dynamodb_models)["copy"]
+    setattr(dynamodb_models, "copy", shim)  # noqa: B010 - moto does not export the name
+
+    def undo() -> None:
+        setattr(dynamodb_models, "copy", original)  # noqa: B010
+
+    return undo
+
+
+def _journaled_transactions() -> Undo:
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        prior = _Prior(self, transact_items)
+        try:
+            original(self, transact_items)
+        except Exception:
+            prior.restore()
+            raise
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    undo_copies = _tables_not_copied()
+
+    def undo() -> None:
+        DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+        undo_copies()
+
+    return undo
+
+
+def _weak_instance_lists() -> Undo:
+    original_new = BaseModel.__new__
+
+    def new(cls: type[BaseModel], *args: Any, **kwargs: Any) -> BaseModel:
+        instance = super(BaseModel, cls).__new__(cls)
+        tracked = cls.__dict__.get("instances_tracked")
+        if not isinstance(tracked, AliveInstances):
+            tracked = AliveInstances(tracked or ())
+            cls.instances_tracked = tracked  # type: ignore[attr-defined]
+        tracked.append(instance)
+        return instance
+
+    BaseModel.__new__ = new  # type: ignore[method-assign]
+
+    def undo() -> None:
+        BaseModel.__new__ = original_new  # type: ignore[method-assign]
+
+    return undo
+
+
+def _bounded_iterators() -> Undo:
+    get_iterator = DynamoDBStreamsBackend.get_shard_iterator
+    get_records = DynamoDBStreamsBackend.get_records
+
+    def forget_oldest(backend: DynamoDBStreamsBackend) -> None:
+        iterators = backend.shard_iterators
+        excess = len(iterators) - ITERATORS_KEPT
+        if excess > 0:
+            for arn in list(islice(iterators, excess)):  # dicts keep insertion order
+                del iterators[arn]
+
+    def get_shard_iterator(self: DynamoDBStreamsBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return get_iterator(self, *args, **kwargs)
+        finally:
+            forget_oldest(self)
+
+    def get_records_kept(self: DynamoDBStreamsBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return get_records(self, *args, **kwargs)
+        finally:
+            forget_oldest(self)
+
+    DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator  # type: ignore[method-assign]
+    DynamoDBStreamsBackend.get_records = get_records_kept  # type: ignore[method-assign]
+
+    def undo() -> None:
+        DynamoDBStreamsBackend.get_shard_iterator = get_iterator  # type: ignore[method-assign]
+        DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
+
+    return undo
+
+
+def _trimmed_streams() -> Undo:
+    original_init = StreamShard.__init__
+
+    def init(self: StreamShard, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.items = StreamRecords()
+
+    StreamShard.__init__ = init  # type: ignore[method-assign]
+
+    def undo() -> None:
+        StreamShard.__init__ = original_init  # type: ignore[method-assign]
+
+    return undo
+
+
+def install() -> Undo:
+    """Apply the fixes to moto in this process; the call that undoes them."""
+    undos = [
+        _journaled_transactions(),
+        _weak_instance_lists(),
+        _bounded_iterators(),
+        _trimmed_streams(),
+    ]
+
+    def undo() -> None:
+        for step in reversed(undos):
+            step()
+
+    return undo
+
+
+def one_at_a_time(app: WsgiApp) -> WsgiApp:
+    """``app`` with DynamoDB requests (tables and streams) served one at a time."""
+    lock = threading.Lock()
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):
+            return app(environ, start_response)
+        with lock:
+            return list(app(environ, start_response))  # the whole answer under the lock
+
+    return serve

@@ -1,0 +1,307 @@
+"""The local stack's fixes to moto (``infra/local/moto_fixes.py``): transactions that
+neither copy tables nor keep what they cancel, memory that is freed, bounded shard
+iterators and streams, and conditional writes that hold under concurrent requests.
+
+Each test would fail on moto as it is; they are also where a moto upgrade that moves
+what the fixes rely on shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import Item
+from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+from infra.local import moto_fixes
+from infra.local.moto_server import LocalMotoServer
+
+REGION = "ap-northeast-1"
+ACCOUNT = "123456789012"
+TABLE = "fixes"
+
+
+def create_table(dynamodb: Any) -> str:
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    arn: str = dynamodb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    return arn
+
+
+@pytest.fixture
+def fixed() -> Iterator[None]:
+    undo = moto_fixes.install()
+    try:
+        with mock_aws():
+            yield
+    finally:
+        undo()
+
+
+@pytest.fixture
+def dynamodb(fixed: None) -> Any:
+    return boto3.client("dynamodb", region_name=REGION)
+
+
+@pytest.fixture
+def streams(fixed: None) -> Any:
+    # account-based endpoints are DynamoDB's, which moto does not route streams to
+    return boto3.client(
+        "dynamodbstreams",
+        region_name=REGION,
+        config=Config(account_id_endpoint_mode="disabled"),
+    )
+
+
+def put(pk: str, sk: str, **attributes: str) -> dict[str, Any]:
+    item = {"pk": {"S": pk}, "sk": {"S": sk}}
+    item.update({name: {"S": value} for name, value in attributes.items()})
+    return item
+
+
+def stream_records(streams: Any, arn: str, kind: str = "TRIM_HORIZON") -> list[dict[str, Any]]:
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType=kind
+    )["ShardIterator"]
+    records: list[dict[str, Any]] = streams.get_records(ShardIterator=iterator)["Records"]
+    return records
+
+
+def test_a_cancelled_transaction_leaves_items_and_stream_as_they_were(
+    dynamodb: Any, streams: Any
+) -> None:
+    arn = create_table(dynamodb)
+    dynamodb.put_item(TableName=TABLE, Item=put("LEAD#1", "PROFILE", name="伊藤", stage="lead"))
+    table = dynamodb_backends[ACCOUNT][REGION].tables[TABLE]
+    before = len(stream_records(streams, arn))
+
+    # When a transaction updates the profile, adds an activity, then fails its last check
+    with pytest.raises(ClientError) as cancelled:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": {"pk": {"S": "LEAD#1"}, "sk": {"S": "PROFILE"}},
+                        "UpdateExpression": "SET stage = :mql",
+                        "ExpressionAttributeValues": {":mql": {"S": "mql"}},
+                    }
+                },
+                {"Put": {"TableName": TABLE, "Item": put("LEAD#1", "ACT#1", type="click")}},
+                {
+                    "ConditionCheck": {
+                        "TableName": TABLE,
+                        "Key": {"pk": {"S": "LEAD#1"}, "sk": {"S": "EVENT#1"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+    # Then it is cancelled, as DynamoDB cancels it, and nothing of it remains
+    assert cancelled.value.response["Error"]["Code"] == "TransactionCanceledException"
+    items = dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "LEAD#1"}},
+    )["Items"]
+    assert items == [put("LEAD#1", "PROFILE", name="伊藤", stage="lead")]
+    assert len(stream_records(streams, arn)) == before
+    # and the table was never swapped for a copy (an open stream iterator stays valid)
+    assert dynamodb_backends[ACCOUNT][REGION].tables[TABLE] is table
+
+
+def test_a_committed_transaction_writes_every_item_and_stream_record(
+    dynamodb: Any, streams: Any
+) -> None:
+    arn = create_table(dynamodb)
+    dynamodb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": put("LEAD#1", "PROFILE", stage="lead")}},
+            {"Put": {"TableName": TABLE, "Item": put("LEAD#1", "ACT#1", type="form")}},
+        ]
+    )
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 2
+    assert [r["eventName"] for r in stream_records(streams, arn)] == ["INSERT", "INSERT"]
+
+
+def live_items() -> int:
+    gc.collect()
+    return sum(isinstance(o, Item) for o in gc.get_objects())
+
+
+def test_transactions_copy_no_table_and_what_they_replace_is_freed(dynamodb: Any) -> None:
+    # Given a table of 500 items
+    create_table(dynamodb)
+    for n in range(500):
+        dynamodb.put_item(TableName=TABLE, Item=put(f"LEAD#{n}", "PROFILE", stage="lead"))
+    gc.collect()
+    alive_before = live_items()
+
+    # When 100 transactions commit and 100 are cancelled
+    for n in range(200):
+        condition = "attribute_exists(pk)" if n % 2 else "attribute_not_exists(pk)"
+        with contextlib.suppress(ClientError):
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": TABLE,
+                            "Item": put(f"LEAD#{n}", "PROFILE", stage=f"s{n}"),
+                            "ConditionExpression": condition,
+                        }
+                    }
+                ]
+            )
+    gc.collect()
+
+    # Then the items alive are about the table's own, not 200 copies of 500
+    assert live_items() < alive_before + 50
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 500
+
+
+def test_shard_iterators_are_bounded_and_a_reader_still_sees_every_record(
+    dynamodb: Any, streams: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(moto_fixes, "ITERATORS_KEPT", 50)
+    arn = create_table(dynamodb)
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+    )["ShardIterator"]
+    seen: list[str] = []
+    # A reader polling 300 times, a write every third poll, always on the newest iterator
+    for n in range(300):
+        if n % 3 == 0:
+            dynamodb.put_item(TableName=TABLE, Item=put(f"LEAD#{n}", "PROFILE"))
+        answer = streams.get_records(ShardIterator=iterator)
+        iterator = answer["NextShardIterator"]
+        seen += [r["dynamodb"]["Keys"]["pk"]["S"] for r in answer["Records"]]
+    assert seen == [f"LEAD#{n}" for n in range(0, 300, 3)]
+    assert len(dynamodbstreams_backends[ACCOUNT][REGION].shard_iterators) <= 50
+
+
+def test_a_stream_keeps_its_newest_records_and_numbers_go_on(
+    dynamodb: Any, streams: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(moto_fixes, "STREAM_RECORDS_KEPT", 10)
+    arn = create_table(dynamodb)
+    for n in range(25):
+        dynamodb.put_item(TableName=TABLE, Item=put(f"LEAD#{n}", "PROFILE"))
+    kept = stream_records(streams, arn)
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in kept] == [f"LEAD#{n}" for n in range(15, 25)]
+    numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in kept]
+    assert numbers == list(range(numbers[0], numbers[0] + 10))
+    # and a reader from the latest record sees the next write, numbered after the rest
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+    )["ShardIterator"]
+    dynamodb.put_item(TableName=TABLE, Item=put("LEAD#25", "PROFILE"))
+    (latest,) = streams.get_records(ShardIterator=iterator)["Records"]
+    assert int(latest["dynamodb"]["SequenceNumber"]) == numbers[-1] + 1
+
+
+def test_undo_gives_moto_back_as_it_was() -> None:
+    from moto.core.common_models import BaseModel
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = (BaseModel.__new__, DynamoDBBackend.transact_write_items)
+    moto_fixes.install()()
+    assert (BaseModel.__new__, DynamoDBBackend.transact_write_items) == original
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def post_at_once(client: Any, email: str, leads: list[str]) -> list[str]:
+    """Each lead stored at the same moment, as a capture stores a new lead (the address
+    claimed, the profile put); what each post was answered."""
+    start = threading.Barrier(len(leads))
+    answers: list[str] = []
+
+    def post(lead: str) -> None:
+        start.wait()
+        try:
+            client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": TABLE,
+                            "Item": put(email, "LEAD", lead=lead),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {"Put": {"TableName": TABLE, "Item": put(f"LEAD#{lead}", "PROFILE")}},
+                ]
+            )
+            answers.append("stored")
+        except ClientError as error:
+            answers.append(error.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=post, args=(lead,)) for lead in leads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_concurrent_posts_for_one_new_address_on_the_local_moto_server_store_one_lead() -> None:
+    port = free_port()
+    server = LocalMotoServer("127.0.0.1", port, {f"127.0.0.1:{port}"})
+    server.start()
+    try:
+        client = boto3.client(
+            "dynamodb",
+            region_name=REGION,
+            endpoint_url=f"http://127.0.0.1:{port}",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"max_attempts": 1}, max_pool_connections=32),
+        )
+        create_table(client)
+        for n in range(300):  # a table with some history, as a capture meets it
+            client.put_item(TableName=TABLE, Item=put(f"LEAD#{n}", "PROFILE"))
+        for round_ in range(5):
+            answers = post_at_once(client, f"EMAIL#{round_}", [f"{round_}-{n}" for n in range(20)])
+            assert sorted(answers) == ["TransactionCanceledException"] * 19 + ["stored"]
+            profiles = client.query(
+                TableName=TABLE,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"EMAIL#{round_}"}},
+            )["Items"]
+            (claim,) = profiles
+            assert client.get_item(
+                TableName=TABLE,
+                Key={"pk": {"S": f"LEAD#{claim['lead']['S']}"}, "sk": {"S": "PROFILE"}},
+            ).get("Item")
+    finally:
+        server.stop()
