@@ -34,6 +34,7 @@ from shared.programs import ProgramCatalog
 from shared.qualification import ScoreKeeper
 from shared.repository import (
     MAX_REVISIONS,
+    POST_REVISIONS,
     EmailTaken,
     LeadRepository,
     Marker,
@@ -180,7 +181,9 @@ class LeadCapture:
         id_factory: Callable[[], str] = new_id,
         scores: ScoreKeeper | None = None,
         review_after: timedelta = timedelta(days=90),
+        max_revisions: int = POST_REVISIONS,
     ) -> None:
+        self._max_revisions = max_revisions
         self._scores = scores
         self._review_after = review_after
         self._repository = repository
@@ -206,6 +209,7 @@ class LeadCapture:
                     partial(self._change, lead_id=lead_id, post=(submission, request, erased)),
                     marker=post,
                     known=known,
+                    max_revisions=self._max_revisions,
                 )
             except EmailTaken:
                 continue  # a concurrent first post won the address: merge into its lead

@@ -17,6 +17,10 @@ Record = Activity | Consent | SendRecord | Outcome
 # How often one change is tried again from a fresh read when another writer got there
 # first (the one retry limit of every path that changes a lead).
 MAX_REVISIONS = 12
+# A form post's budget: a burst of posts for one address (double submits, a campaign's
+# link shared in one office) must all merge, and each round commits one of them, so 50
+# simultaneous posts fit with room to spare (the jittered pauses cap at 0.2 s a round).
+POST_REVISIONS = 64
 
 
 class EmailTaken(Exception):
@@ -114,11 +118,12 @@ class LeadRepository(Protocol):
         mail: str | None = None,
         known: Snapshot | None = None,
         error_retries: int = 0,
+        max_revisions: int = MAX_REVISIONS,
     ) -> Revised:
         """The one way to change a lead: read it (with the email's record ``mail`` and the
         ``marker``, in one call), apply the pure ``change``, and write the revision with a
         condition on the version; on a conflict read again and re-apply, up to
-        ``MAX_REVISIONS`` times, then raise ``VersionConflict``.
+        ``max_revisions`` times, then raise ``VersionConflict``.
 
         The stage transition and the list-health change the revision makes to the lead
         are counted in the same write (``shared.funnel.lead_counts``). A change that

@@ -30,6 +30,7 @@ Control = Callable[
     [str, str, Mapping[str, str], bytes], "tuple[int, list[tuple[str, str]], bytes] | None"
 ]
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
+CLIENT_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ def _pattern(template: str) -> re.Pattern[str]:
 def _error(status: int, message: str, error_type: str) -> tuple[int, list[tuple[str, str]], bytes]:
     headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)]
     return status, headers, json.dumps({"message": message}).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    # The standard library's backlog of 5 resets connections under a burst of posts.
+    request_queue_size = 128
 
 
 class LocalApiGateway:
@@ -207,8 +213,24 @@ class LocalApiGateway:
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            # A client that sends less than it announced is dropped, not waited on forever.
+            timeout = CLIENT_TIMEOUT_S
+
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                if self.headers.get("Transfer-Encoding") and not self.headers.get(
+                    "Content-Length"
+                ):  # a body of unknown length: API Gateway wants it counted
+                    self.close_connection = True
+                    required = b'{"message":"Length Required"}'
+                    self._send(411, [("Content-Type", "application/json")], required)
+                    return
+                declared = (self.headers.get("Content-Length") or "0").strip()
+                if not declared.isdigit():  # "abc", "-1": answered as API Gateway does
+                    self.close_connection = True
+                    bad = b'{"message":"Invalid Content-Length"}'
+                    self._send(400, [("Content-Type", "application/json")], bad)
+                    return
+                length = int(declared)
                 if length > MAX_REQUEST_BYTES:
                     too_long = b'{"message":"Request Too Long"}'
                     self._send(413, [("Content-Type", "application/json")], too_long)
@@ -236,4 +258,4 @@ class LocalApiGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        return ThreadingHTTPServer((host, port), RequestHandler)
+        return _Server((host, port), RequestHandler)

@@ -353,9 +353,10 @@ class DynamoLeadRepository:
         mail: str | None = None,
         known: Snapshot | None = None,
         error_retries: int = 0,
+        max_revisions: int = MAX_REVISIONS,
     ) -> Revised:
         errors = 0
-        for attempt in range(MAX_REVISIONS + error_retries):
+        for attempt in range(max_revisions + error_retries):
             seen: dict[str, Any] | None = None
             if known is not None and attempt == 0:
                 snapshot = known

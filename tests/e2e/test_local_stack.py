@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -52,7 +53,12 @@ def free_port() -> int:
 
 
 def request(
-    url: str, body: Any = None, method: str | None = None, *, signed: bool = False
+    url: str,
+    body: Any = None,
+    method: str | None = None,
+    *,
+    signed: bool = False,
+    timeout_s: float = 10,
 ) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -64,7 +70,7 @@ def request(
         headers = dict(signing.headers.items())
     call = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
     try:
-        with urllib.request.urlopen(call, timeout=10) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(call, timeout=timeout_s) as response:  # noqa: S310
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -371,3 +377,67 @@ def test_the_stack_names_every_topic_and_queue_it_runs(stack: Stack) -> None:
     topics = {t["TopicArn"] for t in sns.list_topics()["Topics"]}
     assert set(about["topic_arns"].values()) <= topics
     assert about["configuration_set"]
+
+
+def raw_post(stack: Stack, content_length: str | None) -> bytes:
+    """A form post whose Content-Length header is ``content_length`` (None: sent chunked,
+    with no length), as bytes on a socket."""
+    host, port = urllib.parse.urlsplit(stack.origin).netloc.split(":")
+    body = b'{"email": "length@example.co.jp", "form_type": "download"}'
+    length = (
+        "Transfer-Encoding: chunked"
+        if content_length is None
+        else f"Content-Length: {content_length}"
+    )
+    head = (
+        f"POST /{urllib.parse.urlsplit(stack.api).path.strip('/')}/leads HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\nContent-Type: application/json\r\n{length}\r\n\r\n"
+    )
+    if content_length is None:
+        body = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode() + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and answer.endswith(b"}"):
+                break
+        return answer
+
+
+@pytest.mark.parametrize("content_length", ["abc", "-1", "1e3"])
+def test_a_malformed_content_length_is_answered_400(stack: Stack, content_length: str) -> None:
+    answer = raw_post(stack, content_length)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.endswith(b'{"message":"Invalid Content-Length"}')
+
+
+def test_a_body_sent_without_a_length_is_answered_411(stack: Stack) -> None:
+    answer = raw_post(stack, None)
+    assert answer.startswith(b"HTTP/1.1 411 ")
+    assert answer.endswith(b'{"message":"Length Required"}')
+
+
+def test_simultaneous_posts_for_one_new_address_are_all_answered_and_store_one_lead(
+    stack: Stack,
+) -> None:
+    email = f"burst-{uuid.uuid4().hex[:8]}@example.co.jp"
+    start = threading.Barrier(50)
+    answers: list[tuple[int, Any]] = []
+
+    def post(n: int) -> None:
+        # fifty different posts (a double-click of one post is one submission)
+        form = {"email": email, "form_type": "download", "consent": True, "message": f"#{n}"}
+        start.wait()
+        # a long wait: one moto process serves the rounds DynamoDB would run in parallel
+        answers.append(request(f"{stack.api}/leads", form, timeout_s=90))
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 50
+    assert {status for status, _ in answers} <= {200, 201}, answers
+    assert [body["status"] for _, body in answers].count("created") == 1, answers
+    assert len({body["lead_id"] for _, body in answers}) == 1

@@ -261,8 +261,9 @@ class MemoryRepository:
         mail: str | None = None,
         known: Snapshot | None = None,
         error_retries: int = 0,
+        max_revisions: int = MAX_REVISIONS,
     ) -> Revised:
-        for attempt in range(MAX_REVISIONS):
+        for attempt in range(max_revisions):
             before = known.lead if known is not None and attempt == 0 else self.leads.get(lead_id)
             if marker is not None and marker.key in self.markers.get(lead_id, {}):
                 return Revised(before, duplicate=True, note=self.markers[lead_id][marker.key])
