@@ -123,6 +123,29 @@ class StreamSource:
 
 
 @dataclass(frozen=True)
+class TableAccess:
+    """What a function does to the table, granted as exactly that.
+
+    ``reads`` and ``writes`` are the item actions it calls, as IAM names them (a
+    transaction's items are authorised one by one as PutItem, UpdateItem, DeleteItem and
+    ConditionCheckItem). ``kinds`` are the kinds of item it writes, by partition key
+    (``LEAD#`` for everything under a lead; ``SENDING`` names one partition): IAM's
+    ``dynamodb:LeadingKeys`` condition limits the writes to them. Reads are not limited
+    by kind (a function reads what its decision needs). ``tests/infra/test_privilege.py``
+    checks these against the calls each function makes in the fault suite's scenarios.
+    """
+
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    due_index: bool = False  # queries the sparse due index
+
+    def __post_init__(self) -> None:
+        if bool(self.writes) != bool(self.kinds):
+            raise ValueError("writes need the kinds of item they write, and only they")
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """One Lambda function and what triggers it."""
 
@@ -135,8 +158,7 @@ class FunctionSpec:
     produces: tuple[QueueSpec, ...] = ()  # queues it sends messages to
     memory_mb: int = 512
     timeout_s: int = 10
-    # Names of the table operations it needs; the CDK app maps them to grants.
-    table_access: Literal["none", "read", "read_write"] = "none"
+    table: TableAccess | None = None  # None: it never touches the table
     stream: StreamSource | None = None  # the table's stream (NEW_AND_OLD_IMAGES)
     publishes: tuple[str, ...] = ()  # SNS topics (names below) it publishes to
     sends_email: bool = False  # SES SendEmail through the configuration set
@@ -173,7 +195,11 @@ CAPTURE = FunctionSpec(
     handler="functions.capture.handler.lambda_handler",
     description="POST /leads: validate, dedupe and merge by email, record consent, enrol",
     routes=(Route("POST", "/leads", cross_origin=True),),
-    table_access="read_write",
+    table=TableAccess(
+        reads=("BatchGetItem",),
+        writes=("PutItem", "UpdateItem"),
+        kinds=("LEAD#", "EMAIL#", "COUNTER#"),
+    ),
 )
 
 SEND_QUEUE = QueueSpec(
@@ -190,7 +216,11 @@ UNSUBSCRIBE = FunctionSpec(
     handler="functions.unsubscribe.handler.lambda_handler",
     description="GET/POST /unsubscribe: confirmation page and RFC 8058 one-click opt-out",
     routes=(Route("GET", "/unsubscribe"), Route("POST", "/unsubscribe")),
-    table_access="read_write",
+    table=TableAccess(
+        reads=("GetItem",),
+        writes=("PutItem", "UpdateItem"),
+        kinds=("LEAD#", "COUNTER#"),
+    ),
     signs_links=True,
 )
 
@@ -201,7 +231,13 @@ SCHEDULER = FunctionSpec(
     schedule_minutes=1,
     produces=(SEND_QUEUE,),
     timeout_s=50,
-    table_access="read_write",
+    # Leases due leads; the sending guard's switch and warm-up count are SENDING items.
+    table=TableAccess(
+        reads=("GetItem", "Query"),
+        writes=("UpdateItem",),
+        kinds=("LEAD#", "SENDING"),
+        due_index=True,
+    ),
 )
 
 SENDER = FunctionSpec(
@@ -210,7 +246,12 @@ SENDER = FunctionSpec(
     description="Send jobs: re-check eligibility, render, send through SES, advance the step",
     consumes=SEND_QUEUE,
     timeout_s=60,
-    table_access="read_write",
+    # Query: a bandit experiment reads its variants' counters.
+    table=TableAccess(
+        reads=("GetItem", "Query"),
+        writes=("PutItem", "UpdateItem"),
+        kinds=("LEAD#", "COUNTER#"),
+    ),
     sends_email=True,
     signs_links=True,
 )
@@ -236,7 +277,11 @@ ENGAGEMENT = FunctionSpec(
     description="SES events: record delivery/open/click/bounce/complaint, score, suppress",
     consumes=ENGAGEMENT_QUEUE,
     timeout_s=60,
-    table_access="read_write",
+    table=TableAccess(
+        reads=("BatchGetItem", "ConditionCheckItem"),
+        writes=("PutItem", "UpdateItem"),
+        kinds=("LEAD#", "COUNTER#"),
+    ),
 )
 
 # Lead profiles (``sk = PROFILE``) written with stage ``mql``. Everything else (timeline
@@ -261,7 +306,7 @@ HANDOFF = FunctionSpec(
     publishes=(SALES_TOPIC,),
     timeout_s=60,
     # Reads the lead and its timeline; writes one marker per hand-off (no double publish).
-    table_access="read_write",
+    table=TableAccess(reads=("GetItem", "Query"), writes=("PutItem",), kinds=("LEAD#",)),
 )
 
 VISITS = FunctionSpec(
@@ -272,7 +317,11 @@ VISITS = FunctionSpec(
         Route("POST", "/visits", cross_origin=True, throttle="beacon"),
         Route("GET", "/tracker.js", throttle="beacon"),
     ),
-    table_access="read_write",
+    table=TableAccess(
+        reads=("BatchGetItem", "GetItem", "Query"),
+        writes=("PutItem", "UpdateItem"),
+        kinds=("LEAD#", "VISITOR#"),
+    ),
     # Verifies the signed lead reference of email links (the unsubscribe links' secret).
     signs_links=True,
     # Revisits of high-intent pages by leads already with sales.
@@ -289,7 +338,13 @@ ADMIN = FunctionSpec(
         Route("DELETE", "/leads/{lead_id}", auth="IAM"),
         Route("POST", "/leads/{lead_id}/disposition", auth="IAM"),
     ),
-    table_access="read_write",
+    # Erasure deletes the lead's items and keeps a hash of the address (ERASED#);
+    # a disposition records its outcome for the monthly report (OUTCOME#).
+    table=TableAccess(
+        reads=("GetItem", "Query"),
+        writes=("BatchWriteItem", "DeleteItem", "PutItem", "UpdateItem"),
+        kinds=("LEAD#", "EMAIL#", "ERASED#", "OUTCOME#", "COUNTER#"),
+    ),
 )
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (

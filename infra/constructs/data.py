@@ -8,25 +8,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from infra.wiring import Attribute, TableSpec
+from infra.wiring import Attribute, TableAccess, TableSpec
 
 _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 
-# Item-level actions only: no Scan (nothing in a request or schedule path may scan)
-# and no table management. Transactions are authorised by these item actions.
-READ_ACTIONS = (
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:ConditionCheckItem",
-)
-WRITE_ACTIONS = (
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-)
-INDEX_ACTIONS = ("dynamodb:Query",)
+# A function is granted the item actions its spec names (wiring.TableAccess): never
+# Scan (nothing in a request or schedule path may scan) and no table management.
 # DynamoDB calls KMS on the caller's behalf to unwrap (and, on writes, wrap) the table key.
 KEY_READ_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
 KEY_WRITE_ACTIONS = ("kms:Encrypt", "kms:GenerateDataKey")
@@ -78,27 +65,48 @@ class LeadData(Construct):
                 non_key_attributes=list(index.projected) or None,
             )
 
-    def grant_items(self, grantee: iam.IGrantable, *, write: bool) -> None:
-        """Grant item reads (and writes) on the table and queries on its named indexes.
+    def grant_items(self, grantee: iam.IGrantable, access: TableAccess) -> None:
+        """Grant the item actions of ``access``: its reads on the table (and queries on
+        the due index), its writes only on items whose partition key is of the kinds it
+        writes (IAM's ``dynamodb:LeadingKeys``), and what DynamoDB asks of the table key.
 
         Narrower than ``grant_read_data``/``grant_read_write_data``: those add Scan,
-        table description and an ``index/*`` wildcard.
+        table description, an ``index/*`` wildcard and writes to any item.
         """
-        iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=[*READ_ACTIONS, *(WRITE_ACTIONS if write else ())],
-            resource_arns=[self.table.table_arn],
-        )
-        if self.spec.indexes:
+        if access.reads:
             iam.Grant.add_to_principal(
                 grantee=grantee,
-                actions=list(INDEX_ACTIONS),
+                actions=[f"dynamodb:{action}" for action in access.reads],
+                resource_arns=[self.table.table_arn],
+            )
+        if access.due_index:
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["dynamodb:Query"],
                 resource_arns=[
                     f"{self.table.table_arn}/index/{index.name}" for index in self.spec.indexes
                 ],
             )
+        if access.writes:
+            grantee.grant_principal.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=[f"dynamodb:{action}" for action in access.writes],
+                    resources=[self.table.table_arn],
+                    conditions={
+                        "ForAllValues:StringLike": {
+                            "dynamodb:LeadingKeys": [leading_keys(kind) for kind in access.kinds]
+                        }
+                    },
+                )
+            )
         iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=[*KEY_READ_ACTIONS, *(KEY_WRITE_ACTIONS if write else ())],
+            actions=[*KEY_READ_ACTIONS, *(KEY_WRITE_ACTIONS if access.writes else ())],
             resource_arns=[self.key.key_arn],
         )
+
+
+def leading_keys(kind: str) -> str:
+    """The ``dynamodb:LeadingKeys`` pattern of an item kind: ``LEAD#`` covers every
+    ``LEAD#<id>``; a kind without ``#`` names one partition."""
+    return f"{kind}*" if kind.endswith("#") else kind

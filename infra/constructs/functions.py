@@ -106,8 +106,8 @@ class NurtureFunctions(Construct):
             description=f"Execution role of the {spec.name} function",
         )
         log_group.grant_write(role)
-        if spec.table_access != "none":
-            self._data.grant_items(role, write=spec.table_access == "read_write")
+        if spec.table is not None:
+            self._data.grant_items(role, spec.table)
         if spec.consumes is not None:
             self._queues.queue(spec.consumes).grant_consume_messages(role)
         for produced in spec.produces:

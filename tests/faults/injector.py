@@ -15,7 +15,7 @@ GetItem), and the fault's call is failed once.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -136,11 +136,19 @@ class Injector:
     armed: bool = False
     _counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     _current: Call | None = None
+    # Called with (service, operation, parameters) of every call (clients copy a session's
+    # hooks when they are made, so later watchers are added here, not to the session).
+    watchers: list[Callable[[str, str, dict[str, Any]], None]] = field(default_factory=list)
 
     def install(self, session: Any) -> None:
         """Hook a botocore session: every client made from it afterwards is watched."""
         session.register("before-call", self._before)
         session.register("after-call", self._after)
+        session.register("provide-client-params", self._params)
+
+    def _params(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        for watcher in self.watchers:
+            watcher(model.service_model.service_name, model.name, params)
 
     @contextmanager
     def armed_with(self, fault: Fault | None) -> Iterator[list[Call]]:
