@@ -8,15 +8,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Tags, Validations
+from aws_cdk import Annotations, App, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import CONTEXT_KEY, DeploymentConfig
+from infra.config import CONTEXT_KEY, PRODUCTION, STAGE_KEY, DeploymentConfig
 from infra.packaging import code_asset_dir, dependency_layer_dir
 from infra.stack import LeadNurtureStack
 
 STACK_NAME = "LeadNurture"
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
+class DeploymentRefused(ValueError):
+    """The deployment config cannot go to production as it is."""
 
 
 def build_app(
@@ -28,6 +32,12 @@ def build_app(
     """
     app = App(context=dict(context) if context else None, outdir=outdir)
     config = DeploymentConfig.from_context(app.node.try_get_context(CONTEXT_KEY))
+    problems = config.not_for_production()
+    if problems and app.node.try_get_context(STAGE_KEY) == PRODUCTION:
+        raise DeploymentRefused(
+            "A production deployment (-c stage=production) keeps settings for this "
+            f"machine; set them in cdk.json's {CONTEXT_KEY!r} block:\n  " + "\n  ".join(problems)
+        )
     stack = LeadNurtureStack(
         app,
         STACK_NAME,
@@ -36,6 +46,11 @@ def build_app(
         layer_dir=dependency_layer_dir(),
         description="Serverless B2B lead nurturing: capture, nurture, score, hand off",
     )
+    if problems:
+        Annotations.of(stack).add_warning_v2(
+            "lead-nurture:local-origins",
+            "Settings for a local run, refused with -c stage=production: " + "; ".join(problems),
+        )
     Tags.of(app).add("project", "lead-nurture")
     # cdk-nag 3 is a validation plugin: unacknowledged findings make synth raise.
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))

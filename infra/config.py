@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from infra.wiring import FunctionSpec
 
 CONTEXT_KEY = "lead-nurture"
+# ``cdk synth -c stage=production``: the deployment real visitors use.
+STAGE_KEY = "stage"
+PRODUCTION = "production"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})  # noqa: S104 - names
 
 # The values CloudWatch Logs accepts for a log group's retention.
 # fmt: off
@@ -91,9 +95,35 @@ class VisitsConfig(BaseModel):
     revisit_alert_hours: int = Field(default=24, ge=1, le=24 * 90)
     # A beacon is a few hundred bytes; anything much larger is not the snippet's.
     max_body_bytes: int = Field(default=2048, ge=512, le=65536)
-    # Method-level throttling of /visits and /tracker.js, apart from the stage's.
-    throttle_rate_limit: float = Field(default=50, gt=0)
-    throttle_burst_limit: int = Field(default=100, gt=0)
+
+
+class Throttle(BaseModel):
+    """API Gateway's token bucket: requests per second, and the burst it absorbs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_limit: float = Field(gt=0)
+    burst_limit: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _burst_covers_rate(self) -> Throttle:
+        if self.burst_limit < self.rate_limit:
+            raise ValueError("burst_limit must be >= rate_limit")
+        return self
+
+
+class ThrottlingConfig(BaseModel):
+    """The limits of each class of route (``wiring.Route.throttle``). Every route is
+    throttled on its own, so a flood on one cannot use up another's: above all, a flood
+    of form posts or beacons never gets a person's opt-out refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    forms: Throttle = Throttle(rate_limit=20, burst_limit=40)
+    beacon: Throttle = Throttle(rate_limit=50, burst_limit=100)
+    # Mail providers post RFC 8058 one-click opt-outs in bursts after a campaign.
+    opt_out: Throttle = Throttle(rate_limit=50, burst_limit=100)
+    admin: Throttle = Throttle(rate_limit=10, burst_limit=20)
 
 
 # The rates at which SES puts a sending account under review.
@@ -151,8 +181,7 @@ class DeploymentConfig(BaseModel):
     cors_origins: list[str] = Field(default_factory=_default_origins, min_length=1)
     # Origins a form may send the visitor back to after a post (open-redirect guard).
     redirect_origins: list[str] = Field(default_factory=_default_origins, min_length=1)
-    throttle_rate_limit: float = Field(default=20, gt=0)
-    throttle_burst_limit: int = Field(default=40, gt=0)
+    throttling: ThrottlingConfig = ThrottlingConfig()
     consent_required_forms: list[str] = Field(
         default_factory=lambda: ["newsletter", "download", "trial"]
     )
@@ -165,6 +194,19 @@ class DeploymentConfig(BaseModel):
     waf_enabled: bool = True
     # Requests one IP may send in any 5 minutes before WAF answers 429.
     waf_ip_rate_limit: int = Field(default=300, ge=10, le=2_000_000_000)
+
+    def not_for_production(self) -> list[str]:
+        """What a production deployment must not keep: origins on this machine or in
+        plain http (the defaults are the local stack's), and a plain-http API URL."""
+        problems = []
+        for name in ("cors_origins", "redirect_origins"):
+            for origin in getattr(self, name):
+                parts = urlsplit(origin)
+                if parts.scheme != "https" or (parts.hostname or "") in LOCAL_HOSTS:
+                    problems.append(f"{name}: {origin} (an https origin of the site is needed)")
+        if self.public_api_url and urlsplit(self.public_api_url).scheme != "https":
+            problems.append(f"public_api_url: {self.public_api_url} (https is needed)")
+        return problems
 
     @classmethod
     def from_context(cls, raw: Any) -> DeploymentConfig:
@@ -204,12 +246,6 @@ class DeploymentConfig(BaseModel):
         if days not in LOG_RETENTION_DAYS:
             raise ValueError(f"CloudWatch Logs accepts only {sorted(LOG_RETENTION_DAYS)}")
         return days
-
-    @model_validator(mode="after")
-    def _burst_covers_rate(self) -> DeploymentConfig:
-        if self.throttle_burst_limit < self.throttle_rate_limit:
-            raise ValueError("throttle_burst_limit must be >= throttle_rate_limit")
-        return self
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ class Route:
     # answers the CORS preflight (in the function). Links opened from emails, pages
     # posting to themselves and mail providers' one-click posts need none.
     cross_origin: bool = False
-    # "beacon": the tracking snippet's routes, throttled on their own (config ``visits``)
-    # so a flood of page views cannot use up the stage's limit that forms rely on.
-    throttle: Literal["stage", "beacon"] = "stage"
+    # Which limits of the deployment's ``throttling`` apply; each route has its own
+    # bucket of them (beacons cannot starve forms, nor forms an opt-out).
+    throttle: Literal["forms", "beacon", "opt_out", "admin"] = "forms"
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,10 @@ UNSUBSCRIBE = FunctionSpec(
     name="unsubscribe",
     handler="functions.unsubscribe.handler.lambda_handler",
     description="GET/POST /unsubscribe: confirmation page and RFC 8058 one-click opt-out",
-    routes=(Route("GET", "/unsubscribe"), Route("POST", "/unsubscribe")),
+    routes=(
+        Route("GET", "/unsubscribe", throttle="opt_out"),
+        Route("POST", "/unsubscribe", throttle="opt_out"),
+    ),
     table=TableAccess(
         reads=("GetItem",),
         writes=("PutItem", "UpdateItem"),
@@ -334,9 +337,9 @@ ADMIN = FunctionSpec(
     handler="functions.admin.handler.lambda_handler",
     description="IAM-authorised: sales disposition, lead lookup and erasure",
     routes=(
-        Route("GET", "/leads/{lead_id}", auth="IAM"),
-        Route("DELETE", "/leads/{lead_id}", auth="IAM"),
-        Route("POST", "/leads/{lead_id}/disposition", auth="IAM"),
+        Route("GET", "/leads/{lead_id}", auth="IAM", throttle="admin"),
+        Route("DELETE", "/leads/{lead_id}", auth="IAM", throttle="admin"),
+        Route("POST", "/leads/{lead_id}/disposition", auth="IAM", throttle="admin"),
     ),
     # Erasure deletes the lead's items and keeps a hash of the address (ERASED#);
     # a disposition records its outcome for the monthly report (OUTCOME#).

@@ -25,7 +25,7 @@ _AUTHORIZATION = {
 
 _PUBLIC_FORM_REASON = (
     "Public form endpoint posted by anonymous website visitors, so no authorizer can "
-    "apply; abuse is handled by stage throttling, the WAF rate limit, and the honeypot "
+    "apply; abuse is handled by the route's throttling, the WAF rate limit, and the honeypot "
     "field and body size limit checked in the function."
 )
 _BEACON_REASON = (
@@ -37,8 +37,8 @@ _BEACON_REASON = (
 _SIGNED_LINK_REASON = (
     "Opened from a link in an email by a recipient who has no account, and posted by "
     "mail providers for RFC 8058 one-click unsubscribe, so no authorizer can apply; the "
-    "function verifies the link's HMAC-signed token, and stage throttling and the WAF "
-    "rate limit bound abuse."
+    "function verifies the link's HMAC-signed token, and the route's own throttling "
+    "bounds abuse."
 )
 
 # One JSON object per request; no body or query string, so no personal data.
@@ -62,6 +62,13 @@ _ACCESS_LOG_FORMAT = apigw.AccessLogFormat.custom(
         }
     )
 )
+
+
+def _throttled(config: DeploymentConfig, route: Route) -> apigw.MethodDeploymentOptions:
+    limits = getattr(config.throttling, route.throttle)
+    return apigw.MethodDeploymentOptions(
+        throttling_rate_limit=limits.rate_limit, throttling_burst_limit=limits.burst_limit
+    )
 
 
 class LeadApi(Construct):
@@ -91,17 +98,13 @@ class LeadApi(Construct):
             binary_media_types=list(BINARY_MEDIA_TYPES),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
-                throttling_rate_limit=config.throttle_rate_limit,
-                throttling_burst_limit=config.throttle_burst_limit,
-                # The snippet's routes: their own limits, so beacons cannot starve forms.
+                # The stage's default; every route below has its own bucket.
+                throttling_rate_limit=config.throttling.forms.rate_limit,
+                throttling_burst_limit=config.throttling.forms.burst_limit,
                 method_options={
-                    f"{route.path}/{route.method}": apigw.MethodDeploymentOptions(
-                        throttling_rate_limit=config.visits.throttle_rate_limit,
-                        throttling_burst_limit=config.visits.throttle_burst_limit,
-                    )
+                    f"{route.path}/{route.method}": _throttled(config, route)
                     for spec in FUNCTIONS
                     for route in spec.routes
-                    if route.throttle == "beacon"
                 },
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=_ACCESS_LOG_FORMAT,

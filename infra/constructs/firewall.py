@@ -15,6 +15,23 @@ _MANAGED_RULE_GROUPS = (
 )
 
 
+OPT_OUT_PATH = "/unsubscribe"
+
+
+def _path_ends_with(suffix: str) -> wafv2.CfnWebACL.StatementProperty:
+    # The path WAF sees carries the stage (/v1/unsubscribe), or a custom domain's base path.
+    return wafv2.CfnWebACL.StatementProperty(
+        byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+            positional_constraint="ENDS_WITH",
+            search_string=suffix,
+            text_transformations=[
+                wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="LOWERCASE")
+            ],
+        )
+    )
+
+
 def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return wafv2.CfnWebACL.VisibilityConfigProperty(
         cloud_watch_metrics_enabled=True,
@@ -42,7 +59,18 @@ class ApiFirewall(Construct):
             ),
             statement=wafv2.CfnWebACL.StatementProperty(
                 rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                    aggregate_key_type="IP", limit=ip_rate_limit, evaluation_window_sec=300
+                    aggregate_key_type="IP",
+                    limit=ip_rate_limit,
+                    evaluation_window_sec=300,
+                    # Opt-outs are neither counted nor blocked: one-click opt-outs come in
+                    # bursts from a mail provider's few servers, and a person behind an
+                    # office's shared address must be able to opt out while colleagues
+                    # post forms. The route's own throttling bounds them.
+                    scope_down_statement=wafv2.CfnWebACL.StatementProperty(
+                        not_statement=wafv2.CfnWebACL.NotStatementProperty(
+                            statement=_path_ends_with(OPT_OUT_PATH)
+                        )
+                    ),
                 )
             ),
             visibility_config=_visibility("ip-rate-limit"),

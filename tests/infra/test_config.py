@@ -41,7 +41,9 @@ def test_defaults() -> None:
     config = DeploymentConfig.from_context(None)
     assert config.cors_origins == ["http://localhost:3000"]
     assert config.redirect_origins == ["http://localhost:3000"]
-    assert (config.throttle_rate_limit, config.throttle_burst_limit) == (20, 40)
+    throttling = config.throttling
+    assert (throttling.forms.rate_limit, throttling.forms.burst_limit) == (20, 40)
+    assert (throttling.opt_out.rate_limit, throttling.opt_out.burst_limit) == (50, 100)
     assert config.consent_required_forms == ["newsletter", "download", "trial"]
     assert config.consent_version == "2026-01"
     assert config.max_body_bytes == 32768
@@ -61,7 +63,9 @@ def test_defaults() -> None:
         {"redirect_origins": ["www.example.co.jp"]},
         {"cors_origins": []},
         {"consent_required_forms": ["newsletter,trial"]},
-        {"throttle_rate_limit": 50, "throttle_burst_limit": 40},
+        {"throttling": {"opt_out": {"rate_limit": 50, "burst_limit": 40}}},
+        {"throttling": {"forms": {"rate_limit": 0, "burst_limit": 40}}},
+        {"throttle_rate_limit": 20},  # the old key
         {"log_retention_days": 31},
         {"max_body_bytes": 0},
         {"cors_origin": ["https://www.example.co.jp"]},  # misspelt key
@@ -111,3 +115,36 @@ def test_only_functions_that_send_email_learn_the_sender() -> None:
     for spec in FUNCTIONS:
         environment = function_environment(spec, DeploymentConfig(), RESOURCES)
         assert ("SENDER_PRODUCT_NAME" in environment) == spec.sends_email, spec.name
+
+
+def test_the_local_defaults_are_not_for_production() -> None:
+    problems = DeploymentConfig.from_context(None).not_for_production()
+    assert problems == [
+        "cors_origins: http://localhost:3000 (an https origin of the site is needed)",
+        "redirect_origins: http://localhost:3000 (an https origin of the site is needed)",
+    ]
+    site = {
+        "cors_origins": ["https://www.example.co.jp"],
+        "redirect_origins": ["https://www.example.co.jp", "http://lp.example.co.jp"],
+        "public_api_url": "http://api.example.co.jp/",
+    }
+    assert DeploymentConfig.from_context(site).not_for_production() == [
+        "redirect_origins: http://lp.example.co.jp (an https origin of the site is needed)",
+        "public_api_url: http://api.example.co.jp/ (https is needed)",
+    ]
+    https = {"cors_origins": ["https://127.0.0.1"], "redirect_origins": ["https://x.example"]}
+    assert DeploymentConfig.from_context(https).not_for_production() == [
+        "cors_origins: https://127.0.0.1 (an https origin of the site is needed)"
+    ]
+
+
+def test_a_production_synth_refuses_local_origins_with_what_to_change() -> None:
+    from infra.app import DeploymentRefused, build_app, cdk_json_context
+
+    context = {**cdk_json_context(), "stage": "production"}
+    with pytest.raises(DeploymentRefused) as refused:
+        build_app(context=context)
+    message = str(refused.value)
+    assert "cdk.json's 'lead-nurture' block" in message
+    assert "cors_origins: http://localhost:3000" in message
+    assert "redirect_origins: http://localhost:3000" in message

@@ -88,9 +88,19 @@ def acknowledgements(synthesized: Synthesized) -> dict[tuple[str, str], str]:
     return found
 
 
+# The app's own warning (a local run's origins, tests/infra/test_config.py), which the
+# report lists with cdk-nag's findings.
+OWN_WARNINGS = {"Annotation::lead-nurture:local-origins"}
+
+
 def findings(assembly_dir: Path) -> list[dict[str, Any]]:
     report = json.loads((assembly_dir / "validation-report.json").read_text())
-    return [violation for plugin in report["pluginReports"] for violation in plugin["violations"]]
+    return [
+        violation
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        if violation["ruleName"] not in OWN_WARNINGS
+    ]
 
 
 def test_synth_with_cdk_nag_leaves_no_finding(synthesized: Synthesized) -> None:

@@ -31,7 +31,7 @@ from infra.wiring import (
     FunctionSpec,
     QueueSpec,
 )
-from tests.infra.conftest import Synthesized, cdk_context, synthesize
+from tests.infra.conftest import ROOT, Synthesized, cdk_context, synthesize
 
 pytestmark = pytest.mark.infra
 
@@ -1174,43 +1174,55 @@ def test_api_passes_form_and_json_bodies_to_the_functions_byte_for_byte(
     )
 
 
-def test_stage_throttles_traces_and_logs_without_bodies(template: Template) -> None:
+def test_stage_traces_and_logs_without_bodies(template: Template) -> None:
     template.has_resource_properties(
         "AWS::ApiGateway::Stage",
         {
             "StageName": "v1",
             "TracingEnabled": True,
-            "MethodSettings": [
-                Match.object_like(
-                    {
-                        "HttpMethod": "*",
-                        "ResourcePath": "/*",
-                        "ThrottlingRateLimit": 20,
-                        "ThrottlingBurstLimit": 40,
-                        "LoggingLevel": "ERROR",
-                        "DataTraceEnabled": False,
-                    }
-                ),
-                # The snippet's routes, throttled apart so beacons cannot starve forms.
-                Match.object_like(
-                    {
-                        "HttpMethod": "POST",
-                        "ResourcePath": "/~1visits",
-                        "ThrottlingRateLimit": 50,
-                        "ThrottlingBurstLimit": 100,
-                    }
-                ),
-                Match.object_like(
-                    {
-                        "HttpMethod": "GET",
-                        "ResourcePath": "/~1tracker.js",
-                        "ThrottlingRateLimit": 50,
-                        "ThrottlingBurstLimit": 100,
-                    }
-                ),
-            ],
+            "MethodSettings": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "HttpMethod": "*",
+                            "ResourcePath": "/*",
+                            "ThrottlingRateLimit": 20,
+                            "ThrottlingBurstLimit": 40,
+                            "LoggingLevel": "ERROR",
+                            "DataTraceEnabled": False,
+                        }
+                    )
+                ]
+            ),
         },
     )
+
+
+def method_throttles(template_json: dict[str, Any]) -> dict[tuple[str, str], tuple[float, int]]:
+    _, stage = only(of_type(template_json, "AWS::ApiGateway::Stage"))
+    return {
+        (setting["HttpMethod"], setting["ResourcePath"][1:].replace("~1", "/")): (
+            setting["ThrottlingRateLimit"],
+            setting["ThrottlingBurstLimit"],
+        )
+        for setting in stage["Properties"]["MethodSettings"]
+        if setting["HttpMethod"] != "*"
+    }
+
+
+def test_every_route_is_throttled_on_its_own_by_its_class(template_json: dict[str, Any]) -> None:
+    limits = DeploymentConfig.from_cdk_json(ROOT / "cdk.json").throttling
+    throttles = method_throttles(template_json)
+    routes = [route for spec in FUNCTIONS for route in spec.routes]
+    assert set(throttles) == {(route.method, route.path) for route in routes}
+    for route in routes:
+        expected = getattr(limits, route.throttle)
+        assert throttles[route.method, route.path] == (expected.rate_limit, expected.burst_limit)
+    # opt-outs have a bucket of their own, never the forms' or the beacons'
+    classes = {route.path: route.throttle for route in routes}
+    assert classes["/unsubscribe"] == "opt_out"
+    assert (classes["/leads"], classes["/visits"]) == ("forms", "beacon")
+    assert {classes[path] for path in classes if path.startswith("/leads/")} == {"admin"}
 
 
 def test_access_log_is_json_into_a_retained_log_group(template_json: dict[str, Any]) -> None:
@@ -1251,6 +1263,11 @@ def test_waf_guards_the_stage(template_json: dict[str, Any]) -> None:
     )
     assert rate["Statement"]["RateBasedStatement"]["Limit"] == DeploymentConfig().waf_ip_rate_limit
     assert rate["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    # opt-outs are left out of the per-IP count and block
+    (scope,) = [rate["Statement"]["RateBasedStatement"]["ScopeDownStatement"]]
+    match = scope["NotStatement"]["Statement"]["ByteMatchStatement"]
+    assert (match["FieldToMatch"], match["PositionalConstraint"]) == ({"UriPath": {}}, "ENDS_WITH")
+    assert match["SearchString"] == "/unsubscribe"
 
 
 def test_outputs_the_api_url(template: Template) -> None:
@@ -1488,8 +1505,7 @@ def customised(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     context = cdk_context()
     context[CONTEXT_KEY] = {
         "cors_origins": ["https://www.example.co.jp", "https://lp.example.co.jp"],
-        "throttle_rate_limit": 5,
-        "throttle_burst_limit": 10,
+        "throttling": {"opt_out": {"rate_limit": 5, "burst_limit": 10}},
         "log_retention_days": 90,
         "waf_enabled": False,
         "sender": {"from_address": "Example Mail <info@mail.example.com>"},
@@ -1512,14 +1528,9 @@ def test_context_drives_function_environment(customised: Synthesized) -> None:
 
 
 def test_context_drives_throttling_and_retention(customised: Synthesized) -> None:
-    customised.template.has_resource_properties(
-        "AWS::ApiGateway::Stage",
-        {
-            "MethodSettings": Match.array_with(
-                [Match.object_like({"ThrottlingRateLimit": 5, "ThrottlingBurstLimit": 10})]
-            )
-        },
-    )
+    throttles = method_throttles(customised.template_json)
+    assert throttles["POST", "/unsubscribe"] == (5, 10)
+    assert throttles["POST", "/leads"] == (20, 40)  # the other classes keep their defaults
     retention = {
         group["Properties"]["RetentionInDays"]
         for group in of_type(customised.template_json, "AWS::Logs::LogGroup").values()
@@ -1552,4 +1563,14 @@ def test_context_drives_the_reputation_alarms(customised: Synthesized) -> None:
     )
     assert_rate_alarm(
         alarms["Complaints"], "Complaints", threshold=0.05, min_sends=100, window_s=hour
+    )
+
+
+def test_a_synth_with_local_origins_warns_that_production_refuses_them(
+    synthesized: Synthesized,
+) -> None:
+    from aws_cdk.assertions import Annotations
+
+    Annotations.from_stack(synthesized.stack).has_warning(
+        "*", Match.string_like_regexp("refused with -c stage=production.*cors_origins")
     )
