@@ -179,10 +179,16 @@ class Readers:
 
     def answer(self, now: datetime) -> None:
         """Publish the events of every email sent before ``now`` not answered yet."""
-        _, listed = call(f"{self._stack.origin}/_local/outbox?from={self.answered}")
-        for found in listed["mails"]:
+        while True:
+            _, listed = call(f"{self._stack.origin}/_local/outbox?from={self.answered}")
+            if not listed["mails"] or not self._answer_page(listed["mails"], now):
+                return
+
+    def _answer_page(self, page: list[dict[str, Any]], now: datetime) -> bool:
+        """Answer the page's emails in order; False where one is not ready yet."""
+        for found in page:
             if not found["tags"].get("lead_id") or not found["sent_at"]:
-                break  # its send record is not seen yet: answered on the next round
+                return False  # its send record is not seen yet: answered on the next round
             sent_at = from_iso(found["sent_at"])
             mail = mails.SentMail(found["id"], found["source"], tuple(found["to"]), raw="")
             info = mails.SendInfo(found["tags"]["lead_id"], sent_at, found["tags"])
@@ -208,6 +214,7 @@ class Readers:
                 self._sns.publish(TopicArn=self._topic, Message=json.dumps(event))
                 self.events += 1
             self.answered += 1
+        return True
 
 
 def delivery_detail(mail: mails.SentMail, sent_at: datetime) -> dict[str, Any]:

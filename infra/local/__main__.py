@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import boto3
 
 from infra.config import DeploymentConfig, Resources, function_environment
-from infra.local import state
+from infra.local import moto_fixes, state
 from infra.local.apigateway import LocalApiGateway
 from infra.local.console import PREFIX as CONSOLE_PREFIX
 from infra.local.console import ConsoleConfig, LocalConsole
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.state and not args.reset:
         offset = state.load(args.state, session, provisioned)
     clock = OffsetClock(offset) if offset is not None else OffsetClock()
+    moto_fixes.SENT_EMAILS.clock = clock.now  # emails are sent at the stack's time
     handlers = build_handlers(FUNCTIONS, clock)
     runtime = LocalRuntime(
         FUNCTIONS,
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         session,
         tick=runtime.tick,
         outbox=outbox,
+        sent_info=outbox.info,
     )
     control = LocalControl(clock, runtime.tick, about, outbox, console.send_info)
 

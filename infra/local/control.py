@@ -1,7 +1,7 @@
 """The local stack's own endpoints, outside the API stage: its clock and its schedules.
 
 - ``GET  /_local``               what runs where (API, moto, queues, topics, sales inbox)
-- ``GET  /_local/outbox?from=N``  the emails SES accepted, from the N-th on
+- ``GET  /_local/outbox?from=N``  the emails SES accepted, from the N-th on (500 a page)
 - ``GET  /_local/clock``         the stack's time
 - ``POST /_local/clock/advance`` ``{"by": "P1D"}`` (ISO-8601 duration) moves it forward
 - ``POST /_local/tick``          every scheduled function once, now
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from infra.local.console.mail import SendInfo, SentMail
 
 PREFIX = "/_local"
+OUTBOX_PAGE = 500
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
@@ -141,11 +142,14 @@ class LocalControl:
         the outbox without reading it whole each time."""
         query = parse_qs(urlsplit(target).query)
         start = query.get("from", ["0"])[-1]
+        limit = query.get("limit", [str(OUTBOX_PAGE)])[-1]
         if not start.isdigit():
             return _json(400, {"message": "from: expected a count of emails already read"})
+        if not limit.isdigit() or not 0 < int(limit) <= OUTBOX_PAGE:
+            return _json(400, {"message": f"limit: expected 1 to {OUTBOX_PAGE}"})
         sent = self._outbox()
         mails = []
-        for mail in sent[int(start) :]:
+        for mail in sent[int(start) : int(start) + int(limit)]:
             info = self._send_info(mail) if self._send_info else None
             sent_at = info.sent_at if info else None
             mails.append(

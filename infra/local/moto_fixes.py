@@ -17,6 +17,9 @@ as it is unless they install them.
   keeps the newest ``ITERATORS_KEPT``, as AWS lets an unused iterator expire.
 - **A stream keeps every record.** Here it keeps the newest ``STREAM_RECORDS_KEPT``
   (DynamoDB Streams keep 24 hours); sequence numbers go on as before.
+- **SES forgets how an email was sent.** moto keeps the raw message but drops its tags.
+  Here each email's tags (lead, program, step, variant) and the time on the local
+  stack's clock are kept by message id (``SENT_EMAILS``), as SES would report them.
 - **Conditional writes race.** Requests run on several threads, and two posts for one
   new address could both pass ``attribute_not_exists``. Here DynamoDB and DynamoDB
   Streams requests run one at a time, as one partition would apply them.
@@ -28,10 +31,13 @@ fails if an upgrade moves what these rely on.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -41,6 +47,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+from moto.sesv2.responses import SESV2Response
 
 ITERATORS_KEPT = 1_000
 STREAM_RECORDS_KEPT = 20_000
@@ -282,9 +289,52 @@ def _trimmed_streams() -> Undo:
     return undo
 
 
+@dataclass(frozen=True)
+class SentEmail:
+    tags: dict[str, str]
+    at: datetime
+
+
+class SentEmails:
+    """Each email's tags and send time, by SES message id."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, SentEmail] = {}
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the stack's, once set
+
+    def record(self, message_id: str, tags: dict[str, str]) -> None:
+        self._by_id[message_id] = SentEmail(tags, self.clock())
+
+    def get(self, message_id: str) -> SentEmail | None:
+        return self._by_id.get(message_id)
+
+
+SENT_EMAILS = SentEmails()
+
+
+def _tagged_sends() -> Undo:
+    original = SESV2Response.send_email
+
+    def send_email(self: SESV2Response) -> str:
+        answer = original(self)
+        tags = json.loads(self.body).get("EmailTags") or []
+        SENT_EMAILS.record(
+            json.loads(answer)["MessageId"], {tag["Name"]: tag["Value"] for tag in tags}
+        )
+        return answer
+
+    SESV2Response.send_email = send_email  # type: ignore[method-assign]
+
+    def undo() -> None:
+        SESV2Response.send_email = original  # type: ignore[method-assign]
+
+    return undo
+
+
 def install() -> Undo:
     """Apply the fixes to moto in this process; the call that undoes them."""
     undos = [
+        _tagged_sends(),
         _journaled_transactions(),
         _weak_instance_lists(),
         _bounded_iterators(),

@@ -13,6 +13,7 @@ import gc
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -305,3 +306,23 @@ def test_concurrent_posts_for_one_new_address_on_the_local_moto_server_store_one
             ).get("Item")
     finally:
         server.stop()
+
+
+def test_an_email_keeps_the_tags_it_was_sent_with_and_the_stack_time(fixed: None) -> None:
+    at = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    monkeypatch_clock = moto_fixes.SENT_EMAILS.clock
+    moto_fixes.SENT_EMAILS.clock = lambda: at
+    try:
+        ses = boto3.client("sesv2", region_name=REGION)
+        ses.create_email_identity(EmailIdentity="example.co.jp")
+        raw = b"From: news@example.co.jp\r\nTo: a@example.co.jp\r\nSubject: x\r\n\r\nbody"
+        sent = ses.send_email(
+            FromEmailAddress="news@example.co.jp",
+            Destination={"ToAddresses": ["a@example.co.jp"]},
+            Content={"Raw": {"Data": raw}},
+            EmailTags=[{"Name": "lead_id", "Value": "abc"}, {"Name": "step", "Value": "welcome"}],
+        )
+    finally:
+        moto_fixes.SENT_EMAILS.clock = monkeypatch_clock
+    kept = moto_fixes.SENT_EMAILS.get(sent["MessageId"])
+    assert kept == moto_fixes.SentEmail({"lead_id": "abc", "step": "welcome"}, at)

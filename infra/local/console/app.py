@@ -186,10 +186,13 @@ class LocalConsole:
         tick: Callable[[], Mapping[str, Any]],
         programs: ProgramCatalog | None = None,
         outbox: Callable[[], Sequence[mails.SentMail]] | None = None,
+        sent_info: Callable[[str], mails.SendInfo | None] | None = None,
     ):
         self.config = config
         # What SES sent: read in process by the local stack, over data.json otherwise.
         self._outbox = outbox or partial(mails.sent_mails, config.moto)
+        # How it was sent, as SES recorded it, where known; else from the lead's timeline.
+        self._sent_info = sent_info
         self._clock = clock
         self._read: dict[str, datetime] = {}  # mail id -> the reader's last open or click
         self._tick = tick
@@ -319,6 +322,10 @@ class LocalConsole:
         """The lead, tags and send time the sender recorded in its ``email_sent`` activity."""
         if mail.id in self._sends:
             return self._sends[mail.id]
+        known = self._sent_info(mail.id) if self._sent_info else None
+        if known is not None:
+            self._sends[mail.id] = known
+            return known
         for address in mail.destinations:
             lead = self._leads.find_by_email(address)
             if lead is None:

@@ -118,6 +118,16 @@ class InProcessOutbox:
             found.append(mail)
         return found
 
+    def info(self, mail_id: str) -> SendInfo | None:
+        """How the email was sent (its tags, and when on the stack's clock), when this
+        process sent it; None for an email restored from a saved state."""
+        from infra.local.moto_fixes import SENT_EMAILS
+
+        sent = SENT_EMAILS.get(mail_id)
+        if sent is None or "lead_id" not in sent.tags:
+            return None
+        return SendInfo(sent.tags["lead_id"], sent.at, dict(sent.tags))
+
 
 def parse_link_tags(text: str) -> dict[str, list[str]]:
     """``ses:tags="link:pricing;area:header;"`` as SES reports it: ``{"link": ["pricing"]}``."""
