@@ -22,7 +22,12 @@ from constructs import Construct
 
 from infra.config import DeploymentConfig, Resources, function_environment
 from infra.constructs.data import LeadData
-from infra.constructs.messaging import JobQueues, dead_letter_alarm, dead_letter_queue
+from infra.constructs.messaging import (
+    JobQueues,
+    dead_letter_alarm,
+    dead_letter_queue,
+    grant_send,
+)
 from infra.constructs.nag import acknowledge
 from infra.constructs.nurture import NurtureEmail
 from infra.constructs.observability import Observability
@@ -111,7 +116,7 @@ class NurtureFunctions(Construct):
         if spec.consumes is not None:
             self._queues.queue(spec.consumes).grant_consume_messages(role)
         for produced in spec.produces:
-            self._queues.queue(produced).grant_send_messages(role)
+            grant_send(role, self._queues.queue(produced))
         for topic in spec.publishes:
             grant_publish(role, self._topics[topic])
         if spec.sends_email:
@@ -208,7 +213,8 @@ class NurtureFunctions(Construct):
         """The table's stream, filtered, with a failure queue for records given up on.
 
         Lambda sends the failure queue a description of the failed batch (shard and
-        sequence numbers), not the records: the lead itself stays in the table.
+        sequence numbers), not the records: the lead itself stays in the table, so the
+        queue holds no personal data and SQS's own key encrypts it.
         """
         failures = dead_letter_queue(scope, "StreamFailures")
         alarm = dead_letter_alarm(

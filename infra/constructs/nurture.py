@@ -114,10 +114,20 @@ class NurtureEmail(Construct):
             enabled=True,
         )
 
+        # Whoever reads the secret can forge any recipient's opt-out link and lead
+        # reference: its own key puts each read under the key policy and in CloudTrail.
+        self.secret_key = kms.Key(
+            self,
+            "SecretKey",
+            description="Encrypts the link-signing secret",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
         self.signing_secret = secretsmanager.Secret(
             self,
             "SigningSecret",
             description="HMAC key that signs the unsubscribe links in nurture emails",
+            encryption_key=self.secret_key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=SIGNING_SECRET_LENGTH, exclude_punctuation=True
             ),

@@ -648,11 +648,69 @@ def test_queue_redrives_to_a_dead_letter_queue_that_keeps_messages_14_days(
     assert "RedrivePolicy" not in dlq["Properties"]
 
 
+def key_described(template_json: dict[str, Any], prefix: str) -> str:
+    (key_id,) = (
+        key_id
+        for key_id, key in of_type(template_json, "AWS::KMS::Key").items()
+        if key["Properties"]["Description"].startswith(prefix)
+    )
+    return key_id
+
+
+def test_sns_may_use_the_queues_key_for_the_email_events_topic_only(
+    template_json: dict[str, Any],
+) -> None:
+    key = template_json["Resources"][key_described(template_json, "Encrypts the job queues")]
+    (statement,) = (
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Principal", {}).get("Service") == "sns.amazonaws.com"
+    )
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    (topic_id,) = (
+        topic_id
+        for topic_id, topic in of_type(template_json, "AWS::SNS::Topic").items()
+        if "SES events" in topic["Properties"].get("DisplayName", "")
+    )
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": topic_id}}}
+
+
+def test_the_signing_secret_is_encrypted_with_its_own_key(template_json: dict[str, Any]) -> None:
+    _, secret = only(of_type(template_json, "AWS::SecretsManager::Secret"))
+    key_id = key_described(template_json, "Encrypts the link-signing secret")
+    assert secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    key = template_json["Resources"][key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    # only the functions that sign or verify links may decrypt it, through Secrets Manager
+    (readers,) = (s for s in key["KeyPolicy"]["Statement"] if s["Action"] == "kms:Decrypt")
+    assert sorted(as_list(readers["Principal"]["AWS"]), key=json.dumps) == sorted(
+        (
+            {"Fn::GetAtt": [role_of(template_json, spec), "Arn"]}
+            for spec in FUNCTIONS
+            if spec.signs_links
+        ),
+        key=json.dumps,
+    )
+    assert "kms:ViaService" in readers["Condition"]["StringEquals"]
+
+
 def test_every_queue_is_encrypted_and_refuses_plain_http(template_json: dict[str, Any]) -> None:
     queues = of_type(template_json, "AWS::SQS::Queue")
     policies = of_type(template_json, "AWS::SQS::QueuePolicy").values()
+    key = {"Fn::GetAtt": [key_described(template_json, "Encrypts the job queues"), "Arn"]}
+    failure_queues = {
+        on_failure["Destination"]["Fn::GetAtt"][0]
+        for mapping in of_type(template_json, "AWS::Lambda::EventSourceMapping").values()
+        if (on_failure := mapping["Properties"].get("DestinationConfig", {}).get("OnFailure"))
+    }
+    assert failure_queues
     for queue_id, queue in queues.items():
-        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        if queue_id in failure_queues:
+            # the stream's failure queues hold shard and sequence numbers, no personal data
+            assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        else:  # job queues and their dead-letter queues: the queues' own key
+            assert queue["Properties"]["KmsMasterKeyId"] == key
+            assert queue["Properties"]["KmsDataKeyReusePeriodSeconds"] == 3600
         (policy,) = (p for p in policies if {"Ref": queue_id} in p["Properties"]["Queues"])
         assert {
             "Action": "sqs:*",
@@ -925,8 +983,12 @@ def test_function_reaches_only_the_table_its_spec_names(
 
     kms_actions = {action for action, r in grants if r == text(key_arn)}
     topic_keys = {text(topic_key_arn(template_json, topic)) for topic in spec.publishes}
+    queues_key = {"Fn::GetAtt": [key_described(template_json, "Encrypts the job queues"), "Arn"]}
     other_keys = {r for a, r in grants if a.startswith("kms:") and r != text(key_arn)}
-    assert other_keys == topic_keys
+    # (the signing secret's key grants its readers in its key policy)
+    assert other_keys == topic_keys | (
+        {text(queues_key)} if spec.consumes or spec.produces else set()
+    )
 
     access = spec.table
     if access is None:
