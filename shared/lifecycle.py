@@ -18,7 +18,7 @@ from shared.clock import Clock
 from shared.leads import Activity, ActivityType, Enrolment, Lead, Outcome, Stage
 from shared.nurture import COMPLETED, start
 from shared.programs import RETURNING_STAGES, Program, ProgramCatalog
-from shared.repository import LeadRepository, Record, Revision, Snapshot
+from shared.repository import LeadRepository, Record, Revision, Snapshot, UnknownLead
 from shared.transitions import staged
 
 
@@ -75,10 +75,6 @@ class InvalidTransition(Exception):
         super().__init__(f"a {stage.value} lead cannot be {disposition.value}")
         self.stage = stage
         self.disposition = disposition
-
-
-class UnknownLead(LookupError):
-    pass
 
 
 class SalesFeedback:

@@ -23,6 +23,10 @@ MAX_REVISIONS = 12
 POST_REVISIONS = 64
 
 
+class UnknownLead(LookupError):
+    """No lead has this id (never had, or it was erased)."""
+
+
 class EmailTaken(Exception):
     """Another lead already owns this address (a concurrent first post won the race)."""
 

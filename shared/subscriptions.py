@@ -5,13 +5,9 @@ from __future__ import annotations
 from shared.clock import Clock
 from shared.leads import Activity, ActivityType
 from shared.qualification import ScoreKeeper
-from shared.repository import LeadRepository, Revision, Snapshot
+from shared.repository import LeadRepository, Revision, Snapshot, UnknownLead
 from shared.scoring import Signal
 from shared.transitions import opted_out
-
-
-class UnknownLead(LookupError):
-    pass
 
 
 def unsubscribe(

@@ -21,10 +21,9 @@ from shared.lifecycle import (
     InvalidTransition,
     LifecycleSettings,
     SalesFeedback,
-    UnknownLead,
 )
 from shared.programs import load_programs
-from shared.repository import LeadRepository
+from shared.repository import LeadRepository, UnknownLead
 from shared.scoring import ScoringRules, load_scoring
 from shared.settings import EnvSettings
 

@@ -23,11 +23,11 @@ from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
 from shared.metrics import OPT_OUTS
 from shared.qualification import ScoreKeeper
-from shared.repository import LeadRepository, VersionConflict
+from shared.repository import LeadRepository, UnknownLead, VersionConflict
 from shared.scoring import load_scoring
 from shared.settings import EnvSettings
 from shared.submission import InvalidSubmission
-from shared.subscriptions import UnknownLead, unsubscribe
+from shared.subscriptions import unsubscribe
 from shared.tokens import InvalidToken, UnsubscribeTokens
 from shared.web import Pages, raw_body
 
