@@ -14,7 +14,8 @@ then for each simulated day:
 It prints, per day, the process's resident memory, the median and 95th-percentile form
 post, and the emails and events so far; at the end, how long SIGTERM took to stop it.
 
-Run: ``make bench-soak`` (or ``python -m bench.soak --leads 1000 --days 90``).
+Run: ``make bench-soak`` (or ``python -m bench.soak --leads 1000 --days 90``;
+``--max-minutes`` stops it after the day that passes a wall-time budget).
 """
 
 from __future__ import annotations
@@ -255,6 +256,12 @@ def main() -> int:
     parser.add_argument(
         "--spread", type=int, default=10, help="days over which the leads are posted"
     )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop after the day that passes this much wall time (the summary still prints)",
+    )
     parser.add_argument("--log", type=Path, default=ROOT / "build" / "bench-soak-stack.log")
     args = parser.parse_args()
     run = uuid.uuid4().hex[:6]
@@ -298,6 +305,9 @@ def main() -> int:
                 f"{time.monotonic() - wall:>7.0f}",
                 flush=True,
             )
+            if args.max_minutes and time.monotonic() - wall > args.max_minutes * 60:
+                print(f"stopped after day {day}: --max-minutes {args.max_minutes:g} reached")
+                break
         if first is not None:
             print(
                 f"last day against day 0: form post p50 {last[0] / first[0]:.2f}x, "

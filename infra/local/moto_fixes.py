@@ -15,8 +15,10 @@ as it is unless they install them.
   shows what is alive and the rest is freed.
 - **Every ``GetRecords`` adds a shard iterator** that is never dropped. Here a backend
   keeps the newest ``ITERATORS_KEPT``, as AWS lets an unused iterator expire.
-- **A stream keeps every record.** Here it keeps the newest ``STREAM_RECORDS_KEPT``
-  (DynamoDB Streams keep 24 hours); sequence numbers go on as before.
+- **A stream keeps every record, a topic every message published.** Here a stream keeps
+  its newest ``STREAM_RECORDS_KEPT`` records (DynamoDB Streams keep 24 hours; sequence
+  numbers go on as before) and a topic its newest ``NOTIFICATIONS_KEPT`` messages (its
+  subscribers have them already).
 - **SES forgets how an email was sent.** moto keeps the raw message but drops its tags.
   Here each email's tags (lead, program, step, variant) and the time on the local
   stack's clock are kept by message id (``SENT_EMAILS``), as SES would report them.
@@ -48,9 +50,13 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.sesv2.responses import SESV2Response
+from moto.sns.models import Topic
 
 ITERATORS_KEPT = 1_000
-STREAM_RECORDS_KEPT = 20_000
+# Each record holds a lead's old and new image: 5,000 are minutes of the busiest run,
+# and the local readers poll twice a second.
+STREAM_RECORDS_KEPT = 5_000
+NOTIFICATIONS_KEPT = 1_000
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Undo = Callable[[], None]
@@ -331,9 +337,28 @@ def _tagged_sends() -> Undo:
     return undo
 
 
+def _trimmed_topics() -> Undo:
+    original = Topic.publish
+
+    def publish(self: Topic, *args: Any, **kwargs: Any) -> str:
+        message_id = original(self, *args, **kwargs)
+        excess = len(self.sent_notifications) - NOTIFICATIONS_KEPT
+        if excess > 0:
+            del self.sent_notifications[:excess]
+        return message_id
+
+    Topic.publish = publish  # type: ignore[method-assign]
+
+    def undo() -> None:
+        Topic.publish = original  # type: ignore[method-assign]
+
+    return undo
+
+
 def install() -> Undo:
     """Apply the fixes to moto in this process; the call that undoes them."""
     undos = [
+        _trimmed_topics(),
         _tagged_sends(),
         _journaled_transactions(),
         _weak_instance_lists(),

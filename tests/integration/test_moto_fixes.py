@@ -326,3 +326,32 @@ def test_an_email_keeps_the_tags_it_was_sent_with_and_the_stack_time(fixed: None
         moto_fixes.SENT_EMAILS.clock = monkeypatch_clock
     kept = moto_fixes.SENT_EMAILS.get(sent["MessageId"])
     assert kept == moto_fixes.SentEmail({"lead_id": "abc", "step": "welcome"}, at)
+
+
+def test_a_topic_keeps_its_newest_messages_and_still_delivers_every_one(
+    fixed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sns.models import sns_backends
+
+    monkeypatch.setattr(moto_fixes, "NOTIFICATIONS_KEPT", 5)
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="events")["TopicArn"]
+    queue = sqs.create_queue(QueueName="events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=arn["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    for n in range(12):
+        sns.publish(TopicArn=topic, Message=f"event {n}")
+    kept = sns_backends[ACCOUNT][REGION].topics[topic].sent_notifications
+    assert [message for _, message, *_ in kept] == [f"event {n}" for n in range(7, 12)]
+    received = []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        received += [m["Body"] for m in batch]
+        for m in batch:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    assert sorted(received) == sorted(f"event {n}" for n in range(12))
