@@ -5,9 +5,9 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra.constructs.keys import data_key
 from infra.wiring import Attribute, TableAccess, TableSpec
 
 _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
@@ -29,13 +29,7 @@ class LeadData(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: TableSpec) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Encrypts the lead table (personal data) at rest",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.key = data_key(self, "Key", "Encrypts the lead table (personal data) at rest")
         self.table = dynamodb.Table(
             self,
             "Table",

@@ -6,10 +6,11 @@ this stack; the handoff function, fed by the table's stream, is its only publish
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
-from aws_cdk import aws_kms as kms
+from aws_cdk import Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+
+from infra.constructs.keys import data_key
 
 
 class SalesHandoff(Construct):
@@ -17,12 +18,8 @@ class SalesHandoff(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         # A qualified lead's name, company and contact details travel in each message.
-        self.key = kms.Key(
-            self,
-            "TopicKey",
-            description="Encrypts the sales topic (qualified leads' contact details)",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+        self.key = data_key(
+            self, "TopicKey", "Encrypts the sales topic (qualified leads' contact details)"
         )
         self.topic = sns.Topic(
             self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -14,6 +14,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.keys import data_key
 from infra.wiring import QueueSpec
 
 # The longest SQS keeps a message: time to find and fix the cause of a poison message.
@@ -97,12 +98,8 @@ class JobQueues(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, specs: Sequence[QueueSpec]) -> None:
         super().__init__(scope, construct_id)
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Encrypts the job queues and their dead-letter queues (personal data)",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+        self.key = data_key(
+            self, "Key", "Encrypts the job queues and their dead-letter queues (personal data)"
         )
         self.by_name: dict[str, JobQueue] = {spec.name: self._queue(spec) for spec in specs}
 

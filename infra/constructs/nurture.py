@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.constructs.keys import data_key
 from infra.constructs.nag import acknowledge
 
 # Everything SES can report about a message, so engagement (opens, clicks) scores
@@ -64,12 +64,8 @@ class NurtureEmail(Construct):
         )
 
         # Engagement events carry recipient addresses: encrypt them under our own key.
-        self.events_key = kms.Key(
-            self,
-            "EventsKey",
-            description="Encrypts the SES engagement events topic (recipient addresses)",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+        self.events_key = data_key(
+            self, "EventsKey", "Encrypts the SES engagement events topic (recipient addresses)"
         )
         # SES publishes to an encrypted topic only if the key policy lets it use the key,
         # and only for this account's configuration set.
@@ -116,13 +112,7 @@ class NurtureEmail(Construct):
 
         # Whoever reads the secret can forge any recipient's opt-out link and lead
         # reference: its own key puts each read under the key policy and in CloudTrail.
-        self.secret_key = kms.Key(
-            self,
-            "SecretKey",
-            description="Encrypts the link-signing secret",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.secret_key = data_key(self, "SecretKey", "Encrypts the link-signing secret")
         self.signing_secret = secretsmanager.Secret(
             self,
             "SigningSecret",

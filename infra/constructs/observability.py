@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -19,6 +18,7 @@ from infra.config import (
     SES_REVIEW_COMPLAINT_PERCENT,
     ReputationConfig,
 )
+from infra.constructs.keys import data_key
 from infra.wiring import CAPTURE, ENGAGEMENT, HANDOFF, SCHEDULER, SENDER, UNSUBSCRIBE, VISITS
 from shared.metrics import (
     COMPLAINTS,
@@ -138,12 +138,8 @@ class Observability(Construct):
         super().__init__(scope, construct_id)
         self.retention = RETENTION_BY_DAYS[log_retention_days]
         # Logs can carry lead ids and error details: keep them under a key we control.
-        self.logs_key = kms.Key(
-            self,
-            "LogsKey",
-            description="Encrypts the CloudWatch log groups of the lead-nurture stack",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+        self.logs_key = data_key(
+            self, "LogsKey", "Encrypts the CloudWatch log groups of the lead-nurture stack"
         )
         # CloudWatch Logs needs the key policy itself to allow it (an IAM grant cannot),
         # limited to log groups of this account and region.

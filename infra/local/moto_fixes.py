@@ -140,6 +140,13 @@ class StreamRecords(list[Any]):
         list.__delitem__(self, slice(held, None))
 
 
+def _patched(owner: type, name: str, replacement: Callable[..., Any]) -> Undo:
+    """``owner.name`` replaced; the call that puts the original back."""
+    original = vars(owner)[name]
+    setattr(owner, name, replacement)
+    return lambda: setattr(owner, name, original)
+
+
 def _key(table: Table, op: dict[str, Any], op_type: str) -> tuple[DynamoType, DynamoType | None]:
     attributes = op["Item"] if op_type == "Put" else op["Key"]
     hash_key = DynamoType(attributes[table.hash_key_attr])
@@ -217,19 +224,17 @@ def _journaled_transactions() -> Undo:
             prior.restore()
             raise
 
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    undo_transactions = _patched(DynamoDBBackend, "transact_write_items", transact_write_items)
     undo_copies = _tables_not_copied()
 
     def undo() -> None:
-        DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+        undo_transactions()
         undo_copies()
 
     return undo
 
 
 def _weak_instance_lists() -> Undo:
-    original_new = BaseModel.__new__
-
     def new(cls: type[BaseModel], *args: Any, **kwargs: Any) -> BaseModel:
         instance = super(BaseModel, cls).__new__(cls)
         tracked = cls.__dict__.get("instances_tracked")
@@ -239,12 +244,7 @@ def _weak_instance_lists() -> Undo:
         tracked.append(instance)
         return instance
 
-    BaseModel.__new__ = new  # type: ignore[method-assign]
-
-    def undo() -> None:
-        BaseModel.__new__ = original_new  # type: ignore[method-assign]
-
-    return undo
+    return _patched(BaseModel, "__new__", new)
 
 
 def _bounded_iterators() -> Undo:
@@ -270,12 +270,12 @@ def _bounded_iterators() -> Undo:
         finally:
             forget_oldest(self)
 
-    DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator  # type: ignore[method-assign]
-    DynamoDBStreamsBackend.get_records = get_records_kept  # type: ignore[method-assign]
+    undo_iterators = _patched(DynamoDBStreamsBackend, "get_shard_iterator", get_shard_iterator)
+    undo_records = _patched(DynamoDBStreamsBackend, "get_records", get_records_kept)
 
     def undo() -> None:
-        DynamoDBStreamsBackend.get_shard_iterator = get_iterator  # type: ignore[method-assign]
-        DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
+        undo_records()
+        undo_iterators()
 
     return undo
 
@@ -287,12 +287,7 @@ def _trimmed_streams() -> Undo:
         original_init(self, *args, **kwargs)
         self.items = StreamRecords()
 
-    StreamShard.__init__ = init  # type: ignore[method-assign]
-
-    def undo() -> None:
-        StreamShard.__init__ = original_init  # type: ignore[method-assign]
-
-    return undo
+    return _patched(StreamShard, "__init__", init)
 
 
 @dataclass(frozen=True)
@@ -329,12 +324,7 @@ def _tagged_sends() -> Undo:
         )
         return answer
 
-    SESV2Response.send_email = send_email  # type: ignore[method-assign]
-
-    def undo() -> None:
-        SESV2Response.send_email = original  # type: ignore[method-assign]
-
-    return undo
+    return _patched(SESV2Response, "send_email", send_email)
 
 
 def _trimmed_topics() -> Undo:
@@ -347,12 +337,7 @@ def _trimmed_topics() -> Undo:
             del self.sent_notifications[:excess]
         return message_id
 
-    Topic.publish = publish  # type: ignore[method-assign]
-
-    def undo() -> None:
-        Topic.publish = original  # type: ignore[method-assign]
-
-    return undo
+    return _patched(Topic, "publish", publish)
 
 
 def install() -> Undo:
