@@ -283,9 +283,10 @@ VISITS = FunctionSpec(
 ADMIN = FunctionSpec(
     name="admin",
     handler="functions.admin.handler.lambda_handler",
-    description="IAM-authorised: sales disposition, lead lookup and erasure",
+    description="IAM-authorised: sales disposition, lead lookup, disclosure and erasure",
     routes=(
         Route("GET", "/leads/{lead_id}", auth="IAM"),
+        Route("GET", "/leads/{lead_id}/export", auth="IAM"),
         Route("DELETE", "/leads/{lead_id}", auth="IAM"),
         Route("POST", "/leads/{lead_id}/disposition", auth="IAM"),
     ),
