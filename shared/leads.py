@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -60,8 +61,16 @@ class ActivityType(StrEnum):
     PAGE_VIEWED = "page_viewed"
 
 
+# What ``new_id`` makes: 32 lower-case hex digits (the due index shards by the first 8).
+LEAD_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def is_lead_id(text: str) -> bool:
+    return LEAD_ID.fullmatch(text) is not None
 
 
 class _Record(BaseModel):

@@ -1,4 +1,5 @@
-"""Admin API (IAM-authorised): lead lookup, sales disposition, data-subject erasure."""
+"""Admin API (IAM-authorised): lead lookup, sales disposition, data-subject disclosure
+and erasure."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pydantic import Field, ValidationError
 
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock, to_iso
+from shared.disclosure import LeadDisclosure, as_json, file_name
 from shared.handoff import top_reasons
+from shared.leads import is_lead_id
 from shared.lifecycle import (
     DispositionRequest,
     InvalidTransition,
@@ -44,6 +47,15 @@ class Dependencies:
     rules: ScoringRules
     clock: Clock
     logger: Logger
+    disclosure: LeadDisclosure
+
+
+BAD_LEAD_ID = {
+    "field": "lead_id",
+    "code": "invalid_lead_id",
+    "message": "リードIDの形式が正しくありません（0-9 と a-f の32文字）。",
+    "message_en": "Not a lead id (32 characters of 0-9 and a-f).",
+}
 
 
 def _json(status: int, body: Any) -> Response[str]:
@@ -109,6 +121,22 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
         program = lead.enrolment.program_id if active and lead.enrolment else None
         return _json(200, {"lead_id": lead_id, "stage": lead.stage.value, "program_id": program})
 
+    @app.get("/leads/<lead_id>/export")
+    def export(lead_id: str) -> Response[str]:
+        if not is_lead_id(lead_id):
+            return _json(422, {"errors": [BAD_LEAD_ID]})
+        document = deps.disclosure.export(lead_id)
+        if document is None:
+            return _json(404, {"error": "not_found"})
+        caller = app.current_event.request_context.identity.user_arn
+        # Who took a copy of a person's data is worth a log line; the data is not.
+        deps.logger.info("lead exported", extra={"lead_id": lead_id, "caller": caller})
+        headers = {
+            "Content-Disposition": f'attachment; filename="{file_name(lead_id)}"',
+            "Cache-Control": "no-store",
+        }
+        return Response(200, JSON_TYPE, as_json(document), headers=headers)
+
     @app.delete("/leads/<lead_id>")
     def erase(lead_id: str) -> Response[str]:
         if not deps.leads.erase(lead_id):
@@ -137,7 +165,9 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
     )
-    return Dependencies(leads, feedback, load_scoring(), clock, Logger(service="admin"))
+    rules = load_scoring()
+    disclosure = LeadDisclosure(leads, rules, clock)
+    return Dependencies(leads, feedback, rules, clock, Logger(service="admin"), disclosure)
 
 
 def build(clock: Clock | None = None) -> APIGatewayRestResolver:

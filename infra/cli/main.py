@@ -305,6 +305,43 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.disclosure import LeadDisclosure, as_json
+    from shared.leads import is_lead_id
+    from shared.scoring import load_scoring
+
+    try:
+        rules = load_scoring(content.ContentPaths.under(args.content).scoring)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"scoring rules: {exc}") from exc
+    repository = DynamoLeadRepository(dynamodb(args), args.table)
+    lead_id: str = args.lead
+    if "@" in lead_id:
+        owner, erased = repository.lead_of(lead_id)
+        if owner is None:
+            kept = " (erased: only a hash of the address is kept)" if erased else ""
+            raise CliError(f"no lead with the address {lead_id} in table {args.table}{kept}")
+        lead_id = owner
+    elif not is_lead_id(lead_id):
+        raise CliError(f"not a lead id (32 characters of 0-9 and a-f) or an address: {lead_id}")
+    document = LeadDisclosure(repository, rules, SystemClock()).export(lead_id)
+    if document is None:
+        raise CliError(f"no lead {lead_id} in table {args.table} (unknown, or erased)")
+    data = as_json(document).encode("utf-8")
+    if args.out is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    # A person's data: readable by the operator alone, wherever the file is put.
+    descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
+    print(args.out)
+    return 0
+
+
 def _show(answer: Any) -> None:
     print(json.dumps(answer, ensure_ascii=False, indent=2))
 
@@ -403,7 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="lead-nurture",
-        description="Operate lead nurture: import lead lists, check content, report.",
+        description="Operate lead nurture: import lead lists, check content, report, "
+        "export a lead's data.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -460,6 +498,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="write <step>.<locale>.html and .txt here (default: print the text part)",
     )
     p.set_defaults(run=cmd_preview)
+
+    p = commands.add_parser(
+        "export",
+        parents=[table, content_dir],
+        help="everything held about one lead, as JSON (disclosure requests, 開示請求)",
+        description="The profile, consent records, whole timeline, score and its reasons, "
+        "send and email records, hand-offs and every other record of the lead, as the "
+        "admin API's GET /leads/{id}/export answers it. Erased leads are not found.",
+    )
+    p.add_argument("lead", metavar="LEAD", help="a lead id, or the lead's email address")
+    p.add_argument(
+        "--out", type=Path, metavar="FILE", help="write it here (default: standard output)"
+    )
+    p.set_defaults(run=cmd_export)
 
     p = commands.add_parser(
         "sending",

@@ -42,6 +42,10 @@ carries ``due_shard`` (0..DUE_SHARDS-1, from the lead id) and ``due_at`` (fixed-
 UTC ISO text), so the scheduler's Query per shard touches due leads only. No request
 or schedule path scans the table.
 
+A disclosure (``holdings``) reads the lead's whole partition with one paged Query, and
+the items about it kept elsewhere (the address's claim and erasure mark, its outcomes)
+with one BatchGetItem.
+
 Every change of a lead goes through ``DynamoLeadRepository.revise``: one read (the
 profile, with the email's record and the request's marker in one BatchGetItem), one
 write conditional on the profile's ``version`` (optimistic locking) that SETs or REMOVEs
@@ -52,15 +56,18 @@ concurrent first posts for one address cannot make two leads.
 
 from __future__ import annotations
 
+import base64
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.adapters.attributes import Binary
 from shared.adapters.items import (
     PROFILE,
     condition_failed,
@@ -75,9 +82,10 @@ from shared.adapters.items import (
     serialize,
 )
 from shared.clock import from_iso, to_iso
+from shared.disclosure import Holdings
 from shared.funnel import ReportCount, lead_counts, merged
 from shared.jobs import REVIEW
-from shared.leads import Activity, Consent, Lead, Outcome, SendRecord
+from shared.leads import Activity, ActivityType, Consent, Lead, Outcome, SendRecord
 from shared.machine_engagement import MailRecord
 from shared.repository import (
     MAX_REVISIONS,
@@ -212,6 +220,31 @@ def _without_keys(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in ("pk", "sk", "entity")}
 
 
+# The dispositions whose change lists an outcome (``shared.leads.Outcome``).
+_OUTCOMES = frozenset({"won", "lost", "rejected"})
+
+
+def _json_ready(value: Any) -> Any:
+    """A stored value as JSON holds it: sets as sorted lists, binary as base64, the score
+    units (kept as Decimal) as their exact text."""
+    if isinstance(value, Mapping):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, Set):
+        return sorted(_json_ready(v) for v in value)
+    if isinstance(value, list):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, Binary | bytes | bytearray):
+        raw = value.value if isinstance(value, Binary) else bytes(value)
+        return base64.b64encode(raw).decode("ascii")
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _as_held(item: Mapping[str, Any], **identifier: str) -> dict[str, Any]:
+    return {**identifier, **_json_ready(_without_keys(item))}
+
+
 class DynamoLeadRepository:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -285,6 +318,88 @@ class DynamoLeadRepository:
             Consent.model_validate(_without_keys(item))
             for item in self._query_prefix(lead_id, "CONSENT#", 100)
         ]
+
+    def holdings(self, lead_id: str) -> Holdings | None:
+        """Everything under the lead (one Query, every page, read consistently so that a
+        change just made is in it), then what is kept about it elsewhere in one
+        BatchGetItem: its address's claim and erasure mark, and the outcome each of its
+        won, lost or rejected dispositions listed (same time, same change)."""
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=serialize({":pk": lead_pk(lead_id)}),
+            ConsistentRead=True,
+        )
+        items = [deserialize(item) for page in pages for item in page.get("Items", [])]
+        profile = next((item for item in items if item["sk"] == PROFILE), None)
+        if profile is None:
+            return None
+        lead = Lead.model_validate(_without_keys(profile))
+        consents: list[Consent] = []
+        activities: list[Activity] = []
+        kinds: dict[str, list[dict[str, Any]]] = {
+            "SEND": [],
+            "MAIL": [],
+            "HANDOFF": [],
+            "ALERT": [],
+            "EVENT": [],
+            "other": [],
+        }
+        for item in items:
+            sk = str(item["sk"])
+            if sk == PROFILE:
+                continue
+            kind, _, rest = sk.partition("#")
+            if kind == "ACT":
+                activities.append(Activity.model_validate(_without_keys(item)))
+            elif kind == "CONSENT":
+                consents.append(Consent.model_validate(_without_keys(item)))
+            elif kind in ("SEND", "MAIL"):
+                kinds[kind].append(_as_held(item))  # the key and message id are attributes
+            elif kind == "HANDOFF":
+                kinds[kind].append(_as_held(item, handoff_id=rest))
+            elif kind == "ALERT":
+                kinds[kind].append(_as_held(item, kind=rest))
+            elif kind == "EVENT":
+                kinds[kind].append(_as_held(item, key=rest))
+            else:
+                kinds["other"].append(_as_held(item, sort_key=sk))
+        claim = {"pk": email_pk(lead.email), "sk": "EMAIL"}
+        erased = {"pk": erased_pk(lead.email), "sk": "ERASED"}
+        outcomes = [
+            {
+                "pk": outcome_pk(a.at.astimezone(UTC).date()),
+                "sk": f"{to_iso(a.at)}#{lead_id}",
+            }
+            for a in activities
+            if a.type is ActivityType.STAGE_CHANGED and a.details.get("disposition") in _OUTCOMES
+        ]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        keys = [claim, erased, *outcomes]
+        for start in range(0, len(keys), 100):  # BatchGetItem's limit
+            found.update(self._batch_get(keys[start : start + 100]))
+        owner = found.get((claim["pk"], claim["sk"]))
+        return Holdings(
+            lead=lead,
+            consents=consents,
+            activities=activities,
+            sends=kinds["SEND"],
+            emails=kinds["MAIL"],
+            handoffs=kinds["HANDOFF"],
+            alerts=kinds["ALERT"],
+            markers=kinds["EVENT"],
+            outcomes=[
+                _as_held(found[(k["pk"], k["sk"])]) for k in outcomes if (k["pk"], k["sk"]) in found
+            ],
+            # The claim names the lead that owns the address: only this lead's is its own.
+            address_claim=(
+                _as_held(owner, email=str(owner["pk"]).removeprefix("EMAIL#"))
+                if owner and owner.get("lead_id") == lead_id
+                else None
+            ),
+            address_erased=(erased["pk"], erased["sk"]) in found,
+            other=kinds["other"],
+        )
 
     def _query_prefix(self, lead_id: str, prefix: str, limit: int) -> list[dict[str, Any]]:
         response = self._client.query(

@@ -269,11 +269,15 @@ def test_the_admin_routes_answer_only_signed_calls(stack: Stack) -> None:
     assert request(url) == (403, {"message": "Missing Authentication Token"})
     status, _ = request(f"{url}/disposition", {"disposition": "won"})
     assert status == 403
+    assert request(f"{url}/export") == (403, {"message": "Missing Authentication Token"})
 
     # and answer calls signed with the local stack's keys
     status, lead = signed_request(url)
     assert status == 200, lead
     assert lead["lead"]["lead_id"] == body["lead_id"]
+    status, document = signed_request(f"{url}/export")
+    assert status == 200, document
+    assert (document["lead_id"], document["profile"]["email"]) == (body["lead_id"], form["email"])
 
 
 def test_the_clock_refuses_what_is_not_a_forward_duration(stack: Stack) -> None:

@@ -24,7 +24,7 @@ from unittest import mock
 from moto import mock_aws
 
 from infra.local.functions import invoke
-from infra.wiring import VISITS, FunctionSpec
+from infra.wiring import ADMIN, VISITS, FunctionSpec
 from shared.tokens import SiteReferences
 from tests.events import rest_event
 from tests.faults import system as system_module
@@ -35,6 +35,7 @@ from tests.faults.system import (
     provisioned_system,
     repeatable_ids,
 )
+from tests.integration.test_admin_api import admin_event
 
 # A transaction's items are authorised as these item actions.
 TRANSACT_ACTIONS = {
@@ -162,10 +163,17 @@ def site_visits(system: System) -> None:
     view("/pricing")
 
 
+def disclosure(system: System) -> None:
+    """A disclosure request (``GET /leads/{id}/export``), which no fault scenario makes."""
+    lead_id = capture(system, DOWNLOAD)
+    response = system.invoke(ADMIN, admin_event("GET", lead_id, "export"))
+    assert response["statusCode"] == 200, response
+
+
 @cache
 def scenario_table_calls() -> frozenset[TableCall]:
-    """Every scenario once, fault-free, to the end, and the site's visits: the functions'
-    table calls."""
+    """Every scenario once, fault-free, to the end, the site's visits and a disclosure
+    request: the functions' table calls."""
     seen: set[TableCall] = set()
     folder = Path(tempfile.mkdtemp(prefix="lead-nurture-calls-"))
     try:
@@ -185,6 +193,7 @@ def scenario_table_calls() -> frozenset[TableCall]:
             system = provisioned_system()
             with recording(system) as calls:
                 site_visits(system)
+                disclosure(system)
             seen |= calls
     finally:
         shutil.rmtree(folder, ignore_errors=True)

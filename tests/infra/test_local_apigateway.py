@@ -138,6 +138,26 @@ def test_an_unsigned_call_is_refused_before_the_function(functions: dict[str, Re
     assert not functions[ADMIN.name].events
 
 
+def test_the_export_route_answers_only_a_signed_call(functions: dict[str, Recorder]) -> None:
+    target = f"{LEAD}/export"
+    api = gateway(functions)
+
+    # Unsigned, or signed for the lead's other route: refused before the function
+    assert refusal(api.invoke("GET", target, [("Host", HOST)], b""))[0] == 403
+    assert refusal(api.invoke("GET", target, sign("GET", LEAD), b""))[:2] == (
+        403,
+        "InvalidSignatureException",
+    )
+    assert not functions[ADMIN.name].events
+
+    # Signed: the admin function gets it, with the caller and the lead's id
+    assert api.invoke("GET", target, sign("GET", target), b"")[0] == 200
+    [event] = functions[ADMIN.name].events
+    assert event["resource"] == "/leads/{lead_id}/export"
+    assert event["pathParameters"] == {"lead_id": "01JABCDEF"}
+    assert event["requestContext"]["identity"]["userArn"] == "arn:aws:iam::123456789012:user/local"
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_a_signature_made_with_the_wrong_secret_is_refused(
     functions: dict[str, Recorder], method: str

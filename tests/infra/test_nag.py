@@ -58,6 +58,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("Api/RestApi/Default/tracker.js/GET/Resource", "AwsSolutions-COG4"),
     # Admin routes: IAM (SigV4) authorised, so APIG4 passes; COG4 wants Cognito.
     ("Api/RestApi/Default/leads/{lead_id}/GET/Resource", "AwsSolutions-COG4"),
+    ("Api/RestApi/Default/leads/{lead_id}/export/GET/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/leads/{lead_id}/DELETE/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/leads/{lead_id}/disposition/POST/Resource", "AwsSolutions-COG4"),
     # The stream event source's on-failure queue is a dead-letter queue itself.

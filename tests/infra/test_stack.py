@@ -1194,6 +1194,7 @@ def test_admin_routes_take_only_iam_signed_requests_without_preflight(
     function_id, _ = function_for(template_json, ADMIN)
     expected = {
         ("GET", "/leads/{lead_id}"),
+        ("GET", "/leads/{lead_id}/export"),
         ("DELETE", "/leads/{lead_id}"),
         ("POST", "/leads/{lead_id}/disposition"),
     }
@@ -1209,7 +1210,11 @@ def test_admin_routes_take_only_iam_signed_requests_without_preflight(
         path for method, path in routes if method == "OPTIONS" and path.startswith("/leads/")
     }
     resources = of_type(template_json, "AWS::ApiGateway::Resource").values()
-    assert {r["Properties"]["PathPart"] for r in resources} >= {"{lead_id}", "disposition"}
+    assert {r["Properties"]["PathPart"] for r in resources} >= {
+        "{lead_id}",
+        "disposition",
+        "export",
+    }
 
 
 def test_no_api_gateway_cors_mock(template_json: dict[str, Any]) -> None:

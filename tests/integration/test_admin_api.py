@@ -1,6 +1,8 @@
 """The admin API (IAM-authorised) through its handler with API Gateway REST proxy events, on moto.
 
 GET /leads/{lead_id}: profile, score breakdown and timeline.
+GET /leads/{lead_id}/export: everything held about the lead (``test_export.py`` checks
+that it is complete against every write path).
 POST /leads/{lead_id}/disposition: sales feedback moves the lead's stage and program.
 DELETE /leads/{lead_id}: erasure that keeps only a hashed suppression of the address.
 """
@@ -22,10 +24,11 @@ from functions.capture.handler import Dependencies as CaptureDependencies
 from functions.capture.handler import build_app as build_capture
 from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
-from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.adapters.items import lead_pk
+from shared.adapters.dynamodb import DynamoLeadRepository, activity_item
+from shared.adapters.items import lead_pk, serialize
 from shared.clock import FixedClock, to_iso
-from shared.leads import ActivityType, Stage
+from shared.disclosure import LeadDisclosure
+from shared.leads import Activity, ActivityType, Stage
 from shared.lifecycle import LifecycleSettings, SalesFeedback
 from shared.programs import load_programs
 from shared.scoring import load_scoring
@@ -115,8 +118,16 @@ def admin(
         clock,
         LifecycleSettings(rejected_cooldown=COOLDOWN, lost_dormant_after=LOST_DORMANT_AFTER),
     )
+    rules = load_scoring()
     app = build_app(
-        Dependencies(repository, feedback, load_scoring(), clock, Logger(service="admin"))
+        Dependencies(
+            repository,
+            feedback,
+            rules,
+            clock,
+            Logger(service="admin"),
+            LeadDisclosure(repository, rules, clock),
+        )
     )
 
     def call(method: str, lead_id: str, action: str = "", body: Any = None) -> tuple[int, Any]:
@@ -237,6 +248,104 @@ def test_get_shows_the_decayed_score_30_days_later(
     clock.advance(timedelta(days=30))
 
     assert admin("GET", mql)[1]["score"]["score"] == 15
+
+
+# -- GET /leads/{lead_id}/export --------------------------------------------------------------
+
+
+def test_export_is_the_whole_record_with_a_schema_version_and_the_time_in_japan(
+    admin: Callable[..., tuple[int, Any]], mql: str, repository: DynamoLeadRepository
+) -> None:
+    status, document = admin("GET", mql, "export")
+
+    assert status == 200
+    assert (document["schema_version"], document["lead_id"]) == (1, mql)
+    assert document["exported_at"] == "2026-11-23T09:30:00+09:00"
+    assert list(document["notes"]) == ["ja", "en"]
+    assert document["profile"]["email"] == FORM["email"]
+    assert len(document["timeline"]) == len(repository.history(mql))
+    assert len(document["consent_records"]) == 1
+    assert document["score"]["grade"] == "A"
+    assert document["subscription"]["mailable"]
+    assert document["address"]["claim"] == {"email": FORM["email"], "lead_id": mql}
+
+
+def test_export_reads_every_page_of_a_long_timeline_in_one_query_and_one_batch_read(
+    admin: Callable[..., tuple[int, Any]],
+    mql: str,
+    dynamodb: Any,
+    repository: DynamoLeadRepository,
+    clock: FixedClock,
+) -> None:
+    # Given a timeline of over 1 MB: more than one page of a Query
+    earlier = len(repository.history(mql))
+    views = [
+        activity_item(
+            Activity(
+                lead_id=mql,
+                type=ActivityType.PAGE_VIEWED,
+                at=clock.now() + timedelta(minutes=i),
+                details={"title": "導入事例" * 500, "seconds": 30},
+            )
+        )
+        for i in range(250)
+    ]
+    for start in range(0, len(views), 25):
+        batch = [{"PutRequest": {"Item": serialize(v)}} for v in views[start : start + 25]]
+        dynamodb.batch_write_item(RequestItems={TABLE: batch})
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    # When it is exported
+    dynamodb.meta.events.register("provide-client-params.dynamodb.*", count)
+    try:
+        status, document = admin("GET", mql, "export")
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.*", count)
+
+    # Then every activity is in it, read page by page, then the address and outcomes at once
+    assert status == 200
+    assert len(document["timeline"]) == earlier + 250
+    assert calls == ["Query", "Query", "BatchGetItem"]
+
+
+def test_export_shows_an_item_of_a_kind_it_does_not_name_under_other_records(
+    admin: Callable[..., tuple[int, Any]], mql: str, dynamodb: Any
+) -> None:
+    # Given an item under the lead of a kind no section names (one added in the future)
+    note = {"pk": lead_pk(mql), "sk": "NOTE#2026-11-23", "text": "展示会で名刺交換", "n": 3}
+    dynamodb.put_item(TableName=TABLE, Item=serialize({**note, "tags": {"a", "b"}}))
+
+    status, document = admin("GET", mql, "export")
+
+    # Then it is disclosed as stored, under its sort key
+    assert status == 200
+    assert document["other_records"] == [
+        {"sort_key": "NOTE#2026-11-23", "text": "展示会で名刺交換", "n": 3, "tags": ["a", "b"]}
+    ]
+
+
+def test_export_of_an_unknown_or_erased_lead_is_404(
+    admin: Callable[..., tuple[int, Any]], mql: str
+) -> None:
+    assert admin("GET", "0" * 32, "export") == (404, {"error": "not_found"})
+    assert admin("DELETE", mql)[0] == 200
+    assert admin("GET", mql, "export") == (404, {"error": "not_found"})
+
+
+@pytest.mark.parametrize("lead_id", ["abc", "0" * 31, "0" * 33, "G" * 32, "A" * 32, "%00" * 11])
+def test_export_of_what_is_not_a_lead_id_is_a_field_error(
+    admin: Callable[..., tuple[int, Any]], lead_id: str
+) -> None:
+    status, body = admin("GET", lead_id, "export")
+
+    assert status == 422
+    (error,) = body["errors"]
+    assert (error["field"], error["code"]) == ("lead_id", "invalid_lead_id")
+    assert error["message"].startswith("リードIDの形式")
+    assert error["message_en"].startswith("Not a lead id")
 
 
 # -- POST /leads/{lead_id}/disposition --------------------------------------------------------

@@ -1,5 +1,5 @@
 """The operator CLI against moto, in process: lead list imports, content checks,
-previews, the funnel report and plan, and the local stack's clock."""
+previews, a lead's export, the funnel report and plan, and the local stack's clock."""
 
 from __future__ import annotations
 
@@ -18,16 +18,20 @@ from typing import Any
 
 import pytest
 
+from functions.admin.handler import build as build_admin
+from functions.admin.handler import lambda_handler as admin_handler
 from infra.cli import main
 from infra.local.control import LocalControl
 from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.guard import DynamoSendingSwitch
-from shared.clock import OffsetClock, SystemClock
+from shared.clock import FixedClock, OffsetClock, SystemClock
 from shared.experiments import Arm, probability_b_beats_a, sample_needed
 from shared.funnel import business_day
 from shared.programs import CONTENT_DIR
 from tests.builders import DynamoCounters, overwrite
+from tests.events import form_post
 from tests.integration.conftest import TABLE, all_items
+from tests.integration.test_admin_api import admin_event
 
 HEADERS = "会社名,氏名,メールアドレス,電話番号,部署名,役職,業種,従業員数,都道府県,興味,備考,FAX"
 ROWS = [
@@ -403,6 +407,92 @@ def test_preview_renders_for_a_stored_lead(
     assert "株式会社サンプル 佐藤 花子 様" in out
     assert run(capsys, "preview", "--program", "welcome", "--step", "welcome", "--table", TABLE,
                "--lead-id", "0" * 32)[0] == 2  # fmt: skip
+
+
+# -- export ------------------------------------------------------------------------------
+
+
+def export_args(lead: str, *extra: str) -> list[str]:
+    return ["export", lead, "--table", TABLE, *extra]
+
+
+def posted(post: Any, repository: DynamoLeadRepository, **fields: str) -> str:
+    """A lead from the website's download form; its id."""
+    assert post(form_post({"form_type": "download", "consent": "on", **fields}))["statusCode"]
+    lead = repository.find_by_email(fields["email"])
+    assert lead is not None
+    return lead.lead_id
+
+
+def apart_from_the_moment(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without what depends on when it was made (the time, the decayed score)."""
+    score = {k: v for k, v in document["score"].items() if k != "score"}
+    return {**document, "exported_at": None, "score": score}
+
+
+def test_export_writes_what_the_admin_api_answers_by_id_or_by_address(
+    dynamodb: Any,
+    repository: DynamoLeadRepository,
+    post: Any,
+    capsys: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+) -> None:
+    # Given a lead, and another beside it
+    taro = posted(post, repository, email="taro.yamada@example.co.jp", name="山田 太郎")
+    posted(post, repository, email="hanako.sato@example.jp", name="佐藤 花子")
+    capsys.readouterr()  # the capture function's log lines
+
+    # When it is exported by id to standard output
+    status, out, _ = run(capsys, *export_args(taro))
+
+    # Then that is the admin API's document (the same use case)
+    assert status == 0
+    printed = json.loads(out)
+    monkeypatch.setenv("TABLE_NAME", TABLE)
+    admin = build_admin(FixedClock(SystemClock().now()))
+    answer = admin_handler(admin_event("GET", taro, "export"), lambda_context, admin)
+    capsys.readouterr()  # the admin function's log line
+    assert answer["statusCode"] == 200
+    assert apart_from_the_moment(printed) == apart_from_the_moment(json.loads(answer["body"]))
+    assert printed["lead_id"] == taro
+    assert printed["exported_at"].endswith("+09:00")
+
+    # When it is exported by its address (any case) to a file
+    path = tmp_path / "taro.json"
+    status, out, _ = run(capsys, *export_args("Taro.Yamada@EXAMPLE.co.jp", "--out", str(path)))
+
+    # Then the file holds the same, in UTF-8 as written, readable by the operator alone
+    assert (status, out.strip()) == (0, str(path))
+    raw = path.read_bytes()
+    assert "山田 太郎".encode() in raw
+    assert apart_from_the_moment(json.loads(raw)) == apart_from_the_moment(printed)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert b"hanako" not in raw
+
+
+def test_export_of_an_unknown_erased_or_malformed_lead_is_an_error(
+    dynamodb: Any, repository: DynamoLeadRepository, post: Any, capsys: Any
+) -> None:
+    lead_id = posted(post, repository, email="taro.yamada@example.co.jp")
+    assert repository.erase(lead_id)
+    capsys.readouterr()
+
+    for lead, message in [
+        ("0" * 32, f"no lead {'0' * 32} in table {TABLE} (unknown, or erased)"),
+        (lead_id, f"no lead {lead_id} in table {TABLE} (unknown, or erased)"),
+        (
+            "taro.yamada@example.co.jp",
+            f"no lead with the address taro.yamada@example.co.jp in table {TABLE} "
+            "(erased: only a hash of the address is kept)",
+        ),
+        ("nobody@example.co.jp", f"no lead with the address nobody@example.co.jp in table {TABLE}"),
+        ("../etc/passwd", "not a lead id (32 characters of 0-9 and a-f) or an address"),
+    ]:
+        status, out, err = run(capsys, *export_args(lead))
+        assert (status, out) == (2, "")
+        assert message in err
 
 
 # -- report and plan ---------------------------------------------------------------------
