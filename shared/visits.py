@@ -60,8 +60,8 @@ class PageView:
 
 
 class VisitStore(Protocol):
-    def linked_lead(self, visitor_id: str) -> str | None:
-        """The lead the visitor is known to be, if any."""
+    def linked_lead(self, visitor_id: str, *, consistent: bool = False) -> str | None:
+        """The lead the visitor is known to be, if any (``consistent``: as last written)."""
         ...
 
     def put_view(self, view: PageView, expires_at: datetime) -> bool:
@@ -146,7 +146,12 @@ class VisitTracker:
             # A repeat of a known visitor's view: finish it as first recorded.
             view = self._store.view(view.visitor_id, view.view_id) or view
         if lead_id is None:
-            return "anonymous"
+            # A form post may have linked the visitor while this view was being stored.
+            # ``identify`` links, then reads the views; this stores, then reads the link
+            # again: one of the two sees the other (the view's marker scores it once).
+            lead_id = self._store.linked_lead(view.visitor_id, consistent=True)
+            if lead_id is None:
+                return "anonymous"
         group, revised = self._attribute(lead_id, view)
         if revised.before is None:
             return "anonymous"  # erased: nothing to attribute to

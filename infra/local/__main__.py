@@ -41,7 +41,9 @@ from infra.local.moto_server import LocalMotoServer
 from infra.local.runtime import MINUTE_S, LocalRuntime, Triggers
 from infra.provision import provision_all
 from infra.wiring import FUNCTIONS
+from shared.adapters.items import deserialize
 from shared.clock import OffsetClock, to_iso
+from shared.leads import Lead
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 # Names the table and prefixes the queues and the topics.
@@ -173,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         tick=runtime.tick,
         outbox=outbox,
         sent_info=outbox.info,
+        profiles=lambda: [
+            Lead.model_validate(deserialize(item))
+            for item in state.moto_lead_profiles(provisioned.table_name, REGION)
+        ],
     )
     control = LocalControl(clock, runtime.tick, about, outbox, console.send_info)
 

@@ -358,9 +358,14 @@ def install() -> Undo:
     return undo
 
 
+# Held while a DynamoDB request is served, and by whatever in this process reads moto's
+# tables directly (the console's lead list).
+DYNAMODB_LOCK = threading.Lock()
+
+
 def one_at_a_time(app: WsgiApp) -> WsgiApp:
     """``app`` with DynamoDB requests (tables and streams) served one at a time."""
-    lock = threading.Lock()
+    lock = DYNAMODB_LOCK
 
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB"):

@@ -33,8 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.ses.models import RawMessage, ses_backends
 from moto.sqs.models import sqs_backends
+
+from infra.local.moto_fixes import DYNAMODB_LOCK
 
 if TYPE_CHECKING:
     import boto3
@@ -210,6 +214,22 @@ def _attribute(value: Mapping[str, Any]) -> dict[str, str]:
         data = binary if isinstance(binary, bytes) else str(binary).encode()
         return {"DataType": value["DataType"], "BinaryBase64": base64.b64encode(data).decode()}
     return {"DataType": value["DataType"], "StringValue": str(value["StringValue"])}
+
+
+def moto_lead_profiles(table_name: str, region: str) -> list[dict[str, Any]]:
+    """Every lead profile of the table (``LEAD#<id>`` / ``PROFILE``) as DynamoDB JSON, read
+    from moto's table in this process: the console's list, without a Scan of every item.
+
+    Relies on ``Table.items`` (hash key -> range key -> ``Item``) and ``Item.to_json``.
+    """
+    profile = DynamoType({"S": "PROFILE"})
+    with DYNAMODB_LOCK:
+        table = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].tables[table_name]
+        return [
+            rows[profile].to_json()["Attributes"]
+            for hash_key, rows in table.items.items()
+            if str(hash_key.value).startswith("LEAD#") and profile in rows
+        ]
 
 
 def moto_sent_mail(region: str) -> list[dict[str, Any]]:

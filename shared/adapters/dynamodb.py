@@ -823,11 +823,12 @@ class DynamoVisitStore:
         self._client = client
         self._table = table_name
 
-    def linked_lead(self, visitor_id: str) -> str | None:
+    def linked_lead(self, visitor_id: str, *, consistent: bool = False) -> str | None:
         response = self._client.get_item(
             TableName=self._table,
             Key=serialize({"pk": visitor_pk(visitor_id), "sk": VISITOR_LINK}),
             ProjectionExpression="lead_id",
+            ConsistentRead=consistent,
         )
         item = response.get("Item")
         return str(deserialize(item)["lead_id"]) if item else None

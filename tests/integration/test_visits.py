@@ -652,3 +652,26 @@ def test_a_form_post_whose_linking_fails_keeps_the_lead_and_the_next_post_links_
     assert views[0].details["points"] == 8
     assert world.score(lead_id) >= scored + 8 - 0.1
     assert DynamoVisitStore(world.client, TABLE).linked_lead(visitor) == lead_id
+
+
+def test_a_view_stored_while_a_form_post_links_the_visitor_is_the_leads(world: World) -> None:
+    visitor, email = new_id(), f"race-{new_id()[:8]}@example.co.jp"
+    posted: list[str] = []
+
+    class PostedMeanwhile(DynamoVisitStore):
+        """The form post runs after the view read the (missing) link, before it is stored:
+        the post links the visitor and finds no view to attribute."""
+
+        def put_view(self, view: Any, expires_at: Any) -> bool:
+            if not posted:
+                posted.append(world.post_form(visitor, email))
+            return super().put_view(view, expires_at)
+
+    world.tracker._store = PostedMeanwhile(world.client, TABLE)
+    response = world.view(visitor, "/pricing", seconds=40)
+
+    # Then the view is the lead's all the same, scored once
+    assert response["statusCode"] == 204
+    (viewed,) = activities(world.repository, posted[0], ActivityType.PAGE_VIEWED)
+    assert viewed.details["page_group"] == "pricing"
+    assert viewed.details["points"] == 8

@@ -175,6 +175,39 @@ def _redirect(location: str) -> Answer:
     return 303, [("Location", location)], b""
 
 
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Paging:
+    """One page of a list: ``page`` (from 1) of ``pages``, and what the search was."""
+
+    page: int
+    pages: int
+    total: int
+    q: str
+
+    @classmethod
+    def of(cls, query: Mapping[str, str], total: int) -> Paging:
+        pages = max(1, -(-total // PAGE_SIZE))
+        asked = query.get("page", "1")
+        page = int(asked) if asked.isdigit() else 1
+        return cls(min(max(page, 1), pages), pages, total, query.get("q", "").strip())
+
+    @property
+    def start(self) -> int:
+        return (self.page - 1) * PAGE_SIZE
+
+    @property
+    def stop(self) -> int:
+        return self.start + PAGE_SIZE
+
+
+def _matches(q: str, *texts: str | None) -> bool:
+    wanted = q.strip().casefold()
+    return not wanted or any(wanted in (text or "").casefold() for text in texts)
+
+
 class LocalConsole:
     """Answers ``/console/...`` (None for any other path), like ``LocalControl``."""
 
@@ -187,12 +220,15 @@ class LocalConsole:
         programs: ProgramCatalog | None = None,
         outbox: Callable[[], Sequence[mails.SentMail]] | None = None,
         sent_info: Callable[[str], mails.SendInfo | None] | None = None,
+        profiles: Callable[[], list[Lead]] | None = None,
     ):
         self.config = config
         # What SES sent: read in process by the local stack, over data.json otherwise.
         self._outbox = outbox or partial(mails.sent_mails, config.moto)
         # How it was sent, as SES recorded it, where known; else from the lead's timeline.
         self._sent_info = sent_info
+        # Every lead profile: read in process by the local stack, by a Scan otherwise.
+        self._profiles = profiles or self.scanned_leads
         self._clock = clock
         self._read: dict[str, datetime] = {}  # mail id -> the reader's last open or click
         self._tick = tick
@@ -351,8 +387,15 @@ class LocalConsole:
         return mails.SendInfo()
 
     def outbox(self, query: dict[str, str]) -> Answer:
-        rows = [(m, self.send_info(m)) for m in reversed(self._outbox())]
-        return self._page("outbox.html", rows=rows)
+        """The emails, newest first, a page at a time; ``q`` finds an address or subject."""
+        found = [
+            mail
+            for mail in reversed(self._outbox())
+            if _matches(query.get("q", ""), *mail.destinations, mail.subject)
+        ]
+        shown = Paging.of(query, len(found))
+        rows = [(m, self.send_info(m)) for m in found[shown.start : shown.stop]]
+        return self._page("outbox.html", rows=rows, paging=shown)
 
     def publish(
         self,
@@ -447,7 +490,7 @@ class LocalConsole:
 
     # -- leads -----------------------------------------------------------------------------
 
-    def all_leads(self) -> list[Lead]:
+    def scanned_leads(self) -> list[Lead]:
         """Every lead profile. LOCAL ONLY: a Scan of the moto table, because the table has
         no list-all index by design; nothing in shared/ or functions/ scans it."""
         leads: list[Lead] = []
@@ -458,7 +501,6 @@ class LocalConsole:
         )
         for page in pages:
             leads.extend(Lead.model_validate(deserialize(item)) for item in page["Items"])
-        leads.sort(key=lambda lead: lead.updated_at, reverse=True)
         return leads
 
     def _score(self, lead: Lead) -> dict[str, Any]:
@@ -471,8 +513,17 @@ class LocalConsole:
         }
 
     def leads(self, query: dict[str, str]) -> Answer:
-        rows = [(lead, self._score(lead)) for lead in self.all_leads()]
-        return self._page("leads.html", rows=rows)
+        """The leads, last updated first, a page at a time; ``q`` finds an address,
+        company or name (a part of it, any case)."""
+        found = [
+            lead
+            for lead in self._profiles()
+            if _matches(query.get("q", ""), lead.email, lead.company, lead.name)
+        ]
+        found.sort(key=lambda lead: lead.updated_at, reverse=True)
+        shown = Paging.of(query, len(found))
+        rows = [(lead, self._score(lead)) for lead in found[shown.start : shown.stop]]
+        return self._page("leads.html", rows=rows, paging=shown)
 
     def lead(self, query: dict[str, str], lead_id: str) -> Answer:
         lead = self._leads.get(lead_id)
