@@ -135,7 +135,8 @@ def main() -> int:
     print(f"anonymous page views: {n} through POST /visits (moto in-process)")
     print(
         f"  per view: {sum(views.values()) / n:.2f} DynamoDB calls "
-        f"({reads / n:.2f} read: GetItems of the visitor's link, before and after; {writes / n:.2f} write: "
+        f"({reads / n:.2f} read: GetItems of the visitor's link, before and after; "
+        f"{writes / n:.2f} write: "
         f"PutItem of the VISIT# item), {views_wcu / n:.2f} WCU, "
         f"{snippet_s / n * 1000:.2f} ms"
     )
