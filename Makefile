@@ -2,21 +2,40 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEV_LOCK := requirements/dev.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) | cksum | cut -d' ' -f1)
 CDK_CLI := aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install dev test lint synth deploy bench bench-visits bench-render bench-coldstart bench-soak clean
+.PHONY: install lock dev test lint synth deploy bench bench-visits bench-render bench-coldstart bench-soak clean
 
-$(STAMP): pyproject.toml
+# The dev environment exactly as the lock pins it (every file checked against its
+# hashes), then the project itself, editable.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --requirement $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 install: $(STAMP)
+
+# uv writes the lock files: it resolves for other Pythons and platforms than its own
+# (the Lambda layer's, every Python of the dev environment), which pip-compile cannot.
+# A tool for updating the locks only, installed here on first use at this version.
+UV_VERSION := 0.13.9
+UV_VENV := build/uv-$(UV_VERSION)
+
+$(UV_VENV)/bin/uv:
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+## Write requirements/dev.lock and requirements/layer.lock from pyproject.toml, keeping
+## the pinned versions that still fit. LOCK_ARGS="--upgrade" (or "--upgrade-package X").
+lock: $(UV_VENV)/bin/uv
+	$(PYTHON) -m infra.locks --uv $(UV_VENV)/bin/uv $(LOCK_ARGS)
 
 ## Run the system on this machine (no AWS, no Docker): moto server, local API Gateway,
 ## schedules, queue and stream pollers on one movable clock. DEV_ARGS="--tick-seconds 5".

@@ -4,9 +4,11 @@ The function code (``functions/`` + ``shared/`` with its content files) is stage
 into ``build/lambda/code``, each YAML content file with its document parsed into JSON
 beside it (``shared/yamlfile.py``: a cold start reads that and never imports PyYAML);
 third-party wheels for Linux arm64 / CPython 3.13 are installed by pip into
-``build/lambda/layer/python``. Both steps are skipped when their input has not
-changed, so repeated synths stay fast and never race a concurrent synth that is still
-hashing the same directory.
+``build/lambda/layer/python``, exactly as ``requirements/layer.lock`` pins them, each
+file checked against its hashes (``make lock`` writes the lock from pyproject.toml, see
+``infra/locks.py``). Both steps are skipped when their input has not changed, so
+repeated synths stay fast and never race a concurrent synth that is still hashing the
+same directory.
 
 Both ship byte code compiled by a CPython of the Lambda runtime's version. Lambda's
 file system is read-only: without ``.pyc`` files every cold start compiles every module
@@ -50,8 +52,12 @@ LAMBDA_PYTHON = "3.13"
 # manylinux2014 is what most wheels are tagged with; 2_28 lets pip also take wheels
 # built only for newer glibc (the Lambda Python 3.13 runtime, AL2023, has 2.34).
 LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
+# The same wheels, as uv names the target when it writes the layer's lock.
+LAMBDA_UV_PLATFORM = "aarch64-manylinux_2_28"
 # Already in the Lambda Python runtime; shipping our own would only add weight.
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore"})
+# layer_requirements() pinned for the Lambda runtime, with hashes (infra/locks.py).
+LAYER_LOCK = ROOT / "requirements" / "layer.lock"
 
 STAMP = ".stamp"
 # Part of the code asset's fingerprint: how its content snapshots are made.
@@ -85,28 +91,23 @@ def code_asset_dir(root: Path = ROOT, build_dir: Path = BUILD_DIR) -> Path:
     return target
 
 
-def dependency_layer_dir(
-    pyproject: Path = ROOT / "pyproject.toml", build_dir: Path = BUILD_DIR
-) -> Path:
-    """Install the runtime dependencies for Lambda arm64 and return the layer root.
+def dependency_layer_dir(lock: Path = LAYER_LOCK, build_dir: Path = BUILD_DIR) -> Path:
+    """Install the locked runtime dependencies for Lambda arm64 and return the layer root.
 
     The layer root holds ``python/``, the folder Lambda adds to ``sys.path``.
     """
     target = build_dir / "layer"
-    requirements = layer_requirements(pyproject)
     interpreter = lambda_interpreter()
+    pinned = lock.read_text()  # versions and hashes: a new lock is a new layer
     fingerprint = _hash(
-        json.dumps(
-            [requirements, LAMBDA_PYTHON, LAMBDA_PLATFORMS, _bytecode_tag(interpreter)],
-            sort_keys=True,
-        )
+        json.dumps([pinned, LAMBDA_PYTHON, LAMBDA_PLATFORMS, _bytecode_tag(interpreter)])
     )
     if _is_current(target, fingerprint):
         return target
     with _build_lock(build_dir):
         if not _is_current(target, fingerprint):
             staging = _fresh_dir(build_dir / "layer.staging")
-            _pip_install(requirements, staging / "python")
+            _pip_install(lock, staging / "python")
             compile_bytecode(interpreter, staging / "python", LAYER_PYTHON)
             _publish(staging, target, fingerprint)
     return target
@@ -158,7 +159,8 @@ def _bytecode_tag(interpreter: str | None) -> str:
 
 
 def layer_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
-    """``[project].dependencies`` less what the Lambda runtime already provides."""
+    """``[project].dependencies`` less what the Lambda runtime already provides: what
+    ``requirements/layer.lock`` pins."""
     with pyproject.open("rb") as file:
         dependencies: list[str] = tomllib.load(file)["project"]["dependencies"]
     return sorted(dep for dep in dependencies if _project_name(dep) not in PROVIDED_BY_RUNTIME)
@@ -171,7 +173,7 @@ def _project_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower()  # PEP 503 normalisation
 
 
-def _pip_install(requirements: Sequence[str], target: Path) -> None:
+def _pip_install(lock: Path, target: Path) -> None:
     platforms = [arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)]
     command = [
         sys.executable, "-m", "pip", "install",
@@ -179,12 +181,16 @@ def _pip_install(requirements: Sequence[str], target: Path) -> None:
         "--python-version", LAMBDA_PYTHON,
         "--implementation", "cp",
         "--only-binary=:all:",
+        "--require-hashes",
+        # The lock holds every package the layer needs. pip would evaluate the packages'
+        # own dependency markers for the Python running the build, not for 3.13.
+        "--no-deps",
         # pip would compile with this interpreter; compile_bytecode uses the Lambda one.
         "--no-compile",
         "--disable-pip-version-check",
         "--quiet",
         "--target", str(target),
-        *requirements,
+        "--requirement", str(lock),
     ]  # fmt: skip
     subprocess.run(command, check=True)  # noqa: S603 - fixed argv, no shell
     # Console scripts are useless in a layer.

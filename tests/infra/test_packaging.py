@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,14 @@ PYPROJECT = """
 [project]
 name = "x"
 dependencies = ["boto3>=1.35", "pydantic>=2.7,<3", "Jinja2>=3.1", "aws_lambda_powertools>=3"]
+"""
+LOCK = """\
+jinja2==3.1.6 \\
+    --hash=sha256:85ece4451f492d0c13c5dd7c13a64681a86afae63a5f347908daf103ce6d2f67
+    # via x (pyproject.toml)
+markupsafe==3.0.2 \\
+    --hash=sha256:ee55d3edf80167e48ea11a923c7386f4669df67d7994554387f84e7d8b0a2bf0
+    # via jinja2
 """
 
 
@@ -135,15 +142,15 @@ def test_code_asset_ships_byte_code_that_lambda_loads_without_its_sources(
 def test_layer_ships_byte_code_for_its_packages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, this_python: str
 ) -> None:
-    def fake_install(requirements: Sequence[str], target: Path) -> None:
+    def fake_install(lock: Path, target: Path) -> None:
         (target / "pkg").mkdir(parents=True)
         (target / "pkg" / "__init__.py").write_text("VALUE = 1\n")
 
     monkeypatch.setattr(packaging, "_pip_install", fake_install)
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(PYPROJECT)
+    lock = tmp_path / "layer.lock"
+    lock.write_text(LOCK)
 
-    layer = packaging.dependency_layer_dir(pyproject, tmp_path / "build")
+    layer = packaging.dependency_layer_dir(lock, tmp_path / "build")
 
     pyc = layer / "python" / "pkg" / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc"
     assert b"/opt/python/pkg/__init__.py" in pyc.read_bytes()
@@ -186,43 +193,45 @@ def test_layer_leaves_out_what_the_runtime_provides(tmp_path: Path) -> None:
     ]
 
 
-def test_layer_is_built_once_per_dependency_list(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    installs: list[list[str]] = []
+def test_layer_is_built_once_per_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    installs: list[str] = []
 
-    def fake_install(requirements: Sequence[str], target: Path) -> None:
-        installs.append(list(requirements))
+    def fake_install(lock: Path, target: Path) -> None:
+        installs.append(lock.read_text())
         target.mkdir(parents=True)
         (target / "marker.py").write_text("")
 
     monkeypatch.setattr(packaging, "_pip_install", fake_install)
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(PYPROJECT)
+    lock = tmp_path / "layer.lock"
+    lock.write_text(LOCK)
     build = tmp_path / "build"
 
-    layer = packaging.dependency_layer_dir(pyproject, build)
+    layer = packaging.dependency_layer_dir(lock, build)
     assert (layer / "python" / "marker.py").is_file()
-    packaging.dependency_layer_dir(pyproject, build)
+    packaging.dependency_layer_dir(lock, build)
     assert len(installs) == 1  # the stamp matched: no second install
 
-    pyproject.write_text(PYPROJECT.replace('"Jinja2>=3.1", ', ""))
-    packaging.dependency_layer_dir(pyproject, build)
+    lock.write_text(LOCK.replace("markupsafe==3.0.2", "markupsafe==3.0.3"))
+    packaging.dependency_layer_dir(lock, build)
     assert len(installs) == 2
-    assert "Jinja2>=3.1" not in installs[-1]
+    assert "markupsafe==3.0.3" in installs[-1]
 
 
-def test_pip_targets_lambda_arm64_python_313(
+def test_pip_installs_the_lock_for_lambda_arm64_python_313(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     commands: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", lambda command, check: commands.append(command))
-    packaging._pip_install(["pydantic>=2.7,<3"], tmp_path / "python")
+    packaging._pip_install(packaging.LAYER_LOCK, tmp_path / "python")
     (command,) = commands
     assert command[1:4] == ["-m", "pip", "install"]
     assert command[4:6] == ["--platform", "manylinux2014_aarch64"]
-    for flag, value in [("--python-version", "3.13"), ("--implementation", "cp")]:
+    for flag, value in [
+        ("--python-version", "3.13"),
+        ("--implementation", "cp"),
+        ("--requirement", str(ROOT / "requirements" / "layer.lock")),
+        ("--target", str(tmp_path / "python")),
+    ]:
         assert command[command.index(flag) + 1] == value
-    assert "--only-binary=:all:" in command
-    assert command[-1] == "pydantic>=2.7,<3"
-    assert command[command.index("--target") + 1] == str(tmp_path / "python")
+    # Wheels only, each checked against the lock's hashes, no package the lock leaves out.
+    assert {"--only-binary=:all:", "--require-hashes", "--no-deps"} <= set(command)
