@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, ValidationError
 
+from functions.observability import answer_unexpected_errors, build_logger
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock, to_iso
 from shared.handoff import top_reasons
@@ -53,6 +54,7 @@ def _json(status: int, body: Any) -> Response[str]:
 
 def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
+    answer_unexpected_errors(app, deps.logger)
 
     @app.get("/leads/<lead_id>")
     def get_lead(lead_id: str) -> Response[str]:
@@ -138,7 +140,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
     )
-    return Dependencies(leads, feedback, load_scoring(), clock, Logger(service="admin"))
+    return Dependencies(leads, feedback, load_scoring(), clock, build_logger("admin"))
 
 
 def build(clock: Clock | None = None) -> APIGatewayRestResolver:

@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aws_lambda_powertools import Logger
 
 from functions.admin.handler import AdminSettings, Dependencies, build_app
 from functions.admin.handler import lambda_handler as admin_handler
@@ -22,6 +21,7 @@ from functions.capture.handler import Dependencies as CaptureDependencies
 from functions.capture.handler import build_app as build_capture
 from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
+from functions.observability import build_logger
 from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.items import lead_pk
 from shared.clock import FixedClock, to_iso
@@ -116,7 +116,7 @@ def admin(
         LifecycleSettings(rejected_cooldown=COOLDOWN, lost_dormant_after=LOST_DORMANT_AFTER),
     )
     app = build_app(
-        Dependencies(repository, feedback, load_scoring(), clock, Logger(service="admin"))
+        Dependencies(repository, feedback, load_scoring(), clock, build_logger("admin"))
     )
 
     def call(method: str, lead_id: str, action: str = "", body: Any = None) -> tuple[int, Any]:
@@ -135,7 +135,7 @@ def capture(
     """POST /leads with scoring, as deployed; returns the lead id."""
     app = build_capture(
         CaptureDependencies(
-            capture_settings, capture_with_scores(dynamodb, clock), Pages(), Logger()
+            capture_settings, capture_with_scores(dynamodb, clock), Pages(), build_logger("capture")
         )
     )
 
