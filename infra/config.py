@@ -256,6 +256,10 @@ class Resources:
     api_url: str  # base URL of the stage, ending in "/"
     configuration_set: str
     queue_urls: Mapping[str, str] = field(default_factory=dict)
+    # Each queue's dead-letter queue, by queue name; each stream consumer's on-failure
+    # queue, by function name.
+    dead_letter_queue_urls: Mapping[str, str] = field(default_factory=dict)
+    stream_failure_queue_urls: Mapping[str, str] = field(default_factory=dict)
     topic_arns: Mapping[str, str] = field(default_factory=dict)
     signing_secret_arn: str | None = None  # AWS: Secrets Manager
     signing_secret: str | None = None  # local stack only
@@ -279,6 +283,16 @@ def function_environment(
     }
     for queue in spec.produces:
         environment[queue.url_variable] = resources.queue_urls[queue.name]
+    # A consumer puts a record it can never process straight on its dead-letter queue.
+    consumed = spec.consumes
+    if consumed is not None and consumed.name in resources.dead_letter_queue_urls:
+        environment[consumed.dead_letter_url_variable] = resources.dead_letter_queue_urls[
+            consumed.name
+        ]
+    if spec.stream is not None and spec.name in resources.stream_failure_queue_urls:
+        environment[spec.stream_failure_url_variable] = resources.stream_failure_queue_urls[
+            spec.name
+        ]
     for topic in spec.publishes:
         environment[f"{topic.upper().replace('-', '_')}_TOPIC_ARN"] = resources.topic_arns[topic]
     lifecycle = config.lifecycle

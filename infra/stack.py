@@ -67,6 +67,10 @@ class LeadNurtureStack(Stack):
                 api_url=api.rest_api.url,
                 configuration_set=email.configuration_set.configuration_set_name,
                 queue_urls={name: queue.queue.queue_url for name, queue in queues.by_name.items()},
+                dead_letter_queue_urls={
+                    name: queue.dead_letter_queue.queue_url
+                    for name, queue in queues.by_name.items()
+                },
                 topic_arns={name: topic.topic_arn for name, topic in topics.items()},
                 signing_secret_arn=email.signing_secret.secret_arn,
             ),

@@ -71,6 +71,11 @@ class QueueSpec:
     def url_variable(self) -> str:
         return f"{self.name.upper()}_QUEUE_URL"
 
+    @property
+    def dead_letter_url_variable(self) -> str:
+        """Its consumer puts here what it can never process, at once."""
+        return f"{self.name.upper()}_DEAD_LETTER_QUEUE_URL"
+
 
 @dataclass(frozen=True)
 class StreamFilter:
@@ -172,6 +177,13 @@ class FunctionSpec:
     @property
     def stream_filter(self) -> StreamFilter | None:
         return self.stream.filter if self.stream else None
+
+    @property
+    def stream_failure_url_variable(self) -> str:
+        """The stream's on-failure queue, where the function describes a record it can
+        never process, at once. Named after the function: the local stack runs every
+        function in one environment."""
+        return f"{self.name.upper()}_STREAM_FAILURE_QUEUE_URL"
 
 
 TABLE = TableSpec(

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from shared.malformed import MalformedRecord
+
 # The due index's program id for a dormancy review (not a valid program id).
 REVIEW = "@review"
 
@@ -26,8 +28,22 @@ class SendJob:
 
     @classmethod
     def from_json(cls, body: str) -> SendJob:
-        data: dict[str, Any] = json.loads(body)
-        return cls(str(data["lead_id"]), str(data["program_id"]), data.get("step_id"))
+        try:
+            data: Any = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise NotASendJob("body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise NotASendJob("not a JSON object")
+        lead_id, program_id, step_id = (data.get(k) for k in ("lead_id", "program_id", "step_id"))
+        if not all(isinstance(v, str) and v for v in (lead_id, program_id)):
+            raise NotASendJob("no lead_id or program_id")
+        if step_id is not None and not isinstance(step_id, str):
+            raise NotASendJob("step_id is not a string")
+        return cls(str(lead_id), str(program_id), step_id)
+
+
+class NotASendJob(MalformedRecord):
+    """The message is not a send job (a poison message)."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.malformed import MalformedRecord
 from shared.tokens import without_site_ref
 
 
@@ -44,7 +45,7 @@ DETAIL_KEYS = {
 }
 
 
-class NotAnEmailEvent(ValueError):
+class NotAnEmailEvent(MalformedRecord):
     """The message is not an SES event record (a poison message)."""
 
 
@@ -143,9 +144,13 @@ def _timestamp(text: object) -> datetime:
     if not isinstance(text, str):
         raise NotAnEmailEvent("missing timestamp")
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise NotAnEmailEvent(f"bad timestamp {text!r}") from exc
+        raise NotAnEmailEvent("bad timestamp") from exc  # the text may be anything
+    if moment.tzinfo is None:
+        # SES's are UTC ("Z"); one without a zone could not be compared with any other.
+        raise NotAnEmailEvent("timestamp without a time zone")
+    return moment
 
 
 def parse_event(body: str) -> EmailEvent:
@@ -154,7 +159,7 @@ def parse_event(body: str) -> EmailEvent:
     try:
         event_type = EmailEventType(str(kind))
     except ValueError as exc:
-        raise NotAnEmailEvent(f"unknown event type {kind!r}") from exc
+        raise NotAnEmailEvent("unknown event type") from exc
     mail = record.get("mail")
     if not isinstance(mail, dict) or not mail.get("messageId"):
         raise NotAnEmailEvent("no mail object")
@@ -179,10 +184,9 @@ def parse_event(body: str) -> EmailEvent:
 
 def _sent_at(text: object) -> datetime | None:
     try:
-        sent = _timestamp(text)
+        return _timestamp(text)
     except NotAnEmailEvent:
         return None  # only a hint for telling machines apart: never a reason to refuse
-    return sent if sent.tzinfo is not None else None
 
 
 def _recipients(

@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, ValidationError
 
+from functions.observability import answer_unexpected_errors, build_logger
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock, to_iso
 from shared.disclosure import LeadDisclosure, as_json, file_name
@@ -64,6 +65,7 @@ def _json(status: int, body: Any) -> Response[str]:
 
 def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
+    answer_unexpected_errors(app, deps.logger)
 
     @app.get("/leads/<lead_id>")
     def get_lead(lead_id: str) -> Response[str]:
@@ -167,7 +169,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     )
     rules = load_scoring()
     disclosure = LeadDisclosure(leads, rules, clock)
-    return Dependencies(leads, feedback, rules, clock, Logger(service="admin"), disclosure)
+    return Dependencies(leads, feedback, rules, clock, build_logger("admin"), disclosure)
 
 
 def build(clock: Clock | None = None) -> APIGatewayRestResolver:

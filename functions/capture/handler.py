@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.capture.settings import CaptureSettings
 from functions.metrics import emit_counts
+from functions.observability import answer_unexpected_errors, build_logger
 from shared.adapters.clients import AwsClients
 from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
 from shared.clock import Clock, SystemClock
@@ -136,6 +137,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             max_age=600,
         )
     app = APIGatewayRestResolver(cors=cors)
+    answer_unexpected_errors(app, deps.logger)
 
     @app.post("/leads", cors=bool(cors))
     def post_lead() -> Response[str]:
@@ -256,7 +258,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         clock,
         attribution=timedelta(days=settings.visit_attribution_days),
     )
-    return Dependencies(settings, capture, Pages(), Logger(service="capture"), visits)
+    return Dependencies(settings, capture, Pages(), build_logger("capture"), visits)
 
 
 def build(clock: Clock | None = None) -> APIGatewayRestResolver:

@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from functions.metrics import emit_counts
-from shared.adapters.batch import process_batch
+from functions.observability import build_logger
+from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.engagement import EngagementOutcome, EngagementRecorder, Recorded
@@ -49,19 +50,24 @@ ENGAGEMENT_METRICS = {
 class EngagementSettings(EnvSettings):
     table_name: str
     transient_bounce_limit: int = Field(default=3, ge=1)
+    # Where an event that can never be recorded goes at once (the queue's own DLQ).
+    engagement_dead_letter_queue_url: str | None = None
 
 
 @dataclass(frozen=True)
 class EngagementApp:
     recorder: EngagementRecorder
     logger: Logger
+    dead_letters: DeadLetters | None = None
 
 
 def build(clock: Clock | None = None) -> EngagementApp:
     from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.sqs import SqsDeadLetters
 
     settings = EngagementSettings.from_env()
-    dynamodb = AwsClients().client("dynamodb")
+    aws = AwsClients()
+    dynamodb = aws.client("dynamodb")
     clock = clock or SystemClock()
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
     recorder = EngagementRecorder(
@@ -72,7 +78,9 @@ def build(clock: Clock | None = None) -> EngagementApp:
         transient_bounce_limit=settings.transient_bounce_limit,
         machines=load_engagement_rules(),
     )
-    return EngagementApp(recorder, Logger(service="engagement"))
+    url = settings.engagement_dead_letter_queue_url
+    dead_letters = SqsDeadLetters(lambda: aws.client("sqs"), url) if url else None
+    return EngagementApp(recorder, build_logger("engagement"), dead_letters)
 
 
 @cache
@@ -88,7 +96,7 @@ def lambda_handler(
     counted: Counter[str] = Counter()
 
     def handle(record: SQSRecord) -> str:
-        # An unreadable body raises: it is retried, then lands in the DLQ (alarmed).
+        # An unreadable body raises: it goes to the dead-letter queue (alarmed).
         email_event = parse_event(record.body)
         recorded = app.recorder.record(email_event, peers=batch)
         if recorded.outcome is EngagementOutcome.UNKNOWN_LEAD:
@@ -101,7 +109,9 @@ def lambda_handler(
         return recorded.outcome.value
 
     try:
-        return process_batch(event, context, handle, logger=app.logger)
+        return process_batch(
+            event, context, handle, logger=app.logger, dead_letters=app.dead_letters
+        )
     finally:
         emit_counts("engagement", counted)
 

@@ -18,11 +18,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.metrics import emit_counts
-from shared.adapters.batch import process_batch
+from functions.observability import build_logger
+from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.handoff import SalesMessage, build_sales_message, qualified_score
 from shared.leads import Lead, Stage
+from shared.malformed import MalformedRecord
 from shared.metrics import HANDOFFS_PUBLISHED
 from shared.repository import LeadRepository
 from shared.scoring import ScoringRules, load_scoring
@@ -32,6 +34,9 @@ from shared.settings import EnvSettings
 class HandoffSettings(EnvSettings):
     table_name: str
     sales_leads_topic_arn: str
+    # Where a record that can never be handed off is described at once (the stream's
+    # on-failure queue).
+    handoff_stream_failure_queue_url: str | None = None
 
 
 class Publisher(Protocol):
@@ -52,13 +57,17 @@ class HandoffApp:
     rules: ScoringRules
     clock: Clock
     logger: Logger
+    dead_letters: DeadLetters | None = None
 
     def hand_off(self, image: dict[str, Any] | None, old: dict[str, Any] | None) -> str:
         if not image or image.get("sk") != "PROFILE" or image.get("stage") != Stage.MQL:
             return "skipped"
         if old is not None and old.get("stage") == Stage.MQL:
             return "skipped"  # already an MQL: another change to the same lead
-        lead = self.leads.get(str(image["lead_id"]))
+        lead_id = image.get("lead_id")
+        if not isinstance(lead_id, str) or not lead_id:
+            raise MalformedRecord("lead profile without a lead_id")
+        lead = self.leads.get(lead_id)
         if lead is None or lead.stage is not Stage.MQL:
             return "skipped"  # erased, or moved on since
         message = self._message(lead)
@@ -78,17 +87,20 @@ class HandoffApp:
 def build(clock: Clock | None = None) -> HandoffApp:
     from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
     from shared.adapters.sns import SnsSalesPublisher
+    from shared.adapters.sqs import SqsDeadLetters
 
     settings = HandoffSettings.from_env()
     aws = AwsClients()
     dynamodb = aws.client("dynamodb")
+    failures = settings.handoff_stream_failure_queue_url
     return HandoffApp(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoHandoffLedger(dynamodb, settings.table_name),
         SnsSalesPublisher(aws.client("sns"), settings.sales_leads_topic_arn),
         load_scoring(),
         clock or SystemClock(),
-        Logger(service="handoff"),
+        build_logger("handoff"),
+        SqsDeadLetters(lambda: aws.client("sqs"), failures) if failures else None,
     )
 
 
@@ -113,6 +125,13 @@ def lambda_handler(
         return outcome
 
     try:
-        return process_batch(event, context, handle, EventType.DynamoDBStreams, logger=app.logger)
+        return process_batch(
+            event,
+            context,
+            handle,
+            EventType.DynamoDBStreams,
+            logger=app.logger,
+            dead_letters=app.dead_letters,
+        )
     finally:
         emit_counts("handoff", {HANDOFFS_PUBLISHED: published})

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from functions.metrics import emit_counts
+from functions.observability import build_logger, failures_logged
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.guard import GuardLimits, Warmup
@@ -67,13 +68,14 @@ def _default() -> DueScheduler:
 
 @cache
 def _logger() -> Logger:
-    return Logger(service="scheduler")
+    return build_logger("scheduler")
 
 
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: DueScheduler | None = None
 ) -> dict[str, Any]:
-    ticked = (app or _default()).tick()
+    with failures_logged(_logger()):
+        ticked = (app or _default()).tick()
     result = asdict(ticked)
     if ticked.paused:
         _logger().warning("sending paused by the guard", extra=result)

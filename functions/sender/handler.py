@@ -26,7 +26,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, field_validator
 
 from functions.metrics import emit_counts
-from shared.adapters.batch import process_batch
+from functions.observability import build_logger
+from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, Outcome
@@ -66,6 +67,8 @@ class SenderSettings(EnvSettings):
     # two instances (the send queue's maximum concurrency) within 14 per second, the
     # sending rate SES starts a production account with; raise it with the account's.
     send_rate: float = Field(default=7.0, ge=0)
+    # Where a message that is not a send job goes at once (the queue's own DLQ).
+    send_dead_letter_queue_url: str | None = None
 
     @field_validator("send_rate")
     @classmethod
@@ -94,6 +97,7 @@ class SenderApp:
     logger: Logger
     # Jobs of a batch handled at once (``SenderSettings.send_concurrency``).
     concurrency: int = 1
+    dead_letters: DeadLetters | None = None
 
 
 def build(clock: Clock | None = None) -> SenderApp:
@@ -106,6 +110,7 @@ def build(clock: Clock | None = None) -> SenderApp:
     )
     from shared.adapters.secrets import signing_secret
     from shared.adapters.ses import PacedMailer, SendPace, SesMailer
+    from shared.adapters.sqs import SqsDeadLetters
 
     settings = SenderSettings.from_env()
     # A connection per concurrent job (the default pool has 10).
@@ -139,7 +144,13 @@ def build(clock: Clock | None = None) -> SenderApp:
         ),
         results,
     )
-    return SenderApp(sender, Logger(service="sender"), concurrency=settings.send_concurrency)
+    url = settings.send_dead_letter_queue_url
+    return SenderApp(
+        sender,
+        build_logger("sender"),
+        concurrency=settings.send_concurrency,
+        dead_letters=SqsDeadLetters(lambda: aws.client("sqs"), url) if url else None,
+    )
 
 
 @cache
@@ -164,7 +175,14 @@ def lambda_handler(
         return outcome.value
 
     try:
-        return process_batch(event, context, handle, logger=app.logger, workers=app.concurrency)
+        return process_batch(
+            event,
+            context,
+            handle,
+            logger=app.logger,
+            workers=app.concurrency,
+            dead_letters=app.dead_letters,
+        )
     finally:
         counted = Counter(METRICS[o] for o in outcomes if o in METRICS)
         emit_counts("sender", counted)

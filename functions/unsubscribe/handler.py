@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.metrics import emit_counts
+from functions.observability import answer_unexpected_errors, build_logger
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
@@ -50,6 +51,7 @@ class Dependencies:
 
 def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
+    answer_unexpected_errors(app, deps.logger)
 
     def page(status: int, name: str, **context: Any) -> Response[str]:
         # The token in the URL names a lead: keep it out of caches and Referer headers.
@@ -115,7 +117,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         UnsubscribeTokens(signing_secret(clients=aws)),
         clock,
         pages,
-        Logger(service="unsubscribe"),
+        build_logger("unsubscribe"),
         ScoreKeeper(load_scoring()),
     )
 

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from functions.metrics import emit_counts
+from functions.observability import answer_unexpected_errors, build_logger
 from shared.adapters.clients import AwsClients
 from shared.beacon import BeaconError, IdentifyBeacon, InvalidBeacon, decode_beacon, parse_beacon
 from shared.clock import Clock, SystemClock
@@ -83,6 +84,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             allow_origin=first, extra_origins=extra, allow_headers=["Content-Type"], max_age=600
         )
     app = APIGatewayRestResolver(cors=cors)
+    answer_unexpected_errors(app, deps.logger)
 
     @app.get("/tracker.js")
     def snippet() -> Response[str]:
@@ -195,7 +197,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         tracker,
         SiteReferences(signing_secret(clients=aws)),
         clock,
-        Logger(service="visits"),
+        build_logger("visits"),
         SNIPPET.read_text(encoding="utf-8"),
         load_engagement_rules(),
     )

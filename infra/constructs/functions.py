@@ -7,6 +7,7 @@ table's stream and what each function may touch follow from its spec here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from aws_cdk import Duration
@@ -77,15 +78,25 @@ class NurtureFunctions(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
-        self._resources = resources
         self._data = data
         self._queues = queues
         self._email = email
         self._topics = topics
         self._observability = observability
+        scopes = {spec.name: Construct(self, spec.name) for spec in specs}
         # The on-failure queue of each stream consumer, by function, and the alarms on them.
+        # Made first: the function's environment names its queue.
         self.stream_failures: dict[str, sqs.Queue] = {}
         self.alarms: list[cloudwatch.Alarm] = []
+        for spec in specs:
+            if spec.stream is not None:
+                self._stream_failure_queue(scopes[spec.name], spec, spec.stream)
+        self._resources = replace(
+            resources,
+            stream_failure_queue_urls={
+                name: queue.queue_url for name, queue in self.stream_failures.items()
+            },
+        )
         self._code = lambda_.Code.from_asset(str(code_dir))
         self.layer = lambda_.LayerVersion(
             self,
@@ -96,11 +107,10 @@ class NurtureFunctions(Construct):
             description="Third-party packages of the functions (pyproject dependencies)",
         )
         self.by_name: dict[str, lambda_.Function] = {
-            spec.name: self._function(spec) for spec in specs
+            spec.name: self._function(scopes[spec.name], spec) for spec in specs
         }
 
-    def _function(self, spec: FunctionSpec) -> lambda_.Function:
-        scope = Construct(self, spec.name)
+    def _function(self, scope: Construct, spec: FunctionSpec) -> lambda_.Function:
         log_group = self._observability.log_group(scope, "Logs")
         # Our own role, so no AWS managed policy (AWSLambdaBasicExecutionRole) is attached:
         # each permission below is granted on the narrowest resource that works.
@@ -115,6 +125,12 @@ class NurtureFunctions(Construct):
             self._data.grant_items(role, spec.table)
         if spec.consumes is not None:
             self._queues.queue(spec.consumes).grant_consume_messages(role)
+            # It moves a message it can never process to the dead-letter queue itself.
+            grant_send(role, self._queues.by_name[spec.consumes.name].dead_letter_queue)
+        if spec.stream is not None:
+            # As the event source does for a batch given up on; the function describes a
+            # record it can never process there itself.
+            grant_send(role, self.stream_failures[spec.name])
         for produced in spec.produces:
             grant_send(role, self._queues.queue(produced))
         for topic in spec.publishes:
@@ -203,17 +219,14 @@ class NurtureFunctions(Construct):
         if spec.stream is not None:
             self._add_stream_source(scope, spec, spec.stream, function)
 
-    def _add_stream_source(
-        self,
-        scope: Construct,
-        spec: FunctionSpec,
-        source: StreamSource,
-        function: lambda_.Function,
+    def _stream_failure_queue(
+        self, scope: Construct, spec: FunctionSpec, source: StreamSource
     ) -> None:
-        """The table's stream, filtered, with a failure queue for records given up on.
+        """The stream consumer's failure queue for records given up on, and its alarm.
 
-        Lambda sends the failure queue a description of the failed batch (shard and
-        sequence numbers), not the records: the lead itself stays in the table, so the
+        Lambda sends it a description of the failed batch (shard and sequence numbers),
+        not the records: the lead itself stays in the table. The function sends it the
+        same of a record it can never process (event id, sequence number, keys). So the
         queue holds no personal data and SQS's own key encrypts it.
         """
         failures = dead_letter_queue(scope, "StreamFailures")
@@ -235,6 +248,16 @@ class NurtureFunctions(Construct):
             "stream event source, a dead-letter queue itself; cdk-nag only recognises "
             "dead-letter queues named in another queue's redrive policy.",
         )
+
+    def _add_stream_source(
+        self,
+        scope: Construct,
+        spec: FunctionSpec,
+        source: StreamSource,
+        function: lambda_.Function,
+    ) -> None:
+        """The table's stream, filtered, with its failure queue as on-failure destination."""
+        failures = self.stream_failures[spec.name]
         # Grants the role the stream reads (and the table key's decrypt) and the queue send.
         function.add_event_source(
             event_sources.DynamoEventSource(

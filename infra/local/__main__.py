@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         api_url=f"{api_origin}/{STAGE}/",
         configuration_set=provisioned.configuration_set,
         queue_urls=provisioned.queue_urls,
+        dead_letter_queue_urls=provisioned.dead_letter_queue_urls,
+        stream_failure_queue_urls=provisioned.stream_failure_queue_urls,
         topic_arns=provisioned.topic_arns,
         signing_secret=os.environ.get("SIGNING_SECRET") or LOCAL_SIGNING_SECRET,
     )

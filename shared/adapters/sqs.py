@@ -1,8 +1,9 @@
-"""Send jobs on SQS, in batches of ten (the SendMessageBatch maximum)."""
+"""Send jobs on SQS, in batches of ten (the SendMessageBatch maximum); dead letters."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from shared.jobs import SendJob
@@ -37,3 +38,33 @@ class SqsJobQueue:
                 raise QueueError(
                     f"{len(failed)} send jobs were not queued: {failed[0].get('Code')}"
                 )
+
+
+class SqsDeadLetters:
+    """A consumer's dead-letter queue, for the records it can never process.
+
+    Its client is made on the first record put there (rare), not at a cold start.
+    """
+
+    def __init__(self, client: Callable[[], SQSClient], queue_url: str) -> None:
+        self._make_client = client
+        self._client: SQSClient | None = None
+        self._lock = threading.Lock()
+        self._url = queue_url
+
+    def put(self, body: str, attributes: Mapping[str, str]) -> None:
+        self._sqs().send_message(
+            QueueUrl=self._url,
+            MessageBody=body,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in attributes.items()
+                if value  # SQS refuses an empty attribute value
+            },
+        )
+
+    def _sqs(self) -> SQSClient:
+        with self._lock:  # a batch's records may run on several threads
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client

@@ -129,6 +129,12 @@ def queue_for(template_json: dict[str, Any], queue: QueueSpec) -> tuple[str, dic
     return queue_id, resource
 
 
+def dead_letter_queue_of(template_json: dict[str, Any], queue: QueueSpec) -> str:
+    """The dead-letter queue of a spec's queue, by its redrive policy."""
+    redrive = queue_for(template_json, queue)[1]["Properties"]["RedrivePolicy"]
+    return str(redrive["deadLetterTargetArn"]["Fn::GetAtt"][0])
+
+
 def topic_id(template_json: dict[str, Any], name: str) -> str:
     """The topic a wiring name stands for (named ``<stack>-<name>``)."""
     topic_id, _ = only(
@@ -345,6 +351,12 @@ def test_function_environment(template_json: dict[str, Any], spec: FunctionSpec)
         "@configuration-set": ref_of(template_json, "AWS::SES::ConfigurationSet"),
         "@secret": ref_of(template_json, "AWS::SecretsManager::Secret"),
         **{f"@queue:{q.name}": {"Ref": queue_for(template_json, q)[0]} for q in QUEUES},
+        **{f"@dlq:{q.name}": {"Ref": dead_letter_queue_of(template_json, q)} for q in QUEUES},
+        **{
+            f"@failures:{s.name}": {"Ref": failure_queue_of(template_json, s)[0]}
+            for s in FUNCTIONS
+            if s.consumes_stream
+        },
         **{f"@topic:{t}": {"Ref": topic_id(template_json, t)} for t in TOPICS},
         "@api/unsubscribe": {"Fn::Join": ["", [*api_url_parts(template_json), "/unsubscribe"]]},
     }
@@ -356,6 +368,10 @@ def test_function_environment(template_json: dict[str, Any], spec: FunctionSpec)
             api_url="@api/",
             configuration_set="@configuration-set",
             queue_urls={q.name: f"@queue:{q.name}" for q in QUEUES},
+            dead_letter_queue_urls={q.name: f"@dlq:{q.name}" for q in QUEUES},
+            stream_failure_queue_urls={
+                s.name: f"@failures:{s.name}" for s in FUNCTIONS if s.consumes_stream
+            },
             topic_arns={t: f"@topic:{t}" for t in TOPICS},
             signing_secret_arn="@secret",
         ),
@@ -380,6 +396,14 @@ def test_function_environments_hold_what_their_specs_use(template_json: dict[str
     assert variables(SENDER)["UNSUBSCRIBE_URL"]["Fn::Join"][1][-1] == "/unsubscribe"
     assert variables(HANDOFF)["SALES_LEADS_TOPIC_ARN"] == {
         "Ref": topic_id(template_json, SALES_TOPIC)
+    }
+    # Consumers put what they can never process on their dead-letter queue themselves.
+    for queue in QUEUES:
+        assert variables(consumer_of(queue))[queue.dead_letter_url_variable] == {
+            "Ref": dead_letter_queue_of(template_json, queue)
+        }
+    assert variables(HANDOFF)["HANDOFF_STREAM_FAILURE_QUEUE_URL"] == {
+        "Ref": failure_queue_of(template_json, HANDOFF)[0]
     }
     for spec in FUNCTIONS:
         # Only publishers learn a topic's ARN.
@@ -1117,9 +1141,14 @@ def test_queue_access_follows_produces_and_consumes(template_json: dict[str, Any
                 )
         expected_send = [queue_arns[q.name] for q in spec.produces]
         if spec.consumes_stream:
-            # Lambda writes the stream's failure records to the queue in the function's name.
+            # Lambda writes the stream's failure records to the queue in the function's name
+            # (and the function describes a record it can never process there).
             failures_id, _ = failure_queue_of(template_json, spec)
             expected_send.append({"Fn::GetAtt": [failures_id, "Arn"]})
+        if spec.consumes is not None:
+            # A message it can never process, the function moves to the dead-letter queue.
+            dlq_id = dead_letter_queue_of(template_json, spec.consumes)
+            expected_send.append({"Fn::GetAtt": [dlq_id, "Arn"]})
         expected_consume = [queue_arns[spec.consumes.name]] if spec.consumes else []
         assert set(by_queue) == {json.dumps(arn) for arn in expected_send + expected_consume}
         for arn in expected_send:

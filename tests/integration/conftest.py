@@ -5,10 +5,10 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools import Logger
 
 from functions.capture.handler import Dependencies, build_app, lambda_handler
 from functions.capture.settings import CaptureSettings
+from functions.observability import build_logger
 from infra.provision import create_table
 from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.capture import LeadCapture
@@ -51,7 +51,7 @@ def post(
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Send an API Gateway event through the capture handler, as Lambda would."""
     capture = LeadCapture(repository, load_programs(), clock, capture_settings.consent_version)
-    app = build_app(Dependencies(capture_settings, capture, Pages(), Logger(service="capture")))
+    app = build_app(Dependencies(capture_settings, capture, Pages(), build_logger("capture")))
 
     def send(event: dict[str, Any]) -> dict[str, Any]:
         return lambda_handler(event, lambda_context, app)

@@ -20,9 +20,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from functions.observability import build_logger
 from functions.scheduler.handler import lambda_handler as scheduler_handler
 from functions.sender.handler import SenderApp
 from functions.sender.handler import lambda_handler as sender_handler
@@ -179,7 +179,7 @@ class NurtureWorld:
     def deliver(self, messages: list[dict[str, Any]], concurrency: int = 1) -> dict[str, Any]:
         """One SQS batch through the sender handler, ``concurrency`` jobs at once;
         successful messages are deleted."""
-        app = SenderApp(self.sender, Logger(service="sender"), concurrency=concurrency)
+        app = SenderApp(self.sender, build_logger("sender"), concurrency=concurrency)
         try:
             response = sender_handler(self.sqs_event(messages), self.context, app)
         except BatchProcessingError:

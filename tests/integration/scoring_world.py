@@ -14,12 +14,12 @@ from datetime import date, datetime
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
 from functions.engagement.handler import EngagementApp
 from functions.engagement.handler import lambda_handler as engagement_handler
+from functions.observability import build_logger
 from infra.provision import create_table
 from shared.adapters.counters import DynamoCounterReader
 from shared.adapters.dynamodb import DynamoLeadRepository
@@ -222,7 +222,7 @@ def engagement(rec: EngagementRecorder, context: Any) -> Callable[..., Delivery]
     Returns the handler's response; when every record failed, Powertools fails the whole
     invocation, which is reported here as every record failed (what SQS then does).
     """
-    app = EngagementApp(rec, Logger(service="engagement"))
+    app = EngagementApp(rec, build_logger("engagement"))
 
     def deliver(bodies: Sequence[str] = (), *, event: dict[str, Any] | None = None) -> Delivery:
         event = event or sqs_event(bodies)

@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aws_lambda_powertools import Logger
 
 from functions.admin.handler import AdminSettings, Dependencies, build_app
 from functions.admin.handler import lambda_handler as admin_handler
@@ -24,6 +23,7 @@ from functions.capture.handler import Dependencies as CaptureDependencies
 from functions.capture.handler import build_app as build_capture
 from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
+from functions.observability import build_logger
 from shared.adapters.dynamodb import DynamoLeadRepository, activity_item
 from shared.adapters.items import lead_pk, serialize
 from shared.clock import FixedClock, to_iso
@@ -125,7 +125,7 @@ def admin(
             feedback,
             rules,
             clock,
-            Logger(service="admin"),
+            build_logger("admin"),
             LeadDisclosure(repository, rules, clock),
         )
     )
@@ -146,7 +146,7 @@ def capture(
     """POST /leads with scoring, as deployed; returns the lead id."""
     app = build_capture(
         CaptureDependencies(
-            capture_settings, capture_with_scores(dynamodb, clock), Pages(), Logger()
+            capture_settings, capture_with_scores(dynamodb, clock), Pages(), build_logger("capture")
         )
     )
 

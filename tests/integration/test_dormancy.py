@@ -219,8 +219,7 @@ def test_unanswered_re_engagement_ends_in_sunset_and_no_more_mail(world: Nurture
 def test_opting_out_costs_the_unsubscribe_points_and_says_so_on_the_activity(
     world: NurtureWorld, dynamodb: Any, lambda_context: Any
 ) -> None:
-    from aws_lambda_powertools import Logger
-
+    from functions.observability import build_logger
     from functions.unsubscribe.handler import Dependencies, build_app, lambda_handler
     from shared.qualification import ScoreKeeper
     from shared.scoring import load_scoring
@@ -233,7 +232,14 @@ def test_opting_out_costs_the_unsubscribe_points_and_says_so_on_the_activity(
     keeper = ScoreKeeper(rules)
     award(world.dynamodb, world.clock, lead_id, Signal.INQUIRY)
     app = build_app(
-        Dependencies(world.repository, world.tokens, world.clock, Pages(), Logger(), keeper)
+        Dependencies(
+            world.repository,
+            world.tokens,
+            world.clock,
+            Pages(),
+            build_logger("unsubscribe"),
+            keeper,
+        )
     )
 
     # When it opts out with one click

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -27,6 +26,7 @@ from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
 from functions.handoff.handler import HandoffApp
 from functions.handoff.handler import lambda_handler as handoff_handler
+from functions.observability import build_logger
 from infra.provision import create_topic, subscribe_queue
 from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
 from shared.adapters.items import lead_pk
@@ -234,11 +234,11 @@ def world(
         SnsSalesPublisher(sns, topic_arn),
         load_scoring(),
         clock,
-        Logger(service="handoff"),
+        build_logger("handoff"),
     )
     capture = build_capture(
         CaptureDependencies(
-            capture_settings, capture_with_scores(dynamodb, clock), Pages(), Logger()
+            capture_settings, capture_with_scores(dynamodb, clock), Pages(), build_logger("capture")
         )
     )
 

@@ -16,8 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aws_lambda_powertools import Logger
 
+from functions.observability import build_logger
 from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
 from shared.clock import FixedClock
@@ -58,7 +58,7 @@ def call(world: NurtureWorld, lambda_context: Any) -> Call:
             world.tokens,
             world.clock,
             Pages(),
-            Logger(service="unsubscribe"),
+            build_logger("unsubscribe"),
             keeper,
         )
     )

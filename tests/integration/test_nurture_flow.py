@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+from functions.observability import build_logger
 from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
 from shared.adapters.items import DUE_INDEX, due_shard, lead_pk
@@ -727,7 +727,7 @@ def test_the_shipped_welcome_does_not_offer_a_trial_to_a_lead_who_applied_for_on
 def unsubscribe_app(world: NurtureWorld) -> APIGatewayRestResolver:
     return build_app(
         Dependencies(
-            world.repository, world.tokens, world.clock, Pages(), Logger(service="unsubscribe")
+            world.repository, world.tokens, world.clock, Pages(), build_logger("unsubscribe")
         )
     )
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from functions.capture.handler import Dependencies as CaptureDependencies
 from functions.capture.handler import build_app as build_capture
 from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
+from functions.observability import build_logger
 from functions.visits.handler import SNIPPET, Dependencies, VisitSettings, build_app
 from functions.visits.handler import lambda_handler as visits_handler
 from shared.adapters.dynamodb import DynamoLeadRepository, DynamoVisitStore
@@ -89,7 +89,7 @@ class World:
                 self.tracker,
                 SiteReferences(SECRET),
                 clock,
-                Logger(service="visits"),
+                build_logger("visits"),
                 SNIPPET.read_text(encoding="utf-8"),
                 load_engagement_rules(),
             )
@@ -100,7 +100,7 @@ class World:
                 capture_settings,
                 capture_with_scores(client, clock),
                 Pages(),
-                Logger(service="capture"),
+                build_logger("capture"),
                 self.tracker,
             )
         )

@@ -1,0 +1,76 @@
+"""The functions' logger: Powertools' structured JSON, without personal data.
+
+Every function builds its logger here. Each line is redacted as a whole just before it
+is written (``shared.redaction``): the message, the extra keys at any depth, the keys
+appended to the logger, the exception's text, its traceback and the stack trace, so a
+line is clean whichever of those a caller or a library put the data in.
+
+Powertools' data masking utility (``aws_lambda_powertools.utilities.data_masking``) is
+not used: it masks the fields of a payload named by JSONPath, while a log line needs
+keys matched at any depth and patterns matched inside free text (exception texts,
+tracebacks), and it would add jsonpath-ng and the AWS Encryption SDK to the layer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from shared.redaction import redact
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+    from aws_lambda_powertools.logging.types import LogRecord
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter, with the whole line redacted before it is written."""
+
+    def serialize(self, log: LogRecord) -> str:
+        return super().serialize(redact(log))
+
+
+def build_logger(service: str) -> Logger:
+    """The logger of the function ``service`` (``POWERTOOLS_LOG_LEVEL`` sets its level)."""
+    logger = Logger(service=service, logger_formatter=RedactingFormatter())
+    handler = logger.registered_handler
+    if not isinstance(handler.formatter, RedactingFormatter):
+        # Powertools keeps the first handler of a name: one made before, elsewhere in
+        # the process, without this formatter, redacts from now on too.
+        formatter = RedactingFormatter()
+        formatter.append_keys(service=service)
+        handler.setFormatter(formatter)
+    return logger
+
+
+class InvocationFailed(Exception):
+    """The invocation failed; why is in the function's log."""
+
+
+@contextmanager
+def failures_logged(logger: Logger) -> Iterator[None]:
+    """Lambda logs an error that leaves the handler with its text as it is: log it here,
+    redacted, and let a bare one of its name leave instead (the invocation still fails)."""
+    try:
+        yield
+    except Exception as error:
+        logger.exception("invocation failed")
+        raise InvocationFailed(type(error).__name__) from None
+
+
+def answer_unexpected_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
+    """Log any error a route lets through (redacted) and answer 500, as API Gateway
+    does for a failed function; Lambda would log the error's text unredacted."""
+    from aws_lambda_powertools.event_handler import Response  # routed functions have it
+
+    def unexpected(error: Exception) -> Response[str]:
+        logger.exception("request failed")
+        body = json.dumps({"message": "Internal server error"})
+        return Response(500, "application/json", body)
+
+    app.exception_handler(Exception)(unexpected)
