@@ -63,12 +63,19 @@ def _json(status: int, body: Any) -> Response[str]:
     return Response(status, JSON_TYPE, json.dumps(body, ensure_ascii=False, default=str))
 
 
+def _not_an_id(lead_id: str) -> Response[str] | None:
+    """422 for what cannot be a lead id (every route names one), before any read."""
+    return None if is_lead_id(lead_id) else _json(422, {"errors": [BAD_LEAD_ID]})
+
+
 def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
     answer_unexpected_errors(app, deps.logger)
 
     @app.get("/leads/<lead_id>")
     def get_lead(lead_id: str) -> Response[str]:
+        if refused := _not_an_id(lead_id):
+            return refused
         lead = deps.leads.get(lead_id)
         if lead is None:
             return _json(404, {"error": "not_found"})
@@ -91,6 +98,8 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
 
     @app.post("/leads/<lead_id>/disposition")
     def disposition(lead_id: str) -> Response[str]:
+        if refused := _not_an_id(lead_id):
+            return refused
         try:
             document = json.loads(app.current_event.decoded_body or "")
             request = DispositionRequest.model_validate(document)
@@ -125,8 +134,8 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
 
     @app.get("/leads/<lead_id>/export")
     def export(lead_id: str) -> Response[str]:
-        if not is_lead_id(lead_id):
-            return _json(422, {"errors": [BAD_LEAD_ID]})
+        if refused := _not_an_id(lead_id):
+            return refused
         document = deps.disclosure.export(lead_id)
         if document is None:
             return _json(404, {"error": "not_found"})
@@ -141,6 +150,8 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
 
     @app.delete("/leads/<lead_id>")
     def erase(lead_id: str) -> Response[str]:
+        if refused := _not_an_id(lead_id):
+            return refused
         if not deps.leads.erase(lead_id):
             return _json(404, {"error": "not_found"})
         caller = app.current_event.request_context.identity.user_arn

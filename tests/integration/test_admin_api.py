@@ -336,10 +336,14 @@ def test_export_of_an_unknown_or_erased_lead_is_404(
 
 
 @pytest.mark.parametrize("lead_id", ["abc", "0" * 31, "0" * 33, "G" * 32, "A" * 32, "%00" * 11])
-def test_export_of_what_is_not_a_lead_id_is_a_field_error(
-    admin: Callable[..., tuple[int, Any]], lead_id: str
+@pytest.mark.parametrize(
+    ("method", "action"), [("GET", "export"), ("GET", ""), ("DELETE", ""), ("POST", "disposition")]
+)
+def test_a_route_given_what_is_not_a_lead_id_answers_a_field_error(
+    admin: Callable[..., tuple[int, Any]], lead_id: str, method: str, action: str
 ) -> None:
-    status, body = admin("GET", lead_id, "export")
+    sent = {"disposition": "accepted"} if method == "POST" else None
+    status, body = admin(method, lead_id, action, sent)
 
     assert status == 422
     (error,) = body["errors"]
