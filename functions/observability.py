@@ -22,6 +22,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from shared.redaction import redact
+from shared.web import JSON_TYPE
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -67,10 +68,18 @@ def answer_unexpected_errors(app: APIGatewayRestResolver, logger: Logger) -> Non
     """Log any error a route lets through (redacted) and answer 500, as API Gateway
     does for a failed function; Lambda would log the error's text unredacted."""
     from aws_lambda_powertools.event_handler import Response  # routed functions have it
+    from aws_lambda_powertools.event_handler.exceptions import ServiceError
 
     def unexpected(error: Exception) -> Response[str]:
         logger.exception("request failed")
         body = json.dumps({"message": "Internal server error"})
-        return Response(500, "application/json", body)
+        return Response(500, JSON_TYPE, body)
 
+    def answered(error: ServiceError) -> Response[str]:
+        # The resolver's own answers (404 for an unknown route, ...) stay what they are:
+        # the handler for Exception would otherwise take them too.
+        body = json.dumps({"message": error.msg})
+        return Response(error.status_code, JSON_TYPE, body)
+
+    app.exception_handler(ServiceError)(answered)
     app.exception_handler(Exception)(unexpected)

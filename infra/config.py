@@ -194,6 +194,8 @@ class DeploymentConfig(BaseModel):
     waf_enabled: bool = True
     # Requests one IP may send in any 5 minutes before WAF answers 429.
     waf_ip_rate_limit: int = Field(default=300, ge=10, le=2_000_000_000)
+    # The same for opt-outs, counted apart from every other route.
+    waf_opt_out_ip_rate_limit: int = Field(default=3000, ge=10, le=2_000_000_000)
 
     def not_for_production(self) -> list[str]:
         """What a production deployment must not keep: origins on this machine or in

@@ -100,7 +100,13 @@ class LeadNurtureStack(Stack):
         )
         stage = api.rest_api.deployment_stage
         if config.waf_enabled:
-            ApiFirewall(self, "Firewall", stage=stage, ip_rate_limit=config.waf_ip_rate_limit)
+            ApiFirewall(
+                self,
+                "Firewall",
+                stage=stage,
+                ip_rate_limit=config.waf_ip_rate_limit,
+                opt_out_ip_rate_limit=config.waf_opt_out_ip_rate_limit,
+            )
         else:
             acknowledge(
                 stage.node.find_child("Resource"),

@@ -207,10 +207,14 @@ CAPTURE = FunctionSpec(
     handler="functions.capture.handler.lambda_handler",
     description="POST /leads: validate, dedupe and merge by email, record consent, enrol",
     routes=(Route("POST", "/leads", cross_origin=True),),
+    # Up to POST_REVISIONS jittered rounds when a burst of posts meets on one address;
+    # still within API Gateway's 29 seconds.
+    timeout_s=20,
+    # A post with the site snippet's visitor id links the visitor and reads its views.
     table=TableAccess(
-        reads=("BatchGetItem",),
+        reads=("BatchGetItem", "ConditionCheckItem", "Query"),
         writes=("PutItem", "UpdateItem"),
-        kinds=("LEAD#", "EMAIL#", "COUNTER#"),
+        kinds=("LEAD#", "EMAIL#", "COUNTER#", "VISITOR#"),
     ),
 )
 
@@ -232,7 +236,7 @@ UNSUBSCRIBE = FunctionSpec(
         Route("POST", "/unsubscribe", throttle="opt_out"),
     ),
     table=TableAccess(
-        reads=("GetItem",),
+        reads=("ConditionCheckItem", "GetItem"),
         writes=("PutItem", "UpdateItem"),
         kinds=("LEAD#", "COUNTER#"),
     ),
@@ -261,10 +265,11 @@ SENDER = FunctionSpec(
     description="Send jobs: re-check eligibility, render, send through SES, advance the step",
     consumes=SEND_QUEUE,
     timeout_s=60,
-    # Query: a bandit experiment reads its variants' counters.
+    # Query: a bandit experiment reads its variants' counters. DeleteItem: a send SES
+    # throttled or refused gives its claim back for a later try.
     table=TableAccess(
-        reads=("GetItem", "Query"),
-        writes=("PutItem", "UpdateItem"),
+        reads=("ConditionCheckItem", "GetItem", "Query"),
+        writes=("DeleteItem", "PutItem", "UpdateItem"),
         kinds=("LEAD#", "COUNTER#"),
     ),
     sends_email=True,
@@ -332,10 +337,11 @@ VISITS = FunctionSpec(
         Route("POST", "/visits", cross_origin=True, throttle="beacon"),
         Route("GET", "/tracker.js", throttle="beacon"),
     ),
+    # DeleteItem: a revisit alert whose publish failed gives its claim back.
     table=TableAccess(
-        reads=("BatchGetItem", "GetItem", "Query"),
-        writes=("PutItem", "UpdateItem"),
-        kinds=("LEAD#", "VISITOR#"),
+        reads=("BatchGetItem", "ConditionCheckItem", "GetItem", "Query"),
+        writes=("DeleteItem", "PutItem", "UpdateItem"),
+        kinds=("LEAD#", "VISITOR#", "COUNTER#"),
     ),
     # Verifies the signed lead reference of email links (the unsubscribe links' secret).
     signs_links=True,
@@ -357,7 +363,7 @@ ADMIN = FunctionSpec(
     # Erasure deletes the lead's items and keeps a hash of the address (ERASED#);
     # a disposition records its outcome for the monthly report (OUTCOME#).
     table=TableAccess(
-        reads=("BatchGetItem", "GetItem", "Query"),
+        reads=("BatchGetItem", "ConditionCheckItem", "GetItem", "Query"),
         writes=("BatchWriteItem", "DeleteItem", "PutItem", "UpdateItem"),
         kinds=("LEAD#", "EMAIL#", "ERASED#", "OUTCOME#", "COUNTER#"),
     ),

@@ -93,7 +93,11 @@ _KEYED = re.compile(
 # pydantic's errors quote the input: ``[type=…, input_value={…}, input_type=dict]``.
 _PYDANTIC_INPUT = re.compile(r"input_value=.*?(?=, input_type=)", re.DOTALL)
 
-_EMAIL = re.compile(r"[\w.!#$%&*+/=?^`{|}~-]+(?:@|%40|＠)[\w-]+(?:\.[\w-]+)+")
+# The local part starts where no local-part character precedes it and is at most 64
+# long (RFC 5321): a long run without an "@" is then tried once, not from every position.
+_EMAIL = re.compile(
+    r"(?<![\w.!#$%&*+/=?^`{|}~-])[\w.!#$%&*+/=?^`{|}~-]{1,64}(?:@|%40|＠)[\w-]+(?:\.[\w-]+)+"
+)
 _DASH = r"[-‐‑‒–—―−－ー]"
 _PHONE = re.compile(
     rf"""(?<![\w+.-])(?:

@@ -132,7 +132,7 @@ class VisitTracker:
         """Store a page view, and score it if the visitor is a known lead.
 
         Returns ``ignored`` (a page the rules do not track), ``anonymous`` (stored for
-        later attribution: one read and one write), ``repeat`` (an anonymous repeat),
+        later attribution: two reads and one write), ``repeat`` (an anonymous repeat),
         ``attributed``, or ``qualified`` (attributed, and it made the lead an MQL). A retry
         of a failed call re-does only what is missing.
         """
@@ -141,6 +141,9 @@ class VisitTracker:
         lead_id = self._store.linked_lead(view.visitor_id)
         expires = view.at + self._attribution
         if not self._store.put_view(view, expires):
+            if lead_id is None:
+                # a retry of a view stored before it read the link again: read it now
+                lead_id = self._store.linked_lead(view.visitor_id, consistent=True)
             if lead_id is None:
                 return "repeat"
             # A repeat of a known visitor's view: finish it as first recorded.

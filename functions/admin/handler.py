@@ -30,8 +30,7 @@ from shared.programs import load_programs
 from shared.repository import LeadRepository, UnknownLead
 from shared.scoring import ScoringRules, load_scoring
 from shared.settings import EnvSettings
-
-JSON_TYPE = "application/json; charset=utf-8"
+from shared.web import JSON_TYPE
 
 
 class AdminSettings(EnvSettings):

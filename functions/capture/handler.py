@@ -28,9 +28,16 @@ from shared.qualification import ScoreKeeper
 from shared.scoring import load_scoring
 from shared.submission import LABELS, FieldError, InvalidSubmission, parse_submission
 from shared.visits import VisitTracker
-from shared.web import BodyTooLarge, Pages, allowed_redirect, form_body, wants_json, with_query
+from shared.web import (
+    JSON_TYPE,
+    BodyTooLarge,
+    Pages,
+    allowed_redirect,
+    form_body,
+    wants_json,
+    with_query,
+)
 
-JSON_TYPE = "application/json; charset=utf-8"
 VISITOR_ID = re.compile(r"^[0-9a-f]{32}$")
 HTML_TYPE = "text/html; charset=utf-8"
 

@@ -27,9 +27,8 @@ from shared.metrics import LEADS_QUALIFIED
 from shared.settings import EnvSettings
 from shared.tokens import InvalidToken, SiteReferences
 from shared.visits import PageView, VisitTracker
-from shared.web import BodyTooLarge, raw_body
+from shared.web import JSON_TYPE, BodyTooLarge, raw_body
 
-JSON_TYPE = "application/json; charset=utf-8"
 SNIPPET = Path(__file__).with_name("tracker.js")
 
 PROBLEMS: dict[int, tuple[str, str]] = {

@@ -336,6 +336,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     # A person's data: readable by the operator alone, wherever the file is put.
     descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that was there keeps its mode otherwise
     with os.fdopen(descriptor, "wb") as out:
         out.write(data)
     print(args.out)

@@ -32,6 +32,31 @@ def _path_ends_with(suffix: str) -> wafv2.CfnWebACL.StatementProperty:
     )
 
 
+def _ip_rate_rule(
+    name: str, priority: int, limit: int, scope: wafv2.CfnWebACL.StatementProperty
+) -> wafv2.CfnWebACL.RuleProperty:
+    """429 for a source IP over ``limit`` requests in 5 minutes, counting what ``scope``
+    matches. 429 tells a well-behaved client to back off."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        action=wafv2.CfnWebACL.RuleActionProperty(
+            block=wafv2.CfnWebACL.BlockActionProperty(
+                custom_response=wafv2.CfnWebACL.CustomResponseProperty(response_code=429)
+            )
+        ),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                aggregate_key_type="IP",
+                limit=limit,
+                evaluation_window_sec=300,
+                scope_down_statement=scope,
+            )
+        ),
+        visibility_config=_visibility(name),
+    )
+
+
 def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return wafv2.CfnWebACL.VisibilityConfigProperty(
         cloud_watch_metrics_enabled=True,
@@ -44,36 +69,31 @@ class ApiFirewall(Construct):
     """A web ACL on the stage: per-IP rate limit plus AWS reputation and bad-input rules."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: apigw.Stage, ip_rate_limit: int
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: apigw.Stage,
+        ip_rate_limit: int,
+        opt_out_ip_rate_limit: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        rate_limit = wafv2.CfnWebACL.RuleProperty(
-            name="ip-rate-limit",
-            priority=0,
-            # Stage throttling is shared by all callers; this stops one source from
-            # using it all up. 429 tells a well-behaved client to back off.
-            action=wafv2.CfnWebACL.RuleActionProperty(
-                block=wafv2.CfnWebACL.BlockActionProperty(
-                    custom_response=wafv2.CfnWebACL.CustomResponseProperty(response_code=429)
+        rate_limit = _ip_rate_rule(
+            "ip-rate-limit",
+            0,
+            ip_rate_limit,
+            # Opt-outs are counted apart (the next rule): a person behind an office's shared
+            # address must be able to opt out while colleagues post forms.
+            wafv2.CfnWebACL.StatementProperty(
+                not_statement=wafv2.CfnWebACL.NotStatementProperty(
+                    statement=_path_ends_with(OPT_OUT_PATH)
                 )
             ),
-            statement=wafv2.CfnWebACL.StatementProperty(
-                rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                    aggregate_key_type="IP",
-                    limit=ip_rate_limit,
-                    evaluation_window_sec=300,
-                    # Opt-outs are neither counted nor blocked: one-click opt-outs come in
-                    # bursts from a mail provider's few servers, and a person behind an
-                    # office's shared address must be able to opt out while colleagues
-                    # post forms. The route's own throttling bounds them.
-                    scope_down_statement=wafv2.CfnWebACL.StatementProperty(
-                        not_statement=wafv2.CfnWebACL.NotStatementProperty(
-                            statement=_path_ends_with(OPT_OUT_PATH)
-                        )
-                    ),
-                )
-            ),
-            visibility_config=_visibility("ip-rate-limit"),
+        )
+        # One-click opt-outs come in bursts from a mail provider's few servers: a limit
+        # of their own, far above the forms', still stops one source flooding the route.
+        opt_out_limit = _ip_rate_rule(
+            "opt-out-ip-rate-limit", 1, opt_out_ip_rate_limit, _path_ends_with(OPT_OUT_PATH)
         )
         managed = [
             wafv2.CfnWebACL.RuleProperty(
@@ -87,7 +107,7 @@ class ApiFirewall(Construct):
                 ),
                 visibility_config=_visibility(group),
             )
-            for priority, group in enumerate(_MANAGED_RULE_GROUPS, start=1)
+            for priority, group in enumerate(_MANAGED_RULE_GROUPS, start=2)
         ]
         self.web_acl = wafv2.CfnWebACL(
             self,
@@ -95,7 +115,7 @@ class ApiFirewall(Construct):
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=_visibility("lead-nurture-api"),
-            rules=[rate_limit, *managed],
+            rules=[rate_limit, opt_out_limit, *managed],
         )
         wafv2.CfnWebACLAssociation(
             self, "Association", resource_arn=stage.stage_arn, web_acl_arn=self.web_acl.attr_arn

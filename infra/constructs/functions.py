@@ -23,6 +23,7 @@ from constructs import Construct
 
 from infra.config import DeploymentConfig, Resources, function_environment
 from infra.constructs.data import LeadData
+from infra.constructs.keys import PRODUCER_KEY_ACTIONS
 from infra.constructs.messaging import (
     JobQueues,
     dead_letter_alarm,
@@ -37,12 +38,6 @@ from infra.wiring import FunctionSpec, StreamSource
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
 
-# What a publisher needs on an encrypted topic's key: SNS generates a data key to
-# encrypt each message and decrypts it again to deliver (in the publisher's name).
-# Topic.grant_publish grants "kms:GenerateDataKey*", a wildcard that cdk-nag flags
-# (IAM5) and that also covers key pairs SNS never asks for.
-PUBLISH_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
-
 
 def grant_publish(grantee: iam.IGrantable, topic: sns.ITopic) -> None:
     """sns:Publish on the topic, and on its key (if any) what SNS needs to encrypt."""
@@ -52,7 +47,7 @@ def grant_publish(grantee: iam.IGrantable, topic: sns.ITopic) -> None:
     if topic.master_key is not None:
         iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=list(PUBLISH_KEY_ACTIONS),
+            actions=list(PRODUCER_KEY_ACTIONS),
             resource_arns=[topic.master_key.key_arn],
         )
 

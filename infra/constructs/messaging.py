@@ -14,7 +14,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.keys import data_key
+from infra.constructs.keys import PRODUCER_KEY_ACTIONS, data_key
 from infra.wiring import QueueSpec
 
 # The longest SQS keeps a message: time to find and fix the cause of a poison message.
@@ -23,10 +23,6 @@ DEAD_LETTER_RETENTION = Duration.days(14)
 
 # A queue's data key is reused this long: fewer KMS calls (and their cost) per message.
 DATA_KEY_REUSE = Duration.hours(1)
-# What a producer needs of a queue's key: SQS asks for a data key to encrypt, and
-# decrypts it while reused. Queue.grant_send_messages grants kms:ReEncrypt* and
-# kms:GenerateDataKey* as well, wildcards that cdk-nag flags (IAM5).
-SEND_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 SEND_ACTIONS = ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
 
 
@@ -54,7 +50,7 @@ def grant_send(grantee: iam.IGrantable, queue: sqs.IQueue) -> None:
     if queue.encryption_master_key is not None:
         iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=list(SEND_KEY_ACTIONS),
+            actions=list(PRODUCER_KEY_ACTIONS),
             resource_arns=[queue.encryption_master_key.key_arn],
         )
 
@@ -118,7 +114,7 @@ class JobQueues(Construct):
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal("sns.amazonaws.com")],
-                actions=list(SEND_KEY_ACTIONS),
+                actions=list(PRODUCER_KEY_ACTIONS),
                 resources=["*"],  # in a key policy, "*" is this key
                 conditions={"ArnEquals": {"aws:SourceArn": topic.topic_arn}},
             )

@@ -225,7 +225,7 @@ class LocalApiGateway:
                     self._send(411, [("Content-Type", "application/json")], required)
                     return
                 declared = (self.headers.get("Content-Length") or "0").strip()
-                if not declared.isdigit():  # "abc", "-1": answered as API Gateway does
+                if not (declared.isascii() and declared.isdigit()):  # "abc", "-1", "²"
                     self.close_connection = True
                     bad = b'{"message":"Invalid Content-Length"}'
                     self._send(400, [("Content-Type", "application/json")], bad)

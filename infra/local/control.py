@@ -143,9 +143,9 @@ class LocalControl:
         query = parse_qs(urlsplit(target).query)
         start = query.get("from", ["0"])[-1]
         limit = query.get("limit", [str(OUTBOX_PAGE)])[-1]
-        if not start.isdigit():
+        if not (start.isascii() and start.isdigit()):
             return _json(400, {"message": "from: expected a count of emails already read"})
-        if not limit.isdigit() or not 0 < int(limit) <= OUTBOX_PAGE:
+        if not (limit.isascii() and limit.isdigit()) or not 0 < int(limit) <= OUTBOX_PAGE:
             return _json(400, {"message": f"limit: expected 1 to {OUTBOX_PAGE}"})
         sent = self._outbox()
         mails = []

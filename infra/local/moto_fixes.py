@@ -102,7 +102,7 @@ class StreamRecords(list[Any]):
 
     moto numbers records by their position (``len(items)``) and reads them by slicing, so
     the length counts every record ever added and a slice reads from what is still held;
-    records trimmed away read as nothing, as expired records do on AWS.
+    records trimmed away are skipped, as expired records are on AWS.
     """
 
     def __init__(self, kept: int | None = None) -> None:
@@ -129,8 +129,10 @@ class StreamRecords(list[Any]):
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
+            # A read from before the trim point starts at the oldest record held, and
+            # still gets as many as it asked for: a reader behind moves on.
             start = max((index.start or 0) - self.trimmed, 0)
-            stop = None if index.stop is None else max(index.stop - self.trimmed, 0)
+            stop = None if index.stop is None else start + index.stop - (index.start or 0)
             return list.__getitem__(self, slice(start, stop, index.step))
         return list.__getitem__(self, index - self.trimmed if index >= 0 else index)
 

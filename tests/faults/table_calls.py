@@ -24,11 +24,12 @@ from unittest import mock
 from moto import mock_aws
 
 from infra.local.functions import invoke
-from infra.wiring import ADMIN, VISITS, FunctionSpec
+from infra.wiring import ADMIN, SEND_QUEUE, SENDER, VISITS, FunctionSpec
 from shared.tokens import SiteReferences
 from tests.events import rest_event
 from tests.faults import system as system_module
-from tests.faults.scenarios import DOWNLOAD, SCENARIOS, capture
+from tests.faults.injector import Call, Fault, Kind, Position
+from tests.faults.scenarios import DOWNLOAD, SCENARIOS, capture, form
 from tests.faults.system import (
     SIGNING_SECRET,
     System,
@@ -161,6 +162,23 @@ def site_visits(system: System) -> None:
     ref = SiteReferences(SIGNING_SECRET.encode()).sign(lead_id)
     beacon({"kind": "identify", "visitor_id": visitor, "ref": ref})
     view("/pricing")
+    view("/about")  # recorded, scores nothing: the lead is unchanged
+
+    # another visitor reads pricing, then posts the form with the snippet's visitor id
+    visitor = "c" * 32
+    view("/pricing")
+    capture(system, form("download", asset="dx-guide.pdf", visitor_id=visitor))
+
+
+def throttled_send(system: System) -> None:
+    """A send SES throttles: its claim is given back for a later try."""
+    capture(system, DOWNLOAD)
+    system.tick()
+    records = system.sqs_records(SEND_QUEUE.name, system.receive(SEND_QUEUE.name))
+    throttled = Fault(Call("sesv2", "SendEmail", 1), Position.BEFORE, Kind.THROTTLING)
+    with system.injector.armed_with(throttled):
+        system.invoke(SENDER, {"Records": records})
+    assert system.injector.fired
 
 
 def disclosure(system: System) -> None:
@@ -172,8 +190,8 @@ def disclosure(system: System) -> None:
 
 @cache
 def scenario_table_calls() -> frozenset[TableCall]:
-    """Every scenario once, fault-free, to the end, the site's visits and a disclosure
-    request: the functions' table calls."""
+    """Every scenario once, fault-free, to the end, the site's visits, a disclosure request
+    and a throttled send: the functions' table calls."""
     seen: set[TableCall] = set()
     folder = Path(tempfile.mkdtemp(prefix="lead-nurture-calls-"))
     try:
@@ -194,6 +212,7 @@ def scenario_table_calls() -> frozenset[TableCall]:
             with recording(system) as calls:
                 site_visits(system)
                 disclosure(system)
+                throttled_send(system)
             seen |= calls
     finally:
         shutil.rmtree(folder, ignore_errors=True)

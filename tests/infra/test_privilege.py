@@ -32,6 +32,15 @@ UNEXERCISED = {
     # the sending guard's switch and warm-up count, written once a guard pauses or a
     # warm-up counts (tests/integration/test_sending_guard.py)
     ("scheduler", "SENDING"),
+    # a page view that makes the lead an MQL counts lead>mql (tests/integration/test_visits.py)
+    ("visits", "COUNTER#"),
+    # a revisit alert whose publish failed gives its claim back (test_visits.py)
+    ("visits", "dynamodb:DeleteItem"),
+    # revise's write when the lead itself is unchanged but something is recorded: a
+    # ConditionCheck of its version beside the records (shared/adapters/dynamodb.py)
+    ("unsubscribe", "dynamodb:ConditionCheckItem"),
+    ("sender", "dynamodb:ConditionCheckItem"),
+    ("admin", "dynamodb:ConditionCheckItem"),
 }
 STREAM_ACTIONS = {
     "dynamodb:DescribeStream",

@@ -1354,16 +1354,23 @@ def test_waf_guards_the_stage(template_json: dict[str, Any]) -> None:
     _, association = only(of_type(template_json, "AWS::WAFv2::WebACLAssociation"))
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
     assert {"Ref": stage_id} in association["Properties"]["ResourceArn"]["Fn::Join"][1]
-    rate = next(
-        rule for rule in acl["Properties"]["Rules"] if "RateBasedStatement" in rule["Statement"]
-    )
-    assert rate["Statement"]["RateBasedStatement"]["Limit"] == DeploymentConfig().waf_ip_rate_limit
-    assert rate["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
-    # opt-outs are left out of the per-IP count and block
-    (scope,) = [rate["Statement"]["RateBasedStatement"]["ScopeDownStatement"]]
-    match = scope["NotStatement"]["Statement"]["ByteMatchStatement"]
+    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+    config = DeploymentConfig()
+    for name, limit in (
+        ("ip-rate-limit", config.waf_ip_rate_limit),
+        ("opt-out-ip-rate-limit", config.waf_opt_out_ip_rate_limit),
+    ):
+        rule = rules[name]
+        assert rule["Statement"]["RateBasedStatement"]["Limit"] == limit
+        assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+    # opt-outs are counted apart from everything else, with a limit of their own
+    everything_else = rules["ip-rate-limit"]["Statement"]["RateBasedStatement"]
+    match = everything_else["ScopeDownStatement"]["NotStatement"]["Statement"]["ByteMatchStatement"]
     assert (match["FieldToMatch"], match["PositionalConstraint"]) == ({"UriPath": {}}, "ENDS_WITH")
     assert match["SearchString"] == "/unsubscribe"
+    opt_outs = rules["opt-out-ip-rate-limit"]["Statement"]["RateBasedStatement"]
+    assert opt_outs["ScopeDownStatement"]["ByteMatchStatement"] == match
+    assert config.waf_opt_out_ip_rate_limit >= 10 * config.waf_ip_rate_limit
 
 
 def test_outputs_the_api_url(template: Template) -> None:

@@ -758,3 +758,9 @@ def test_events_for_an_erased_lead_are_dropped(
     assert result.failed == []
     assert table_items(dynamodb) == before
     assert lead_pk(lead.lead_id) not in json.dumps(before)
+
+
+def test_an_unknown_route_is_404_not_a_failure(
+    admin: Callable[..., tuple[int, Any]], mql: str
+) -> None:
+    assert admin("GET", mql, "nope")[0] == 404

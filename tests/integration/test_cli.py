@@ -459,8 +459,10 @@ def test_export_writes_what_the_admin_api_answers_by_id_or_by_address(
     assert printed["lead_id"] == taro
     assert printed["exported_at"].endswith("+09:00")
 
-    # When it is exported by its address (any case) to a file
+    # When it is exported by its address (any case) to a file that was there, readable
     path = tmp_path / "taro.json"
+    path.write_text("old")
+    path.chmod(0o644)
     status, out, _ = run(capsys, *export_args("Taro.Yamada@EXAMPLE.co.jp", "--out", str(path)))
 
     # Then the file holds the same, in UTF-8 as written, readable by the operator alone

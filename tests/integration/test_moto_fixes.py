@@ -355,3 +355,22 @@ def test_a_topic_keeps_its_newest_messages_and_still_delivers_every_one(
         for m in batch:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
     assert sorted(received) == sorted(f"event {n}" for n in range(12))
+
+
+def test_a_reader_far_behind_the_trim_point_moves_on_to_what_is_held(
+    dynamodb: Any, streams: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(moto_fixes, "STREAM_RECORDS_KEPT", 10)
+    arn = create_table(dynamodb)
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+    behind = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    for n in range(40):  # 30 trimmed before the reader reads: more than its limit of 5
+        dynamodb.put_item(TableName=TABLE, Item=put(f"LEAD#{n}", "PROFILE"))
+    seen: list[str] = []
+    for _ in range(4):
+        answer = streams.get_records(ShardIterator=behind, Limit=5)
+        behind = answer["NextShardIterator"]
+        seen += [r["dynamodb"]["Keys"]["pk"]["S"] for r in answer["Records"]]
+    assert seen == [f"LEAD#{n}" for n in range(30, 40)]

@@ -191,7 +191,7 @@ class Paging:
     def of(cls, query: Mapping[str, str], total: int) -> Paging:
         pages = max(1, -(-total // PAGE_SIZE))
         asked = query.get("page", "1")
-        page = int(asked) if asked.isdigit() else 1
+        page = int(asked) if asked.isascii() and asked.isdigit() else 1
         return cls(min(max(page, 1), pages), pages, total, query.get("q", "").strip())
 
     @property
