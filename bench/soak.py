@@ -65,7 +65,7 @@ def call(url: str, body: Any = None, method: str | None = None) -> tuple[int, An
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310 - loopback
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -40,7 +41,7 @@ from infra.local.functions import REGION, build_handlers
 from infra.local.moto_server import LocalMotoServer
 from infra.local.runtime import MINUTE_S, LocalRuntime, Triggers
 from infra.provision import provision_all
-from infra.wiring import FUNCTIONS
+from infra.wiring import FUNCTIONS, TABLE
 from shared.adapters.items import deserialize
 from shared.clock import OffsetClock, to_iso
 from shared.leads import Lead
@@ -83,6 +84,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.tick_seconds <= 0:
         parser.error("--tick-seconds must be positive")
     return args
+
+
+# How often (in stack minutes) expired items are deleted between ticks, as DynamoDB's TTL
+# does within hours.
+TTL_SWEEP_MINUTES = 60
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +168,18 @@ def main(argv: list[str] | None = None) -> int:
         "configuration_set": provisioned.configuration_set,
     }
     outbox = InProcessOutbox(REGION)
+    stop = threading.Event()
+
+    def tick() -> dict[str, Any]:
+        """The schedules, then DynamoDB's TTL (moto keeps expired items for ever)."""
+        results = runtime.tick()
+        state.expire_items(provisioned.table_name, REGION, clock.now(), TABLE.ttl_attribute)
+        return results
+
+    def expire_now_and_then() -> None:
+        while not stop.wait(TTL_SWEEP_MINUTES * args.tick_seconds):
+            state.expire_items(provisioned.table_name, REGION, clock.now(), TABLE.ttl_attribute)
+
     console = LocalConsole(
         ConsoleConfig(
             origin=api_origin,
@@ -174,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         clock,
         session,
-        tick=runtime.tick,
+        tick=tick,
         outbox=outbox,
         sent_info=outbox.info,
         profiles=lambda: [
@@ -182,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             for item in state.moto_lead_profiles(provisioned.table_name, REGION)
         ],
     )
-    control = LocalControl(clock, runtime.tick, about, outbox, console.send_info)
+    control = LocalControl(clock, tick, about, outbox, console.send_info)
 
     hosts = own_hosts(args.host, args.port)
 
@@ -202,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     gateway = LocalApiGateway(FUNCTIONS, handlers, stage=STAGE, clock=clock, credentials=keys)
     server = gateway.serve(args.host, args.port, local_paths)
     runtime.start()
+    threading.Thread(target=expire_now_and_then, name="ttl", daemon=True).start()
 
     routes = ", ".join(f"{r.method} {r.path}" for spec in FUNCTIONS for r in spec.routes)
     schedules = ", ".join(
@@ -221,8 +240,6 @@ def main(argv: list[str] | None = None) -> int:
         "Ctrl-C stops.",
     ]
     print("\n".join(lines), flush=True)
-
-    stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

@@ -28,7 +28,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -230,6 +230,27 @@ def moto_lead_profiles(table_name: str, region: str) -> list[dict[str, Any]]:
             for hash_key, rows in table.items.items()
             if str(hash_key.value).startswith("LEAD#") and profile in rows
         ]
+
+
+def expire_items(table_name: str, region: str, now: datetime, attribute: str) -> int:
+    """Delete the items whose TTL ``attribute`` (epoch seconds) is past ``now``, as
+    DynamoDB's TTL does (moto never does): request markers, page views and email records
+    would otherwise pile up over a long run. Each deletion is on the stream, as on AWS.
+
+    Relies on ``Table.items`` and ``Table.delete_item(hash, range)``.
+    """
+    cutoff = now.timestamp()
+    with DYNAMODB_LOCK:
+        table = dynamodb_backends[DEFAULT_ACCOUNT_ID][region].tables[table_name]
+        expired = [
+            (hash_key, range_key)
+            for hash_key, rows in table.items.items()
+            for range_key, item in rows.items()
+            if attribute in item.attrs and float(item.attrs[attribute].value) < cutoff
+        ]
+        for hash_key, range_key in expired:
+            table.delete_item(hash_key, range_key)
+    return len(expired)
 
 
 def moto_sent_mail(region: str) -> list[dict[str, Any]]:

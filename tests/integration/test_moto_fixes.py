@@ -374,3 +374,22 @@ def test_a_reader_far_behind_the_trim_point_moves_on_to_what_is_held(
         behind = answer["NextShardIterator"]
         seen += [r["dynamodb"]["Keys"]["pk"]["S"] for r in answer["Records"]]
     assert seen == [f"LEAD#{n}" for n in range(30, 40)]
+
+
+def test_expired_items_are_deleted_as_dynamodbs_ttl_does(dynamodb: Any, streams: Any) -> None:
+    from infra.local.state import expire_items
+
+    arn = create_table(dynamodb)
+    now = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    for n, expires in enumerate([now.timestamp() - 1, now.timestamp() + 60, None]):
+        item = put(f"LEAD#{n}", "EVENT#x")
+        if expires is not None:
+            item["expires_at"] = {"N": str(int(expires))}
+        dynamodb.put_item(TableName=TABLE, Item=item)
+
+    assert expire_items(TABLE, REGION, now, "expires_at") == 1
+
+    left = {i["pk"]["S"] for i in dynamodb.scan(TableName=TABLE)["Items"]}
+    assert left == {"LEAD#1", "LEAD#2"}
+    (removed,) = [r for r in stream_records(streams, arn) if r["eventName"] == "REMOVE"]
+    assert removed["dynamodb"]["Keys"]["pk"]["S"] == "LEAD#0"
