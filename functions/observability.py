@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from shared.media_types import JSON_TYPE
 from shared.redaction import redact
-from shared.web import JSON_TYPE
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from shared.clock import Clock
+from shared.clock import Clock, to_iso
 from shared.leads import (
     Activity,
     ActivityType,
@@ -30,6 +30,7 @@ from shared.leads import (
 )
 from shared.lifecycle import schedule_review, stage_changed
 from shared.nurture import start
+from shared.prefectures import prefecture_of_address
 from shared.programs import ProgramCatalog
 from shared.qualification import ScoreKeeper
 from shared.repository import (
@@ -55,16 +56,24 @@ REPOST_WINDOW = timedelta(hours=1)
 PROFILE_FIELDS = (
     "family_name",
     "given_name",
+    "name_kana",
     "company",
     "department",
     "job_title",
     "phone",
+    "phone_department",
+    "phone_direct",
+    "mobile",
+    "postcode",
+    "address",
+    "website",
     "industry",
     "company_size",
     "prefecture",
     "country",
     "message",
     "locale",
+    "sales_owner",
 )
 
 
@@ -107,6 +116,14 @@ def touch_of(submission: FormSubmission, at: datetime, request: RequestInfo) -> 
     )
 
 
+def met_at(submission: FormSubmission, touch: Touch) -> Touch | None:
+    """The touch at the time the list says the lead was met (名刺交換日, 来場日時), never
+    later than it was recorded; None when the submission does not say."""
+    if submission.touched_at is None:
+        return None
+    return touch.model_copy(update={"at": min(submission.touched_at, touch.at)})
+
+
 def consent_of(
     submission: FormSubmission, at: datetime, request: RequestInfo, default_version: str
 ) -> Consent:
@@ -126,6 +143,10 @@ def _profile(submission: FormSubmission) -> dict[str, Any]:
     values: dict[str, Any] = {f: getattr(submission, f) for f in PROFILE_FIELDS}
     values["name"] = submission.display_name
     values["phone_normalized"] = submission.phone_normalized
+    if not submission.prefecture and submission.address:
+        # Segments and sales routing go by prefecture: an address names it.
+        found = prefecture_of_address(submission.address)
+        values["prefecture"] = found.name if found else None
     return {k: v for k, v in values.items() if v not in (None, "")}
 
 
@@ -136,7 +157,7 @@ def new_lead(
         lead_id=lead_id,
         email=submission.email,
         interests=submission.interests,
-        first_touch=touch,
+        first_touch=met_at(submission, touch) or touch,
         last_touch=touch,
         consent=_consent_state(ConsentState(), consent),
         created_at=at,
@@ -150,6 +171,10 @@ def merge(existing: Lead, submission: FormSubmission, touch: Touch, consent: Con
     changes = _profile(submission)
     changes["interests"] = interests_union(existing.interests, submission.interests)
     changes["last_touch"] = touch
+    met = met_at(submission, touch)
+    if met is not None and met.at < existing.first_touch.at:
+        # A card exchanged before the lead's first known touch is where it began.
+        changes["first_touch"] = met
     changes["consent"] = _consent_state(existing.consent, consent)
     if consent.given:
         # A fresh opt-in on a form re-subscribes, and lifts a sunset (that was our call,
@@ -321,6 +346,7 @@ class LeadCapture:
             "utm_campaign": submission.utm_campaign,
             "page_url": submission.page_url,
             "message": submission.message,
+            "touched_at": to_iso(submission.touched_at) if submission.touched_at else None,
             "consent": submission.consent,
             "created": created,
         }

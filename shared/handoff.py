@@ -26,13 +26,21 @@ TIMELINE = 15
 PROFILE_LABELS = (
     ("company", "会社名"),
     ("name", "氏名"),
+    ("name_kana", "フリガナ"),
     ("department", "部署"),
     ("job_title", "役職"),
     ("email", "メール"),
     ("phone", "電話"),
+    ("phone_department", "部署電話"),
+    ("phone_direct", "直通電話"),
+    ("mobile", "携帯電話"),
+    ("postcode", "郵便番号"),
+    ("prefecture", "都道府県"),
+    ("address", "住所"),
+    ("website", "Webサイト"),
     ("industry", "業種"),
     ("company_size", "従業員規模"),
-    ("prefecture", "都道府県"),
+    ("sales_owner", "営業担当"),
 )
 
 
@@ -139,6 +147,8 @@ def build_sales_message(
     profile = {key: getattr(lead, key) for key, _ in PROFILE_LABELS}
     profile["interests"] = list(lead.interests)
     qualification = lead.qualification or {}
+    first = lead.first_touch
+    met = first.at.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
     document = {
         "type": "lead.qualified",
         "handoff_id": handoff_id,
@@ -163,7 +173,7 @@ def build_sales_message(
         "",
         f"スコア: {score.score:g}  グレード: {score.grade.value}  温度感: {temperature.value}",
         f"判定理由: {qualification.get('reason', '-')}",
-        f"初回接点: {lead.first_touch.form_type.value} {lead.first_touch.source or ''}".rstrip(),
+        f"初回接点: {met}  {first.form_type.value} {first.source or ''}".rstrip(),
         "",
         "加点の大きい行動:",
     ]
@@ -192,7 +202,7 @@ def _attributes(lead: Lead, score: LeadScore) -> dict[str, dict[str, str]]:
         "grade": {"DataType": "String", "StringValue": score.grade.value},
         "score": {"DataType": "Number", "StringValue": f"{score.score:g}"},
     }
-    for key in ("industry", "company_size", "prefecture"):
+    for key in ("industry", "company_size", "prefecture", "sales_owner"):
         value = getattr(lead, key)
         if value:
             attributes[key] = {"DataType": "String", "StringValue": str(value)}

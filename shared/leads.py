@@ -198,17 +198,25 @@ class Lead(_Record):
     family_name: str | None = None
     given_name: str | None = None
     name: str | None = None
+    name_kana: str | None = None
     company: str | None = None
     department: str | None = None
     job_title: str | None = None
-    phone: str | None = None
+    phone: str | None = None  # the company's (a card's 代表 or TEL会社), or as a form said
     phone_normalized: str | None = None
+    phone_department: str | None = None
+    phone_direct: str | None = None
+    mobile: str | None = None
+    postcode: str | None = None  # 123-4567
+    address: str | None = None  # as written; without the prefecture when a list has it apart
+    website: str | None = None
     industry: str | None = None
     company_size: str | None = None
     prefecture: str | None = None
     country: str | None = None
     interests: tuple[str, ...] = ()
     message: str | None = None
+    sales_owner: str | None = None  # whose card it was (名刺所有者), from a list import
     locale: str = "ja"
     stage: Stage = Stage.LEAD
     first_touch: Touch

@@ -82,3 +82,8 @@ _LOOKUP: dict[str, Prefecture] = {key: p for p in PREFECTURES for key in _keys(p
 def find_prefecture(text: str) -> Prefecture | None:
     """Recognise 東京, 東京都, Tokyo or tokyo-to as the same prefecture."""
     return _LOOKUP.get(text.strip().lower())
+
+
+def prefecture_of_address(address: str) -> Prefecture | None:
+    """The prefecture a Japanese address starts with (東京都千代田区… → 東京都)."""
+    return next((p for p in PREFECTURES if address.startswith(p.name)), None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -23,12 +24,16 @@ from pydantic_core import PydanticCustomError
 
 from shared.leads import FormType
 from shared.normalize import (
+    JAPAN,
     NormalisationError,
     clean_line,
     clean_text,
     is_checked,
     nfkc,
     normalize_phone,
+    normalize_postcode,
+    normalize_website,
+    parse_local_time,
 )
 from shared.prefectures import find_prefecture
 
@@ -50,6 +55,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "invalid_phone": ("電話番号の形式が正しくありません。", "Enter a valid phone number."),
     "invalid_choice": ("選択肢にない値です。", "This is not one of the choices."),
     "invalid_url": ("URLの形式が正しくありません。", "Enter a valid http(s) URL."),
+    "invalid_postcode": (
+        "郵便番号の形式が正しくありません（123-4567）。",
+        "Enter a 7-digit postcode (123-4567).",
+    ),
+    "invalid_date": (
+        "日付の形式が正しくありません（2026/10/15 または 2026-10-15 10:30）。",
+        "Enter a date as 2026/10/15 or 2026-10-15 10:30.",
+    ),
     "invalid_type": ("値の形式が正しくありません。", "This value has the wrong type."),
     "consent_required": (
         "メール配信への同意が必要です。",
@@ -64,10 +77,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "name": ("お名前", "Name"),
     "family_name": ("姓", "Family name"),
     "given_name": ("名", "Given name"),
+    "name_kana": ("フリガナ", "Name in kana"),
     "company": ("会社名", "Company"),
     "department": ("部署名", "Department"),
     "job_title": ("役職", "Job title"),
     "phone": ("電話番号", "Phone"),
+    "phone_department": ("部署の電話番号", "Department phone"),
+    "phone_direct": ("直通電話番号", "Direct phone"),
+    "mobile": ("携帯電話番号", "Mobile"),
+    "postcode": ("郵便番号", "Postcode"),
+    "address": ("住所", "Address"),
+    "website": ("WebサイトURL", "Website"),
     "industry": ("業種", "Industry"),
     "company_size": ("従業員数", "Company size"),
     "prefecture": ("都道府県", "Prefecture"),
@@ -76,6 +96,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "message": ("お問い合わせ内容", "Message"),
     "form_type": ("フォーム種別", "Form type"),
     "consent": ("メール配信への同意", "Email consent"),
+    "sales_owner": ("営業担当者", "Sales owner"),
+    "touched_at": ("名刺交換日・来場日時", "Date met"),
 }
 
 
@@ -149,6 +171,16 @@ def _check_url(value: str) -> str:
     return value
 
 
+def _in_utc(value: Any) -> Any:
+    """A list's date (名刺交換日, 来場日時) in Japan unless it says otherwise, as UTC."""
+    moment = parse_local_time(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        return value  # pydantic says what is wrong with it
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=JAPAN)
+    return moment.astimezone(UTC)
+
+
 def _check_locale(value: str) -> str:
     primary = nfkc(value).strip().lower().replace("_", "-").split("-")[0]
     return primary if primary in ("ja", "en") else "ja"
@@ -182,6 +214,9 @@ Line200 = Annotated[str, _line(200)]
 Email = Annotated[str, AfterValidator(_check_email)]
 Url = Annotated[str, AfterValidator(_raising(_check_url))]
 Phone = Annotated[str, AfterValidator(_raising(lambda v: normalize_phone(v)[0]))]
+Postcode = Annotated[str, AfterValidator(_raising(normalize_postcode))]
+Website = Annotated[str, AfterValidator(_raising(normalize_website))]
+Moment = Annotated[datetime, BeforeValidator(_raising(_in_utc))]
 Message = Annotated[str, AfterValidator(_raising(lambda v: clean_text(v, 4000)))]
 Locale = Annotated[str, AfterValidator(_check_locale)]
 PrefectureName = Annotated[str, AfterValidator(_raising(_check_prefecture))]
@@ -199,10 +234,17 @@ class FormSubmission(BaseModel):
     name: Line100 | None = None
     family_name: Line50 | None = None
     given_name: Line50 | None = None
+    name_kana: Line100 | None = None
     company: Line200 | None = None
     department: Line200 | None = None
     job_title: Line100 | None = None
     phone: Phone | None = None
+    phone_department: Phone | None = None
+    phone_direct: Phone | None = None
+    mobile: Phone | None = None
+    postcode: Postcode | None = None
+    address: Line200 | None = None
+    website: Website | None = None
     industry: Line100 | None = None
     company_size: Line50 | None = None
     prefecture: PrefectureName | None = None
@@ -223,6 +265,10 @@ class FormSubmission(BaseModel):
     referrer: Url | None = None
     page_url: Url | None = None
     locale: Locale | None = None
+    # Said by a list import only (LIST_ONLY: a web post's are dropped): whose card it is,
+    # and when the list met the lead (名刺交換日, 来場日時).
+    sales_owner: Line100 | None = None
+    touched_at: Moment | None = None
 
     @property
     def phone_normalized(self) -> str | None:
@@ -258,7 +304,10 @@ ALIASES: dict[str, str] = {
     "agree": "consent",
 }
 _MULTI = frozenset({"interests"})
-_FIELDS = frozenset(FormSubmission.model_fields)
+# What a visitor must not set about themselves: only an operator's list says these.
+LIST_ONLY = frozenset({"sales_owner", "touched_at"})
+_FIELDS = frozenset(FormSubmission.model_fields) - LIST_ONLY
+_LIST_FIELDS = frozenset(FormSubmission.model_fields)
 _CHOICE_FIELDS = frozenset({"form_type"})
 
 FormFields = Mapping[str, Sequence[str]]
@@ -268,11 +317,11 @@ def is_known_field(name: str) -> bool:
     return ALIASES.get(name, name) in _FIELDS
 
 
-def _prepare(fields: FormFields) -> dict[str, Any]:
+def _prepare(fields: FormFields, known: frozenset[str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for raw_name, values in fields.items():
         name = ALIASES.get(raw_name, raw_name)
-        if name not in _FIELDS or name in data:
+        if name not in known or name in data:
             continue
         if name in _MULTI:
             data[name] = list(values)
@@ -311,10 +360,11 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
 
 
 def parse_submission(
-    fields: FormFields, *, consent_required_for: Iterable[FormType] = ()
+    fields: FormFields, *, consent_required_for: Iterable[FormType] = (), listed: bool = False
 ) -> FormSubmission:
-    """Validate a form post; raise InvalidSubmission with every field's problem at once."""
-    data = _prepare(fields)
+    """Validate a form post (``listed``: a row of an operator's list, which may also say
+    LIST_ONLY fields); raise InvalidSubmission with every field's problem at once."""
+    data = _prepare(fields, _LIST_FIELDS if listed else _FIELDS)
     errors: list[FieldError] = []
     submission: FormSubmission | None = None
     try:

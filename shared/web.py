@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
 PAGES_DIR = Path(__file__).parent / "content" / "pages"
-JSON_TYPE = "application/json; charset=utf-8"  # every JSON answer of the API
 
 
 class BodyTooLarge(ValueError):

@@ -26,11 +26,11 @@ from shared.lifecycle import (
     LifecycleSettings,
     SalesFeedback,
 )
+from shared.media_types import JSON_TYPE
 from shared.programs import load_programs
 from shared.repository import LeadRepository, UnknownLead
 from shared.scoring import ScoringRules, load_scoring
 from shared.settings import EnvSettings
-from shared.web import JSON_TYPE
 
 
 class AdminSettings(EnvSettings):

@@ -22,6 +22,7 @@ from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestI
 from shared.clock import Clock, SystemClock
 from shared.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
 from shared.leads import new_id
+from shared.media_types import JSON_TYPE
 from shared.metrics import FORM_POSTS, LEADS_CREATED, LEADS_QUALIFIED
 from shared.programs import load_programs
 from shared.qualification import ScoreKeeper
@@ -29,7 +30,6 @@ from shared.scoring import load_scoring
 from shared.submission import LABELS, FieldError, InvalidSubmission, parse_submission
 from shared.visits import VisitTracker
 from shared.web import (
-    JSON_TYPE,
     BodyTooLarge,
     Pages,
     allowed_redirect,

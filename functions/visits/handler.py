@@ -23,11 +23,12 @@ from shared.beacon import BeaconError, IdentifyBeacon, InvalidBeacon, decode_bea
 from shared.clock import Clock, SystemClock
 from shared.forms import MalformedBody, UnsupportedMediaType
 from shared.machine_engagement import EngagementRules, Kind, load_engagement_rules
+from shared.media_types import JSON_TYPE
 from shared.metrics import LEADS_QUALIFIED
 from shared.settings import EnvSettings
 from shared.tokens import InvalidToken, SiteReferences
 from shared.visits import PageView, VisitTracker
-from shared.web import JSON_TYPE, BodyTooLarge, raw_body
+from shared.web import BodyTooLarge, raw_body
 
 SNIPPET = Path(__file__).with_name("tracker.js")
 

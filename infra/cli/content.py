@@ -1,5 +1,5 @@
 """Check and preview the content marketers edit: programs, scoring rules, asset titles,
-templates."""
+templates, the list import's column dictionary."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from infra.config import DeploymentConfig
 from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
 from shared.leads import ConsentState, Enrolment, FormType, Lead, Touch
+from shared.lists import load_columns
 from shared.machine_engagement import load_engagement_rules
 from shared.programs import CONTENT_DIR, Program, ProgramCatalog, load_programs
 from shared.scoring import load_scoring
@@ -48,6 +49,7 @@ class ContentPaths:
     scoring: Path
     assets: Path
     engagement: Path
+    import_columns: Path
 
     @classmethod
     def under(cls, directory: Path | None) -> ContentPaths:
@@ -58,6 +60,7 @@ class ContentPaths:
             root / "scoring.yaml",
             root / "assets.yaml",
             root / "engagement.yaml",
+            root / "import_columns.yaml",
         )
 
 
@@ -97,7 +100,8 @@ class Validation:
 
 
 def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
-    """Load the scoring and machine-engagement rules, asset titles and programs; render
+    """Load the scoring and machine-engagement rules, asset titles, the import's column
+    dictionary and programs; render
     every step, variant and locale for a full, a blank and a hostile sample lead, each
     with the hidden trap link. Every problem is collected."""
     errors: list[str] = []
@@ -116,6 +120,10 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
         assets = load_assets(paths.assets)
     except (OSError, ValueError) as exc:
         errors.append(f"assets: {exc}")
+    try:
+        load_columns(paths.import_columns)
+    except (OSError, ValueError) as exc:
+        errors.append(f"import columns: {exc}")
     try:
         catalog = load_programs(paths.programs)
     except (OSError, ValueError) as exc:

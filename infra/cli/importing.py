@@ -10,6 +10,7 @@ unsubscribed is never opted back in by a list: its rows merge without consent.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TextIO
 from shared.capture import LeadCapture, RequestInfo, consent_of, merge, touch_of
 from shared.clock import Clock
 from shared.leads import FormType, Lead
-from shared.normalize import email_key
+from shared.normalize import email_key, split_name
 from shared.repository import LeadRepository
 from shared.submission import (
     LABELS,
@@ -28,7 +29,7 @@ from shared.submission import (
     parse_submission,
 )
 
-from .tables import Columns, Table, blank
+from .tables import Column, Columns, Reading, Table, blank
 
 USER_AGENT = "lead-nurture-cli import"
 # What a merge changes on every post, whatever the post says.
@@ -53,6 +54,7 @@ class ImportSummary:
     blank: int = 0
     kept_unsubscribed: int = 0
     rejected: list[tuple[int, tuple[FieldError, ...]]] = field(default_factory=list)
+    several_emails: list[int] = field(default_factory=list)  # row numbers
 
     @property
     def ok(self) -> bool:
@@ -65,10 +67,23 @@ def form_id_for(path: Path) -> str:
     return f"import:{name}"[:100]
 
 
+def split_full_name(fields: dict[str, list[str]]) -> bool:
+    """Fill family and given name from a full-name column where that is certain (one
+    space between two names in Japanese script); True if it did."""
+    if "family_name" in fields or "given_name" in fields or "name" not in fields:
+        return False
+    parts = split_name(fields["name"][0])
+    if parts is None:
+        return False
+    fields["family_name"], fields["given_name"] = [parts[0]], [parts[1]]
+    return True
+
+
 def row_fields(
     columns: Columns, cells: tuple[str, ...], options: ImportOptions, form_id: str
 ) -> dict[str, list[str]]:
     fields = columns.fields_of(cells)
+    split_full_name(fields)
     fields["form_type"] = [options.form_type.value]
     fields["form_id"] = [form_id]
     if options.source:
@@ -139,10 +154,12 @@ class LeadImport:
                 summary.blank += 1
                 continue
             summary.rows += 1
+            fields = row_fields(columns, cells, options, form_id)
+            if len({email_key(e) for e in fields.get("email", [])}) > 1:
+                summary.several_emails.append(number)
             try:
                 submission = parse_submission(
-                    row_fields(columns, cells, options, form_id),
-                    consent_required_for=options.consent_required_for,
+                    fields, consent_required_for=options.consent_required_for, listed=True
                 )
             except InvalidSubmission as exc:
                 summary.rejected.append((number, exc.errors))
@@ -171,19 +188,52 @@ class LeadImport:
         return summary
 
 
-def print_summary(
-    summary: ImportSummary,
-    path: Path,
-    table: Table,
-    columns: Columns,
-    options: ImportOptions,
-    out: TextIO,
+def print_columns(
+    path: Path, table: Table, columns: Columns, options: ImportOptions, out: TextIO
 ) -> None:
-    verb = "would be " if options.dry_run else ""
+    """Before anything is written: each column, how many rows have a value in it, and
+    what it is read as, or why it is ignored."""
     title = f"{path.name} ({table.encoding}, {len(table.rows)} rows)"
     print(f"{'Dry run: ' if options.dry_run else ''}import of {title}", file=out)
-    if columns.ignored:
-        print(f"  columns ignored: {', '.join(columns.ignored)}", file=out)
+    rows = [cells for _, cells in table.rows if not blank(cells)]
+    splits = sum(split_full_name(columns.fields_of(cells)) for cells in rows)
+    print("列の読み取り / How each column is read (値のある行 / rows with a value):", file=out)
+    headers = [c.header or "(空欄 / blank)" for c in columns.columns]
+    width = max((display_width(h) for h in headers), default=0)
+    for index, (column, header) in enumerate(zip(columns.columns, headers, strict=True)):
+        filled = sum(1 for cells in rows if index < len(cells) and cells[index].strip())
+        reading = read_as(column)
+        if column.field == "name" and splits:
+            reading += f"; 姓と名に分割 / split into family and given name: {splits}"
+        padding = " " * (width - display_width(header))
+        print(f"  {header}{padding}  {filled:>5}/{len(rows)}  → {reading}", file=out)
+
+
+def read_as(column: Column) -> str:
+    if column.field is not None:
+        ja, en = LABELS.get(column.field, (column.field, column.field))
+        by = " (--map)" if column.reading is Reading.MAP else ""
+        return f"{column.field}（{ja} / {en}）{by}"
+    if column.reading is Reading.NOT_KEPT:
+        return "無視: リードに持たない列 / ignored: not kept on a lead"
+    if column.reading is Reading.MAP_IGNORED:
+        return "無視 / ignored (--map)"
+    if not column.header.strip():
+        return "無視 / ignored"
+    return f"無視: 不明な列 / ignored: unknown column (--map '{column.header}=FIELD' reads it)"
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal gives the text: two for each wide (Japanese) character."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def print_summary(summary: ImportSummary, options: ImportOptions, out: TextIO) -> None:
+    verb = "would be " if options.dry_run else ""
+    heading = (
+        "結果（書き込みなし）/ Outcome (nothing written)" if options.dry_run else "結果 / Outcome"
+    )
+    print(f"{heading}:", file=out)
     lines = [
         (f"{verb}created", summary.created),
         (f"{verb}merged (updated)", summary.merged),
@@ -197,6 +247,13 @@ def print_summary(
     if summary.kept_unsubscribed:
         print(
             f"  {summary.kept_unsubscribed} row(s) for unsubscribed leads: consent not renewed",
+            file=out,
+        )
+    if summary.several_emails:
+        rows = ", ".join(map(str, summary.several_emails))
+        print(
+            f"  メールアドレスが複数ある行は最初のアドレスで取り込み / rows with more than one "
+            f"address, imported with the first: {rows}",
             file=out,
         )
     if summary.rejected:

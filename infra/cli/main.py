@@ -17,9 +17,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from infra.cli import content, local, reports
-from infra.cli.importing import ImportOptions, LeadImport, form_id_for, print_summary
+from infra.cli.importing import (
+    ImportOptions,
+    LeadImport,
+    form_id_for,
+    print_columns,
+    print_summary,
+)
 from infra.cli.tables import Columns, TableError, parse_mapping, read_table
-from shared.clock import SystemClock
+from shared.clock import Clock, OffsetClock, SystemClock
 from shared.funnel import (
     CONVERSION_DAYS,
     CONVERSIONS,
@@ -78,11 +84,27 @@ def dynamodb(args: argparse.Namespace) -> DynamoDBClient:
     kwargs: dict[str, Any] = {"region_name": args.region}
     if args.endpoint_url:
         kwargs["endpoint_url"] = args.endpoint_url
-        host = urlsplit(args.endpoint_url).hostname or ""
-        if session.get_credentials() is None and host in ("127.0.0.1", "localhost", "::1"):
+        if session.get_credentials() is None and is_local(args.endpoint_url):
             # moto server takes any credentials; spare the operator from exporting some.
             kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
     return session.client("dynamodb", **kwargs)
+
+
+def is_local(endpoint_url: str | None) -> bool:
+    """An endpoint on this machine: the local stack's moto server."""
+    host = urlsplit(endpoint_url).hostname if endpoint_url else None
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def table_clock(args: argparse.Namespace) -> Clock:
+    """The clock of the system that owns the table: the local stack's own, moved as its
+    ``/_local/clock`` says (a ``--state`` run's saved offset included), when the table
+    is on this machine; the real one otherwise. What a command writes is then stamped
+    as the stack's functions would stamp it."""
+    if not is_local(args.endpoint_url):
+        return SystemClock()
+    offset = float(local.clock(args.api)["offset_s"])
+    return OffsetClock(timedelta(seconds=offset))
 
 
 def _day(text: str) -> date:
@@ -107,6 +129,7 @@ def period(args: argparse.Namespace) -> tuple[date, date]:
 def cmd_import(args: argparse.Namespace) -> int:
     from shared.adapters.dynamodb import DynamoLeadRepository
     from shared.capture import LeadCapture
+    from shared.lists import load_columns
     from shared.programs import load_programs
     from shared.qualification import ScoreKeeper
     from shared.scoring import load_scoring
@@ -114,9 +137,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
         raise CliError(f"no such file: {path}")
+    paths = content.ContentPaths.under(args.content)
+    try:
+        dictionary = load_columns(paths.import_columns)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"import columns: {exc}") from exc
     try:
         table = read_table(path, args.encoding)
-        columns = Columns.of(table.headers, parse_mapping(args.map or []))
+        columns = Columns.of(table.headers, parse_mapping(args.map or []), dictionary)
     except TableError as exc:
         raise CliError(str(exc)) from exc
     config = content.deployment_config()
@@ -127,9 +155,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         consent_required_for=tuple(FormType(f) for f in config.consent_required_forms),
         dry_run=args.dry_run,
     )
-    paths = content.ContentPaths.under(args.content)
+    clock = table_clock(args)
+    print_columns(path, table, columns, options, sys.stdout)
     client = dynamodb(args)
-    clock = SystemClock()
     repository = DynamoLeadRepository(client, args.table)
     scores = ScoreKeeper(load_scoring(paths.scoring))
     capture = LeadCapture(
@@ -142,7 +170,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     )
     importer = LeadImport(repository, capture, clock, config.consent_version)
     summary = importer.run(table, columns, options, form_id_for(path), Progress("rows"))
-    print_summary(summary, path, table, columns, options, sys.stdout)
+    print_summary(summary, options, sys.stdout)
     return 0 if summary.ok else 1
 
 
@@ -448,10 +476,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "import",
-        parents=[table, content_dir],
+        parents=[table, content_dir, api],
         help="import leads from a .csv or .xlsx file",
         description="Import a lead list through the web form's validation, dedupe and "
-        "consent records. Exit status 1 when rows were rejected.",
+        "consent records. Columns are read through the column dictionary "
+        "(import_columns.yaml: Sansan and Eight card exports, badge scans, Japanese and "
+        "English headers); how each column is read is printed before anything is written. "
+        "Into the local stack (a local --endpoint-url), rows are stamped with the stack's "
+        "own clock, read from --api. Exit status 1 when rows were rejected.",
     )
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument(
@@ -474,7 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="map a column to a field (repeatable); HEADER=- ignores the column",
     )
     p.add_argument("--encoding", help="CSV encoding (default: detect UTF-8 or CP932)")
-    p.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read every row, report the columns and what would happen; write nothing",
+    )
     p.set_defaults(run=cmd_import)
 
     p = commands.add_parser(

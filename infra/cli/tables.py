@@ -1,5 +1,7 @@
-"""Lead lists as operators have them: CSV from Excel (UTF-8 with or without a BOM, or
-Shift_JIS/CP932) and ``.xlsx`` workbooks, with Japanese or English column headers.
+"""Lead lists as operators have them: CSV from Excel or a card service's export (UTF-8
+with or without a BOM, or Shift_JIS/CP932) and ``.xlsx`` workbooks, with Japanese or
+English column headers read through the column dictionary (``shared.lists``), which
+``--map`` overrides.
 
 Rows come out as the multi-dict of strings that ``parse_submission`` reads, numbered
 as the spreadsheet numbers them (the header is row 1).
@@ -9,98 +11,21 @@ from __future__ import annotations
 
 import csv
 import io
-import unicodedata
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from shared.submission import ALIASES, FormSubmission
+from shared.lists import FIELDS, NOT_KEPT, ColumnDictionary, header_key
+from shared.normalize import nfkc
+from shared.submission import ALIASES
 
-# Header (normalised with ``header_key``) -> form field.
-HEADERS: dict[str, str] = {
-    # Japanese
-    "会社名": "company",
-    "企業名": "company",
-    "法人名": "company",
-    "氏名": "name",
-    "お名前": "name",
-    "名前": "name",
-    "担当者名": "name",
-    "姓": "family_name",
-    "名": "given_name",
-    "メールアドレス": "email",
-    "メール": "email",
-    "eメール": "email",
-    "電話番号": "phone",
-    "電話": "phone",
-    "tel": "phone",
-    "部署": "department",
-    "部署名": "department",
-    "所属部署": "department",
-    "役職": "job_title",
-    "役職名": "job_title",
-    "業種": "industry",
-    "従業員数": "company_size",
-    "従業員規模": "company_size",
-    "企業規模": "company_size",
-    "都道府県": "prefecture",
-    "国": "country",
-    "興味": "interests",
-    "興味のある分野": "interests",
-    "関心分野": "interests",
-    "備考": "message",
-    "メモ": "message",
-    "お問い合わせ内容": "message",
-    # English (besides the form's own field names and aliases)
-    "email": "email",
-    "emailaddress": "email",
-    "company": "company",
-    "companyname": "company",
-    "name": "name",
-    "fullname": "name",
-    "firstname": "given_name",
-    "givenname": "given_name",
-    "lastname": "family_name",
-    "familyname": "family_name",
-    "surname": "family_name",
-    "phone": "phone",
-    "phonenumber": "phone",
-    "department": "department",
-    "title": "job_title",
-    "jobtitle": "job_title",
-    "industry": "industry",
-    "companysize": "company_size",
-    "employees": "company_size",
-    "prefecture": "prefecture",
-    "country": "country",
-    "interests": "interests",
-    "notes": "message",
-    "note": "message",
-    "memo": "message",
-    "message": "message",
-}
-
-# Set by the import's options, never by a column.
-RESERVED = frozenset({"form_type", "consent", "consent_version", "source"})
-IGNORE = "-"
-
-
-def header_key(text: str) -> str:
-    """NFKC (全角 → 半角), lower case, without spaces, ``-`` and ``_``."""
-    text = unicodedata.normalize("NFKC", text).strip().lower()
-    return "".join(ch for ch in text if not ch.isspace() and ch not in "-_")
-
-
-def _field_names() -> dict[str, str]:
-    names = {header_key(f): f for f in FormSubmission.model_fields}
-    names.update({header_key(alias): field for alias, field in ALIASES.items()})
-    names.update(HEADERS)
-    return {k: v for k, v in names.items() if v not in RESERVED}
-
-
-KNOWN = _field_names()
+IGNORE = "-"  # ``--map 'Header=-'``
+EMAIL_SEPARATORS = re.compile(r"[\s,;/、]+")
+PHONE_FIELDS = frozenset({"phone", "phone_department", "phone_direct", "mobile"})
 
 
 class TableError(Exception):
@@ -109,7 +34,6 @@ class TableError(Exception):
 
 def parse_mapping(entries: Iterable[str]) -> dict[str, str]:
     """``--map 'Header=field'`` options; ``Header=-`` ignores a column."""
-    fields = set(FormSubmission.model_fields) - RESERVED
     mapping: dict[str, str] = {}
     for entry in entries:
         header, sep, field = entry.rpartition("=")
@@ -117,44 +41,94 @@ def parse_mapping(entries: Iterable[str]) -> dict[str, str]:
         field = ALIASES.get(field, field)
         if not sep or not header.strip():
             raise TableError(f"--map expects 'Header=field', got {entry!r}")
-        if field != IGNORE and field not in fields:
+        if field != IGNORE and field not in FIELDS:
             raise TableError(f"--map {entry!r}: unknown field {field!r}")
         mapping[header_key(header)] = field
     return mapping
+
+
+class Reading(StrEnum):
+    """How a column came to be read as it is."""
+
+    DICTIONARY = "dictionary"  # import_columns.yaml, or the form's own field name
+    MAP = "map"  # --map HEADER=FIELD
+    NOT_KEPT = "not_kept"  # the dictionary names it as a column a lead does not keep
+    MAP_IGNORED = "map_ignored"  # --map HEADER=-
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    field: str | None  # None: ignored
+    reading: Reading
 
 
 @dataclass(frozen=True)
 class Columns:
     """Which column feeds which field."""
 
-    fields: tuple[str | None, ...]  # per column; None: ignored
-    ignored: tuple[str, ...]  # headers not used
+    columns: tuple[Column, ...]
+    joined: frozenset[str] = frozenset()  # fields whose columns are joined
 
     @classmethod
-    def of(cls, headers: Sequence[str], overrides: Mapping[str, str]) -> Columns:
-        fields: list[str | None] = []
-        ignored: list[str] = []
-        for header in headers:
-            key = header_key(header)
-            field = overrides.get(key, KNOWN.get(key))
-            if field == IGNORE or field is None:
-                fields.append(None)
-                if header.strip():
-                    ignored.append(header)
-            else:
-                fields.append(field)
-        if "email" not in fields:
+    def of(
+        cls, headers: Sequence[str], overrides: Mapping[str, str], dictionary: ColumnDictionary
+    ) -> Columns:
+        columns = [_column(header, overrides, dictionary) for header in headers]
+        if all(c.field != "email" for c in columns):
             raise TableError(
                 "no email column (メールアドレス / Email); name it with --map 'Header=email'"
             )
-        return cls(tuple(fields), tuple(ignored))
+        return cls(tuple(columns), dictionary.joined)
+
+    @property
+    def fields(self) -> tuple[str | None, ...]:
+        return tuple(c.field for c in self.columns)
 
     def fields_of(self, cells: Sequence[str]) -> dict[str, list[str]]:
         row: dict[str, list[str]] = {}
         for field, value in zip(self.fields, cells, strict=False):
-            if field is not None and value.strip():
-                row.setdefault(field, []).append(value)
+            if field is None or not value.strip():
+                continue
+            if field == "email":
+                # Cards carry a second address in the same cell (a@x.jp; b@x.jp): each
+                # is a value, and the form's rule takes the first.
+                values = [v for v in EMAIL_SEPARATORS.split(nfkc(value)) if v]
+                row.setdefault(field, []).extend(values)
+            elif field in self.joined and field in row:
+                row[field] = [f"{row[field][0]} {value.strip()}"]
+            else:
+                row.setdefault(field, []).append(_as_typed(field, value))
         return row
+
+
+def _as_typed(field: str, value: str) -> str:
+    """Put back the leading zero Excel drops from a number cell, in the workbook and in
+    the CSV it saves: it keeps 0312345678 as 312345678 and postcode 0600001 as 600001."""
+    digits = value.strip()
+    if not digits.isascii() or not digits.isdigit() or digits.startswith("0"):
+        return value
+    if field in PHONE_FIELDS and len(digits) in (9, 10):
+        return f"0{digits}"  # Japanese national numbers have a trunk prefix 0
+    if field == "postcode" and len(digits) < 7:
+        return digits.zfill(7)
+    return value
+
+
+def _column(header: str, overrides: Mapping[str, str], dictionary: ColumnDictionary) -> Column:
+    key = header_key(header)
+    if key in overrides:
+        field = overrides[key]
+        if field == IGNORE:
+            return Column(header, None, Reading.MAP_IGNORED)
+        return Column(header, field, Reading.MAP)
+    found = dictionary.field_for(header) if key else None
+    if found is None:
+        return Column(header, None, Reading.UNKNOWN)
+    if found == NOT_KEPT:
+        return Column(header, None, Reading.NOT_KEPT)
+    return Column(header, found, Reading.DICTIONARY)
 
 
 @dataclass(frozen=True)
@@ -209,17 +183,13 @@ def _table(rows: list[tuple[int, tuple[str, ...]]], encoding: str) -> Table:
     return Table(tuple(h.strip() for h in headers), tuple(data), encoding)
 
 
-def _cell(value: Any, phone: bool = False) -> str:
+def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, int) and phone and len(str(value)) in (9, 10):
-        # Excel keeps 0312345678 typed into a number cell as 312345678: a phone
-        # column's 9- and 10-digit numbers get their Japanese trunk prefix 0 back.
-        return f"0{value}"
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
@@ -238,12 +208,7 @@ def _read_xlsx(path: Path) -> Table:
         values = list(workbook.worksheets[0].iter_rows(values_only=True))
     finally:
         workbook.close()
-    headers = [_cell(v) for v in values[0]] if values else []
-    phone = {i for i, h in enumerate(headers) if KNOWN.get(header_key(h)) == "phone"}
-    rows = [
-        (number, tuple(_cell(v, i in phone) for i, v in enumerate(cells)))
-        for number, cells in enumerate(values, start=1)
-    ]
+    rows = [(number, tuple(map(_cell, cells))) for number, cells in enumerate(values, start=1)]
     return _table(rows, "xlsx")
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -9,10 +11,11 @@ import pytest
 from functions.capture.handler import Dependencies, build_app, lambda_handler
 from functions.capture.settings import CaptureSettings
 from functions.observability import build_logger
+from infra.local.control import LocalControl
 from infra.provision import create_table
 from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.capture import LeadCapture
-from shared.clock import FixedClock
+from shared.clock import FixedClock, OffsetClock
 from shared.programs import load_programs
 from shared.web import Pages
 
@@ -57,6 +60,35 @@ def post(
         return lambda_handler(event, lambda_context, app)
 
     return send
+
+
+@pytest.fixture
+def local_api() -> Iterator[str]:
+    """The local stack's control endpoints (its own LocalControl) on a free port."""
+    control = LocalControl(OffsetClock(), tick=lambda: {"scheduler": {"queued": 0}}, about={})
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            answer = control(self.command, self.path, self.rfile.read(length))
+            status, headers, body = answer or (404, [], b"{}")
+            self.send_response(status)
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 def all_items(client: Any) -> list[dict[str, Any]]:

@@ -9,10 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +18,9 @@ import pytest
 from functions.admin.handler import build as build_admin
 from functions.admin.handler import lambda_handler as admin_handler
 from infra.cli import main
-from infra.local.control import LocalControl
 from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.guard import DynamoSendingSwitch
-from shared.clock import FixedClock, OffsetClock, SystemClock
+from shared.clock import FixedClock, SystemClock
 from shared.experiments import Arm, probability_b_beats_a, sample_needed
 from shared.funnel import business_day
 from shared.programs import CONTENT_DIR
@@ -103,7 +99,8 @@ def test_a_japanese_csv_imports_with_the_web_forms_validation_and_dedupe(
     assert _count(out, "blank rows skipped") == 1
     assert "row 5: メールアドレス (email): メールアドレスの形式が正しくありません。" in out
     assert "row 7: 会社名 (company): HTMLタグは入力できません。" in out
-    assert "columns ignored: FAX" in out
+    fax = next(line for line in out.splitlines() if line.strip().startswith("FAX"))
+    assert fax.endswith("→ 無視: リードに持たない列 / ignored: not kept on a lead")
     assert len(lead_items(dynamodb)) == 2
     lead = repository.find_by_email("taro.yamada@example.co.jp")
     assert lead is not None
@@ -362,6 +359,19 @@ def test_validate_reports_a_broken_assets_file(capsys: Any, content_copy: Path) 
     assert status == 1
     assert "error: assets: assets.yaml:" in err
     assert "en" in err
+
+
+def test_validate_reports_a_broken_import_column_dictionary(
+    capsys: Any, content_copy: Path
+) -> None:
+    columns = content_copy / "import_columns.yaml"
+    columns.write_text("fields:\n  phone: [TEL]\n  mobile: [tel]\n", encoding="utf-8")
+
+    status, _, err = run(capsys, "validate", "--content", str(content_copy))
+
+    assert status == 1
+    assert "error: import columns: import_columns.yaml:" in err
+    assert "TEL (phone) and tel (mobile)" in err
 
 
 def test_validate_reports_a_broken_machine_engagement_file(capsys: Any, content_copy: Path) -> None:
@@ -761,35 +771,6 @@ def test_plan_falls_back_from_given_to_measured_to_default_rates(
 
 
 # -- the local stack's clock ---------------------------------------------------------------
-
-
-@pytest.fixture
-def local_api() -> Iterator[str]:
-    """The local stack's control endpoints (its own LocalControl) on a free port."""
-    control = LocalControl(OffsetClock(), tick=lambda: {"scheduler": {"queued": 0}}, about={})
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            answer = control(self.command, self.path, self.rfile.read(length))
-            status, headers, body = answer or (404, [], b"{}")
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_clock_and_tick_drive_the_local_stack(local_api: str, capsys: Any) -> None:

@@ -349,6 +349,19 @@ def test_a_lead_that_crosses_the_threshold_reaches_sales_once_with_the_expected_
         "company_size": "300-999",
         "prefecture": "大阪府",
         "interests": ["AI", "IoT"],
+        # a form's lead has none of a card's other details: named, empty
+        **dict.fromkeys(
+            (
+                "name_kana",
+                "phone_department",
+                "phone_direct",
+                "mobile",
+                "postcode",
+                "address",
+                "website",
+                "sales_owner",
+            )
+        ),
     }
     # whose reasons are the activities that earned the most points, with their rules
     assert [(r["activity"], r["points"], r["rules"]) for r in body["top_reasons"]] == [

@@ -13,6 +13,7 @@ from shared.capture import (
     RequestInfo,
     consent_of,
     merge,
+    met_at,
     new_lead,
     touch_of,
 )
@@ -224,6 +225,74 @@ def test_a_suppressed_lead_stays_suppressed_even_with_a_fresh_consent() -> None:
     merged = later_post(lead, consent="on")
 
     assert (merged.suppressed, merged.mailable) == (True, False)
+
+
+def listed(**values: str | list[str]) -> FormSubmission:
+    """A row of an imported list: it may say when the lead was met and whose card it is."""
+    values.setdefault("email", EMAIL)
+    fields = {k: [v] if isinstance(v, str) else v for k, v in values.items()}
+    return parse_submission(fields, listed=True)
+
+
+def test_a_list_row_starts_the_lead_at_the_date_it_was_met() -> None:
+    post = listed(touched_at="2026/10/15", sales_owner="佐藤 健一")
+
+    lead = new_lead(
+        post,
+        "0a1b2c3d4e5f",
+        FIRST_POST,
+        touch_of(post, FIRST_POST, REQUEST),
+        consent_of(post, FIRST_POST, REQUEST, WORDING),
+    )
+
+    # The card was exchanged on 15 October in Japan; the lead was recorded at import.
+    assert lead.first_touch.at == datetime(2026, 10, 14, 15, 0, tzinfo=UTC)
+    assert lead.last_touch.at == lead.created_at == FIRST_POST
+    assert lead.sales_owner == "佐藤 健一"
+
+
+def test_a_date_met_after_the_import_is_taken_as_the_import_time() -> None:
+    post = listed(touched_at="2027/01/01")
+
+    touch = touch_of(post, FIRST_POST, REQUEST)
+
+    assert met_at(post, touch) == touch
+
+
+def test_a_card_exchanged_before_the_first_known_touch_becomes_the_first_touch() -> None:
+    lead = first_post(source="web")
+    card = listed(touched_at="2026-10-01 14:30", source="expo")
+
+    merged = merge(
+        lead,
+        card,
+        touch_of(card, LATER_POST, REQUEST),
+        consent_of(card, LATER_POST, REQUEST, WORDING),
+    )
+
+    assert merged.first_touch.at == datetime(2026, 10, 1, 5, 30, tzinfo=UTC)
+    assert merged.first_touch.source == "expo"
+    assert (merged.last_touch.at, merged.last_touch.source) == (LATER_POST, "expo")
+
+
+def test_a_card_exchanged_after_the_first_touch_leaves_it() -> None:
+    lead = first_post(source="web")
+    card = listed(touched_at="2026/11/10", source="expo")
+
+    merged = merge(
+        lead,
+        card,
+        touch_of(card, LATER_POST, REQUEST),
+        consent_of(card, LATER_POST, REQUEST, WORDING),
+    )
+
+    assert merged.first_touch == lead.first_touch
+
+
+def test_an_address_names_the_prefecture_when_no_prefecture_is_given() -> None:
+    assert first_post(address="大阪府大阪市北区梅田1-1-1").prefecture == "大阪府"
+    assert first_post(address="大阪府大阪市北区", prefecture="東京").prefecture == "東京都"
+    assert first_post(address="梅田1-1-1").prefecture is None
 
 
 # -- LeadCapture with an in-memory repository ----------------------------------------------

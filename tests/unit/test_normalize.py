@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
 from shared.normalize import (
+    JAPAN,
     NormalisationError,
     clean_line,
     clean_text,
     email_key,
     is_checked,
     normalize_phone,
+    normalize_postcode,
+    normalize_website,
+    parse_local_time,
+    split_name,
 )
 
 
@@ -203,3 +210,114 @@ def test_a_ticked_checkbox_is_checked(ticked: str) -> None:
 @pytest.mark.parametrize("unticked", ["", " ", "0", "false", "off", "no", "いいえ", "2", "null"])
 def test_anything_else_is_not_checked(unticked: str) -> None:
     assert not is_checked(unticked)
+
+
+# -- what business cards and badge scans carry ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "parts"),
+    [
+        pytest.param("山田 太郎", ("山田", "太郎"), id="one space"),
+        pytest.param("山田　太郎", ("山田", "太郎"), id="ideographic space"),
+        pytest.param(" 髙橋  一郎 ", ("髙橋", "一郎"), id="trimmed, doubled space"),
+        pytest.param("ヤマダ タロウ", ("ヤマダ", "タロウ"), id="katakana"),
+        pytest.param("ｺﾊﾞﾔｼ ﾏｺﾄ", ("コバヤシ", "マコト"), id="half-width katakana"),
+        pytest.param("佐々木 ヶ子", ("佐々木", "ヶ子"), id="iteration mark and small ke"),
+        pytest.param("山田太郎", None, id="no space: where it splits is unknown"),
+        pytest.param("山田 太郎 様", None, id="three parts"),
+        pytest.param("Taro Yamada", None, id="latin: the order varies"),
+        pytest.param("山田 Taro", None, id="mixed scripts"),
+        pytest.param("", None, id="blank"),
+    ],
+)
+def test_a_full_name_splits_only_where_that_is_certain(
+    written: str, parts: tuple[str, str] | None
+) -> None:
+    assert split_name(written) == parts
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "123-4567",
+        "〒123-4567",
+        "〒 123-4567",
+        "１２３－４５６７",
+        "〒１２３４５６７",
+        "1234567",
+        "123 4567",
+        "123ー4567",
+    ],
+)
+def test_a_postcode_is_stored_as_three_dash_four_digits(typed: str) -> None:
+    assert normalize_postcode(typed) == "123-4567"
+
+
+@pytest.mark.parametrize("typed", ["123-456", "12345678", "abc-defg", "1234-567", "〒", ""])
+def test_a_postcode_that_is_not_seven_digits_is_rejected(typed: str) -> None:
+    assert rejection(normalize_postcode, typed) == "invalid_postcode"
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("https://www.example.co.jp/", "https://www.example.co.jp/"),
+        ("http://example.jp", "http://example.jp"),
+        ("www.example.co.jp", "https://www.example.co.jp"),
+        ("ｗｗｗ．ｅｘａｍｐｌｅ．ｃｏ．ｊｐ", "https://www.example.co.jp"),
+        ("example.co.jp/recruit", "https://example.co.jp/recruit"),
+    ],
+)
+def test_a_website_is_an_http_url_and_a_bare_host_gets_https(typed: str, stored: str) -> None:
+    assert normalize_website(typed) == stored
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "javascript:alert(1)",
+        "ftp://example.co.jp",
+        "localhost",
+        "mailto:taro@example.co.jp",
+        "https://user@example.co.jp",
+        "https://exa mple.co.jp",
+        "https://[::1",
+    ],
+)
+def test_a_website_that_is_not_one_is_rejected(typed: str) -> None:
+    assert rejection(normalize_website, typed) == "invalid_url"
+
+
+@pytest.mark.parametrize(
+    ("written", "moment"),
+    [
+        ("2026/10/15", datetime(2026, 10, 15, tzinfo=JAPAN)),
+        ("2026-10-15", datetime(2026, 10, 15, tzinfo=JAPAN)),
+        ("2026.10.5", datetime(2026, 10, 5, tzinfo=JAPAN)),
+        ("2026年10月15日", datetime(2026, 10, 15, tzinfo=JAPAN)),
+        ("２０２６／１０／１５", datetime(2026, 10, 15, tzinfo=JAPAN)),
+        ("2026/10/15 9:05", datetime(2026, 10, 15, 9, 5, tzinfo=JAPAN)),
+        ("2026-11-18 10:23:45", datetime(2026, 11, 18, 10, 23, 45, tzinfo=JAPAN)),
+        ("2026-11-18T10:23:45", datetime(2026, 11, 18, 10, 23, 45, tzinfo=JAPAN)),
+        (
+            "2026-11-18T01:23:45+00:00",
+            datetime(2026, 11, 18, 1, 23, 45, tzinfo=UTC),
+        ),
+        (
+            "2026-11-18T10:23:45-05:00",
+            datetime(2026, 11, 18, 10, 23, 45, tzinfo=timezone(timedelta(hours=-5))),
+        ),
+    ],
+)
+def test_a_date_met_is_read_in_japan_unless_it_carries_an_offset(
+    written: str, moment: datetime
+) -> None:
+    parsed = parse_local_time(written)
+    assert parsed == moment
+    assert parsed.utcoffset() == moment.utcoffset()
+
+
+@pytest.mark.parametrize("written", ["2026/13/01", "2026/02/30", "0000/00/00", "昨日", "10/15", ""])
+def test_a_date_that_is_not_one_is_rejected(written: str) -> None:
+    assert rejection(parse_local_time, written) == "invalid_date"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -303,3 +304,59 @@ def test_one_field_is_reported_once_even_when_several_of_its_values_are_wrong() 
         submit(interests=["<b>a</b>", "<i>b</i>"])
 
     assert [e.field for e in caught.value.errors] == ["interests"]
+
+
+# -- contact details and what only a list says -------------------------------------------------
+
+
+def test_contact_details_from_a_card_are_normalised() -> None:
+    post = submit(
+        postcode="〒１００－０００５",
+        address="東京都千代田区丸の内１－１－１　丸の内ビル",
+        website="www.example.co.jp",
+        phone_direct="０３－１２３４－５６００",
+        phone_department="03-1234-5601",
+        mobile="090 1234 5678",
+        name_kana="ﾔﾏﾀﾞ ﾀﾛｳ",
+    )
+
+    assert (post.postcode, post.address) == ("100-0005", "東京都千代田区丸の内1-1-1 丸の内ビル")
+    assert post.website == "https://www.example.co.jp"
+    assert (post.phone_direct, post.phone_department, post.mobile) == (
+        "03-1234-5600",
+        "03-1234-5601",
+        "090 1234 5678",
+    )
+    assert post.name_kana == "ヤマダ タロウ"
+
+
+def test_contact_details_that_are_not_ones_are_field_errors() -> None:
+    assert errors_of(postcode="123-45", website="javascript:alert(1)", mobile="携帯なし") == {
+        "postcode": "invalid_postcode",
+        "website": "invalid_url",
+        "mobile": "invalid_phone",
+    }
+
+
+def test_a_web_post_cannot_name_its_sales_owner_or_when_it_was_met() -> None:
+    post = submit(sales_owner="営業部長", touched_at="2020-01-01")
+
+    assert (post.sales_owner, post.touched_at) == (None, None)
+
+
+def test_a_list_row_names_its_sales_owner_and_when_the_lead_was_met() -> None:
+    post = parse_submission(
+        fields(sales_owner="佐藤　健一", touched_at="2026/10/15 9:30"), listed=True
+    )
+
+    assert post.sales_owner == "佐藤 健一"
+    assert post.touched_at == datetime(2026, 10, 15, 0, 30, tzinfo=UTC)
+
+
+def test_a_list_row_with_a_date_that_is_not_one_is_a_field_error() -> None:
+    with pytest.raises(InvalidSubmission) as caught:
+        parse_submission(fields(touched_at="2026/02/30"), listed=True)
+
+    (error,) = caught.value.errors
+    assert (error.field, error.code) == ("touched_at", "invalid_date")
+    assert error.message_ja.startswith("日付の形式が正しくありません")
