@@ -20,14 +20,21 @@ class SendJob:
     lead_id: str
     program_id: str
     step_id: str | None  # None: the job is to decide a branch (and send if due)
+    # An event program's job: the event whose registration holds the enrolment.
+    event_id: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        data = asdict(self)
+        if self.event_id is None:
+            del data["event_id"]  # a nurture job reads as it always has
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, body: str) -> SendJob:
         data: dict[str, Any] = json.loads(body)
-        return cls(str(data["lead_id"]), str(data["program_id"]), data.get("step_id"))
+        return cls(
+            str(data["lead_id"]), str(data["program_id"]), data.get("step_id"), data.get("event_id")
+        )
 
 
 @dataclass(frozen=True)
@@ -36,3 +43,4 @@ class DueLead:
     due_at: str  # as stored in the index, so a lease can be conditional on it
     program_id: str
     step_id: str | None
+    event_id: str | None = None

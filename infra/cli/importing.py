@@ -42,6 +42,8 @@ class ImportOptions:
     consent_source: str | None = None  # the consent wording version; None: no consent
     consent_required_for: tuple[FormType, ...] = ()
     dry_run: bool = False
+    # What every row's form names: an attendee list's event (``lead-nurture attendance``).
+    asset: str | None = None
 
 
 @dataclass
@@ -71,6 +73,8 @@ def row_fields(
     fields = columns.fields_of(cells)
     fields["form_type"] = [options.form_type.value]
     fields["form_id"] = [form_id]
+    if options.asset:
+        fields["asset"] = [options.asset]
     if options.source:
         fields["source"] = [options.source]
     if options.consent_source:
@@ -96,6 +100,7 @@ def adds_nothing(existing: Lead, submission: FormSubmission, clock: Clock, versi
     same_touch = (
         last.source == touch.source
         and last.form_type == touch.form_type
+        and last.asset == touch.asset
         and last.utm_campaign == touch.utm_campaign
     )
     if not consent.given:
