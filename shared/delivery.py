@@ -202,7 +202,11 @@ class NurtureSender:
         if step is None:
             return self._exit(lead, enrolment, now, "step_removed")
         registration = lead.registrations.get(enrolment.event_id or "")
-        unfit = skip_reason(lead, step, registration) or too_late(step, event, now)
+        unfit = (
+            skip_reason(lead, step, registration)
+            or too_late(step, event, now)
+            or self._invited_before(lead, step, now)
+        )
         if unfit is not None:
             return self._skip(lead, enrolment, program, step, now, unfit)
 
@@ -258,6 +262,8 @@ class NurtureSender:
         # Site links carry a signed lead reference: a visit through one is the lead's.
         site_ref = self._tokens.site_references().sign(lead.lead_id)
         event = self._events.get(enrolment.event_id)
+        if step.invite is not None:
+            event = self._events.invitation(step.invite, now)
         registration = lead.registrations.get(enrolment.event_id or "")
         rendered = self._renderer.render(
             lead,
@@ -312,6 +318,14 @@ class NurtureSender:
         )
         self._advance(lead, enrolment, program, step, label, sent, rendered.subject)
         return Outcome.SENT
+
+    def _invited_before(self, lead: Lead, step: Step, now: datetime) -> str | None:
+        """An invitation to an event the lead has registered for (or been to) is skipped."""
+        event = self._events.invitation(step.invite, now) if step.invite else None
+        registration = lead.registrations.get(event.id) if event else None
+        if event is None or registration is None or registration.status.value == "cancelled":
+            return None
+        return f"registered:{event.id}"
 
     def _calendar(self, lead: Lead, event: Event, locale: str, now: datetime) -> Attachment:
         """The event as an .ics file for this lead (the same UID in every confirmation)."""

@@ -293,13 +293,14 @@ class EmailRenderer:
         - ``site_url`` (no trailing slash), ``unsubscribe_url``, ``program`` (``id``,
           ``name``), ``step`` (``id``, ``content_type``), ``locale``; and in the body
           ``subject``, the rendered subject line.
+        - ``event``: in a step that ``invite``s, the event it names, else None.
         - In an event program only: ``event`` (``id``, ``title``, ``when``, ``where``,
           ``online``, ``join_url``, ``page_url``, ``materials_url``, ``recording_url``)
           and ``registration`` (``status``; ``waited``: its place came off the waiting
           list).
         """
         site_url = self._sender.site_url.rstrip("/")
-        context = {
+        context: dict[str, Any] = {
             "lead": lead_view(lead, locale, self._assets, site_url),
             "salutation": salutation(lead, locale),
             "brand": {"product_name": self._sender.product_name},
@@ -311,6 +312,10 @@ class EmailRenderer:
             "step": {"id": step.id, "content_type": step.content_type.value},
             "locale": locale,
         }
+        # An invitation's event, or None (none ahead, or the step invites to none): a
+        # template may say more when it has one.
+        invited = event if step.invite is not None else None
+        context["event"] = event_view(invited, locale, site_url) if invited else None
         if program.kind == "event":
             if event is None:
                 raise ValueError(f"{program.id}/{step.id} is an event program's: name the event")

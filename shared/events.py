@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +32,10 @@ from shared.yamlfile import read_yaml
 EVENTS_FILE = Path(__file__).parent / "content" / "events.yaml"
 DEFAULT_TIMEZONE = "Asia/Tokyo"
 EVENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
+# An invitation to the ``next`` event names one that starts at least this long after the
+# email: time to read it and register.
+INVITE_AHEAD = timedelta(days=2)
+NEXT = "next"
 # Seats are kept as a string set of lead ids on one item (about 35 bytes each): well
 # inside DynamoDB's 400 KB item, however the waiting list grows beside it.
 MAX_CAPACITY = 5000
@@ -174,6 +178,15 @@ class EventCatalog:
 
     def get(self, event_id: str | None) -> Event | None:
         return self._by_id.get(event_id) if event_id else None
+
+    def invitation(self, invite: str, now: datetime) -> Event | None:
+        """The event a nurture step invites to at ``now``: ``next`` (the first one starting
+        ``INVITE_AHEAD`` or more later), or one by id while it is that far ahead."""
+        ahead = now + INVITE_AHEAD
+        if invite == NEXT:
+            return next((e for e in self.events if e.start >= ahead), None)
+        event = self.get(invite)
+        return event if event is not None and event.start >= ahead else None
 
     def programs(self) -> set[str]:
         """The programs the events name (each must be an event program)."""

@@ -332,6 +332,10 @@ class Step(_Content):
     timing: EventTiming | None = None
     # Event programs: the event goes with the email as an .ics file.
     calendar: bool = False
+    # Nurture programs: the event the email invites to (``event`` in the template), an id
+    # of events.yaml or ``next``; None there when none is ahead. A lead registered for it
+    # is not invited (the step is skipped).
+    invite: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,59}$")
     template: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     content_type: ContentType
     # Subject lines per locale; several are A/B variants, assigned per lead.
@@ -444,6 +448,9 @@ class Program(_Content):
             raise ValueError(
                 f"program {self.id}: timing and calendar are for event programs: {event_only}"
             )
+        inviting = [s.id for s in self.steps if s.invite is not None]
+        if self.kind == "event" and inviting:
+            raise ValueError(f"program {self.id}: invite is for nurture programs: {inviting}")
         if self.kind == "event" and (self.on_complete or self.send_time.optimise):
             raise ValueError(f"program {self.id}: an event program has no on_complete or send_time")
         overlap = set(self.entry.stages) & set(self.exit.stages)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from infra.config import DeploymentConfig
 from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
-from shared.events import Event, EventCatalog, Localized, load_events
+from shared.events import NEXT, Event, EventCatalog, Localized, load_events
 from shared.leads import ConsentState, Enrolment, FormType, Lead, Touch
 from shared.machine_engagement import load_engagement_rules
 from shared.programs import CONTENT_DIR, Program, ProgramCatalog, load_programs
@@ -157,10 +157,13 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
     renderer = EmailRenderer(sender, paths.email, assets, events)
     renders = 0
     for program in catalog.programs:
-        samples: tuple[Event | None, ...] = (None,)
-        if program.kind == "event":
-            samples = (*SAMPLE_EVENTS, *events.events)
         for step in program.steps:
+            # An event program's steps for each event; an invitation also for none ahead.
+            samples: tuple[Event | None, ...] = (None,)
+            if program.kind == "event" or step.invite is not None:
+                samples = (*SAMPLE_EVENTS, *events.events)
+            if step.invite is not None:
+                samples = (None, *samples)
             for locale in LOCALES:
                 failed: set[str] = set()
                 for profile in SAMPLE_PROFILES:
@@ -196,7 +199,12 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
 def event_problems(events: EventCatalog, catalog: ProgramCatalog) -> list[str]:
     """Each event's programs exist and are event programs, and its reminders (steps timed
     before the start) come before the start and in the program's send window."""
-    problems = []
+    problems = [
+        f"{program.id}/{step.id} invites to {step.invite!r}, which is not an event"
+        for program in catalog.programs
+        for step in program.steps
+        if step.invite not in (None, NEXT) and events.get(step.invite) is None
+    ]
     for event in events.events:
         for program_id in (event.program, event.waitlist_program):
             program = catalog.get(program_id)
@@ -272,9 +280,9 @@ def render_step(
         raise PreviewError(f"program {program_id} has no step {step_id!r} (steps: {known})")
     if not 0 <= variant < step.variants:
         raise PreviewError(f"step {step_id} has variants 0..{step.variants - 1}")
-    if program.kind != "event":
+    if program.kind != "event" and step.invite is None:
         event = None
-    elif event is None:
+    elif event is None and program.kind == "event":
         event = SAMPLE_EVENTS[0]
     return renderer.render(lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event)
 

@@ -40,6 +40,7 @@ from shared.repository import VersionConflict
 from shared.scoring import Signal, load_scoring
 from shared.submission import parse_submission
 from shared.web import Pages
+from tests.builders import overwrite
 from tests.events import form_post
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import NurtureWorld, SentEmail, build_world
@@ -549,3 +550,42 @@ def test_the_cli_cancels_imports_the_attendee_list_and_reports_the_event(
     # Then the webinar's line: 2 places given (a, then b), 1 given up, 1 waited, b came
     (line,) = [row for row in out.splitlines() if row.startswith("cli-webinar")]
     assert line.split()[3:] == ["2", "1", "1", "1", "100.0%", "1", "0"]
+
+
+# -- invitations ------------------------------------------------------------------------------
+
+
+def test_the_welcome_invitation_names_the_next_event_unless_the_lead_registered_for_it(
+    world: NurtureWorld, register: Post
+) -> None:
+    # Given two leads of the welcome program at its seminar invitation, one of whom has
+    # registered for Thursday's webinar already
+    register("invited@example.co.jp", event=SEMINAR, form_type="download")
+    register("registered@example.co.jp")
+    at(world, MONDAY_10)  # the registrant's confirmation, both leads' welcome
+    for address in ("invited@example.co.jp", "registered@example.co.jp"):
+        lead = lead_of(world, address)
+        assert lead.enrolment is not None
+        invitation = lead.enrolment.model_copy(
+            update={"step_id": "seminar_invitation", "due_at": world.clock.now()}
+        )
+        overwrite(world.repository, lead.model_copy(update={"enrolment": invitation}))
+
+    # When the scheduler ticks
+    before = len(world.ses.sent)
+    world.run()
+
+    # Then the first is invited to the webinar, three days ahead, with its page
+    (sent,) = world.ses.sent[before:]
+    assert (sent.to, sent.tags["step"]) == ("invited@example.co.jp", "seminar_invitation")
+    assert WEBINAR.title.ja in sent.part("plain")
+    assert "2026年12月10日（木）14:00〜15:00" in sent.part("plain")
+    assert "https://www.example.co.jp/seminars/dx-webinar-2026-12/?utm_source=" in sent.part("html")
+    # and the registrant is not invited to what it registered for: it moves on
+    registered = lead_of(world, "registered@example.co.jp")
+    skipped = activities(world, registered.lead_id, ActivityType.STEP_SKIPPED)
+    assert [(s["step_id"], s["reason"]) for s in skipped] == [
+        ("seminar_invitation", f"registered:{WEBINAR.id}")
+    ]
+    assert registered.enrolment is not None
+    assert registered.enrolment.step_id == "free_trial"

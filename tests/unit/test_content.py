@@ -1197,3 +1197,23 @@ def test_two_files_with_the_same_program_id_fail_to_load(tmp_path: Path) -> None
     write_program(tmp_path, base_program(), name="two")
     with pytest.raises(ValueError, match=re.escape("duplicate program ids: ['broken']")):
         load_programs(tmp_path)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_seminar_invitation_names_the_next_event_and_links_to_its_page(locale: str) -> None:
+    program = CATALOG.get("welcome")
+    assert program is not None
+    step = program.step("seminar_invitation")
+    assert step.invite == "next"
+    lead = make_lead(locale, profile=FULL)
+    named = RENDERER.render(lead, program, step, 0, UNSUBSCRIBE, event=SAMPLE_EVENT)
+    general = RENDERER.render(lead, program, step, 0, UNSUBSCRIBE)
+    page = f"{SITE}{SAMPLE_EVENT.page}"
+    for part in (named.html, named.text):
+        assert SAMPLE_EVENT.title.text(locale) in part
+        assert SAMPLE_EVENT.when(locale) in part
+        assert page in part
+    assert SAMPLE_EVENT.title.text(locale) not in general.html + general.text
+    assert page not in general.html + general.text
+    (button,) = [a for a in site_links_in_html(named.html) if a.get("ses:tags") == "link:seminar;"]
+    assert (button["href"] or "").startswith(page + "?utm_source=nurture")

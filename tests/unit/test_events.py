@@ -529,3 +529,19 @@ def test_a_send_job_names_its_event_and_a_nurture_job_reads_as_before() -> None:
 
 def test_the_sample_events_cover_an_online_and_a_venue_event() -> None:
     assert {e.online for e in SAMPLE_EVENTS} == {True, False}
+
+
+def test_an_invitation_names_the_next_event_with_time_to_register() -> None:
+    events = EventCatalog([WEBINAR, SEMINAR])
+    assert events.invitation("next", MONDAY) == WEBINAR
+    # less than two days ahead: the next one after it
+    assert events.invitation("next", WEBINAR.start - timedelta(days=1)) == SEMINAR
+    assert events.invitation("next", SEMINAR.start) is None
+    assert events.invitation(SEMINAR.id, MONDAY) == SEMINAR
+    assert events.invitation(SEMINAR.id, SEMINAR.start - timedelta(hours=1)) is None
+    assert events.invitation("no-such-event", MONDAY) is None
+    # only nurture programs invite
+    document = program().model_dump(mode="json")
+    steps = [{**document["steps"][0], "invite": "next"}]
+    with pytest.raises(ValueError, match="invite is for nurture programs"):
+        Program.model_validate({**document, "steps": steps})
