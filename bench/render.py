@@ -113,9 +113,12 @@ T = TypeVar("T")
 
 
 def sends() -> list[Send]:
-    """Every step and subject variant of the shipped programs, for a few leads."""
+    """Every step and subject variant of the shipped nurture programs, for a few leads
+    (an event program's steps render the same way, for an event)."""
     jobs: list[Send] = []
     for program in load_programs().programs:
+        if program.kind != "nurture":
+            continue
         for step in program.steps:
             for variant in range(step.variants):
                 person = lead(len(jobs))

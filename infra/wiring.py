@@ -196,7 +196,7 @@ TABLE = TableSpec(
             name="due",
             partition_key=Attribute("due_shard", "N"),
             sort_key=Attribute("due_at"),
-            projected=("lead_id", "program_id", "step_id", "version"),
+            projected=("lead_id", "program_id", "step_id", "event_id", "version"),
         ),
     ),
     ttl_attribute="expires_at",
@@ -214,7 +214,8 @@ CAPTURE = FunctionSpec(
     table=TableAccess(
         reads=("BatchGetItem", "ConditionCheckItem", "Query"),
         writes=("PutItem", "UpdateItem"),
-        kinds=("LEAD#", "EMAIL#", "COUNTER#", "VISITOR#"),
+        # EVENT#: the seats of an event with a capacity, in a registration's transaction
+        kinds=("LEAD#", "EMAIL#", "COUNTER#", "VISITOR#", "EVENT#"),
     ),
 )
 

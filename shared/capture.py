@@ -18,12 +18,15 @@ from functools import partial
 from typing import Any
 
 from shared.clock import Clock, to_iso
+from shared.events import Event, EventCatalog
 from shared.leads import (
     Activity,
     ActivityType,
     Consent,
     ConsentState,
+    FormType,
     Lead,
+    Seats,
     Stage,
     Touch,
     new_id,
@@ -33,6 +36,7 @@ from shared.nurture import start
 from shared.prefectures import prefecture_of_address
 from shared.programs import ProgramCatalog
 from shared.qualification import ScoreKeeper
+from shared.registration import Registered, attend, register
 from shared.repository import (
     MAX_REVISIONS,
     POST_REVISIONS,
@@ -51,6 +55,10 @@ from shared.transitions import staged
 # A post with the same content within this time is the same post sent again (a browser
 # retrying, a double click), answered as the first was; later, it is a new post.
 REPOST_WINDOW = timedelta(hours=1)
+
+# The forms about an event (``asset`` names it): a registration, a check-in or an
+# attendee list.
+EVENT_FORMS = frozenset({FormType.SEMINAR_REGISTRATION, FormType.SEMINAR_ATTENDANCE})
 
 # Profile fields where a non-empty new value replaces the stored one.
 PROFILE_FIELDS = (
@@ -94,6 +102,8 @@ class CaptureResult:
     qualified: bool = False
     # The same post sent again: the first post's answer, nothing recorded this time.
     repeat: bool = False
+    # A registration form's event: registered, waitlisted (it was full), walk_in.
+    registration: str | None = None
 
 
 class CaptureConflict(Exception):
@@ -207,7 +217,9 @@ class LeadCapture:
         scores: ScoreKeeper | None = None,
         review_after: timedelta = timedelta(days=90),
         max_revisions: int = POST_REVISIONS,
+        events: EventCatalog | None = None,
     ) -> None:
+        self._events = events or EventCatalog()
         self._max_revisions = max_revisions
         self._scores = scores
         self._review_after = review_after
@@ -223,16 +235,21 @@ class LeadCapture:
         sent again (a browser retrying after a lost answer) finds its marker and gets the
         first answer; nothing is recorded or scored twice."""
         post = Marker(f"post:{post_key(submission)}", self._clock.now(), REPOST_WINDOW)
+        event = self.event_of(submission)
+        # An event with a capacity: its seats are read (and written) with the lead.
+        seats = event.id if event is not None and event.capacity is not None else None
         for _ in range(MAX_REVISIONS):
             lead_id, erased = self._repository.lead_of(submission.email)
             known = None
             if lead_id is None:
-                lead_id, known = self._new_id(), Snapshot(None)
+                lead_id = self._new_id()
+                known = Snapshot(None) if seats is None else None
             try:
                 revised = self._repository.revise(
                     lead_id,
                     partial(self._change, lead_id=lead_id, post=(submission, request, erased)),
                     marker=post,
+                    seats=seats,
                     known=known,
                     max_revisions=self._max_revisions,
                 )
@@ -251,6 +268,7 @@ class LeadCapture:
                 enrolled_in=note.get("enrolled_in"),
                 qualified=bool(note.get("qualified")),
                 repeat=revised.duplicate,
+                registration=note.get("registration"),
             )
         raise CaptureConflict("lead changed concurrently too many times")
 
@@ -275,12 +293,20 @@ class LeadCapture:
             lead = merge(existing, submission, touch, consent)
         lead, back = self._won_back(lead, submission, now)
         lead, enrolled = self._enrol(lead, submission, now)
+        event = self.event_of(submission)
+        registered = self._register(lead, submission, event, now, snapshot.seats)
+        if registered is not None:
+            lead = registered.lead
         posted, *records = self._records(
             lead, submission, consent, enrolled, created=existing is None
         )
         records.extend([back] if back else [])
+        records.extend(registered.activities if registered else ())
+        # A form about an event scores what it changes: registering or attending again
+        # (another post of the form, a list imported twice) earns nothing more.
+        repeated = event is not None and registered is None
         qualified = False
-        if self._scores is not None and isinstance(posted, Activity):
+        if self._scores is not None and isinstance(posted, Activity) and not repeated:
             # The form's points, noted on its activity, and MQL on high intent.
             taken = self._scores.take(
                 lead,
@@ -297,8 +323,36 @@ class LeadCapture:
                 posted = posted.model_copy(update={"details": details})
             records.extend(taken.records)
         program_id = lead.enrolment.program_id if enrolled and lead.enrolment else None
-        note = {"created": existing is None, "enrolled_in": program_id, "qualified": qualified}
-        return Revision(lead, [posted, *records], note=note)
+        note: dict[str, object] = {
+            "created": existing is None,
+            "enrolled_in": program_id,
+            "qualified": qualified,
+        }
+        seats = None
+        if registered is not None and event is not None:
+            note["registration"] = lead.registrations[event.id].status.value
+            seats = registered.seats
+        return Revision(lead, [posted, *records], note=note, seats=seats)
+
+    def event_of(self, submission: FormSubmission) -> Event | None:
+        """The event a registration or attendance form names (its ``asset``)."""
+        if submission.form_type not in EVENT_FORMS:
+            return None
+        return self._events.get(submission.asset)
+
+    def _register(
+        self,
+        lead: Lead,
+        submission: FormSubmission,
+        event: Event | None,
+        now: datetime,
+        seats: Seats | None,
+    ) -> Registered | None:
+        if event is None:
+            return None
+        if submission.form_type is FormType.SEMINAR_ATTENDANCE:
+            return attend(lead, event, self._programs, now, seats)
+        return register(lead, event, self._programs, now, seats)
 
     def _won_back(
         self, lead: Lead, submission: FormSubmission, now: datetime

@@ -15,8 +15,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from shared.calendar import CONTENT_TYPE as CALENDAR_TYPE
+from shared.calendar import event_ics
 from shared.clock import Clock, to_iso
 from shared.email import (
+    Attachment,
     EmailRenderer,
     Mailer,
     OutgoingEmail,
@@ -25,6 +28,7 @@ from shared.email import (
     SendThrottled,
     SendUncertain,
 )
+from shared.events import Event, EventCatalog
 from shared.experiments import Arm, arms
 from shared.funnel import SENDTIME_PREFIX, ReportCount, business_day, email_key
 from shared.jobs import REVIEW, SendJob
@@ -32,6 +36,7 @@ from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
 from shared.lifecycle import returning, review, schedule_review
 from shared.machine_engagement import tracked_links
 from shared.nurture import (
+    EVENT_TIME_PASSED,
     after_send,
     decide,
     exit_reason,
@@ -39,6 +44,7 @@ from shared.nurture import (
     prune_sends,
     skip,
     skip_reason,
+    too_late,
     variant_label,
     variant_of,
     within_cap,
@@ -94,7 +100,11 @@ class DeliverySettings:
 
 def ledger_key(enrolment: Enrolment, step: Step) -> str:
     # The enrolment time is part of the key: a lead re-enrolled later may get the step again.
-    return f"{enrolment.program_id}#{to_iso(enrolment.enrolled_at)}#{step.id}"
+    # An event program's enrolments are told apart by their event too.
+    program = enrolment.program_id
+    if enrolment.event_id is not None:
+        program = f"{program}:{enrolment.event_id}"
+    return f"{program}#{to_iso(enrolment.enrolled_at)}#{step.id}"
 
 
 class NurtureSender:
@@ -109,8 +119,10 @@ class NurtureSender:
         clock: Clock,
         settings: DeliverySettings,
         results: VariantResults | None = None,
+        events: EventCatalog | None = None,
     ) -> None:
         self._results = results
+        self._events = events or EventCatalog()
         self._leads = leads
         self._ledger = ledger
         self._mailer = mailer
@@ -161,7 +173,7 @@ class NurtureSender:
         return decision.outcome
 
     def _decide(self, lead: Lead | None, job: SendJob) -> _Decision:
-        enrolment = lead.enrolment if lead else None
+        enrolment = lead.track(job.event_id) if lead else None
         if lead is None or enrolment is None or enrolment.completed_at is not None:
             return _Decision(Outcome.STALE)
         if enrolment.program_id != job.program_id or enrolment.step_id != job.step_id:
@@ -170,31 +182,41 @@ class NurtureSender:
         if enrolment.due_at is None or enrolment.due_at > now:
             return _Decision(Outcome.STALE)
         program = self._programs.get(enrolment.program_id)
+        event = self._events.get(enrolment.event_id)
         reason = exit_reason(lead, program) if program else "program_removed"
+        if enrolment.event_id is not None and event is None:
+            reason = "event_removed"
         if program is None or reason:
             return self._exit(lead, enrolment, now, reason or "program_removed")
 
         if enrolment.awaiting is not None:
-            enrolment = decide(enrolment, program, now)
+            enrolment = decide(enrolment, program, now, event)
             if enrolment.completed_at is not None:
                 return self._complete(lead, enrolment, now)
             revision = self._revision(lead, now, enrolment=enrolment)
             if enrolment.due_at is not None and enrolment.due_at > now:
                 return _Decision(Outcome.DECIDED, revision)
-            then = SendJob(lead.lead_id, program.id, enrolment.step_id)
+            then = SendJob(lead.lead_id, program.id, enrolment.step_id, enrolment.event_id)
             return _Decision(Outcome.DECIDED, revision, then=then)
         step = self._step(program, enrolment.step_id)
         if step is None:
             return self._exit(lead, enrolment, now, "step_removed")
-        unfit = skip_reason(lead, step)
+        registration = lead.registrations.get(enrolment.event_id or "")
+        unfit = (
+            skip_reason(lead, step, registration)
+            or too_late(step, event, now)
+            or self._invited_before(lead, step, now)
+        )
         if unfit is not None:
             return self._skip(lead, enrolment, program, step, now, unfit)
 
         window = program.send_window
         if not window.contains(now):
             return self._reschedule(lead, enrolment, now, window.next_open(now), "send_window")
+        # An event's emails were asked for by registering: the cap does not hold them back.
+        capped = program.kind != "event"
         ages_out = within_cap(lead.recent_sends, now, self._settings.frequency_cap)
-        if ages_out is not None:
+        if capped and ages_out is not None:
             later = window.next_open(ages_out)
             return self._reschedule(lead, enrolment, now, later, "frequency_cap")
         return _Decision(Outcome.SENT, send=(enrolment, program, step, now))
@@ -212,7 +234,7 @@ class NurtureSender:
         now: datetime,
         reason: str,
     ) -> _Decision:
-        moved = skip(enrolment, program, step, now, reason)
+        moved = skip(enrolment, program, step, now, reason, self._events.get(enrolment.event_id))
         skipped = self._activity(
             lead.lead_id, ActivityType.STEP_SKIPPED, now, program.id, step_id=step.id, reason=reason
         )
@@ -221,7 +243,7 @@ class NurtureSender:
         revision = self._revision(lead, now, [skipped], enrolment=moved)
         if moved.due_at is not None and moved.due_at > now:
             return _Decision(Outcome.SKIPPED, revision)
-        then = SendJob(lead.lead_id, program.id, moved.step_id)
+        then = SendJob(lead.lead_id, program.id, moved.step_id, moved.event_id)
         return _Decision(Outcome.SKIPPED, revision, then=then)
 
     # -- sending ------------------------------------------------------------------------
@@ -239,9 +261,23 @@ class NurtureSender:
         unsubscribe_url = f"{self._settings.unsubscribe_url}?t={self._tokens.sign(lead.lead_id)}"
         # Site links carry a signed lead reference: a visit through one is the lead's.
         site_ref = self._tokens.site_references().sign(lead.lead_id)
+        event = self._events.get(enrolment.event_id)
+        if step.invite is not None:
+            event = self._events.invitation(step.invite, now)
+        registration = lead.registrations.get(enrolment.event_id or "")
         rendered = self._renderer.render(
-            lead, program, step, variant, unsubscribe_url, site_ref=site_ref
+            lead,
+            program,
+            step,
+            variant,
+            unsubscribe_url,
+            site_ref=site_ref,
+            event=event,
+            registration=registration,
         )
+        attachments: tuple[Attachment, ...] = ()
+        if step.calendar and event is not None:
+            attachments = (self._calendar(lead, event, rendered.locale, now),)
         email = OutgoingEmail(
             from_address=self._settings.from_address,
             to_address=lead.email,
@@ -257,6 +293,7 @@ class NurtureSender:
                 # Whose time this send kept: the report's send-time lift.
                 "send_time": group_of(lead.lead_id, lead.engaged_hours, program.send_time).value,
             },
+            attachments=attachments,
         )
         try:
             message_id = self._mailer.send(email)
@@ -282,13 +319,29 @@ class NurtureSender:
         self._advance(lead, enrolment, program, step, label, sent, rendered.subject)
         return Outcome.SENT
 
+    def _invited_before(self, lead: Lead, step: Step, now: datetime) -> str | None:
+        """An invitation to an event the lead has registered for (or been to) is skipped."""
+        event = self._events.invitation(step.invite, now) if step.invite else None
+        registration = lead.registrations.get(event.id) if event else None
+        if event is None or registration is None or registration.status.value == "cancelled":
+            return None
+        return f"registered:{event.id}"
+
+    def _calendar(self, lead: Lead, event: Event, locale: str, now: datetime) -> Attachment:
+        """The event as an .ics file for this lead (the same UID in every confirmation)."""
+        domain = self._settings.from_address.rpartition("@")[2].strip("> ")
+        page = self._renderer.event_page(event)
+        data = event_ics(event, lead.lead_id, locale, now, domain, page)
+        return Attachment(filename=f"{event.id}.ics", content_type=CALENDAR_TYPE, data=data)
+
     @staticmethod
     def _timed(lead: Lead, program: Program, enrolment: Enrolment) -> Enrolment:
         """The next step moved to its variant's send time (an experiment on send times),
-        else to the lead's best slot if its times are known (and it is not held out)."""
+        else to the lead's best slot if its times are known (and it is not held out).
+        An event's step keeps its time."""
         due = enrolment.due_at
         following = NurtureSender._step(program, enrolment.step_id)
-        if following is None or due is None:
+        if following is None or due is None or following.timing is not None:
             return enrolment
         slots = following.experiment.send_times
         chosen = slots[variant_of(lead.lead_id, program, following)] if slots else None
@@ -383,22 +436,35 @@ class NurtureSender:
 
         def change(current: Snapshot) -> Revision | None:
             lead = current.lead
-            if lead is None or sent.at in lead.recent_sends:
-                return None  # erased meanwhile, or this write committed before
+            if lead is None:
+                return None  # erased meanwhile
+            enrolment = lead.track(sent_from.event_id)
+            same = enrolment is not None and _same_enrolment(enrolment, sent_from)
+            # This write committed before: the enrolment holds the step as sent; a lead
+            # that left it meanwhile holds the send time (an event's email and a nurture
+            # email can go at the same instant, so the step is the precise mark).
+            if enrolment is not None and same:
+                committed = step.id in enrolment.sent
+            else:
+                committed = sent.at in lead.recent_sends
+            if committed:
+                return None
             now = self._clock.now()
             changes: dict[str, Any] = {
                 "recent_sends": (*prune_sends(lead.recent_sends, now), sent.at)
             }
             records: list[Record] = [sent, activity]
-            enrolment = lead.enrolment
             # The lead may have left the program meanwhile; the send is recorded anyway.
             if (
                 enrolment is not None
-                and _same_enrolment(enrolment, sent_from)
+                and same
                 and enrolment.step_id == step.id
                 and enrolment.awaiting is None
             ):
-                advanced = after_send(enrolment, program, step, now, variant, sent.message_id)
+                event = self._events.get(enrolment.event_id)
+                advanced = after_send(
+                    enrolment, program, step, now, variant, sent.message_id, event
+                )
                 advanced = self._timed(lead, program, advanced)
                 changes["enrolment"] = advanced
                 if advanced.completed_at is not None:
@@ -429,10 +495,36 @@ class NurtureSender:
     def _revision(
         self, lead: Lead, now: datetime, records: list[Record] | None = None, **changes: Any
     ) -> Revision:
+        records = list(records or [])
+        enrolment = changes.get("enrolment")
+        if enrolment is not None:
+            records.extend(self._passed(lead, enrolment, now))
+            if enrolment.event_id is not None:
+                del changes["enrolment"]
+                changes.update(lead.placing(enrolment))
         updated = lead.model_copy(update={**changes, "updated_at": now})
         # Out of its program now? Then the due index watches it for dormancy instead.
         updated = schedule_review(updated, now, self._settings.dormant_after)
-        return Revision(updated, records or [])
+        return Revision(updated, records)
+
+    def _passed(self, lead: Lead, enrolment: Enrolment, now: datetime) -> list[Activity]:
+        """A ``step_skipped`` for each step the move passed by because its event time had
+        gone (``shared.nurture``)."""
+        before = lead.track(enrolment.event_id)
+        noted = before.skipped if before is not None and _same_enrolment(before, enrolment) else {}
+        return [
+            self._activity(
+                lead.lead_id,
+                ActivityType.STEP_SKIPPED,
+                now,
+                enrolment.program_id,
+                step_id=step_id,
+                reason=reason,
+                event_id=enrolment.event_id,
+            )
+            for step_id, reason in enrolment.skipped.items()
+            if reason == EVENT_TIME_PASSED and step_id not in noted
+        ]
 
     @staticmethod
     def _activity(
@@ -463,7 +555,7 @@ class NurtureSender:
     ) -> Outcome:
         def change(snapshot: Snapshot) -> Revision | None:
             lead = snapshot.lead
-            current = lead.enrolment if lead else None
+            current = lead.track(enrolment.event_id) if lead else None
             if lead is None or current is None or not _same_enrolment(current, enrolment):
                 return None
             return self._reschedule(lead, current, now, to, reason).revision
@@ -528,5 +620,8 @@ class _Decision:
 
 def _same_enrolment(a: Enrolment, b: Enrolment) -> bool:
     return (
-        a.program_id == b.program_id and a.enrolled_at == b.enrolled_at and a.completed_at is None
+        a.program_id == b.program_id
+        and a.event_id == b.event_id
+        and a.enrolled_at == b.enrolled_at
+        and a.completed_at is None
     )

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from shared.leads import FormType, Lead, Touch
+from shared.events import Event, EventCatalog, event_view
+from shared.leads import FormType, Lead, Registration, Touch
 from shared.programs import Program, Step
 from shared.tokens import SITE_REF_PARAMETER
 from shared.yamlfile import read_yaml
@@ -92,6 +93,11 @@ class Asset(BaseModel):
 _ASSETS = TypeAdapter(dict[str, Asset])
 
 
+def event_assets(events: EventCatalog) -> dict[str, Asset]:
+    """Events as assets: a registration form's touch reads as the event's title."""
+    return {e.id: Asset(ja=e.title.ja, en=e.title.en, url=e.page) for e in events.events}
+
+
 def load_assets(path: Path = ASSETS_FILE) -> dict[str, Asset]:
     """The asset titles, by the id forms send."""
     try:
@@ -109,6 +115,13 @@ class RenderedEmail:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str  # ASCII: written into the headers as it is
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class OutgoingEmail:
     """A rendered email addressed to a lead, with its headers and SES tags."""
 
@@ -117,6 +130,7 @@ class OutgoingEmail:
     rendered: RenderedEmail
     unsubscribe_url: str
     tags: dict[str, str]
+    attachments: tuple[Attachment, ...] = ()
 
 
 _VIEW_FIELDS = (
@@ -239,9 +253,12 @@ class EmailRenderer:
         sender: SenderProfile,
         directory: Path = EMAIL_DIR,
         assets: Mapping[str, Asset] | None = None,
+        events: EventCatalog | None = None,
     ) -> None:
         self._sender = sender
-        self._assets = load_assets() if assets is None else assets
+        assets = load_assets() if assets is None else assets
+        # The assets file wins for an id both name: it is the older, explicit title.
+        self._assets = {**event_assets(events), **assets} if events else assets
         # Here rather than at the top: the functions that import this module for its
         # models and MIME building (the scheduler's send jobs, ...) do not load Jinja2.
         from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -252,7 +269,14 @@ class EmailRenderer:
         self._subjects: dict[str, Template] = {}
 
     def context(
-        self, lead: Lead, locale: str, program: Program, step: Step, unsubscribe_url: str
+        self,
+        lead: Lead,
+        locale: str,
+        program: Program,
+        step: Step,
+        unsubscribe_url: str,
+        event: Event | None = None,
+        registration: Registration | None = None,
     ) -> dict[str, Any]:
         """The variables of a template and of a subject line.
 
@@ -269,9 +293,14 @@ class EmailRenderer:
         - ``site_url`` (no trailing slash), ``unsubscribe_url``, ``program`` (``id``,
           ``name``), ``step`` (``id``, ``content_type``), ``locale``; and in the body
           ``subject``, the rendered subject line.
+        - ``event``: in a step that ``invite``s, the event it names, else None.
+        - In an event program only: ``event`` (``id``, ``title``, ``when``, ``where``,
+          ``online``, ``join_url``, ``page_url``, ``materials_url``, ``recording_url``)
+          and ``registration`` (``status``; ``waited``: its place came off the waiting
+          list).
         """
         site_url = self._sender.site_url.rstrip("/")
-        return {
+        context: dict[str, Any] = {
             "lead": lead_view(lead, locale, self._assets, site_url),
             "salutation": salutation(lead, locale),
             "brand": {"product_name": self._sender.product_name},
@@ -283,6 +312,19 @@ class EmailRenderer:
             "step": {"id": step.id, "content_type": step.content_type.value},
             "locale": locale,
         }
+        # An invitation's event, or None (none ahead, or the step invites to none): a
+        # template may say more when it has one.
+        invited = event if step.invite is not None else None
+        context["event"] = event_view(invited, locale, site_url) if invited else None
+        if program.kind == "event":
+            if event is None:
+                raise ValueError(f"{program.id}/{step.id} is an event program's: name the event")
+            context["event"] = event_view(event, locale, site_url)
+            context["registration"] = {
+                "status": registration.status.value if registration else "registered",
+                "waited": bool(registration and registration.waitlisted_at),
+            }
+        return context
 
     def render(
         self,
@@ -292,11 +334,15 @@ class EmailRenderer:
         variant: int,
         unsubscribe_url: str,
         site_ref: str | None = None,
+        event: Event | None = None,
+        registration: Registration | None = None,
     ) -> RenderedEmail:
-        """The email; with ``site_ref``, every link into the site carries it as ``lnr``."""
+        """The email; with ``site_ref``, every link into the site carries it as ``lnr``.
+        An event program's step is rendered for its ``event`` and the lead's
+        ``registration`` for it."""
         locale = locale_of(lead)
         subjects = step.subject.get(locale) or step.subject["ja"]  # type: ignore[call-overload]
-        context = self.context(lead, locale, program, step, unsubscribe_url)
+        context = self.context(lead, locale, program, step, unsubscribe_url, event, registration)
         subject = self._subject_template(subjects[variant]).render(context)
         # A header must stay one line whatever the lead typed into its profile.
         subject = " ".join(subject.split())
@@ -322,6 +368,11 @@ class EmailRenderer:
                 self._subjects.clear()
             template = self._subjects[source] = self._text.from_string(source)
         return template
+
+    def event_page(self, event: Event) -> str:
+        """The event's page as its emails link to it."""
+        page = event.page
+        return self._sender.site_url.rstrip("/") + page if page.startswith("/") else page
 
     def template_names(self, step: Step) -> list[str]:
         names = dict.fromkeys(step.template_for(v) for v in range(step.variants))
@@ -433,8 +484,25 @@ def _text_part(subtype: str, text: str) -> bytes:
     return head.encode("ascii") + base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
+_FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
+
+
+def _attachment(attachment: Attachment) -> bytes:
+    if not _FILENAME.fullmatch(attachment.filename):
+        raise ValueError(f"not a plain file name: {attachment.filename!r}")
+    if "\r" in attachment.content_type or "\n" in attachment.content_type:
+        raise ValueError("a content type is one line")
+    head = (
+        f'Content-Type: {attachment.content_type};\r\n name="{attachment.filename}"\r\n'
+        f'Content-Disposition: attachment;\r\n filename="{attachment.filename}"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+    )
+    return head.encode("ascii") + base64.encodebytes(attachment.data).replace(b"\n", b"\r\n")
+
+
 def build_mime(email: OutgoingEmail) -> bytes:
-    """The raw message SES sends: multipart/alternative, UTF-8, RFC 8058 headers."""
+    """The raw message SES sends: multipart/alternative, UTF-8, RFC 8058 headers; with
+    attachments (an event's .ics file), that inside a multipart/mixed."""
     url = email.unsubscribe_url
     if not url.isascii() or not url.isprintable() or len(url) > 900 or _NOT_IN_URL & set(url):
         raise ValueError("the unsubscribe URL must be printable ASCII, no space or <>")
@@ -444,25 +512,9 @@ def build_mime(email: OutgoingEmail) -> bytes:
     sender, address = _mailbox("From", email.from_address)
     # A base64 line never starts with "-": no line of a part can be the delimiter.
     boundary = f"=_{secrets.token_hex(16)}"
-    head = "\r\n".join(
-        (
-            sender,
-            f"To: {_addr_spec(email.to_address)}",
-            _unstructured("Subject", email.rendered.subject),
-            f"Message-ID: {make_msgid(domain=address.rpartition('@')[2])}",
-            "MIME-Version: 1.0",
-            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
-            f"Content-Language: {locale}",
-            # Written verbatim, never folded or encoded: mail providers read the URL
-            # between the angle brackets as it is (RFC 2369, RFC 8058).
-            f"List-Unsubscribe: <{url}>",
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-        )
-    )
     delimiter = f"--{boundary}\r\n".encode("ascii")
-    return b"".join(
+    alternative = b"".join(
         (
-            f"{head}\r\n\r\n".encode("ascii"),
             delimiter,
             _text_part("plain", email.rendered.text),
             b"\r\n",
@@ -472,6 +524,33 @@ def build_mime(email: OutgoingEmail) -> bytes:
             f"\r\n--{boundary}--\r\n".encode("ascii"),
         )
     )
+    kind = f'multipart/alternative;\r\n boundary="{boundary}"'
+    if email.attachments:
+        outer = f"=_{secrets.token_hex(16)}"
+        parts = [f"Content-Type: {kind}\r\n\r\n".encode("ascii") + alternative]
+        parts += [_attachment(a) for a in email.attachments]
+        separator = f"\r\n--{outer}\r\n".encode("ascii")
+        body = f"--{outer}\r\n".encode("ascii") + separator.join(parts)
+        body += f"\r\n--{outer}--\r\n".encode("ascii")
+        kind = f'multipart/mixed;\r\n boundary="{outer}"'
+    else:
+        body = alternative
+    head = "\r\n".join(
+        (
+            sender,
+            f"To: {_addr_spec(email.to_address)}",
+            _unstructured("Subject", email.rendered.subject),
+            f"Message-ID: {make_msgid(domain=address.rpartition('@')[2])}",
+            "MIME-Version: 1.0",
+            f"Content-Type: {kind}",
+            f"Content-Language: {locale}",
+            # Written verbatim, never folded or encoded: mail providers read the URL
+            # between the angle brackets as it is (RFC 2369, RFC 8058).
+            f"List-Unsubscribe: <{url}>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        )
+    )
+    return f"{head}\r\n\r\n".encode("ascii") + body
 
 
 class SendThrottled(Exception):

@@ -26,7 +26,11 @@ hold three kinds of metric:
 - sk ``cycle#<stage>``: how long the move into ``mql``, ``sql`` and ``customer`` took,
   one ``d<days>`` attribute per whole number of days (a histogram: medians, no scans);
 - sk ``revenue``: ``deals`` won, their ``amount`` (yen), and the ``customers`` whose first
-  deal it was (revenue per customer: lifetime value).
+  deal it was (revenue per customer: lifetime value);
+- sk ``event#<event id>``: an event's ``registered`` (places given, a waiting lead's
+  included), ``cancelled`` (places given up), ``waitlisted``, ``attended`` (registrants
+  who came), ``walk_ins`` (came without a place) and ``mql`` (its registrants and
+  attendees who became MQL within ``EVENT_MQL_DAYS`` of registering).
 
 Counts in a period are flows, not cohorts: the MQLs of a month may come from leads of
 earlier months, so a period's conversion rate is an estimate (and may exceed 1 when a
@@ -56,6 +60,9 @@ EMAIL_PREFIX = "email#"
 CYCLE_PREFIX = "cycle#"
 SENDTIME_PREFIX = "sendtime#"  # the emails of one send-time group (shared.sendtime)
 REVENUE_KEY = "revenue"
+EVENT_PREFIX = "event#"
+# An MQL is credited to the events its lead registered for (or came to) this recently.
+EVENT_MQL_DAYS = 90
 # The dimensions a stage transition is counted by, besides the total.
 DIMENSIONS = ("source", "form", "program")
 NO_SOURCE = "(none)"
@@ -162,6 +169,7 @@ def lead_counts(before: Lead | None, after: Lead) -> list[ReportCount]:
         counts.append(_cycle_count(day, before, after))
         if after.stage.value == "mql":
             counts.extend(_conversion_counts(day, before or after, after))
+    counts.extend(_event_counts(day, before, after, qualified=moved is not None))
     if before is None:
         return [c for c in counts if c is not None]
     if after.suppressed and not before.suppressed:
@@ -177,6 +185,36 @@ def lead_counts(before: Lead | None, after: Lead) -> list[ReportCount]:
 def _program_of(lead: Lead) -> str | None:
     enrolment = lead.enrolment
     return enrolment.program_id if enrolment is not None else None
+
+
+def _event_counts(
+    day: date, before: Lead | None, after: Lead, *, qualified: bool
+) -> list[ReportCount]:
+    """What the change did to the lead's registrations (per event), and an MQL credited
+    to the events the lead registered for or came to in the ``EVENT_MQL_DAYS`` before."""
+    found = []
+    earlier = before.registrations if before is not None else {}
+    became_mql = qualified and after.stage.value == "mql"
+    for event_id, now in after.registrations.items():
+        was = earlier.get(event_id)
+        metrics: Counter[str] = Counter()
+        status, old = now.status.value, was.status.value if was is not None else None
+        if status != old:
+            metric = {"registered": "registered", "waitlisted": "waitlisted"}.get(status)
+            if status == "walk_in":
+                metric = "walk_ins"
+            elif status == "cancelled" and old == "registered":
+                metric = "cancelled"  # a place given up (leaving the waiting list is not)
+            if metric is not None:
+                metrics[metric] += 1
+        if now.attended_at is not None and (was is None or was.attended_at is None):
+            metrics["attended"] += status == "registered"
+        recent = timedelta() <= after.updated_at - now.registered_at <= timedelta(EVENT_MQL_DAYS)
+        if became_mql and status in ("registered", "walk_in") and recent:
+            metrics["mql"] += 1
+        if any(metrics.values()):
+            found.append(ReportCount(day, EVENT_PREFIX + event_id, +metrics))
+    return found
 
 
 def _cycle_count(day: date, before: Lead | None, after: Lead) -> ReportCount | None:
@@ -195,10 +233,14 @@ def _cycle_count(day: date, before: Lead | None, after: Lead) -> ReportCount | N
 
 
 def _sent_steps(lead: Lead) -> list[tuple[str, str, SentStep]]:
-    enrolment = lead.enrolment
-    if enrolment is None:
-        return []
-    return [(enrolment.program_id, step_id, sent) for step_id, sent in enrolment.sent.items()]
+    """The emails of the lead's nurture program and of its events' programs."""
+    enrolments = [lead.enrolment, *(r.enrolment for r in lead.registrations.values())]
+    return [
+        (enrolment.program_id, step_id, sent)
+        for enrolment in enrolments
+        if enrolment is not None
+        for step_id, sent in enrolment.sent.items()
+    ]
 
 
 def _conversion_counts(day: date, before: Lead, after: Lead) -> list[ReportCount]:
@@ -421,6 +463,7 @@ class FunnelTotals:
     revenue: Counter[str] = field(default_factory=Counter)  # deals, amount
     # send-time group (shared.sendtime) -> its emails' counts
     send_times: dict[str, Counter[str]] = field(default_factory=dict)
+    events: dict[str, Counter[str]] = field(default_factory=dict)  # event id -> counts
 
     def add(self, sk: str, metrics: Mapping[str, int]) -> None:
         """Add one counter item (its counter key and its numeric attributes)."""
@@ -437,6 +480,8 @@ class FunnelTotals:
             self.email.setdefault((program, step, variant), Counter()).update(metrics)
         elif sk.startswith(SENDTIME_PREFIX):
             self.send_times.setdefault(value, Counter()).update(metrics)
+        elif sk.startswith(EVENT_PREFIX):
+            self.events.setdefault(value, Counter()).update(metrics)
         elif sk.startswith(CYCLE_PREFIX):
             days = self.cycles.setdefault(value, Counter())
             days.update({int(k[1:]): n for k, n in metrics.items() if k[1:].isdigit()})
@@ -455,6 +500,8 @@ class FunnelTotals:
             self.cycles.setdefault(stage, Counter()).update(days)
         for group, metrics in other.send_times.items():
             self.send_times.setdefault(group, Counter()).update(metrics)
+        for event_id, metrics in other.events.items():
+            self.events.setdefault(event_id, Counter()).update(metrics)
 
     @property
     def stages(self) -> dict[str, int]:

@@ -22,9 +22,14 @@ class SendJob:
     lead_id: str
     program_id: str
     step_id: str | None  # None: the job is to decide a branch (and send if due)
+    # An event program's job: the event whose registration holds the enrolment.
+    event_id: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        data = asdict(self)
+        if self.event_id is None:
+            del data["event_id"]  # a nurture job reads as it always has
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, body: str) -> SendJob:
@@ -39,7 +44,10 @@ class SendJob:
             raise NotASendJob("no lead_id or program_id")
         if step_id is not None and not isinstance(step_id, str):
             raise NotASendJob("step_id is not a string")
-        return cls(str(lead_id), str(program_id), step_id)
+        event_id = data.get("event_id")
+        if event_id is not None and not isinstance(event_id, str):
+            raise NotASendJob("event_id is not a string")
+        return cls(str(lead_id), str(program_id), step_id, event_id)
 
 
 class NotASendJob(MalformedRecord):
@@ -52,3 +60,4 @@ class DueLead:
     due_at: str  # as stored in the index, so a lease can be conditional on it
     program_id: str
     step_id: str | None
+    event_id: str | None = None

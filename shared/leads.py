@@ -59,6 +59,11 @@ class ActivityType(StrEnum):
     QUALIFIED = "qualified"
     STAGE_CHANGED = "stage_changed"
     PAGE_VIEWED = "page_viewed"
+    # Seminars and webinars (shared/content/events.yaml).
+    EVENT_REGISTERED = "event_registered"
+    EVENT_WAITLISTED = "event_waitlisted"
+    EVENT_CANCELLED = "event_cancelled"
+    EVENT_ATTENDED = "event_attended"
 
 
 # What ``new_id`` makes: 32 lower-case hex digits (the due index shards by the first 8).
@@ -147,6 +152,9 @@ class Enrolment(_Record):
 
     program_id: str
     enrolled_at: datetime
+    # An event program's enrolment: the event its steps are timed by (kept on the
+    # lead's registration for it, beside the nurture program's enrolment).
+    event_id: str | None = None
     step_id: str | None = None
     awaiting: str | None = None
     due_at: datetime | None = None
@@ -154,6 +162,56 @@ class Enrolment(_Record):
     skipped: dict[str, str] = Field(default_factory=dict)  # step id -> why it did not fit
     completed_at: datetime | None = None
     outcome: str | None = None  # completed, exited:<reason>
+
+
+class RegistrationStatus(StrEnum):
+    REGISTERED = "registered"  # has a place
+    WAITLISTED = "waitlisted"  # the event was full: waiting for a place
+    CANCELLED = "cancelled"
+    WALK_IN = "walk_in"  # attended without a place (came without registering)
+
+
+class Registration(_Record):
+    """The lead's registration for one event, and the event program it follows."""
+
+    status: RegistrationStatus
+    registered_at: datetime
+    changed_at: datetime
+    waitlisted_at: datetime | None = None  # it waited for its place (a confirmation says so)
+    attended_at: datetime | None = None
+    enrolment: Enrolment | None = None
+
+    @property
+    def holds_place(self) -> bool:
+        return self.status is RegistrationStatus.REGISTERED
+
+
+class Seats(_Record):
+    """Who holds a place at an event with a capacity, and who waits for one (oldest
+    first), kept on one item and written in the same transaction as the lead whose
+    registration changes it, conditional on its ``version``."""
+
+    event_id: str
+    holders: frozenset[str] = frozenset()
+    waiting: dict[str, datetime] = Field(default_factory=dict)
+    version: int = 0
+
+    def free(self, capacity: int) -> int:
+        return max(capacity - len(self.holders), 0)
+
+    def next_waiting(self) -> str | None:
+        return min(self.waiting, key=lambda k: (self.waiting[k], k), default=None)
+
+    def taking(self, lead_id: str) -> Seats:
+        waiting = {k: v for k, v in self.waiting.items() if k != lead_id}
+        return self.model_copy(update={"holders": self.holders | {lead_id}, "waiting": waiting})
+
+    def queueing(self, lead_id: str, at: datetime) -> Seats:
+        return self.model_copy(update={"waiting": {**self.waiting, lead_id: at}})
+
+    def leaving(self, lead_id: str) -> Seats:
+        waiting = {k: v for k, v in self.waiting.items() if k != lead_id}
+        return self.model_copy(update={"holders": self.holders - {lead_id}, "waiting": waiting})
 
 
 class SendRecord(_Record):
@@ -252,6 +310,8 @@ class Lead(_Record):
     review_at: datetime | None = None
     sunset: bool = False  # re-engagement got no response: no more marketing email
     revenue: int = 0  # yen, from the deals sales reported won with an amount
+    # Events registered for (or attended), by event id; each with its own enrolment.
+    registrations: dict[str, Registration] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
     version: int = 1
@@ -260,6 +320,21 @@ class Lead(_Record):
     @classmethod
     def _groups(cls, value: Any) -> Any:
         return _sorted_groups(value)
+
+    def track(self, event_id: str | None) -> Enrolment | None:
+        """The enrolment a send job names: the nurture program's, or an event's."""
+        if event_id is None:
+            return self.enrolment
+        registration = self.registrations.get(event_id)
+        return registration.enrolment if registration else None
+
+    def placing(self, enrolment: Enrolment) -> dict[str, Any]:
+        """The update that puts ``enrolment`` back where it belongs on the lead."""
+        if enrolment.event_id is None:
+            return {"enrolment": enrolment}
+        registration = self.registrations[enrolment.event_id]
+        placed = registration.model_copy(update={"enrolment": enrolment})
+        return {"registrations": {**self.registrations, enrolment.event_id: placed}}
 
     @property
     def mailable(self) -> bool:

@@ -9,20 +9,31 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
+from shared.events import Event
 from shared.experiments import Arm, seed_of, thompson
-from shared.leads import Enrolment, Lead, SentStep
+from shared.leads import Enrolment, Lead, Registration, SentStep
 from shared.programs import EXIT, SUNSET, BranchRule, Engagement, Program, Step
 
 FREQUENCY_WINDOW = timedelta(days=7)
 # An email has a handful of tagged links; the cap keeps the lead item small regardless.
 MAX_CLICKED_LINKS = 20
+# Why an event program's step was not sent: its time had passed when the lead reached
+# it (a late registration), or the event began (or ended) before a reminder could go.
+EVENT_TIME_PASSED = "event_time_passed"
+EVENT_STARTED = "event_started"
+EVENT_ENDED = "event_ended"
 
 
-def start(program: Program, now: datetime) -> Enrolment:
-    first = program.steps[0]
-    return Enrolment(
-        program_id=program.id, enrolled_at=now, step_id=first.id, due_at=now + first.wait
+def start(
+    program: Program, now: datetime, event: Event | None = None, step_id: str | None = None
+) -> Enrolment:
+    """A new enrolment at the first step (or ``step_id``); an event program's at the first
+    step whose time has not passed, the ones before noted as skipped."""
+    first = program.step(step_id) if step_id else program.steps[0]
+    enrolment = Enrolment(
+        program_id=program.id, enrolled_at=now, event_id=event.id if event else None
     )
+    return _go_to(enrolment, program, first.id, now, event)
 
 
 def variant_of(lead_id: str, program: Program, step: Step, arms: Sequence[Arm] = ()) -> int:
@@ -67,15 +78,41 @@ def leave(enrolment: Enrolment | None, now: datetime, outcome: str) -> Enrolment
     return finish(enrolment, now, outcome)
 
 
-def _go_to(enrolment: Enrolment, program: Program, target: str | None, now: datetime) -> Enrolment:
-    if target is None or target == EXIT:
-        return finish(enrolment, now, COMPLETED)
-    if target == SUNSET:
-        return finish(enrolment, now, SUNSET)
-    step = program.step(target)
-    return enrolment.model_copy(
-        update={"step_id": step.id, "awaiting": None, "due_at": now + step.wait}
-    )
+def _go_to(
+    enrolment: Enrolment,
+    program: Program,
+    target: str | None,
+    now: datetime,
+    event: Event | None = None,
+) -> Enrolment:
+    while True:
+        if target is None or target == EXIT:
+            return finish(enrolment, now, COMPLETED)
+        if target == SUNSET:
+            return finish(enrolment, now, SUNSET)
+        step = program.step(target)
+        if step.timing is None or event is None:
+            due = now + step.wait
+            break
+        due = step.timing.moment(event)
+        if due >= now or step.timing.before is None:
+            break  # a step after the start or the end goes late rather than never
+        # A step before the start (or the end) whose time passed before the lead got
+        # here: a reminder for a lead who registered after it would come out of turn.
+        skipped = {**enrolment.skipped, step.id: EVENT_TIME_PASSED}
+        enrolment = enrolment.model_copy(update={"skipped": skipped})
+        target = _onward(program, step)
+    return enrolment.model_copy(update={"step_id": step.id, "awaiting": None, "due_at": due})
+
+
+def _onward(program: Program, step: Step) -> str | None:
+    """Where a lead goes past a step it did not get: the branch's ``otherwise`` (never
+    a sunset: only a lead that left an email unanswered is sunset), else the next step."""
+    target = step.branch.otherwise if step.branch is not None else None
+    if target is None:
+        following = program.step_after(step.id)
+        target = following.id if following else None
+    return EXIT if target == SUNSET else target
 
 
 def after_send(
@@ -85,6 +122,7 @@ def after_send(
     now: datetime,
     variant: str,
     message_id: str | None,
+    event: Event | None = None,
 ) -> Enrolment:
     sent = {
         **enrolment.sent,
@@ -96,7 +134,7 @@ def after_send(
             update={"step_id": None, "awaiting": step.id, "due_at": now + step.branch.wait_up_to}
         )
     following = program.step_after(step.id)
-    return _go_to(enrolment, program, following.id if following else None, now)
+    return _go_to(enrolment, program, following.id if following else None, now, event)
 
 
 def _holds(enrolment: Enrolment, rule: BranchRule, step_id: str) -> bool:
@@ -117,7 +155,9 @@ def _holds(enrolment: Enrolment, rule: BranchRule, step_id: str) -> bool:
     }[rule.when]
 
 
-def decide(enrolment: Enrolment, program: Program, now: datetime) -> Enrolment:
+def decide(
+    enrolment: Enrolment, program: Program, now: datetime, event: Event | None = None
+) -> Enrolment:
     """Resolve the branch the enrolment awaits: first matching rule, else ``otherwise``."""
     if enrolment.awaiting is None:
         return enrolment
@@ -125,14 +165,14 @@ def decide(enrolment: Enrolment, program: Program, now: datetime) -> Enrolment:
     branch = step.branch
     if branch is None:  # the program was edited since the send; carry on in order
         following = program.step_after(step.id)
-        return _go_to(enrolment, program, following.id if following else None, now)
+        return _go_to(enrolment, program, following.id if following else None, now, event)
     for rule in branch.rules:
         if _holds(enrolment, rule, rule.step or step.id):
-            return _go_to(enrolment, program, rule.goto, now)
+            return _go_to(enrolment, program, rule.goto, now, event)
     if branch.otherwise is not None:
-        return _go_to(enrolment, program, branch.otherwise, now)
+        return _go_to(enrolment, program, branch.otherwise, now, event)
     following = program.step_after(step.id)
-    return _go_to(enrolment, program, following.id if following else None, now)
+    return _go_to(enrolment, program, following.id if following else None, now, event)
 
 
 def record_engagement(
@@ -219,24 +259,40 @@ def _settled(enrolment: Enrolment, rules: tuple[BranchRule, ...], default_step: 
     return False
 
 
-def skip_reason(lead: Lead, step: Step) -> str | None:
+def skip_reason(lead: Lead, step: Step, registration: Registration | None = None) -> str | None:
     """Why the step does not fit the lead now (its ``skip_if``/``only_if``), or None.
 
     ``skip_if:form_type:trial`` names what matched; ``only_if:industry`` what did not.
+    ``registration`` is the lead's for the event of an event program's enrolment.
     """
     if step.skip_if is not None:
-        hits = step.skip_if.hits(lead)
+        hits = step.skip_if.hits(lead, registration)
         if all(hits.values()):  # what ``matches`` says
             return "skip_if:" + ",".join(f"{k}:{v}" for k, values in hits.items() for v in values)
     if step.only_if is not None:
-        misses = [k for k, values in step.only_if.hits(lead).items() if not values]
+        misses = [k for k, values in step.only_if.hits(lead, registration).items() if not values]
         if misses:
             return "only_if:" + ",".join(misses)
     return None
 
 
+def too_late(step: Step, event: Event | None, now: datetime) -> str | None:
+    """A step timed before the event's start (or end) is not sent once that has come
+    (sending was paused, or the send window kept it back): a reminder after it misleads."""
+    if step.timing is None or event is None or step.timing.before is None:
+        return None
+    if step.timing.before == "start":
+        return EVENT_STARTED if now >= event.start else None
+    return EVENT_ENDED if now >= event.end else None
+
+
 def skip(
-    enrolment: Enrolment, program: Program, step: Step, now: datetime, reason: str
+    enrolment: Enrolment,
+    program: Program,
+    step: Step,
+    now: datetime,
+    reason: str,
+    event: Event | None = None,
 ) -> Enrolment:
     """Move past a due step without sending it, noting why on the enrolment.
 
@@ -245,11 +301,7 @@ def skip(
     a lead that left the email unanswered is sunset; this one never got it.
     """
     skipped = enrolment.model_copy(update={"skipped": {**enrolment.skipped, step.id: reason}})
-    target = step.branch.otherwise if step.branch is not None else None
-    if target is None:
-        following = program.step_after(step.id)
-        target = following.id if following else None
-    return _go_to(skipped, program, EXIT if target == SUNSET else target, now)
+    return _go_to(skipped, program, _onward(program, step), now, event)
 
 
 def exit_reason(lead: Lead, program: Program) -> str | None:

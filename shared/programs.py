@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from shared.leads import FormType, Lead, Stage
+from shared.events import Event
+from shared.leads import FormType, Lead, Registration, Stage
 from shared.schedule import WEEKDAYS, SendWindow
 from shared.scoring import Temperature
 from shared.yamlfile import read_yaml
@@ -130,6 +131,12 @@ class ContentType(StrEnum):
     CONTENT_ROUNDUP = "content_roundup"  # several popular resources in one mail
     SUNSET_NOTICE = "sunset_notice"  # last call before marketing email stops
     WELCOME_BACK = "welcome_back"  # a re-engaged lead's next step
+    # Event programs (shared/content/events.yaml):
+    EVENT_CONFIRMATION = "event_confirmation"  # registered: the details and an .ics file
+    EVENT_WAITLIST = "event_waitlist"  # the event was full: on the waiting list
+    EVENT_REMINDER = "event_reminder"
+    EVENT_FOLLOW_UP = "event_follow_up"  # attended: the materials and a meeting offer
+    EVENT_RECORDING = "event_recording"  # registered and absent: the recording
 
 
 _LINK_TAG = re.compile(r"^[a-z0-9_]{1,40}$")
@@ -211,6 +218,8 @@ class StepCondition(_Content):
     locales: tuple[str, ...] = ()
     # Website page groups the lead has read (scoring.yaml ``pages``).
     pages: tuple[str, ...] = ()
+    # Event programs: whether the lead attended the enrolment's event.
+    attendance: tuple[Literal["attended", "absent"], ...] = ()
 
     @model_validator(mode="after")
     def _not_empty(self) -> StepCondition:
@@ -219,8 +228,10 @@ class StepCondition(_Content):
             raise ValueError("name at least one of " + ", ".join(type(self).model_fields))
         return self
 
-    def hits(self, lead: Lead) -> dict[str, list[str]]:
-        """Per key given (named in the singular): the lead's values it lists, if any."""
+    def hits(self, lead: Lead, registration: Registration | None = None) -> dict[str, list[str]]:
+        """Per key given (named in the singular): the lead's values it lists, if any
+        (``registration``: the lead's for the event of an event program's enrolment)."""
+        attended = registration is not None and registration.attended_at is not None
         keys: dict[str, tuple[Sequence[object], Collection[object]]] = {
             "stage": (self.stages, {lead.stage}),
             "form_type": (self.form_types, form_types_of(lead)),
@@ -229,6 +240,7 @@ class StepCondition(_Content):
             "interest": (self.interests, set(lead.interests)),
             "locale": (self.locales, {lead.locale}),
             "page": (self.pages, set(lead.page_groups)),
+            "attendance": (self.attendance, {"attended" if attended else "absent"}),
         }
         return {
             name: [str(value) for value in rule if value in have]
@@ -236,8 +248,8 @@ class StepCondition(_Content):
             if rule
         }
 
-    def matches(self, lead: Lead) -> bool:
-        return all(self.hits(lead).values())
+    def matches(self, lead: Lead, registration: Registration | None = None) -> bool:
+        return all(self.hits(lead, registration).values())
 
 
 class SendSlot(_Content):
@@ -275,10 +287,55 @@ class Experiment(_Content):
     send_times: tuple[SendSlot | None, ...] = ()
 
 
+class EventTiming(_Content):
+    """When a step of an event program is due: ``by`` before or after the event's start
+    or end, moved to ``at`` (the event's local time) on that day if given.
+
+    ``{before: start, by: P1D, at: "10:00"}`` is the day before at 10:00;
+    ``{before: start, by: PT2H}`` two hours before; ``{after: end, by: P1D, at: "10:00"}``
+    the next morning.
+    """
+
+    before: Literal["start", "end"] | None = None
+    after: Literal["start", "end"] | None = None
+    by: Duration = timedelta(0)
+    at: time | None = None
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        if isinstance(value, int | float):  # unquoted 10:00 is a number to YAML (base 60)
+            raise ValueError('write the hour in quotes, e.g. "10:00"')
+        return value
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> EventTiming:
+        if (self.before is None) == (self.after is None):
+            raise ValueError("timing names one of before: start|end or after: start|end")
+        return self
+
+    def moment(self, event: Event) -> datetime:
+        anchor = event.start if (self.before or self.after) == "start" else event.end
+        moment = anchor - self.by if self.before else anchor + self.by
+        if self.at is None:
+            return moment
+        day = moment.astimezone(event.zone).date()
+        return datetime.combine(day, self.at, tzinfo=event.zone)
+
+
 class Step(_Content):
     id: StepId
     # Counted from entry for the first step, from the previous send (or decision) after.
     wait: Duration = timedelta(0)
+    # Event programs: due at a time relative to the event instead (a registration after
+    # that time skips the step).
+    timing: EventTiming | None = None
+    # Event programs: the event goes with the email as an .ics file.
+    calendar: bool = False
+    # Nurture programs: the event the email invites to (``event`` in the template), an id
+    # of events.yaml or ``next``; None there when none is ahead. A lead registered for it
+    # is not invited (the step is skipped).
+    invite: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,59}$")
     template: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     content_type: ContentType
     # Subject lines per locale; several are A/B variants, assigned per lead.
@@ -307,6 +364,8 @@ class Step(_Content):
             raise ValueError(f"step {self.id}: experiment.send_times needs one per variant")
         if experiment.send_times and experiment.allocation != "split":
             raise ValueError(f"step {self.id}: send_times need allocation split")
+        if self.timing is not None and (self.wait or experiment.send_times):
+            raise ValueError(f"step {self.id}: a step with a timing has no wait or send_times")
         return self
 
     @property
@@ -352,6 +411,10 @@ class Program(_Content):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
     description: str = ""
+    # ``event``: the emails of an event's registrants (events.yaml names the program),
+    # followed beside the nurture program; never chosen for a segment, exempt from the
+    # frequency cap (the registrant asked for them).
+    kind: Literal["nurture", "event"] = "nurture"
     # Lower runs first when several programs' entry rules match the same lead.
     priority: int = 100
     entry: EntryRule
@@ -380,6 +443,16 @@ class Program(_Content):
             for source in sources:
                 if source not in ids[: ids.index(step.id) + 1]:
                     raise ValueError(f"step {step.id}: rule reads {source!r}, not sent before")
+        event_only = [s.id for s in self.steps if s.timing is not None or s.calendar]
+        if self.kind != "event" and event_only:
+            raise ValueError(
+                f"program {self.id}: timing and calendar are for event programs: {event_only}"
+            )
+        inviting = [s.id for s in self.steps if s.invite is not None]
+        if self.kind == "event" and inviting:
+            raise ValueError(f"program {self.id}: invite is for nurture programs: {inviting}")
+        if self.kind == "event" and (self.on_complete or self.send_time.optimise):
+            raise ValueError(f"program {self.id}: an event program has no on_complete or send_time")
         overlap = set(self.entry.stages) & set(self.exit.stages)
         if overlap:
             raise ValueError(f"program {self.id}: stages both enter and exit: {overlap}")
@@ -427,14 +500,21 @@ class ProgramCatalog:
     ) -> Program | None:
         """The default program for the lead's segment, or None if none serves it."""
         return next(
-            (p for p in self.programs if p.entry.matches(lead, form_type, temperature)), None
+            (
+                p
+                for p in self.programs
+                if p.kind == "nurture" and p.entry.matches(lead, form_type, temperature)
+            ),
+            None,
         )
 
     def next_sending_time(self, moment: datetime) -> datetime:
-        """The earliest time, from ``moment`` on, when some program's window is open."""
+        """The earliest time, from ``moment`` on, when some nurture program's window is
+        open (an event program's emails go at its events' times, not at openings)."""
         if not self.programs:
             raise ValueError("no programs")
-        return min(p.send_window.next_open(moment) for p in self.programs)
+        nurture = [p for p in self.programs if p.kind == "nurture"] or self.programs
+        return min(p.send_window.next_open(moment) for p in nurture)
 
 
 def load_programs(directory: Path = PROGRAMS_DIR) -> ProgramCatalog:

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from shared.funnel import ReportCount
 from shared.guard import GuardState
 from shared.jobs import DueLead
-from shared.leads import Activity, Consent, Lead, Outcome, SendRecord, Stage
+from shared.leads import Activity, Consent, Lead, Outcome, Seats, SendRecord, Stage
 from shared.machine_engagement import MailRecord
 
 Record = Activity | Consent | SendRecord | Outcome
@@ -38,10 +38,12 @@ class VersionConflict(Exception):
 @dataclass(frozen=True)
 class Snapshot:
     """What a change of a lead reads: the lead (None before it exists) and, for an
-    email's event, that email's record of opens and clicks."""
+    email's event, that email's record of opens and clicks; for a registration of an
+    event with a capacity, its seats (empty before the first)."""
 
     lead: Lead | None
     mail: MailRecord | None = None
+    seats: Seats | None = None
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,14 @@ class Marker:
 class Revision:
     """Everything one change of a lead records, written in one transaction: the lead (its
     version is checked and bumped by the repository), new records, the report counts the
-    change causes, the email's record, and a note kept on the marker for a repeat."""
+    change causes, the email's record, an event's seats, and a note kept on the marker
+    for a repeat."""
 
     lead: Lead
     records: Sequence[Record] = ()
     counts: Sequence[ReportCount | None] = ()
     mail: MailRecord | None = None
+    seats: Seats | None = None
     note: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -120,14 +124,16 @@ class LeadRepository(Protocol):
         *,
         marker: Marker | None = None,
         mail: str | None = None,
+        seats: str | None = None,
         known: Snapshot | None = None,
         error_retries: int = 0,
         max_revisions: int = MAX_REVISIONS,
     ) -> Revised:
-        """The one way to change a lead: read it (with the email's record ``mail`` and the
-        ``marker``, in one call), apply the pure ``change``, and write the revision with a
-        condition on the version; on a conflict read again and re-apply, up to
-        ``max_revisions`` times, then raise ``VersionConflict``.
+        """The one way to change a lead: read it (with the email's record ``mail``, the
+        ``seats`` of an event and the ``marker``, in one call), apply the pure ``change``,
+        and write the revision with a condition on the version (and the seats' version);
+        on a conflict read again and re-apply, up to ``max_revisions`` times, then raise
+        ``VersionConflict``.
 
         The stage transition and the list-health change the revision makes to the lead
         are counted in the same write (``shared.funnel.lead_counts``). A change that
@@ -144,6 +150,14 @@ class LeadRepository(Protocol):
     def lead_of(self, email: str) -> tuple[str | None, bool]:
         """The id of the lead that owns this address, and whether the address belonged to
         an erased lead (one read)."""
+        ...
+
+    def seats(self, event_id: str) -> Seats:
+        """An event's seats as they stand (empty before its first registration)."""
+        ...
+
+    def save_seats(self, seats: Seats) -> None:
+        """Write the seats alone, conditional on their version (``VersionConflict``)."""
         ...
 
     def find_by_email(self, email: str) -> Lead | None: ...

@@ -301,6 +301,7 @@ ALIASES: dict[str, str] = {
     "lang": "locale",
     "type": "form_type",
     "whitepaper": "asset",
+    "event": "asset",  # a registration form's seminar or webinar (events.yaml)
     "agree": "consent",
 }
 _MULTI = frozenset({"interests"})

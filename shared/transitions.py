@@ -7,6 +7,7 @@ repeated request changes nothing (and counts nothing: ``shared.funnel.lead_count
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from shared.leads import Lead, Stage
 from shared.nurture import leave
@@ -19,7 +20,7 @@ def opted_out(lead: Lead, at: datetime) -> Lead | None:
     return lead.model_copy(
         update={
             "unsubscribed": True,
-            "enrolment": leave(lead.enrolment, at, "exited:unsubscribed"),
+            **_out_of_programs(lead, at, "exited:unsubscribed"),
             "updated_at": at,
         }
     )
@@ -34,7 +35,7 @@ def suppressed(lead: Lead, at: datetime, reason: str) -> Lead | None:
         update={
             "suppressed": True,
             "suppression_reason": reason,
-            "enrolment": leave(lead.enrolment, at, "exited:suppressed"),
+            **_out_of_programs(lead, at, "exited:suppressed"),
             "updated_at": at,
         }
     )
@@ -50,3 +51,15 @@ def staged(lead: Lead, stage: Stage, at: datetime) -> Lead:
             "updated_at": at,
         }
     )
+
+
+def _out_of_programs(lead: Lead, at: datetime, outcome: str) -> dict[str, Any]:
+    """Out of its nurture program and its events' programs: a lead mailed again later
+    (a fresh opt-in) must not get an event's emails out of their time."""
+    registrations = {
+        event_id: registration.model_copy(
+            update={"enrolment": leave(registration.enrolment, at, outcome)}
+        )
+        for event_id, registration in lead.registrations.items()
+    }
+    return {"enrolment": leave(lead.enrolment, at, outcome), "registrations": registrations}

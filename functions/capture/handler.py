@@ -20,6 +20,7 @@ from functions.observability import answer_unexpected_errors, build_logger
 from shared.adapters.clients import AwsClients
 from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
 from shared.clock import Clock, SystemClock
+from shared.events import load_events
 from shared.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
 from shared.leads import new_id
 from shared.media_types import JSON_TYPE
@@ -85,9 +86,13 @@ class _Reply:
         self._error = allowed_redirect(_first(fields, "error_url"), origins)
         self._back = allowed_redirect(_first(fields, "page_url"), origins)
 
-    def success(self, lead_id: str, created: bool) -> Response[str]:
+    def success(
+        self, lead_id: str, created: bool, registration: str | None = None
+    ) -> Response[str]:
         if self._json:
             body = {"lead_id": lead_id, "status": "created" if created else "updated"}
+            if registration is not None:
+                body["registration"] = registration  # a page can say "on the waiting list"
             return _json(201 if created else 200, body)
         if self._thanks:
             return Response(303, HTML_TYPE, "", headers={"Location": self._thanks})
@@ -197,6 +202,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
                 "form_type": submission.form_type.value,
                 "enrolled_in": result.enrolled_in,
                 "qualified": result.qualified,
+                "registration": result.registration,
             },
         )
         identified = _identify(deps, _first(fields, "visitor_id"), result.lead_id)
@@ -209,7 +215,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
                 LEADS_QUALIFIED: (posted and result.qualified) or identified,
             },
         )
-        return reply.success(result.lead_id, result.created)
+        return reply.success(result.lead_id, result.created, result.registration)
 
     return app
 
@@ -257,6 +263,7 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
         consent_version=settings.consent_version,
         scores=scores,
         review_after=timedelta(days=settings.dormant_after_days),
+        events=load_events(),
     )
     visits = VisitTracker(
         DynamoVisitStore(dynamodb, settings.table_name),

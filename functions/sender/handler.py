@@ -32,6 +32,7 @@ from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.delivery import DeliverySettings, NurtureSender, Outcome
 from shared.email import EmailRenderer, SenderProfile
+from shared.events import load_events
 from shared.funnel import business_day
 from shared.jobs import SendJob
 from shared.metrics import EMAILS_SENT, SENDS_REJECTED, SENDS_THROTTLED, SENDS_UNCERTAIN
@@ -127,12 +128,13 @@ def build(clock: Clock | None = None) -> SenderApp:
     results = CachedVariantResults(
         DynamoCounterReader(dynamodb, settings.table_name), lambda: business_day(clock.now())
     )
+    events = load_events()
     sender = NurtureSender(
         DynamoLeadRepository(dynamodb, settings.table_name),
         DynamoSendLedger(dynamodb, settings.table_name),
         PacedMailer(SesMailer(ses, settings.configuration_set), SendPace(settings.send_rate)),
         load_programs(),
-        EmailRenderer(settings.profile()),
+        EmailRenderer(settings.profile(), events=events),
         UnsubscribeTokens(signing_secret(clients=aws)),
         clock,
         DeliverySettings(
@@ -143,6 +145,7 @@ def build(clock: Clock | None = None) -> SenderApp:
             dormant_after=timedelta(days=settings.dormant_after_days),
         ),
         results,
+        events,
     )
     url = settings.send_dead_letter_queue_url
     return SenderApp(

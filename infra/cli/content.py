@@ -10,6 +10,7 @@ from pathlib import Path
 
 from infra.config import DeploymentConfig
 from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
+from shared.events import NEXT, Event, EventCatalog, Localized, load_events
 from shared.leads import ConsentState, Enrolment, FormType, Lead, Touch
 from shared.lists import load_columns
 from shared.machine_engagement import load_engagement_rules
@@ -42,6 +43,29 @@ SAMPLE_TOUCHES: dict[str, Touch] = {
 }
 
 
+# Event programs are rendered for each event of events.yaml, and for these: one online,
+# one at a venue, whatever the file holds.
+SAMPLE_EVENTS = (
+    Event(
+        id="sample-webinar",
+        title=Localized(ja="サンプルウェビナー", en="Sample webinar"),
+        start=datetime(2026, 2, 5, 5, 0, tzinfo=UTC),
+        end=datetime(2026, 2, 5, 6, 0, tzinfo=UTC),
+        url="https://webinar.example.com/j/1",
+        page="/seminars/sample-webinar/",
+    ),
+    Event(
+        id="sample-seminar",
+        title=Localized(ja="サンプルセミナー", en="Sample seminar"),
+        start=datetime(2026, 2, 5, 9, 30, tzinfo=UTC),
+        end=datetime(2026, 2, 5, 11, 30, tzinfo=UTC),
+        venue=Localized(ja="東京都千代田区（会場）", en="Chiyoda-ku, Tokyo (venue)"),
+        capacity=30,
+        page="https://events.example.com/sample-seminar",
+    ),
+)
+
+
 @dataclass(frozen=True)
 class ContentPaths:
     programs: Path
@@ -50,6 +74,7 @@ class ContentPaths:
     assets: Path
     engagement: Path
     import_columns: Path
+    events: Path
 
     @classmethod
     def under(cls, directory: Path | None) -> ContentPaths:
@@ -61,6 +86,7 @@ class ContentPaths:
             root / "assets.yaml",
             root / "engagement.yaml",
             root / "import_columns.yaml",
+            root / "events.yaml",
         )
 
 
@@ -120,6 +146,11 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
         assets = load_assets(paths.assets)
     except (OSError, ValueError) as exc:
         errors.append(f"assets: {exc}")
+    events = EventCatalog()
+    try:
+        events = load_events(paths.events)
+    except (OSError, ValueError) as exc:
+        errors.append(f"events: {exc}")
     try:
         load_columns(paths.import_columns)
     except (OSError, ValueError) as exc:
@@ -130,25 +161,33 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
         return Validation((*errors, f"programs: {exc}"))
     if not catalog.programs:
         errors.append(f"programs: no *.yaml in {paths.programs}")
-    renderer = EmailRenderer(sender, paths.email, assets)
+    errors.extend(f"events: {problem}" for problem in event_problems(events, catalog))
+    renderer = EmailRenderer(sender, paths.email, assets, events)
     renders = 0
     for program in catalog.programs:
         for step in program.steps:
+            # An event program's steps for each event; an invitation also for none ahead.
+            samples: tuple[Event | None, ...] = (None,)
+            if program.kind == "event" or step.invite is not None:
+                samples = (*SAMPLE_EVENTS, *events.events)
+            if step.invite is not None:
+                samples = (None, *samples)
             for locale in LOCALES:
                 failed: set[str] = set()
                 for profile in SAMPLE_PROFILES:
                     lead = sample_lead(locale, profile)
                     for variant in range(step.variants):
-                        try:
-                            email = renderer.render(
-                                lead, program, step, variant, PREVIEW_UNSUBSCRIBE
-                            )
-                            renders += 1
-                        except Exception as exc:  # any template error is a finding
-                            failed.add(f"{type(exc).__name__}: {exc}")
-                            continue
-                        if trap is not None and trap not in email.html:
-                            failed.add(f"no hidden link {trap} (engagement.yaml's trap_link)")
+                        for event in samples:
+                            try:
+                                email = renderer.render(
+                                    lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event
+                                )
+                                renders += 1
+                            except Exception as exc:  # any template error is a finding
+                                failed.add(f"{type(exc).__name__}: {exc}")
+                                continue
+                            if trap is not None and trap not in email.html:
+                                failed.add(f"no hidden link {trap} (engagement.yaml's trap_link)")
                 errors.extend(
                     f"{program.id}/{step.id} ({locale}, template {step.template}): {problem}"
                     for problem in sorted(failed)
@@ -163,6 +202,36 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
             )
     steps = sum(len(p.steps) for p in catalog.programs)
     return Validation(tuple(errors), len(catalog.programs), steps, renders)
+
+
+def event_problems(events: EventCatalog, catalog: ProgramCatalog) -> list[str]:
+    """Each event's programs exist and are event programs, and its reminders (steps timed
+    before the start) come before the start and in the program's send window."""
+    problems = [
+        f"{program.id}/{step.id} invites to {step.invite!r}, which is not an event"
+        for program in catalog.programs
+        for step in program.steps
+        if step.invite not in (None, NEXT) and events.get(step.invite) is None
+    ]
+    for event in events.events:
+        for program_id in (event.program, event.waitlist_program):
+            program = catalog.get(program_id)
+            if program is None or program.kind != "event":
+                problems.append(f"{event.id}: {program_id!r} is not an event program")
+                continue
+            for step in program.steps:
+                timing = step.timing
+                if timing is None:
+                    continue
+                moment = timing.moment(event)
+                if timing.before == "start" and moment >= event.start:
+                    problems.append(f"{event.id}: {program_id}/{step.id} is not before the start")
+                if not program.send_window.contains(moment):
+                    problems.append(
+                        f"{event.id}: {program_id}/{step.id} falls outside the send window"
+                        f" ({moment.astimezone(event.zone):%Y-%m-%d %H:%M})"
+                    )
+    return problems
 
 
 def link_tags(template: str, locale: str, directory: Path) -> set[str]:
@@ -206,7 +275,9 @@ def render_step(
     program_id: str,
     step_id: str,
     variant: int = 0,
+    event: Event | None = None,
 ) -> RenderedEmail:
+    """One step for ``lead``; an event program's for ``event`` (else a sample event)."""
     program = catalog.get(program_id)
     if program is None:
         known = ", ".join(p.id for p in catalog.programs)
@@ -217,7 +288,11 @@ def render_step(
         raise PreviewError(f"program {program_id} has no step {step_id!r} (steps: {known})")
     if not 0 <= variant < step.variants:
         raise PreviewError(f"step {step_id} has variants 0..{step.variants - 1}")
-    return renderer.render(lead, program, step, variant, PREVIEW_UNSUBSCRIBE)
+    if program.kind != "event" and step.invite is None:
+        event = None
+    elif event is None and program.kind == "event":
+        event = SAMPLE_EVENTS[0]
+    return renderer.render(lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event)
 
 
 def write_preview(rendered: RenderedEmail, step_id: str, out: Path) -> list[Path]:

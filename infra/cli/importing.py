@@ -43,6 +43,8 @@ class ImportOptions:
     consent_source: str | None = None  # the consent wording version; None: no consent
     consent_required_for: tuple[FormType, ...] = ()
     dry_run: bool = False
+    # What every row's form names: an attendee list's event (``lead-nurture attendance``).
+    asset: str | None = None
 
 
 @dataclass
@@ -86,6 +88,8 @@ def row_fields(
     split_full_name(fields)
     fields["form_type"] = [options.form_type.value]
     fields["form_id"] = [form_id]
+    if options.asset:
+        fields["asset"] = [options.asset]
     if options.source:
         fields["source"] = [options.source]
     if options.consent_source:
@@ -111,6 +115,7 @@ def adds_nothing(existing: Lead, submission: FormSubmission, clock: Clock, versi
     same_touch = (
         last.source == touch.source
         and last.form_type == touch.form_type
+        and last.asset == touch.asset
         and last.utm_campaign == touch.utm_campaign
     )
     if not consent.given:

@@ -40,9 +40,13 @@ from shared.leads import FormType
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
+    from shared.events import Event
+
 LOCAL_TABLE = "lead-nurture-local"  # what `make dev` names the table
 DEFAULT_REGION = "ap-northeast-1"
 REPORT_DAYS = 30
+# An event's registrations come weeks before it and its MQLs after: a longer default.
+EVENT_REPORT_DAYS = 90
 
 
 class CliError(Exception):
@@ -126,9 +130,10 @@ def period(args: argparse.Namespace) -> tuple[date, date]:
 # -- commands -----------------------------------------------------------------------------
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
     from shared.adapters.dynamodb import DynamoLeadRepository
     from shared.capture import LeadCapture
+    from shared.events import load_events
     from shared.lists import load_columns
     from shared.programs import load_programs
     from shared.qualification import ScoreKeeper
@@ -154,6 +159,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         consent_source=args.consent_source,
         consent_required_for=tuple(FormType(f) for f in config.consent_required_forms),
         dry_run=args.dry_run,
+        asset=asset,
     )
     clock = table_clock(args)
     print_columns(path, table, columns, options, sys.stdout)
@@ -167,11 +173,64 @@ def cmd_import(args: argparse.Namespace) -> int:
         consent_version=config.consent_version,
         scores=scores,
         review_after=timedelta(days=config.lifecycle.dormant_after_days),
+        events=load_events(paths.events),
     )
     importer = LeadImport(repository, capture, clock, config.consent_version)
     summary = importer.run(table, columns, options, form_id_for(path), Progress("rows"))
     print_summary(summary, options, sys.stdout)
     return 0 if summary.ok else 1
+
+
+def _event(args: argparse.Namespace) -> Event:
+    from shared.events import load_events
+
+    paths = content.ContentPaths.under(args.content)
+    try:
+        events = load_events(paths.events)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    event = events.get(args.event)
+    if event is None:
+        known = ", ".join(e.id for e in events.events) or "none"
+        raise CliError(f"no event {args.event!r} in {paths.events} (events: {known})")
+    return event
+
+
+def cmd_attendance(args: argparse.Namespace) -> int:
+    """An attendee list (a webinar's attendee report, the venue's sign-in sheet) imported
+    as check-ins of the event: the import path, each row a ``seminar_attendance`` form."""
+    event = _event(args)
+    args.form_type = FormType.SEMINAR_ATTENDANCE.value
+    args.source = args.source or f"event:{event.id}"
+    return cmd_import(args, asset=event.id)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.programs import load_programs
+    from shared.registration import EventDesk
+    from shared.repository import UnknownLead
+
+    event = _event(args)
+    repository = DynamoLeadRepository(dynamodb(args), args.table)
+    lead_id: str | None = args.lead
+    if "@" in args.lead:
+        lead_id, _ = repository.lead_of(args.lead)
+    if lead_id is None:
+        raise CliError(f"no lead with the address {args.lead} in table {args.table}")
+    try:
+        programs = load_programs(content.ContentPaths.under(args.content).programs)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    desk = EventDesk(repository, programs, SystemClock())
+    try:
+        done = desk.cancel(event, lead_id)
+    except UnknownLead as exc:
+        raise CliError(f"no lead {lead_id} in table {args.table}") from exc
+    print("cancelled" if done.cancelled else "nothing to cancel: no place or turn held")
+    for promoted in done.promoted:
+        print(f"place given to {promoted} (waited longest)")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -192,6 +251,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from jinja2 import TemplateError
 
     from shared.email import EmailRenderer, load_assets
+    from shared.events import load_events
     from shared.programs import load_programs
 
     paths = content.ContentPaths.under(args.content)
@@ -209,10 +269,19 @@ def cmd_preview(args: argparse.Namespace) -> int:
             lead = lead.model_copy(update={"locale": args.locale})
     else:
         lead = content.sample_lead(args.locale or "ja")
-    renderer = EmailRenderer(content.sender_profile(), paths.email, load_assets(paths.assets))
+    try:
+        events = load_events(paths.events)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    event = events.get(args.event)
+    if args.event and event is None:
+        raise CliError(f"no event {args.event!r} in {paths.events}")
+    renderer = EmailRenderer(
+        content.sender_profile(), paths.email, load_assets(paths.assets), events
+    )
     try:
         rendered = content.render_step(
-            catalog, renderer, lead, args.program, args.step, args.variant
+            catalog, renderer, lead, args.program, args.step, args.variant, event
         )
     except (content.PreviewError, TemplateError) as exc:
         raise CliError(str(exc)) from exc
@@ -270,6 +339,31 @@ def cmd_report_experiments(args: argparse.Namespace) -> int:
     print(f"Experiments {start.isoformat()} .. {end.isoformat()} ({count} days)")
     if not tables:
         print("\nNo step has more than one variant.")
+    reports.print_tables(tables, sys.stdout)
+    return 0
+
+
+def cmd_report_events(args: argparse.Namespace) -> int:
+    from shared.adapters.counters import DynamoCounterReader
+    from shared.events import load_events
+
+    try:
+        events = load_events(content.ContentPaths.under(args.content).events)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    end = args.to or business_day(SystemClock().now())
+    start = args.from_ or end - timedelta(days=EVENT_REPORT_DAYS - 1)
+    if start > end:
+        raise CliError(f"--from {start} is after --to {end}")
+    reader = DynamoCounterReader(dynamodb(args), args.table)
+    totals = reports.collect(reader, start, end, Progress("days"))
+    tables = [reports.events_table(totals, events)]
+    if args.csv:
+        for path in reports.write_csv(tables, args.csv):
+            print(path)
+        return 0
+    count = (end - start).days + 1
+    print(f"Events {start.isoformat()} .. {end.isoformat()} ({count} days)")
     reports.print_tables(tables, sys.stdout)
     return 0
 
@@ -514,6 +608,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_import)
 
     p = commands.add_parser(
+        "attendance",
+        parents=[table, content_dir],
+        help="import an event's attendee list (.csv or .xlsx): each row checked in",
+        description="Each row is a check-in of the event (form type seminar_attendance), "
+        "through the import's validation, dedupe and consent records: registrants are "
+        "marked attended (their follow-up then offers the materials and a meeting, not "
+        "the recording) and score the attendance points; others are walk-ins. Import it "
+        "before the event program's follow-up time. Exit status 1 when rows were rejected.",
+    )
+    p.add_argument("event", metavar="EVENT", help="the event's id in events.yaml")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--source", help="where the list came from (default: event:<EVENT>)")
+    p.add_argument(
+        "--consent-source",
+        metavar="VERSION",
+        help="the attendees opted in to email under this consent wording version",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="HEADER=FIELD",
+        help="map a column to a field (repeatable); HEADER=- ignores the column",
+    )
+    p.add_argument("--encoding", help="CSV encoding (default: detect UTF-8 or CP932)")
+    p.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+    p.set_defaults(run=cmd_attendance)
+
+    p = commands.add_parser(
+        "cancel",
+        parents=[table, content_dir],
+        help="cancel a lead's registration for an event; a waiting lead gets the place",
+        description="The lead's place (or its turn on the waiting list) is given up and its "
+        "event emails stop; each free place goes to the lead that has waited longest, whose "
+        "confirmation says the place came free. Running it again gives out any place "
+        "still free.",
+    )
+    p.add_argument("event", metavar="EVENT", help="the event's id in events.yaml")
+    p.add_argument("lead", metavar="LEAD", help="a lead id, or the lead's email address")
+    p.set_defaults(run=cmd_cancel)
+
+    p = commands.add_parser(
         "validate",
         parents=[content_dir],
         help="check programs, scoring rules and every template",
@@ -527,6 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", required=True)
     p.add_argument("--locale", choices=["ja", "en"])
     p.add_argument("--variant", type=_non_negative, default=0, help="A/B subject (default 0)")
+    p.add_argument(
+        "--event", help="an event program's step for this event of events.yaml (default: a sample)"
+    )
     p.add_argument("--lead-id", help="render for this stored lead (default: a sample lead)")
     p.add_argument(
         "--out",
@@ -593,6 +731,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--csv", type=Path, metavar="DIR", help="write each table as a CSV file")
     k.set_defaults(run=cmd_report_experiments)
+    k = kinds.add_parser(
+        "events",
+        parents=[table, content_dir, dates],
+        help="per event: registrations, cancellations, the waiting list, attendance rate, "
+        "walk-ins and MQLs (default: the last 90 days)",
+    )
+    k.add_argument("--csv", type=Path, metavar="DIR", help="write the table as a CSV file")
+    k.set_defaults(run=cmd_report_events)
 
     p = commands.add_parser(
         "plan",

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from shared.backtest import Backtest, History, changed
+from shared.events import EventCatalog
 from shared.experiments import arms, probability_best, sample_needed, seed_of
 from shared.funnel import (
     CONVERSIONS,
     CYCLES,
     DIMENSIONS,
+    EVENT_MQL_DAYS,
     STAGES,
     EmailKpis,
     FunnelTotals,
@@ -254,6 +256,52 @@ def _reengagement_table(numbers: Reengagement) -> Table:
         rows,
         {1},
         f"re-engagement rate: {percent(numbers.rate)} (won back / became dormant)",
+    )
+
+
+EVENT_COLUMNS = ("registered", "cancelled", "waitlisted", "attended", "walk_ins", "mql")
+
+
+def events_table(totals: FunnelTotals, events: EventCatalog) -> Table:
+    """Per event (in events.yaml's order by start, then events no longer there): what its
+    registrants did in the period, and the attendance rate (registrants who came over
+    the places held: registered less cancelled)."""
+    known = [e.id for e in events.events]
+    ids = [*(i for i in known if i in totals.events), *sorted(set(totals.events) - set(known))]
+    rows = []
+    for event_id in ids:
+        counts = totals.events[event_id]
+        event = events.get(event_id)
+        held = counts["registered"] - counts["cancelled"]
+        rows.append(
+            [
+                event_id,
+                event.title.ja if event else "(not in events.yaml)",
+                f"{event.start.astimezone(event.zone):%Y-%m-%d}" if event else "-",
+                *(str(counts[c]) for c in EVENT_COLUMNS[:4]),
+                percent(ratio(counts["attended"], held)),
+                *(str(counts[c]) for c in EVENT_COLUMNS[4:]),
+            ]
+        )
+    return Table(
+        "events",
+        "Events",
+        [
+            "event",
+            "title",
+            "date",
+            "registered",
+            "cancelled",
+            "waitlisted",
+            "attended",
+            "attendance",
+            "walk-ins",
+            "MQL",
+        ],
+        rows,
+        set(range(3, 10)),
+        "attendance: registrants who came / (registered - cancelled); MQL: registrants and "
+        f"attendees who became MQL within {EVENT_MQL_DAYS} days of registering",
     )
 
 

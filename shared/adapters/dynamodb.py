@@ -20,6 +20,12 @@ Items and access patterns:
 | erased address | ``ERASED#<h>``  | ``ERASED``             | read with the email claim  |
 | sending guard  | ``SENDING``     | ``GUARD``              | each tick: GetItem         |
 | jobs queued    | ``SENDING``     | ``QUEUED#<d>``         | warm-up cap: ADD per tick  |
+| event seats    | ``EVENT#<e>``   | ``SEATS``              | with the lead: cond. Put   |
+
+An event with a capacity (``<e>``: its id in events.yaml) keeps who holds its places
+(``holders``, a string set of lead ids) and who waits (``waiting``, lead id -> since when)
+on one item, read with the lead whose registration changes it and written in the same
+transaction, conditional on its ``version``.
 
 Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
 the attribution window (``expires_at``); no IP address is stored. The link names the
@@ -70,6 +76,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.adapters.attributes import Binary
 from shared.adapters.items import (
     PROFILE,
+    SEATS_SK,
     condition_failed,
     counter_pk,
     counter_sk,
@@ -79,13 +86,14 @@ from shared.adapters.items import (
     erased_pk,
     lead_pk,
     mail_sk,
+    seats_pk,
     serialize,
 )
 from shared.clock import from_iso, to_iso
 from shared.disclosure import Holdings
 from shared.funnel import ReportCount, lead_counts, merged
 from shared.jobs import REVIEW
-from shared.leads import Activity, ActivityType, Consent, Lead, Outcome, SendRecord
+from shared.leads import Activity, ActivityType, Consent, Lead, Outcome, Seats, SendRecord
 from shared.machine_engagement import MailRecord
 from shared.repository import (
     MAX_REVISIONS,
@@ -133,7 +141,42 @@ def lead_item(lead: Lead) -> dict[str, Any]:
         item["program_id"] = REVIEW
         item["due_shard"] = due_shard(lead.lead_id)
         item["due_at"] = to_iso(lead.review_at)
+    # An event's enrolment due sooner takes the index: one entry per lead, the earliest;
+    # when it has been sent, the write that moves it on puts the next one here.
+    events = sorted(
+        (e.due_at, event_id, e)
+        for event_id, registration in lead.registrations.items()
+        if (e := registration.enrolment) is not None
+        and e.completed_at is None
+        and e.due_at is not None
+    )
+    if events and lead.mailable:
+        due_at, event_id, event_enrolment = events[0]
+        # A tie goes to the event: a registration's confirmation answers it at once.
+        if "due_at" not in item or to_iso(due_at) <= item["due_at"]:
+            item.update(
+                program_id=event_enrolment.program_id,
+                event_id=event_id,
+                due_shard=due_shard(lead.lead_id),
+                due_at=to_iso(due_at),
+            )
+            item.pop("step_id", None)
+            if event_enrolment.step_id:
+                item["step_id"] = event_enrolment.step_id
     return item
+
+
+# The attributes of a lead's entry in the due index (``lead_item``).
+_DUE_KEYS = ("program_id", "step_id", "event_id", "due_shard", "due_at")
+
+
+def seats_of(item: Mapping[str, Any]) -> Seats:
+    return Seats(
+        event_id=str(item["event_id"]),
+        holders=frozenset(item.get("holders", ())),
+        waiting={k: from_iso(v) for k, v in (item.get("waiting") or {}).items()},
+        version=int(item["version"]),
+    )
 
 
 def activity_item(activity: Activity) -> dict[str, Any]:
@@ -411,6 +454,26 @@ class DynamoLeadRepository:
         )
         return [deserialize(item) for item in response.get("Items", [])]
 
+    def seats(self, event_id: str) -> Seats:
+        """An event's seats as they stand (empty before its first registration)."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=serialize({"pk": seats_pk(event_id), "sk": SEATS_SK}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return seats_of(deserialize(item)) if item else Seats(event_id=event_id)
+
+    def save_seats(self, seats: Seats) -> None:
+        """Write the seats alone, conditional on the version read (``VersionConflict``):
+        a waiting lead that is gone (erased) is taken off the list this way."""
+        try:
+            self._client.put_item(**self._seats_put(seats))
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise VersionConflict(seats.event_id) from exc
+            raise
+
     def lead_of(self, email: str) -> tuple[str | None, bool]:
         claim = {"pk": email_pk(email), "sk": "EMAIL"}
         erased = {"pk": erased_pk(email), "sk": "ERASED"}
@@ -437,16 +500,18 @@ class DynamoLeadRepository:
         raise RuntimeError("reads were not done (throttled)")
 
     def _read(
-        self, lead_id: str, marker: Marker | None, mail: str | None
+        self, lead_id: str, marker: Marker | None, mail: str | None, seats: str | None = None
     ) -> tuple[Snapshot, dict[str, Any] | None]:
         pk = lead_pk(lead_id)
-        if marker is None and mail is None:
+        if marker is None and mail is None and seats is None:
             return Snapshot(self.get(lead_id)), None
         keys = [{"pk": pk, "sk": PROFILE}]
         if mail is not None:
             keys.append({"pk": pk, "sk": mail_sk(mail)})
         if marker is not None:
             keys.append({"pk": pk, "sk": event_sk(marker.key)})
+        if seats is not None:
+            keys.append({"pk": seats_pk(seats), "sk": SEATS_SK})
         found = self._batch_get(keys)
         profile = found.get((pk, PROFILE))
         lead = Lead.model_validate(_without_keys(profile)) if profile else None
@@ -457,7 +522,11 @@ class DynamoLeadRepository:
             else None
         )
         seen = found.get((pk, event_sk(marker.key))) if marker is not None else None
-        return Snapshot(lead, mail_record), seen
+        held = None
+        if seats is not None:
+            item = found.get((seats_pk(seats), SEATS_SK))
+            held = seats_of(item) if item else Seats(event_id=seats)
+        return Snapshot(lead, mail_record, held), seen
 
     def revise(
         self,
@@ -466,6 +535,7 @@ class DynamoLeadRepository:
         *,
         marker: Marker | None = None,
         mail: str | None = None,
+        seats: str | None = None,
         known: Snapshot | None = None,
         error_retries: int = 0,
         max_revisions: int = MAX_REVISIONS,
@@ -476,7 +546,7 @@ class DynamoLeadRepository:
             if known is not None and attempt == 0:
                 snapshot = known
             else:
-                snapshot, seen = self._read(lead_id, marker, mail)
+                snapshot, seen = self._read(lead_id, marker, mail, seats)
             if marker is not None and seen is not None and _fresh(seen, marker):
                 return Revised(snapshot.lead, duplicate=True, note=seen.get("note") or {})
             revision = change(snapshot)
@@ -541,6 +611,8 @@ class DynamoLeadRepository:
             items.append({"Put": self._marker_put(lead_id, marker, revision.note)})
         if revision.mail is not None:
             items.append({"Put": self._mail_put(revision.mail, after.updated_at)})
+        if revision.seats is not None:
+            items.append({"Put": self._seats_put(revision.seats)})
         items.extend(self._record_puts(lead_id, revision.records))
         # The counts the change of the lead implies (stage, list), with the revision's own.
         counts = merged([*revision.counts, *lead_counts(before, after)])
@@ -587,6 +659,11 @@ class DynamoLeadRepository:
         old, new = lead_item(before), lead_item(after)
         changed = [k for k in new if k != "version" and old.get(k) != new[k]]
         removed = [k for k in old if k not in new]
+        if set(_DUE_KEYS) & {*changed, *removed}:
+            # The lead moved on: its due entry is written whole, so a lease the scheduler
+            # put on ``due_at`` does not outlive the step it was for (the next one may be
+            # due at the same instant).
+            changed += [k for k in _DUE_KEYS if k in new and k not in changed]
         if not changed and not removed:
             return None
         names = {f"#a{i}": k for i, k in enumerate([*changed, *removed, "version"])}
@@ -643,6 +720,27 @@ class DynamoLeadRepository:
         else:
             put["ConditionExpression"] = "version = :seen"
             put["ExpressionAttributeValues"] = serialize({":seen": record.version - 1})
+        return put
+
+    def _seats_put(self, seats: Seats) -> Any:
+        """The event's seats, conditional on the version read (two registrations for the
+        last place: one commits, the other reads again and waits)."""
+        item: dict[str, Any] = {
+            "pk": seats_pk(seats.event_id),
+            "sk": SEATS_SK,
+            "entity": "seats",
+            "event_id": seats.event_id,
+            "waiting": {k: to_iso(v) for k, v in seats.waiting.items()},
+            "version": seats.version + 1,
+        }
+        if seats.holders:
+            item["holders"] = set(seats.holders)  # a string set is never empty
+        put: dict[str, Any] = {"TableName": self._table, "Item": serialize(item)}
+        if seats.version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "version = :seen"
+            put["ExpressionAttributeValues"] = serialize({":seen": seats.version})
         return put
 
     def _count_update(self, count: ReportCount, lead_id: str) -> Any:

@@ -66,6 +66,14 @@ def mail_sk(message_id: str) -> str:
     return f"MAIL#{message_id}"
 
 
+def seats_pk(event_id: str) -> str:
+    """An event's seats (``EVENT#<event id>``, sk ``SEATS``)."""
+    return f"EVENT#{event_id}"
+
+
+SEATS_SK = "SEATS"
+
+
 def due_shard(lead_id: str) -> int:
     # Lead ids are random hex, so their leading digits spread leads evenly.
     return int(lead_id[:8], 16) % DUE_SHARDS

@@ -210,6 +210,30 @@ def _list_import(system: System, tmp: Path) -> Trigger:
     return CliRun(argv, tmp)
 
 
+# -- seminars and webinars (shared/content/events.yaml) ---------------------------------------
+
+SEMINAR = "case-study-night-2027-02"  # the shipped event with a capacity: seats are written
+REGISTRATION = form("seminar_registration", asset=SEMINAR)
+
+
+def _event_registration(system: System, tmp: Path) -> Trigger:
+    return HttpRequest(CAPTURE, REGISTRATION)
+
+
+def _event_attendance(system: System, tmp: Path) -> Trigger:
+    capture(system, REGISTRATION)
+    system.clock.advance(timedelta(days=1))
+    path = tmp / "attendees.csv"
+    path.write_bytes(f"メールアドレス,氏名\r\n{ADDRESS},山田 太郎\r\n".encode("utf-8-sig"))
+    return CliRun(["attendance", SEMINAR, str(path), "--table", system.resources.table_name], tmp)
+
+
+def _event_cancellation(system: System, tmp: Path) -> Trigger:
+    capture(system, REGISTRATION)
+    system.clock.advance(timedelta(days=1))
+    return CliRun(["cancel", SEMINAR, ADDRESS, "--table", system.resources.table_name], tmp)
+
+
 # -- nurture email: the scheduler's tick and the sender ---------------------------------------
 
 
@@ -358,6 +382,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("form_post_repeat", _repeat_post, one_lead("lead")),
     Scenario("form_post_qualifies", _qualifying_post, all_of(one_lead("mql"), qualified_once)),
     Scenario("list_import_row", _list_import, counted("new>lead")),
+    Scenario("event_registration", _event_registration, counted("registered")),
+    Scenario("event_attendance", _event_attendance, counted("attended")),
+    Scenario("event_cancellation", _event_cancellation, counted("cancelled")),
     Scenario(
         "scheduler_tick",
         _tick,

@@ -1,6 +1,7 @@
 """Fault injection on every write path: each AWS call fails in turn, then the normal retry.
 
-For each path (``scenarios.SCENARIOS``: form posts, a list import, the scheduler's tick,
+For each path (``scenarios.SCENARIOS``: form posts, a list import, an event's
+registration, attendance list and cancellation, the scheduler's tick,
 the sender, every SES event type, a qualifying click, the hand-off, sales feedback,
 opt-out, erasure) the suite runs the path once without faults, which lists the AWS calls
 its first attempt makes. Then, for every call, it fails that call once, either before it

@@ -35,6 +35,7 @@ from shared.adapters.sqs import SqsJobQueue
 from shared.clock import FixedClock
 from shared.delivery import DeliverySettings, NurtureSender
 from shared.email import EmailRenderer, SenderProfile
+from shared.events import EventCatalog
 from shared.funnel import business_day
 from shared.programs import ProgramCatalog, load_programs
 from shared.scheduling import DueScheduler
@@ -226,6 +227,7 @@ def build_world(
     programs: ProgramCatalog | None = None,
     frequency_cap: int = 3,
     make_ses: Callable[[], Any] | None = None,
+    events: EventCatalog | None = None,
 ) -> NurtureWorld:
     sqs = boto3.client("sqs")
     queue_url = sqs.create_queue(QueueName="send")["QueueUrl"]
@@ -243,7 +245,7 @@ def build_world(
         ledger,
         SesMailer(ses_client, CONFIGURATION_SET),
         programs,
-        EmailRenderer(SENDER),
+        EmailRenderer(SENDER, events=events),
         tokens,
         clock,
         DeliverySettings(
@@ -253,6 +255,7 @@ def build_world(
         CachedVariantResults(
             DynamoCounterReader(dynamodb, table), lambda: business_day(clock.now()), ttl=0
         ),
+        events,
     )
     scheduler = DueScheduler(DynamoDueIndex(dynamodb, table), SqsJobQueue(sqs, queue_url), clock)
     return NurtureWorld(

@@ -33,6 +33,7 @@ from shared.email import (
     SenderProfile,
     load_assets,
 )
+from shared.events import load_events
 from shared.leads import ConsentState, Enrolment, FormType, Lead, Stage, Touch
 from shared.machine_engagement import load_engagement_rules, tracked_links
 from shared.programs import (
@@ -60,7 +61,20 @@ SITE = "https://www.example.co.jp"
 UNSUBSCRIBE = "https://api.example.co.jp/v1/unsubscribe?token=3f9c2b7e"
 PAYLOAD = "<script>alert(1)</script>\"&'"
 CATALOG = load_programs()
-RENDERER = EmailRenderer(SENDER)
+EVENTS = load_events()
+RENDERER = EmailRenderer(SENDER, events=EVENTS)
+NURTURE = [p for p in CATALOG.programs if p.kind == "nurture"]
+# An event program's steps are rendered for this event (an online one; the event tests
+# render every event of events.yaml).
+SAMPLE_EVENT = next(e for e in EVENTS.events if e.online)
+
+
+def render(
+    program: Program, step: Step, lead: Lead, variant: int = 0, **kwargs: Any
+) -> RenderedEmail:
+    """The step for the lead, as the sender renders it (an event program's for an event)."""
+    event = SAMPLE_EVENT if program.kind == "event" else None
+    return RENDERER.render(lead, program, step, variant, UNSUBSCRIBE, event=event, **kwargs)
 
 
 def make_lead(
@@ -123,7 +137,7 @@ STEPS = [
 
 def render_all(program: Program, step: Step, lead: Lead) -> list[RenderedEmail]:
     """Every A/B variant of the step for the lead."""
-    return [RENDERER.render(lead, program, step, v, UNSUBSCRIBE) for v in range(step.variants)]
+    return [render(program, step, lead, v) for v in range(step.variants)]
 
 
 class _Html(HTMLParser):
@@ -182,11 +196,17 @@ def site_links_in_text(text: str) -> set[str]:
 
 
 def test_the_shipped_programs_load_with_their_ids_priorities_and_segments() -> None:
-    summary = {p.id: (p.priority, set(p.entry.stages)) for p in CATALOG.programs}
+    summary = {p.id: (p.priority, set(p.entry.stages)) for p in NURTURE}
     assert summary == {
         "welcome": (10, {Stage.LEAD}),
         "re_engagement": (20, {Stage.DORMANT, Stage.LOST}),
         "customer": (30, {Stage.CUSTOMER}),
+    }
+    # and the event programs, which only a registration starts, for any stage
+    events = {p.id: (set(p.entry.stages), set(p.exit.stages)) for p in CATALOG.programs}
+    assert {k: v for k, v in events.items() if k not in summary} == {
+        "event": (set(), set()),
+        "event_waitlist": (set(), set()),
     }
 
 
@@ -208,7 +228,7 @@ def test_each_stage_is_served_by_the_program_for_its_segment(
     assert (program.id if program else None) == program_id
 
 
-@pytest.mark.parametrize("program", CATALOG.programs, ids=lambda p: p.id)
+@pytest.mark.parametrize("program", NURTURE, ids=lambda p: p.id)
 def test_a_lead_entering_a_program_is_not_exited_from_it_at_once(program: Program) -> None:
     for stage in program.entry.stages:
         assert nurture.exit_reason(make_lead(stage=stage), program) is None
@@ -233,7 +253,7 @@ def test_every_step_of_a_program_can_be_reached(program: Program) -> None:
     assert reachable == {s.id for s in program.steps}
 
 
-@pytest.mark.parametrize("program", CATALOG.programs, ids=lambda p: p.id)
+@pytest.mark.parametrize("program", NURTURE, ids=lambda p: p.id)
 def test_programs_send_on_japanese_business_days_in_business_hours(program: Program) -> None:
     window = program.send_window
     assert window.timezone == "Asia/Tokyo"
@@ -487,7 +507,7 @@ def test_markup_in_the_lead_profile_is_escaped_in_html_and_kept_in_text(
 def test_every_site_link_is_tracked_and_in_both_parts(
     program: Program, step: Step, locale: str
 ) -> None:
-    email = RENDERER.render(make_lead(locale, profile=FULL), program, step, 0, UNSUBSCRIBE)
+    email = render(program, step, make_lead(locale, profile=FULL))
     utm = f"?utm_source=nurture&utm_medium=email&utm_campaign={program.id}&utm_content={step.id}"
     anchors = site_links_in_html(email.html)
     assert anchors, "no call to action"
@@ -504,7 +524,7 @@ def test_every_site_link_is_tracked_and_in_both_parts(
 def test_every_email_carries_one_hidden_trap_link_that_only_a_machine_follows(
     program: Program, step: Step, locale: str
 ) -> None:
-    email = RENDERER.render(make_lead(locale, profile=FULL), program, step, 0, UNSUBSCRIBE)
+    email = render(program, step, make_lead(locale, profile=FULL))
     traps = [a for a in _Html(email.html).anchors if a.get("ses:tags") == TRAP_TAGS]
     assert len(traps) == 1
     # Out of sight and out of reach: no keyboard focus, inside a hidden, aria-hidden block
@@ -516,12 +536,15 @@ def test_every_email_carries_one_hidden_trap_link_that_only_a_machine_follows(
     # and absent from the text part, whose links no scanner is tracked through
     assert traps[0]["href"] not in site_links_in_text(email.text)
     # and, rendered for sending, it carries no lead reference for a scanner to exchange
-    sent = RENDERER.render(make_lead(locale), program, step, 0, UNSUBSCRIBE, site_ref="ref.sig")
+    sent = render(program, step, make_lead(locale), site_ref="ref.sig")
     (sent_trap,) = [a for a in _Html(sent.html).anchors if a.get("ses:tags") == TRAP_TAGS]
     assert "lnr=" not in (sent_trap["href"] or "")
     assert all("lnr=ref.sig" in (a["href"] or "") for a in site_links_in_html(sent.html))
-    # SES tracks it with the reader's links: the burst rule counts them all
-    assert tracked_links(email.html) == len({a["href"] for a in site_links_in_html(email.html)}) + 1
+    # SES tracks it with the reader's links (a webinar's join link too): the burst rule
+    # counts them all
+    joins = {a["href"] for a in _Html(email.html).anchors if a.get("ses:tags") == "link:join;"}
+    site = {a["href"] for a in site_links_in_html(email.html)}
+    assert tracked_links(email.html) == len(site | joins) + 1
 
 
 CONTENT_LINK = {
@@ -535,6 +558,11 @@ CONTENT_LINK = {
     ContentType.UPSELL: "link:pricing;",
     ContentType.CONTENT_ROUNDUP: "link:resources;",
     ContentType.SUNSET_NOTICE: "link:keep_subscribing;",
+    ContentType.EVENT_CONFIRMATION: "link:event;",
+    ContentType.EVENT_WAITLIST: "link:event;",
+    ContentType.EVENT_REMINDER: "link:event;",
+    ContentType.EVENT_FOLLOW_UP: "link:meeting;",
+    ContentType.EVENT_RECORDING: "link:recording;",
 }
 
 
@@ -545,7 +573,7 @@ CONTENT_LINK = {
 def test_each_mail_links_to_what_its_content_type_promises(
     program: Program, step: Step, locale: str
 ) -> None:
-    email = RENDERER.render(make_lead(locale), program, step, 0, UNSUBSCRIBE)
+    email = render(program, step, make_lead(locale))
     tags = {a.get("ses:tags") for a in site_links_in_html(email.html)}
     assert CONTENT_LINK[step.content_type] in tags
 
@@ -628,6 +656,12 @@ def _context_shape() -> dict[str, Any]:
     """The variables the renderer defines, and the keys of each dict among them."""
     program = CATALOG.programs[0]
     context = RENDERER.context(make_lead(), "ja", program, program.steps[0], UNSUBSCRIBE)
+    # and what an event program's steps see besides
+    event_program = CATALOG.get("event")
+    assert event_program is not None
+    context |= RENDERER.context(
+        make_lead(), "ja", event_program, event_program.steps[0], UNSUBSCRIBE, SAMPLE_EVENT
+    )
     context["subject"] = ""
     shape: dict[str, Any] = _shape(context)
     return shape
@@ -754,7 +788,10 @@ def test_every_email_names_the_configured_product(
     program: Program, step: Step, locale: str
 ) -> None:
     renderer = EmailRenderer(SENDER.model_copy(update={"product_name": "Tsumiki <β> & Co"}))
-    email = renderer.render(make_lead(locale, profile=FULL), program, step, 0, UNSUBSCRIBE)
+    event = SAMPLE_EVENT if program.kind == "event" else None
+    email = renderer.render(
+        make_lead(locale, profile=FULL), program, step, 0, UNSUBSCRIBE, event=event
+    )
     # The subjects are program YAML, in the HTML's <title>; the bodies must not name it.
     body = re.sub(r"<title>.*?</title>", "", email.html)
     assert "flowlane" not in (body + email.text).lower()
@@ -1160,3 +1197,23 @@ def test_two_files_with_the_same_program_id_fail_to_load(tmp_path: Path) -> None
     write_program(tmp_path, base_program(), name="two")
     with pytest.raises(ValueError, match=re.escape("duplicate program ids: ['broken']")):
         load_programs(tmp_path)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_seminar_invitation_names_the_next_event_and_links_to_its_page(locale: str) -> None:
+    program = CATALOG.get("welcome")
+    assert program is not None
+    step = program.step("seminar_invitation")
+    assert step.invite == "next"
+    lead = make_lead(locale, profile=FULL)
+    named = RENDERER.render(lead, program, step, 0, UNSUBSCRIBE, event=SAMPLE_EVENT)
+    general = RENDERER.render(lead, program, step, 0, UNSUBSCRIBE)
+    page = f"{SITE}{SAMPLE_EVENT.page}"
+    for part in (named.html, named.text):
+        assert SAMPLE_EVENT.title.text(locale) in part
+        assert SAMPLE_EVENT.when(locale) in part
+        assert page in part
+    assert SAMPLE_EVENT.title.text(locale) not in general.html + general.text
+    assert page not in general.html + general.text
+    (button,) = [a for a in site_links_in_html(named.html) if a.get("ses:tags") == "link:seminar;"]
+    assert (button["href"] or "").startswith(page + "?utm_source=nurture")

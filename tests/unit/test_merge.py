@@ -328,6 +328,7 @@ class MemoryRepository:
         *,
         marker: Marker | None = None,
         mail: str | None = None,
+        seats: str | None = None,
         known: Snapshot | None = None,
         error_retries: int = 0,
         max_revisions: int = MAX_REVISIONS,

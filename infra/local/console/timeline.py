@@ -39,6 +39,10 @@ ACTIVITY_LABELS: dict[ActivityType, tuple[str, str]] = {
     ActivityType.QUALIFIED: ("MQL 判定", "Qualified (MQL)"),
     ActivityType.STAGE_CHANGED: ("ステージ変更", "Stage changed"),
     ActivityType.PAGE_VIEWED: ("ページ閲覧", "Page viewed"),
+    ActivityType.EVENT_REGISTERED: ("イベント申込", "Registered for an event"),
+    ActivityType.EVENT_WAITLISTED: ("キャンセル待ち", "On an event's waiting list"),
+    ActivityType.EVENT_CANCELLED: ("イベント申込の取消", "Event registration cancelled"),
+    ActivityType.EVENT_ATTENDED: ("イベント参加", "Attended an event"),
 }
 
 # Shown by their own wording, or not at all (ids a reader does not need).
