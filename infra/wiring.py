@@ -196,7 +196,7 @@ TABLE = TableSpec(
             name="due",
             partition_key=Attribute("due_shard", "N"),
             sort_key=Attribute("due_at"),
-            projected=("lead_id", "program_id", "step_id", "event_id", "version"),
+            projected=("lead_id", "program_id", "step_id", "version"),
         ),
     ),
     ttl_attribute="expires_at",

@@ -173,7 +173,14 @@ class NurtureSender:
         return decision.outcome
 
     def _decide(self, lead: Lead | None, job: SendJob) -> _Decision:
-        enrolment = lead.track(job.event_id) if lead else None
+        # A job the sender made itself names the event; the scheduler's, read from the
+        # due index, names the program and step only.
+        if lead is None:
+            enrolment = None
+        elif job.event_id is not None:
+            enrolment = lead.track(job.event_id)
+        else:
+            enrolment = lead.due_track(job.program_id, job.step_id)
         if lead is None or enrolment is None or enrolment.completed_at is not None:
             return _Decision(Outcome.STALE)
         if enrolment.program_id != job.program_id or enrolment.step_id != job.step_id:

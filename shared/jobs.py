@@ -60,4 +60,3 @@ class DueLead:
     due_at: str  # as stored in the index, so a lease can be conditional on it
     program_id: str
     step_id: str | None
-    event_id: str | None = None

@@ -321,6 +321,19 @@ class Lead(_Record):
     def _groups(cls, value: Any) -> Any:
         return _sorted_groups(value)
 
+    def due_track(self, program_id: str, step_id: str | None) -> Enrolment | None:
+        """The running enrolment a send job (program and step) is about: the nurture
+        program's, else the event enrolment at that step due first (the one the due index
+        shows)."""
+        enrolment = self.enrolment
+        if (
+            enrolment is not None
+            and enrolment.completed_at is None
+            and (enrolment.program_id, enrolment.step_id) == (program_id, step_id)
+        ):
+            return enrolment
+        return earliest_event(self, program_id, step_id)
+
     def track(self, event_id: str | None) -> Enrolment | None:
         """The enrolment a send job names: the nurture program's, or an event's."""
         if event_id is None:
@@ -344,3 +357,19 @@ class Lead(_Record):
             and not self.suppressed
             and not self.sunset
         )
+
+
+def earliest_event(
+    lead: Lead, program_id: str | None = None, step_id: str | None = None
+) -> Enrolment | None:
+    """The lead's running event enrolment due first (at ``program_id``'s ``step_id``, if
+    given)."""
+    running = [
+        e
+        for registration in lead.registrations.values()
+        if (e := registration.enrolment) is not None
+        and e.completed_at is None
+        and e.due_at is not None
+        and (program_id is None or (e.program_id, e.step_id) == (program_id, step_id))
+    ]
+    return min(running, key=lambda e: (e.due_at, e.event_id or ""), default=None)

@@ -88,7 +88,7 @@ class DueScheduler:
             if self._index.lease(lead, until):
                 leased += 1
                 sends += send
-                jobs.append(SendJob(lead.lead_id, lead.program_id, lead.step_id, lead.event_id))
+                jobs.append(SendJob(lead.lead_id, lead.program_id, lead.step_id))
         if jobs:
             self._queue.enqueue(jobs)
         if sends and room is not None and self._switch is not None:

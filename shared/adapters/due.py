@@ -54,7 +54,6 @@ class DynamoDueIndex:
                         due_at=str(item["due_at"]),
                         program_id=str(item["program_id"]),
                         step_id=item.get("step_id"),
-                        event_id=item.get("event_id"),
                     )
                 )
             start = response.get("LastEvaluatedKey")

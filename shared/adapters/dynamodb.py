@@ -93,7 +93,16 @@ from shared.clock import from_iso, to_iso
 from shared.disclosure import Holdings
 from shared.funnel import ReportCount, lead_counts, merged
 from shared.jobs import REVIEW
-from shared.leads import Activity, ActivityType, Consent, Lead, Outcome, Seats, SendRecord
+from shared.leads import (
+    Activity,
+    ActivityType,
+    Consent,
+    Lead,
+    Outcome,
+    Seats,
+    SendRecord,
+    earliest_event,
+)
 from shared.machine_engagement import MailRecord
 from shared.repository import (
     MAX_REVISIONS,
@@ -141,24 +150,18 @@ def lead_item(lead: Lead) -> dict[str, Any]:
         item["program_id"] = REVIEW
         item["due_shard"] = due_shard(lead.lead_id)
         item["due_at"] = to_iso(lead.review_at)
-    # An event's enrolment due sooner takes the index: one entry per lead, the earliest;
-    # when it has been sent, the write that moves it on puts the next one here.
-    events = sorted(
-        (e.due_at, event_id, e)
-        for event_id, registration in lead.registrations.items()
-        if (e := registration.enrolment) is not None
-        and e.completed_at is None
-        and e.due_at is not None
-    )
-    if events and lead.mailable:
-        due_at, event_id, event_enrolment = events[0]
+    # An event's enrolment due sooner takes the index: one entry per lead, the earliest
+    # (the sender finds it on the lead by its program and step); when it has been sent,
+    # the write that moves it on puts the next one here.
+    event_enrolment = earliest_event(lead)
+    if event_enrolment is not None and event_enrolment.due_at is not None and lead.mailable:
+        due_at = to_iso(event_enrolment.due_at)
         # A tie goes to the event: a registration's confirmation answers it at once.
-        if "due_at" not in item or to_iso(due_at) <= item["due_at"]:
+        if "due_at" not in item or due_at <= item["due_at"]:
             item.update(
                 program_id=event_enrolment.program_id,
-                event_id=event_id,
                 due_shard=due_shard(lead.lead_id),
-                due_at=to_iso(due_at),
+                due_at=due_at,
             )
             item.pop("step_id", None)
             if event_enrolment.step_id:
@@ -167,7 +170,7 @@ def lead_item(lead: Lead) -> dict[str, Any]:
 
 
 # The attributes of a lead's entry in the due index (``lead_item``).
-_DUE_KEYS = ("program_id", "step_id", "event_id", "due_shard", "due_at")
+_DUE_KEYS = ("program_id", "step_id", "due_shard", "due_at")
 
 
 def seats_of(item: Mapping[str, Any]) -> Seats:

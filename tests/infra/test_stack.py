@@ -281,13 +281,7 @@ def test_due_index_is_sparse_sharded_and_projects_only_what_the_scheduler_reads(
                     ],
                     "Projection": {
                         "ProjectionType": "INCLUDE",
-                        "NonKeyAttributes": [
-                            "lead_id",
-                            "program_id",
-                            "step_id",
-                            "event_id",
-                            "version",
-                        ],
+                        "NonKeyAttributes": ["lead_id", "program_id", "step_id", "version"],
                     },
                 }
             ],
