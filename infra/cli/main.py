@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from infra.cli import content, local, reports
@@ -181,14 +181,22 @@ def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
     return 0 if summary.ok else 1
 
 
+T = TypeVar("T")
+
+
+def _loaded(load: Callable[[Path], T], path: Path) -> T:
+    """A content file, loaded; what is wrong with it, as the command's error."""
+    try:
+        return load(path)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def _event(args: argparse.Namespace) -> Event:
     from shared.events import load_events
 
     paths = content.ContentPaths.under(args.content)
-    try:
-        events = load_events(paths.events)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    events = _loaded(load_events, paths.events)
     event = events.get(args.event)
     if event is None:
         known = ", ".join(e.id for e in events.events) or "none"
@@ -218,10 +226,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         lead_id, _ = repository.lead_of(args.lead)
     if lead_id is None:
         raise CliError(f"no lead with the address {args.lead} in table {args.table}")
-    try:
-        programs = load_programs(content.ContentPaths.under(args.content).programs)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    programs = _loaded(load_programs, content.ContentPaths.under(args.content).programs)
     desk = EventDesk(repository, programs, SystemClock())
     try:
         done = desk.cancel(event, lead_id)
@@ -255,10 +260,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from shared.programs import load_programs
 
     paths = content.ContentPaths.under(args.content)
-    try:
-        catalog = load_programs(paths.programs)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    catalog = _loaded(load_programs, paths.programs)
     if args.lead_id:
         from shared.adapters.dynamodb import DynamoLeadRepository
 
@@ -269,10 +271,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
             lead = lead.model_copy(update={"locale": args.locale})
     else:
         lead = content.sample_lead(args.locale or "ja")
-    try:
-        events = load_events(paths.events)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    events = _loaded(load_events, paths.events)
     event = events.get(args.event)
     if args.event and event is None:
         raise CliError(f"no event {args.event!r} in {paths.events}")
@@ -323,10 +322,7 @@ def cmd_report_experiments(args: argparse.Namespace) -> int:
     from shared.adapters.counters import DynamoCounterReader
     from shared.programs import load_programs
 
-    try:
-        catalog = load_programs(content.ContentPaths.under(args.content).programs)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    catalog = _loaded(load_programs, content.ContentPaths.under(args.content).programs)
     start, end = period(args)
     reader = DynamoCounterReader(dynamodb(args), args.table)
     totals = reports.collect(reader, start, end, Progress("days"))
@@ -347,10 +343,7 @@ def cmd_report_events(args: argparse.Namespace) -> int:
     from shared.adapters.counters import DynamoCounterReader
     from shared.events import load_events
 
-    try:
-        events = load_events(content.ContentPaths.under(args.content).events)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+    events = _loaded(load_events, content.ContentPaths.under(args.content).events)
     end = args.to or business_day(SystemClock().now())
     start = args.from_ or end - timedelta(days=EVENT_REPORT_DAYS - 1)
     if start > end:
