@@ -232,7 +232,10 @@ def function_logs() -> Iterator[io.StringIO]:
         logger = build_logger(spec.name)
         handler = logger.registered_handler
         assert isinstance(handler, logging.StreamHandler)
-        handlers.append((handler, handler.setStream(buffer)))
+        # Swapped, not setStream(): that flushes the old stream, which may be a closed
+        # capture of an earlier test in this process.
+        handlers.append((handler, handler.stream))
+        handler.stream = buffer
         # A logger of the name made earlier in the process (the fault suite's logs
         # errors only) keeps its level: every line is wanted here.
         levels.append((logger, logger.log_level))
@@ -241,7 +244,6 @@ def function_logs() -> Iterator[io.StringIO]:
         yield buffer
     finally:
         for handler, previous in handlers:
-            if previous is not None:
-                handler.setStream(previous)
+            handler.stream = previous
         for logger, level in levels:
             logger.setLevel(level)
