@@ -354,12 +354,13 @@ VISITS = FunctionSpec(
 ADMIN = FunctionSpec(
     name="admin",
     handler="functions.admin.handler.lambda_handler",
-    description="IAM-authorised: sales disposition, lead lookup, disclosure and erasure",
+    description="IAM-authorised: sales feedback, purchases, lookup, disclosure, erasure",
     routes=(
         Route("GET", "/leads/{lead_id}", auth="IAM", throttle="admin"),
         Route("GET", "/leads/{lead_id}/export", auth="IAM", throttle="admin"),
         Route("DELETE", "/leads/{lead_id}", auth="IAM", throttle="admin"),
         Route("POST", "/leads/{lead_id}/disposition", auth="IAM", throttle="admin"),
+        Route("POST", "/leads/{lead_id}/purchases", auth="IAM", throttle="admin"),
     ),
     # Erasure deletes the lead's items and keeps a hash of the address (ERASED#);
     # a disposition records its outcome for the monthly report (OUTCOME#).

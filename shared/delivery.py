@@ -18,6 +18,7 @@ from typing import Any
 from shared.calendar import CONTENT_TYPE as CALENDAR_TYPE
 from shared.calendar import event_ics
 from shared.clock import Clock, to_iso
+from shared.customers import CustomerRules, current_rank
 from shared.email import (
     Attachment,
     EmailRenderer,
@@ -120,7 +121,9 @@ class NurtureSender:
         settings: DeliverySettings,
         results: VariantResults | None = None,
         events: EventCatalog | None = None,
+        customers: CustomerRules | None = None,
     ) -> None:
+        self._customers = customers
         self._results = results
         self._events = events or EventCatalog()
         self._leads = leads
@@ -145,7 +148,9 @@ class NurtureSender:
             if lead is None or lead.review_at is None or lead.review_at > now:
                 outcome[0] = Outcome.STALE
                 return None
-            changes, activity = review(lead, now, self._settings.dormant_after, self._programs)
+            changes, activity = review(
+                lead, now, self._settings.dormant_after, self._programs, self._customers
+            )
             outcome[0] = Outcome.DORMANT if activity else Outcome.RESCHEDULED
             return self._revision(lead, now, [activity] if activity else [], **changes)
 
@@ -188,6 +193,7 @@ class NurtureSender:
         now = self._clock.now()
         if enrolment.due_at is None or enrolment.due_at > now:
             return _Decision(Outcome.STALE)
+        lead = self._ranked(lead, now)
         program = self._programs.get(enrolment.program_id)
         event = self._events.get(enrolment.event_id)
         reason = exit_reason(lead, program) if program else "program_removed"
@@ -227,6 +233,14 @@ class NurtureSender:
             later = window.next_open(ages_out)
             return self._reschedule(lead, enrolment, now, later, "frequency_cap")
         return _Decision(Outcome.SENT, send=(enrolment, program, step, now))
+
+    def _ranked(self, lead: Lead, now: datetime) -> Lead:
+        """A customer ranked as of now: what its steps' segment rules read (kept by the
+        write the decision makes)."""
+        if self._customers is None or lead.purchases is None:
+            return lead
+        rank = current_rank(lead, self._customers, business_day(now))
+        return lead if rank == lead.rank else lead.model_copy(update={"rank": rank})
 
     @staticmethod
     def _step(program: Program, step_id: str | None) -> Step | None:

@@ -27,6 +27,11 @@ hold three kinds of metric:
   one ``d<days>`` attribute per whole number of days (a histogram: medians, no scans);
 - sk ``revenue``: ``deals`` won, their ``amount`` (yen), and the ``customers`` whose first
   deal it was (revenue per customer: lifetime value);
+- sk ``customers``: customers' RFM segments (``shared.customers``): a move between
+  segments ``<from>><to>`` (``none>new`` for a first purchase), and the purchases and
+  their yen by the segment the purchase put the customer in (``purchases:<segment>``,
+  ``revenue:<segment>``); under the running totals (``day`` None, not a day's item) each
+  segment's customers now, one attribute per segment;
 - sk ``event#<event id>``: an event's ``registered`` (places given, a waiting lead's
   included), ``cancelled`` (places given up), ``waitlisted``, ``attended`` (registrants
   who came), ``walk_ins`` (came without a place) and ``mql`` (its registrants and
@@ -61,6 +66,8 @@ CYCLE_PREFIX = "cycle#"
 SENDTIME_PREFIX = "sendtime#"  # the emails of one send-time group (shared.sendtime)
 REVENUE_KEY = "revenue"
 EVENT_PREFIX = "event#"
+CUSTOMERS_KEY = "customers"
+NO_SEGMENT = "none"
 # An MQL is credited to the events its lead registered for (or came to) this recently.
 EVENT_MQL_DAYS = 90
 # The dimensions a stage transition is counted by, besides the total.
@@ -90,7 +97,7 @@ class ReportCount:
     negative). Written in the same transaction as the change that caused it, so a
     retried or duplicate request that changes nothing counts nothing."""
 
-    day: date
+    day: date | None  # None: the running totals, not a day's
     key: str
     metrics: Mapping[str, int]
 
@@ -170,6 +177,7 @@ def lead_counts(before: Lead | None, after: Lead) -> list[ReportCount]:
         if after.stage.value == "mql":
             counts.extend(_conversion_counts(day, before or after, after))
     counts.extend(_event_counts(day, before, after, qualified=moved is not None))
+    counts.extend(_customer_counts(day, before, after))
     if before is None:
         return [c for c in counts if c is not None]
     if after.suppressed and not before.suppressed:
@@ -214,6 +222,30 @@ def _event_counts(
             metrics["mql"] += 1
         if any(metrics.values()):
             found.append(ReportCount(day, EVENT_PREFIX + event_id, +metrics))
+    return found
+
+
+def _customer_counts(day: date, before: Lead | None, after: Lead) -> list[ReportCount]:
+    """A customer's move between segments (and the running totals of each), and what it
+    bought, by the segment it is in after."""
+    was = before.rank.segment if before is not None and before.rank is not None else None
+    now = after.rank.segment if after.rank is not None else None
+    found = []
+    if was != now:
+        move = transition(was or NO_SEGMENT, now or NO_SEGMENT)
+        found.append(ReportCount(day, CUSTOMERS_KEY, {move: 1}))
+        held = {**({was: -1} if was else {}), **({now: 1} if now else {})}
+        found.append(ReportCount(None, CUSTOMERS_KEY, held))
+    earlier = before.purchases if before is not None else None
+    bought = (after.purchases.count if after.purchases else 0) - (earlier.count if earlier else 0)
+    if bought > 0 and after.purchases is not None:
+        spent = after.purchases.total - (earlier.total if earlier else 0)
+        segment = now or NO_SEGMENT
+        found.append(
+            ReportCount(
+                day, CUSTOMERS_KEY, {f"purchases:{segment}": bought, f"revenue:{segment}": spent}
+            )
+        )
     return found
 
 
@@ -274,7 +306,7 @@ def _unsubscribe_count(day: date, before: Lead, after: Lead) -> ReportCount | No
 
 def merged(counts: Iterable[ReportCount | None]) -> list[ReportCount]:
     """One count per counter item (a transaction writes an item once), zeros dropped."""
-    totals: dict[tuple[date, str], Counter[str]] = {}
+    totals: dict[tuple[date | None, str], Counter[str]] = {}
     for count in counts:
         if count is not None:
             totals.setdefault((count.day, count.key), Counter()).update(count.metrics)
@@ -464,6 +496,7 @@ class FunnelTotals:
     # send-time group (shared.sendtime) -> its emails' counts
     send_times: dict[str, Counter[str]] = field(default_factory=dict)
     events: dict[str, Counter[str]] = field(default_factory=dict)  # event id -> counts
+    customers: Counter[str] = field(default_factory=Counter)  # segment moves, revenue
 
     def add(self, sk: str, metrics: Mapping[str, int]) -> None:
         """Add one counter item (its counter key and its numeric attributes)."""
@@ -474,6 +507,8 @@ class FunnelTotals:
             self.lists.update(metrics)
         elif sk == REVENUE_KEY:
             self.revenue.update(metrics)
+        elif sk == CUSTOMERS_KEY:
+            self.customers.update(metrics)
         elif sk.startswith(EMAIL_PREFIX):
             program, _, rest = value.partition("#")
             step, _, variant = rest.partition("#")
@@ -492,6 +527,7 @@ class FunnelTotals:
         self.transitions.update(other.transitions)
         self.lists.update(other.lists)
         self.revenue.update(other.revenue)
+        self.customers.update(other.customers)
         for key, metrics in other.email.items():
             self.email.setdefault(key, Counter()).update(metrics)
         for dim, metrics in other.dimensions.items():

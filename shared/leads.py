@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
@@ -64,6 +64,9 @@ class ActivityType(StrEnum):
     EVENT_WAITLISTED = "event_waitlisted"
     EVENT_CANCELLED = "event_cancelled"
     EVENT_ATTENDED = "event_attended"
+    # Customers (shared/customers.py).
+    PURCHASED = "purchased"
+    SEGMENT_CHANGED = "segment_changed"  # a customer's RFM segment moved
 
 
 # What ``new_id`` makes: 32 lower-case hex digits (the due index shards by the first 8).
@@ -235,6 +238,33 @@ class Outcome(_Record):
     at: datetime
 
 
+class Purchases(_Record):
+    """What a customer has bought, summed up on the lead: what its RFM scores and CPM
+    label are computed from (each purchase is an activity on the timeline)."""
+
+    count: int = 0
+    total: int = 0  # yen
+    first_on: date
+    last_on: date
+    products: tuple[str, ...] = ()  # what the customer owns (bought at least once), sorted
+    # Yen per month (``YYYY-MM``, Japanese months) of the last twelve: the CPM's current value.
+    by_month: dict[str, int] = Field(default_factory=dict)
+
+
+class Rank(_Record):
+    """A customer's RFM scores (1 to 5 each), its named segment and CPM label, as of
+    ``on`` (a Japanese day); ``changes_on`` is the first day they change without a new
+    purchase (recency drops, a month leaves the year), when they are computed again."""
+
+    r: int
+    f: int
+    m: int
+    segment: str
+    cpm: str | None = None  # None: the company's size is not known
+    on: date
+    changes_on: date | None = None
+
+
 class Activity(_Record):
     """One entry on a lead's timeline."""
 
@@ -312,6 +342,8 @@ class Lead(_Record):
     revenue: int = 0  # yen, from the deals sales reported won with an amount
     # Events registered for (or attended), by event id; each with its own enrolment.
     registrations: dict[str, Registration] = Field(default_factory=dict)
+    purchases: Purchases | None = None
+    rank: Rank | None = None  # a customer with purchases (shared.customers)
     created_at: datetime
     updated_at: datetime
     version: int = 1
@@ -348,6 +380,13 @@ class Lead(_Record):
         registration = self.registrations[enrolment.event_id]
         placed = registration.model_copy(update={"enrolment": enrolment})
         return {"registrations": {**self.registrations, enrolment.event_id: placed}}
+
+    @property
+    def reviewed(self) -> bool:
+        """Whether ``review_at`` puts the lead on the due index: a mailable lead's dormancy
+        review, and any customer's rank review (its segment counts in the reports whether
+        it is mailed or not)."""
+        return self.review_at is not None and (self.mailable or self.stage is Stage.CUSTOMER)
 
     @property
     def mailable(self) -> bool:

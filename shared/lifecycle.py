@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.clock import Clock
+from shared.customers import CustomerRules, reranked, review_time
+from shared.funnel import business_day
 from shared.leads import Activity, ActivityType, Enrolment, Lead, Outcome, Stage
 from shared.nurture import COMPLETED, start
 from shared.programs import RETURNING_STAGES, Program, ProgramCatalog
@@ -155,9 +157,15 @@ def _delayed(enrolment: Enrolment, enrolled_at: datetime) -> Enrolment:
 
 
 def schedule_review(lead: Lead, now: datetime, dormant_after: timedelta) -> Lead:
-    """A mailable lead that follows no program gets a dormancy review on the due index."""
+    """A mailable lead that follows no program gets a dormancy review on the due index;
+    a customer with purchases, the review of its rank on the day it changes."""
     active = lead.enrolment is not None and lead.enrolment.completed_at is None
-    if active or lead.stage is not Stage.LEAD or not lead.mailable or lead.review_at:
+    if active or lead.review_at:
+        return lead
+    if lead.stage is Stage.CUSTOMER:
+        review_at = review_time(lead.rank)
+        return lead.model_copy(update={"review_at": review_at}) if review_at else lead
+    if lead.stage is not Stage.LEAD or not lead.mailable:
         return lead
     return lead.model_copy(update={"review_at": now + dormant_after})
 
@@ -200,14 +208,25 @@ def returning(
 
 
 def review(
-    lead: Lead, now: datetime, dormant_after: timedelta, programs: ProgramCatalog
+    lead: Lead,
+    now: datetime,
+    dormant_after: timedelta,
+    programs: ProgramCatalog,
+    customers: CustomerRules | None = None,
 ) -> tuple[dict[str, Any], Activity | None]:
     """The dormancy review: no engagement for ``dormant_after`` → dormant + re-engagement.
 
     Otherwise the review moves to when that period would end; engagement itself never
-    has to touch the review (no write per open or click).
+    has to touch the review (no write per open or click). A customer's review ranks it
+    again (``shared.customers.reranked``).
     """
     active = lead.enrolment is not None and lead.enrolment.completed_at is None
+    if lead.stage is Stage.CUSTOMER and customers is not None and not active:
+        today = business_day(now)
+        purchases = lead.purchases
+        rank = customers.rank(purchases, lead.company_size, today) if purchases else None
+        ranked, activities = reranked(lead, rank, programs, now)
+        return ranked, activities[0] if activities else None
     if active or lead.stage is not Stage.LEAD or not lead.mailable:
         return {"review_at": None}, None
     last = max(t for t in (lead.last_engaged_at, lead.created_at) if t is not None)

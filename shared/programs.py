@@ -53,6 +53,9 @@ class EntryRule(_Content):
     temperatures: tuple[Temperature, ...] = ()
     # Website page groups (scoring.yaml ``pages``): any one of them read.
     pages: tuple[str, ...] = ()
+    # Customers: their segment and CPM label (customers.yaml).
+    segments: tuple[str, ...] = ()
+    cpm: tuple[str, ...] = ()
 
     def matches(
         self,
@@ -72,7 +75,17 @@ class EntryRule(_Content):
             and allowed(self.temperatures, temperature)
             and (not self.interests or bool(set(self.interests) & set(lead.interests)))
             and (not self.pages or bool(set(self.pages) & set(lead.page_groups)))
+            and allowed(self.segments, segment_of(lead))
+            and allowed(self.cpm, cpm_of(lead))
         )
+
+
+def segment_of(lead: Lead) -> str | None:
+    return lead.rank.segment if lead.rank is not None else None
+
+
+def cpm_of(lead: Lead) -> str | None:
+    return lead.rank.cpm if lead.rank is not None else None
 
 
 _DURATION = re.compile(
@@ -131,6 +144,10 @@ class ContentType(StrEnum):
     CONTENT_ROUNDUP = "content_roundup"  # several popular resources in one mail
     SUNSET_NOTICE = "sunset_notice"  # last call before marketing email stops
     WELCOME_BACK = "welcome_back"  # a re-engaged lead's next step
+    # Customers by segment (customers.yaml):
+    LOYALTY_OFFER = "loyalty_offer"  # a loyal customer's special offer
+    REFERRAL_REQUEST = "referral_request"  # a loyal customer asked to introduce others
+    CHECK_IN = "check_in"  # an at-risk or dormant customer asked how it goes
     # Event programs (shared/content/events.yaml):
     EVENT_CONFIRMATION = "event_confirmation"  # registered: the details and an .ics file
     EVENT_WAITLIST = "event_waitlist"  # the event was full: on the waiting list
@@ -220,6 +237,11 @@ class StepCondition(_Content):
     pages: tuple[str, ...] = ()
     # Event programs: whether the lead attended the enrolment's event.
     attendance: tuple[Literal["attended", "absent"], ...] = ()
+    # Customers: their segment and CPM label (customers.yaml), and the products they own
+    # (any one of them bought).
+    segments: tuple[str, ...] = ()
+    cpm: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _not_empty(self) -> StepCondition:
@@ -241,6 +263,9 @@ class StepCondition(_Content):
             "locale": (self.locales, {lead.locale}),
             "page": (self.pages, set(lead.page_groups)),
             "attendance": (self.attendance, {"attended" if attended else "absent"}),
+            "segment": (self.segments, {segment_of(lead)}),
+            "cpm": (self.cpm, {cpm_of(lead)}),
+            "product": (self.products, set(lead.purchases.products if lead.purchases else ())),
         }
         return {
             name: [str(value) for value in rule if value in have]
@@ -479,6 +504,17 @@ class Program(_Content):
                     named.update(condition.pages)
         return named
 
+    def customer_terms(self) -> tuple[set[str], set[str]]:
+        """The customer segments and CPM labels its entry rule and steps name
+        (customers.yaml must define each)."""
+        segments, labels = set(self.entry.segments), set(self.entry.cpm)
+        for step in self.steps:
+            for condition in (step.skip_if, step.only_if):
+                if condition is not None:
+                    segments.update(condition.segments)
+                    labels.update(condition.cpm)
+        return segments, labels
+
     def step_after(self, step_id: str) -> Step | None:
         ids = [s.id for s in self.steps]
         index = ids.index(step_id) + 1
@@ -504,6 +540,19 @@ class ProgramCatalog:
                 p
                 for p in self.programs
                 if p.kind == "nurture" and p.entry.matches(lead, form_type, temperature)
+            ),
+            None,
+        )
+
+    def program_for_segment(self, lead: Lead) -> Program | None:
+        """The program a customer that moved into its segment enters: the first nurture
+        program whose entry names segments and matches (a program for every customer,
+        as at winning the deal, is not entered again by a move)."""
+        return next(
+            (
+                p
+                for p in self.programs
+                if p.kind == "nurture" and p.entry.segments and p.entry.matches(lead, None)
             ),
             None,
         )

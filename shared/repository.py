@@ -53,12 +53,14 @@ class Marker:
 
     ``window`` None: the key is seen once for good (an SES event's id, until its time to
     live); otherwise a request with the same key after ``window`` is a new one (the same
-    form filled in again next week).
+    form filled in again next week). A ``lasting`` key never expires: a purchase
+    imported again a year later is still the same purchase.
     """
 
     key: str
     at: datetime
     window: timedelta | None = None
+    lasting: bool = False  # kept for good (a purchase's order), not for days
 
 
 @dataclass(frozen=True)

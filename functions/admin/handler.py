@@ -7,16 +7,17 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from functions.observability import answer_unexpected_errors, build_logger
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock, to_iso
+from shared.customers import FutureDate, Purchase, load_customers
 from shared.disclosure import LeadDisclosure, as_json, file_name
 from shared.handoff import top_reasons
 from shared.leads import is_lead_id
@@ -28,6 +29,7 @@ from shared.lifecycle import (
 )
 from shared.media_types import JSON_TYPE
 from shared.programs import load_programs
+from shared.purchases import PurchaseBook
 from shared.repository import LeadRepository, UnknownLead
 from shared.scoring import ScoringRules, load_scoring
 from shared.settings import EnvSettings
@@ -48,6 +50,7 @@ class Dependencies:
     clock: Clock
     logger: Logger
     disclosure: LeadDisclosure
+    purchases: PurchaseBook
 
 
 BAD_LEAD_ID = {
@@ -60,6 +63,32 @@ BAD_LEAD_ID = {
 
 def _json(status: int, body: Any) -> Response[str]:
     return Response(status, JSON_TYPE, json.dumps(body, ensure_ascii=False, default=str))
+
+
+FUTURE_DATE = {
+    "field": "date",
+    "code": "future_date",
+    "message": "購入日が未来の日付です。",
+    "message_en": "The purchase date is in the future.",
+}
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def _body(model: type[Body], text: str | None) -> Body | Response[str]:
+    """The request's JSON body as ``model``; else 400 (not JSON) or 422 (each field that
+    is wrong, with pydantic's code)."""
+    try:
+        return model.model_validate(json.loads(text or ""))
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(map(str, e["loc"])) or "body", "code": e["type"]}
+            for e in exc.errors()
+        ]
+        return _json(422, {"errors": errors})
+    except (ValueError, RecursionError):
+        return _json(400, {"errors": [{"field": "body", "code": "malformed_json"}]})
 
 
 def _not_an_id(lead_id: str) -> Response[str] | None:
@@ -99,19 +128,9 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     def disposition(lead_id: str) -> Response[str]:
         if refused := _not_an_id(lead_id):
             return refused
-        try:
-            document = json.loads(app.current_event.decoded_body or "")
-            request = DispositionRequest.model_validate(document)
-        except (ValueError, RecursionError) as exc:
-            errors = (
-                [
-                    {"field": ".".join(map(str, e["loc"])) or "body", "code": e["type"]}
-                    for e in exc.errors()
-                ]
-                if isinstance(exc, ValidationError)
-                else [{"field": "body", "code": "malformed_json"}]
-            )
-            return _json(422 if isinstance(exc, ValidationError) else 400, {"errors": errors})
+        request = _body(DispositionRequest, app.current_event.decoded_body)
+        if isinstance(request, Response):
+            return request
         caller = app.current_event.request_context.identity.user_arn
         try:
             lead = deps.feedback.report(lead_id, request, caller=caller)
@@ -130,6 +149,35 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
         active = lead.enrolment is not None and lead.enrolment.completed_at is None
         program = lead.enrolment.program_id if active and lead.enrolment else None
         return _json(200, {"lead_id": lead_id, "stage": lead.stage.value, "program_id": program})
+
+    @app.post("/leads/<lead_id>/purchases")
+    def purchase(lead_id: str) -> Response[str]:
+        if refused := _not_an_id(lead_id):
+            return refused
+        bought = _body(Purchase, app.current_event.decoded_body)
+        if isinstance(bought, Response):
+            return bought
+        caller = app.current_event.request_context.identity.user_arn
+        try:
+            recorded = deps.purchases.record(lead_id, bought, caller=caller)
+        except UnknownLead:
+            return _json(404, {"error": "not_found"})
+        except FutureDate:
+            return _json(422, {"errors": [FUTURE_DATE]})
+        deps.logger.info(
+            "purchase recorded",
+            extra={"lead_id": lead_id, "duplicate": recorded.duplicate, "caller": caller},
+        )
+        lead = recorded.lead
+        body = {
+            "lead_id": lead_id,
+            "duplicate": recorded.duplicate,
+            "stage": lead.stage.value,
+            "purchases": lead.purchases.model_dump(mode="json") if lead.purchases else None,
+            "rank": lead.rank.model_dump(mode="json") if lead.rank else None,
+        }
+        # 201: recorded now; 200: recorded before (a retry, the same order again).
+        return _json(200 if recorded.duplicate else 201, body)
 
     @app.get("/leads/<lead_id>/export")
     def export(lead_id: str) -> Response[str]:
@@ -167,9 +215,10 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     dynamodb = AwsClients().client("dynamodb")
     clock = clock or SystemClock()
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
+    programs = load_programs()
     feedback = SalesFeedback(
         leads,
-        load_programs(),
+        programs,
         clock,
         LifecycleSettings(
             rejected_cooldown=timedelta(days=settings.rejected_cooldown_days),
@@ -179,7 +228,8 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     )
     rules = load_scoring()
     disclosure = LeadDisclosure(leads, rules, clock)
-    return Dependencies(leads, feedback, rules, clock, build_logger("admin"), disclosure)
+    purchases = PurchaseBook(leads, programs, load_customers(), clock)
+    return Dependencies(leads, feedback, rules, clock, build_logger("admin"), disclosure, purchases)
 
 
 def build(clock: Clock | None = None) -> APIGatewayRestResolver:

@@ -30,6 +30,7 @@ from functions.observability import build_logger
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
+from shared.customers import load_customers
 from shared.delivery import DeliverySettings, NurtureSender, Outcome
 from shared.email import EmailRenderer, SenderProfile
 from shared.events import load_events
@@ -146,6 +147,7 @@ def build(clock: Clock | None = None) -> SenderApp:
         ),
         results,
         events,
+        load_customers(),
     )
     url = settings.send_dead_letter_queue_url
     return SenderApp(

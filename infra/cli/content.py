@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from infra.config import DeploymentConfig
+from shared.customers import CustomerRules, load_customers
 from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
 from shared.events import NEXT, Event, EventCatalog, Localized, load_events
 from shared.leads import ConsentState, Enrolment, FormType, Lead, Touch
@@ -75,6 +76,7 @@ class ContentPaths:
     engagement: Path
     import_columns: Path
     events: Path
+    customers: Path
 
     @classmethod
     def under(cls, directory: Path | None) -> ContentPaths:
@@ -87,6 +89,7 @@ class ContentPaths:
             root / "engagement.yaml",
             root / "import_columns.yaml",
             root / "events.yaml",
+            root / "customers.yaml",
         )
 
 
@@ -155,6 +158,11 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
         load_columns(paths.import_columns)
     except (OSError, ValueError) as exc:
         errors.append(f"import columns: {exc}")
+    customers: CustomerRules | None = None
+    try:
+        customers = load_customers(paths.customers)
+    except (OSError, ValueError) as exc:
+        errors.append(f"customers: {exc}")
     try:
         catalog = load_programs(paths.programs)
     except (OSError, ValueError) as exc:
@@ -199,6 +207,18 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
                 f"programs: {program.id} names page group {name}, which scoring.yaml's pages"
                 " do not define"
                 for name in sorted(program.page_groups() - groups)
+            )
+        if customers is not None:
+            errors.extend(
+                f"programs: {program.id} names customer {what} {name}, which customers.yaml "
+                "does not define"
+                for what, named, known in zip(
+                    ("segment", "CPM label"),
+                    program.customer_terms(),
+                    (customers.segment_ids, tuple(c.id for c in customers.cpm)),
+                    strict=True,
+                )
+                for name in sorted(named - set(known))
             )
     steps = sum(len(p.steps) for p in catalog.programs)
     return Validation(tuple(errors), len(catalog.programs), steps, renders)

@@ -34,6 +34,7 @@ from shared.funnel import (
     parse_rates,
     percent,
     plan,
+    sum_counters,
 )
 from shared.leads import FormType
 
@@ -47,6 +48,8 @@ DEFAULT_REGION = "ap-northeast-1"
 REPORT_DAYS = 30
 # An event's registrations come weeks before it and its MQLs after: a longer default.
 EVENT_REPORT_DAYS = 90
+# Customers buy a few times a year: a year, by month.
+CUSTOMER_REPORT_DAYS = 365
 
 
 class CliError(Exception):
@@ -179,6 +182,52 @@ def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
     summary = importer.run(table, columns, options, form_id_for(path), Progress("rows"))
     print_summary(summary, options, sys.stdout)
     return 0 if summary.ok else 1
+
+
+def cmd_import_purchases(args: argparse.Namespace) -> int:
+    from infra.cli.purchases import ColumnsError, columns_of, import_purchases, print_import
+    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.customers import load_customers
+    from shared.programs import load_programs
+    from shared.purchases import PurchaseBook
+
+    path: Path = args.file
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    paths = content.ContentPaths.under(args.content)
+    try:
+        table = read_table(path, args.encoding)
+        columns = columns_of(table.headers, _purchase_mapping(args.map or []))
+    except (TableError, ColumnsError) as exc:
+        raise CliError(str(exc)) from exc
+    for name, index in columns.items():
+        print(f"{table.headers[index]} -> {name}")
+    repository = DynamoLeadRepository(dynamodb(args), args.table)
+    book = None
+    if not args.dry_run:
+        book = PurchaseBook(
+            repository,
+            _loaded(load_programs, paths.programs),
+            _loaded(load_customers, paths.customers),
+            table_clock(args),
+        )
+    result = import_purchases(table, columns, repository, book, Progress("rows"))
+    print_import(result, args.dry_run, sys.stdout)
+    return 0 if result.ok else 1
+
+
+def _purchase_mapping(entries: Sequence[str]) -> dict[str, str]:
+    """``--map 'Header=field'`` for a purchase file (header key -> field)."""
+    from infra.cli.purchases import FIELDS
+    from shared.lists import header_key
+
+    mapping = {}
+    for entry in entries:
+        header, sep, name = entry.rpartition("=")
+        if not sep or not header.strip() or name.strip() not in FIELDS:
+            raise TableError(f"--map expects 'Header=field' with a field of {', '.join(FIELDS)}")
+        mapping[header_key(header)] = name.strip()
+    return mapping
 
 
 T = TypeVar("T")
@@ -357,6 +406,29 @@ def cmd_report_events(args: argparse.Namespace) -> int:
         return 0
     count = (end - start).days + 1
     print(f"Events {start.isoformat()} .. {end.isoformat()} ({count} days)")
+    reports.print_tables(tables, sys.stdout)
+    return 0
+
+
+def cmd_report_customers(args: argparse.Namespace) -> int:
+    from shared.adapters.counters import DynamoCounterReader
+    from shared.customers import load_customers
+
+    rules = _loaded(load_customers, content.ContentPaths.under(args.content).customers)
+    end = args.to or business_day(SystemClock().now())
+    start = args.from_ or end - timedelta(days=CUSTOMER_REPORT_DAYS - 1)
+    if start > end:
+        raise CliError(f"--from {start} is after --to {end}")
+    reader = DynamoCounterReader(dynamodb(args), args.table)
+    days = reports.collect_days(reader, start, end, Progress("days"))
+    held = dict(sum_counters(reader.day(None)).customers)
+    tables = reports.customer_tables(days, held, rules)
+    if args.csv:
+        for path in reports.write_csv(tables, args.csv):
+            print(path)
+        return 0
+    count = (end - start).days + 1
+    print(f"Customers {start.isoformat()} .. {end.isoformat()} ({count} days)")
     reports.print_tables(tables, sys.stdout)
     return 0
 
@@ -601,6 +673,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_import)
 
     p = commands.add_parser(
+        "import-purchases",
+        parents=[table, content_dir],
+        help="import purchases (.csv or .xlsx) from a sales or order system's export",
+        description="One purchase per row: the lead (an email or lead_id column), the "
+        "date, the amount in yen, the product, and the order number where there is one "
+        "(受注番号, order_id, ...). Each purchase is recorded once, however often the file "
+        "is imported (by its order number, else by its day, product and amount); a lead "
+        "that was not a customer becomes one. Exit status 1 when rows were rejected.",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="HEADER=FIELD",
+        help="read a column as lead_id, email, purchase_id, date, amount or product",
+    )
+    p.add_argument("--encoding", help="CSV encoding (default: detect UTF-8 or CP932)")
+    p.add_argument("--dry-run", action="store_true", help="check every row; write nothing")
+    p.set_defaults(run=cmd_import_purchases)
+
+    p = commands.add_parser(
         "attendance",
         parents=[table, content_dir],
         help="import an event's attendee list (.csv or .xlsx): each row checked in",
@@ -732,6 +825,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--csv", type=Path, metavar="DIR", help="write the table as a CSV file")
     k.set_defaults(run=cmd_report_events)
+    k = kinds.add_parser(
+        "customers",
+        parents=[table, content_dir, dates],
+        help="customers by RFM segment: how many are in each now, their purchases and "
+        "revenue, and the moves between segments by month (default: the last 365 days)",
+    )
+    k.add_argument("--csv", type=Path, metavar="DIR", help="write each table as a CSV file")
+    k.set_defaults(run=cmd_report_customers)
 
     p = commands.add_parser(
         "plan",

@@ -20,9 +20,9 @@ class DynamoCounterReader:
         self._client = client
         self._table = table_name
 
-    def day(self, day: date) -> list[tuple[str, dict[str, int]]]:
-        """The day's counters as (counter key, numeric metrics), each the sum of its
-        shards."""
+    def day(self, day: date | None) -> list[tuple[str, dict[str, int]]]:
+        """The day's counters (None: the running totals) as (counter key, numeric
+        metrics), each the sum of its shards."""
         found: dict[str, Counter[str]] = {}
         start: dict[str, Any] | None = None
         while True:

@@ -9,6 +9,7 @@ Items and access patterns:
 | activity       | ``LEAD#<id>``   | ``ACT#<at>#<id>``      | timeline: Query, newest 1st|
 | consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
 | report counter | ``COUNTER#<d>`` | ``<kind>@<shard>``     | a day's counters: Query    |
+| running total  | ``COUNTER#total``| ``customers@<shard>`` | what stands now: Query     |
 | email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
 | outcome        | ``OUTCOME#<m>`` | ``<at>#<lead id>``     | a month's outcomes: Query  |
 | visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
@@ -91,7 +92,7 @@ from shared.adapters.items import (
 )
 from shared.clock import from_iso, to_iso
 from shared.disclosure import Holdings
-from shared.funnel import ReportCount, lead_counts, merged
+from shared.funnel import CUSTOMERS_KEY, ReportCount, lead_counts, merged
 from shared.jobs import REVIEW
 from shared.leads import (
     Activity,
@@ -146,7 +147,7 @@ def lead_item(lead: Lead) -> dict[str, Any]:
         if enrolment.due_at is not None and lead.mailable:
             item["due_shard"] = due_shard(lead.lead_id)
             item["due_at"] = to_iso(enrolment.due_at)
-    elif lead.review_at is not None and lead.mailable:
+    elif lead.review_at is not None and lead.reviewed:
         item["program_id"] = REVIEW
         item["due_shard"] = due_shard(lead.lead_id)
         item["due_at"] = to_iso(lead.review_at)
@@ -697,6 +698,8 @@ class DynamoLeadRepository:
             "marked_at": to_iso(marker.at),
             "expires_at": int((marker.at + keep).timestamp()) + 86400,
         }
+        if marker.lasting:
+            del item["expires_at"]
         if note:
             item["note"] = dict(note)
         put: dict[str, Any] = {"TableName": self._table, "Item": serialize(item)}
@@ -799,10 +802,35 @@ class DynamoLeadRepository:
             if found["sk"] != PROFILE
         )
         self._batch_write([{"DeleteRequest": {"Key": serialize(k)}} for k in keys])
-        self._client.delete_item(
-            TableName=self._table, Key=serialize({"pk": lead_pk(lead_id), "sk": PROFILE})
-        )
-        return True
+        key = serialize({"pk": lead_pk(lead_id), "sk": PROFILE})
+        if lead.rank is None:
+            self._client.delete_item(TableName=self._table, Key=key)
+            return True
+        # A customer leaves its segment's running total with its profile, in one write:
+        # a retry finds the profile gone and counts nothing again.
+        held = ReportCount(None, CUSTOMERS_KEY, {lead.rank.segment: -1})
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            },
+            {"Update": self._count_update(held, lead_id)},
+        ]
+        for attempt in range(MAX_REVISIONS):
+            try:
+                self._client.transact_write_items(TransactItems=items)
+                return True
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    return True  # deleted already (a retry of this erasure): counted then
+                if _cancelled(exc) is None:
+                    raise
+                time.sleep(min(0.02 * 2**attempt, 0.5))  # another write held an item
+        raise VersionConflict(lead_id)
 
     def _record_puts(
         self, lead_id: str, records: Sequence[Record]

@@ -26,9 +26,13 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def counter_pk(day: date) -> str:
-    """A day's report counters (``COUNTER#<JST day>``)."""
-    return f"COUNTER#{day.isoformat()}"
+RUNNING_TOTALS = "total"
+
+
+def counter_pk(day: date | None) -> str:
+    """A day's report counters (``COUNTER#<JST day>``), or the running totals
+    (``COUNTER#total``: what stands now, such as each customer segment's size)."""
+    return f"COUNTER#{day.isoformat() if day is not None else RUNNING_TOTALS}"
 
 
 def counter_sk(key: str, lead_id: str) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from infra.wiring import ADMIN, CAPTURE, ENGAGEMENT, HANDOFF, SEND_QUEUE, SENDER, UNSUBSCRIBE
 from shared.adapters.dynamodb import DynamoLeadRepository
+from shared.funnel import business_day
 from shared.leads import ActivityType
 from tests.email_events import raw, ses_record, sqs_event
 from tests.events import multipart_post, rest_event
@@ -172,6 +173,16 @@ def handed_off_once(snapshot: Snapshot) -> None:
 def erased(snapshot: Snapshot) -> None:
     assert not snapshot.profiles, snapshot.profiles.keys()
     assert (snapshot.count("erasure"), snapshot.count("email claim")) == (1, 0)
+
+
+def held(segment: str, customers: int) -> Check:
+    """The running total of a customer segment (``COUNTER#total``)."""
+
+    def check(snapshot: Snapshot) -> None:
+        running = [m for key, m in snapshot.counters.items() if key.startswith("COUNTER#total ")]
+        assert sum(m.get(segment, 0) for m in running) == customers, snapshot.counters
+
+    return check
 
 
 def all_of(*checks: Check) -> Check:
@@ -340,6 +351,27 @@ def _unsubscribe(system: System, tmp: Path) -> Trigger:
     return HttpRequest(UNSUBSCRIBE, event)
 
 
+def purchase_of(system: System, lead_id: str) -> dict[str, Any]:
+    """A purchase of today (in Japan), with its order number, as the admin API takes it."""
+    day = business_day(system.clock.now()).isoformat()
+    body = {"purchase_id": "SO-0001", "amount": 1_200_000, "date": day, "product": "standard"}
+    return admin_event("POST", lead_id, "purchases", body)
+
+
+def _purchase(system: System, tmp: Path) -> Trigger:
+    lead_id = capture(system, DOWNLOAD)
+    system.clock.advance(timedelta(days=1))
+    return HttpRequest(ADMIN, purchase_of(system, lead_id))
+
+
+def _customer_erasure(system: System, tmp: Path) -> Trigger:
+    lead_id = capture(system, DOWNLOAD)
+    response = system.invoke(ADMIN, purchase_of(system, lead_id))
+    assert response["statusCode"] == 201, response["body"]
+    system.clock.advance(timedelta(days=1))
+    return HttpRequest(ADMIN, admin_event("DELETE", lead_id))
+
+
 def _erasure(system: System, tmp: Path) -> Trigger:
     lead_id = capture(system, DOWNLOAD)
     system.clock.advance(timedelta(days=1))
@@ -418,4 +450,16 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("disposition", _disposition, all_of(one_lead("customer"), counted("mql>customer"))),
     Scenario("unsubscribe", _unsubscribe, counted("unsubscribed")),
     Scenario("erasure", _erasure, erased),
+    Scenario(
+        "purchase",
+        _purchase,
+        all_of(
+            one_lead("customer"),
+            counted("lead>customer"),
+            counted("none>new"),
+            counted("purchases:new"),
+            held("new", 1),
+        ),
+    ),
+    Scenario("customer_erasure", _customer_erasure, all_of(erased, held("new", 0))),
 )

@@ -61,6 +61,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("Api/RestApi/Default/leads/{lead_id}/export/GET/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/leads/{lead_id}/DELETE/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/leads/{lead_id}/disposition/POST/Resource", "AwsSolutions-COG4"),
+    ("Api/RestApi/Default/leads/{lead_id}/purchases/POST/Resource", "AwsSolutions-COG4"),
     # The stream event source's on-failure queue is a dead-letter queue itself.
     ("Functions/handoff/StreamFailures/Resource", "AwsSolutions-SQS3"),
     # Rotating the link-signing key would break unsubscribe links already sent.

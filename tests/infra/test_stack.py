@@ -1226,6 +1226,7 @@ def test_admin_routes_take_only_iam_signed_requests_without_preflight(
         ("GET", "/leads/{lead_id}/export"),
         ("DELETE", "/leads/{lead_id}"),
         ("POST", "/leads/{lead_id}/disposition"),
+        ("POST", "/leads/{lead_id}/purchases"),
     }
     assert {(route.method, route.path) for route in ADMIN.routes} == expected
     for key in expected:

@@ -33,6 +33,7 @@ from shared.adapters.dynamodb import DynamoLeadRepository, DynamoSendLedger
 from shared.adapters.ses import SesMailer
 from shared.adapters.sqs import SqsJobQueue
 from shared.clock import FixedClock
+from shared.customers import load_customers
 from shared.delivery import DeliverySettings, NurtureSender
 from shared.email import EmailRenderer, SenderProfile
 from shared.events import EventCatalog
@@ -256,6 +257,7 @@ def build_world(
             DynamoCounterReader(dynamodb, table), lambda: business_day(clock.now()), ttl=0
         ),
         events,
+        load_customers(),
     )
     scheduler = DueScheduler(DynamoDueIndex(dynamodb, table), SqsJobQueue(sqs, queue_url), clock)
     return NurtureWorld(
