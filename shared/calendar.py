@@ -1,10 +1,11 @@
 """An event as an iCalendar file (RFC 5545), attached to a registrant's confirmation.
 
 Written by hand with the standard library: one VEVENT in a VCALENDAR with METHOD:PUBLISH
-(an entry to add, not a meeting request awaiting a reply). Times are UTC (``...Z``), so
-no VTIMEZONE is needed and every client shows them in its own zone. Text values are
-escaped (RFC 5545 3.3.11), lines end in CRLF and are folded at 75 octets without
-splitting a UTF-8 character (3.1). The UID is stable per event and lead, so a second
+(an entry to add, not a meeting request awaiting a reply), or METHOD:CANCEL with a higher
+SEQUENCE when the registration is cancelled (the entry is taken off the calendar). Times
+are UTC (``...Z``), so no VTIMEZONE is needed and every client shows them in its own
+zone. Text values are escaped (RFC 5545 3.3.11), lines end in CRLF and are folded at 75
+octets without splitting a UTF-8 character (3.1). The UID is stable per event and lead, so a second
 confirmation (a place freed for a waiting lead) updates the same calendar entry.
 """
 
@@ -17,6 +18,7 @@ from shared.events import Event
 
 PRODUCT_ID = "-//lead-nurture//events//EN"
 CONTENT_TYPE = 'text/calendar; charset="utf-8"; method=PUBLISH'
+CANCEL_CONTENT_TYPE = 'text/calendar; charset="utf-8"; method=CANCEL'
 _LINE_OCTETS = 75
 
 
@@ -59,8 +61,10 @@ def event_ics(
     domain: str,
     page_url: str,
     organizer: str | None = None,
+    cancelled: bool = False,
 ) -> bytes:
-    """The ``.ics`` file of ``event`` for one registrant, stamped ``now``."""
+    """The ``.ics`` file of ``event`` for one registrant, stamped ``now`` (``cancelled``:
+    the update that removes it)."""
     description = [event.title.text(locale), event.when(locale)]
     if event.url:
         description.append(("Join: " if locale == "en" else "参加URL：") + event.url)
@@ -72,7 +76,7 @@ def event_ics(
         "VERSION:2.0",
         f"PRODID:{PRODUCT_ID}",
         "CALSCALE:GREGORIAN",
-        "METHOD:PUBLISH",
+        f"METHOD:{'CANCEL' if cancelled else 'PUBLISH'}",
         "BEGIN:VEVENT",
         f"UID:{uid(event.id, lead_id, domain)}",
         f"DTSTAMP:{stamp(now)}",
@@ -82,9 +86,9 @@ def event_ics(
         f"LOCATION:{escape(location)}",
         f"DESCRIPTION:{escape(chr(10).join(description))}",
         f"URL:{event.url or page_url}",
-        "STATUS:CONFIRMED",
+        f"STATUS:{'CANCELLED' if cancelled else 'CONFIRMED'}",
         "TRANSP:OPAQUE",
-        "SEQUENCE:0",
+        f"SEQUENCE:{1 if cancelled else 0}",
     ]
     if organizer:
         lines.append(f"ORGANIZER:mailto:{organizer}")

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlencode
 
+from shared.calendar import CANCEL_CONTENT_TYPE as CANCEL_CALENDAR_TYPE
 from shared.calendar import CONTENT_TYPE as CALENDAR_TYPE
 from shared.calendar import event_ics
 from shared.clock import Clock, to_iso
@@ -60,7 +62,7 @@ from shared.repository import (
     VariantResults,
 )
 from shared.sendtime import SendTimeGroup, best_slot, group_of, next_slot
-from shared.tokens import UnsubscribeTokens
+from shared.tokens import UnsubscribeTokens, cancel_link
 from shared.transitions import suppressed
 
 # A send takes at most this long from its claim (the function's timeout is shorter): a
@@ -286,6 +288,11 @@ class NurtureSender:
         if step.invite is not None:
             event = self._events.invitation(step.invite, now)
         registration = lead.registrations.get(enrolment.event_id or "")
+        cancel_url = None
+        if enrolment.event_id is not None and registration is not None and registration.pending:
+            token = self._tokens.cancellations().sign(lead.lead_id, enrolment.event_id)
+            query = urlencode({"e": enrolment.event_id, "t": token})
+            cancel_url = f"{cancel_link(self._settings.unsubscribe_url)}?{query}"
         rendered = self._renderer.render(
             lead,
             program,
@@ -295,10 +302,12 @@ class NurtureSender:
             site_ref=site_ref,
             event=event,
             registration=registration,
+            cancel_url=cancel_url,
         )
         attachments: tuple[Attachment, ...] = ()
         if step.calendar and event is not None:
-            attachments = (self._calendar(lead, event, rendered.locale, now),)
+            cancelled = step.calendar == "cancel"
+            attachments = (self._calendar(lead, event, rendered.locale, now, cancelled),)
         email = OutgoingEmail(
             from_address=self._settings.from_address,
             to_address=lead.email,
@@ -348,12 +357,16 @@ class NurtureSender:
             return None
         return f"registered:{event.id}"
 
-    def _calendar(self, lead: Lead, event: Event, locale: str, now: datetime) -> Attachment:
-        """The event as an .ics file for this lead (the same UID in every confirmation)."""
+    def _calendar(
+        self, lead: Lead, event: Event, locale: str, now: datetime, cancelled: bool
+    ) -> Attachment:
+        """The event as an .ics file for this lead (the same UID in every confirmation, and
+        in the cancellation that takes it off the calendar)."""
         domain = self._settings.from_address.rpartition("@")[2].strip("> ")
         page = self._renderer.event_page(event)
-        data = event_ics(event, lead.lead_id, locale, now, domain, page)
-        return Attachment(filename=f"{event.id}.ics", content_type=CALENDAR_TYPE, data=data)
+        data = event_ics(event, lead.lead_id, locale, now, domain, page, cancelled=cancelled)
+        kind = CANCEL_CALENDAR_TYPE if cancelled else CALENDAR_TYPE
+        return Attachment(filename=f"{event.id}.ics", content_type=kind, data=data)
 
     @staticmethod
     def _timed(lead: Lead, program: Program, enrolment: Enrolment) -> Enrolment:

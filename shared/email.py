@@ -277,6 +277,7 @@ class EmailRenderer:
         unsubscribe_url: str,
         event: Event | None = None,
         registration: Registration | None = None,
+        cancel_url: str | None = None,
     ) -> dict[str, Any]:
         """The variables of a template and of a subject line.
 
@@ -297,7 +298,7 @@ class EmailRenderer:
         - In an event program only: ``event`` (``id``, ``title``, ``when``, ``where``,
           ``online``, ``join_url``, ``page_url``, ``materials_url``, ``recording_url``)
           and ``registration`` (``status``; ``waited``: its place came off the waiting
-          list).
+          list; ``cancel_url``: the link that cancels it, or None).
         """
         site_url = self._sender.site_url.rstrip("/")
         context: dict[str, Any] = {
@@ -323,6 +324,7 @@ class EmailRenderer:
             context["registration"] = {
                 "status": registration.status.value if registration else "registered",
                 "waited": bool(registration and registration.waitlisted_at),
+                "cancel_url": cancel_url,
             }
         return context
 
@@ -336,13 +338,16 @@ class EmailRenderer:
         site_ref: str | None = None,
         event: Event | None = None,
         registration: Registration | None = None,
+        cancel_url: str | None = None,
     ) -> RenderedEmail:
         """The email; with ``site_ref``, every link into the site carries it as ``lnr``.
         An event program's step is rendered for its ``event`` and the lead's
-        ``registration`` for it."""
+        ``registration`` for it (and the link that cancels it)."""
         locale = locale_of(lead)
         subjects = step.subject.get(locale) or step.subject["ja"]  # type: ignore[call-overload]
-        context = self.context(lead, locale, program, step, unsubscribe_url, event, registration)
+        context = self.context(
+            lead, locale, program, step, unsubscribe_url, event, registration, cancel_url
+        )
         subject = self._subject_template(subjects[variant]).render(context)
         # A header must stay one line whatever the lead typed into its profile.
         subject = " ".join(subject.split())

@@ -90,6 +90,8 @@ class Event(_Content):
     # The programs whose emails registrants get, and those on the waiting list.
     program: str = "event"
     waitlist_program: str = "event_waitlist"
+    # The email that confirms a cancellation (and takes the entry off the calendar).
+    cancellation_program: str = "event_cancelled"
 
     @field_validator("id")
     @classmethod

@@ -188,6 +188,11 @@ class Registration(_Record):
     def holds_place(self) -> bool:
         return self.status is RegistrationStatus.REGISTERED
 
+    @property
+    def pending(self) -> bool:
+        """Holds a place or a turn on the waiting list: what a cancellation gives up."""
+        return self.status in (RegistrationStatus.REGISTERED, RegistrationStatus.WAITLISTED)
+
 
 class Seats(_Record):
     """Who holds a place at an event with a capacity, and who waits for one (oldest

@@ -154,6 +154,7 @@ class ContentType(StrEnum):
     EVENT_REMINDER = "event_reminder"
     EVENT_FOLLOW_UP = "event_follow_up"  # attended: the materials and a meeting offer
     EVENT_RECORDING = "event_recording"  # registered and absent: the recording
+    EVENT_CANCELLED = "event_cancelled"  # a registration cancelled: the calendar update
 
 
 _LINK_TAG = re.compile(r"^[a-z0-9_]{1,40}$")
@@ -356,7 +357,8 @@ class Step(_Content):
     # that time skips the step).
     timing: EventTiming | None = None
     # Event programs: the event goes with the email as an .ics file.
-    calendar: bool = False
+    # ``cancel``: the update that takes it off the calendar (a cancellation's email).
+    calendar: bool | Literal["cancel"] = False
     # Nurture programs: the event the email invites to (``event`` in the template), an id
     # of events.yaml or ``next``; None there when none is ahead. A lead registered for it
     # is not invited (the step is skipped).

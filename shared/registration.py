@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.clock import Clock
-from shared.events import Event
+from shared.events import Event, EventCatalog
 from shared.leads import (
     Activity,
     ActivityType,
@@ -164,19 +164,23 @@ def attend(
 
 
 def cancel(
-    lead: Lead, event: Event, now: datetime, seats: Seats | None = None
+    lead: Lead,
+    event: Event,
+    now: datetime,
+    seats: Seats | None = None,
+    programs: ProgramCatalog | None = None,
 ) -> Registered | None:
     """The lead will not come: its place (or its turn on the waiting list) is given up and
-    its event emails stop. None if it holds neither."""
+    its event emails stop; before the event, it gets the cancellation's email (the
+    event's ``cancellation_program``, given ``programs``). None if it holds neither."""
     existing = lead.registrations.get(event.id)
     if existing is None or existing.status not in (REGISTERED, WAITLISTED):
         return None
+    enrolment = leave(existing.enrolment, now, "exited:cancelled")
+    if programs is not None and now < event.start:
+        enrolment = _enrolment(programs, event.cancellation_program, event, now) or enrolment
     registration = existing.model_copy(
-        update={
-            "status": CANCELLED,
-            "changed_at": now,
-            "enrolment": leave(existing.enrolment, now, "exited:cancelled"),
-        }
+        update={"status": CANCELLED, "changed_at": now, "enrolment": enrolment}
     )
     if seats is not None:
         seats = seats.leaving(lead.lead_id)
@@ -241,16 +245,34 @@ class EventDesk:
         self._programs = programs
         self._clock = clock
 
-    def cancel(self, event: Event, lead_id: str) -> Cancelled:
+    def cancel(self, event: Event, lead_id: str, notify: bool = True) -> Cancelled:
+        """Give up the lead's place or turn (``notify``: with the cancellation's email),
+        then the free places to those waiting."""
+        programs = self._programs if notify else None
+
         def change(snapshot: Snapshot) -> Revision | None:
             if snapshot.lead is None:
                 raise UnknownLead(lead_id)
-            done = cancel(snapshot.lead, event, self._clock.now(), snapshot.seats)
+            done = cancel(snapshot.lead, event, self._clock.now(), snapshot.seats, programs)
             return None if done is None else _revision(done)
 
         capacity = event.capacity is not None
         revised = self._repository.revise(lead_id, change, seats=event.id if capacity else None)
         return Cancelled(revised.changed, self.fill(event))
+
+    def withdraw(self, lead: Lead, events: EventCatalog) -> tuple[str, ...]:
+        """Before a lead is erased: the places and turns it holds at events with a
+        capacity still ahead go to those waiting (an erased lead's id must not keep a
+        place). The ids of the leads that got one."""
+        promoted: list[str] = []
+        now = self._clock.now()
+        for event_id, registration in lead.registrations.items():
+            event = events.get(event_id)
+            if event is None or event.capacity is None or not registration.pending:
+                continue
+            if now < event.end:
+                promoted.extend(self.cancel(event, lead.lead_id, notify=False).promoted)
+        return tuple(promoted)
 
     def fill(self, event: Event) -> tuple[str, ...]:
         """Give the free places to the leads that have waited longest, in turn."""

@@ -9,7 +9,7 @@ import base64
 import hashlib
 import hmac
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 _LEAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -36,6 +36,10 @@ class UnsubscribeTokens:
         """Signer of the site links' lead references, with the same secret."""
         return SiteReferences(self._secret)
 
+    def cancellations(self) -> CancelTokens:
+        """Signer of event emails' cancellation links, with the same secret."""
+        return CancelTokens(self._secret)
+
     def _mac(self, lead_id: str) -> str:
         digest = hmac.new(self._secret, f"{self.purpose}:{lead_id}".encode(), hashlib.sha256)
         return _b64(digest.digest()[:16])
@@ -50,6 +54,37 @@ class UnsubscribeTokens:
         if not _LEAD_ID.match(lead_id) or not hmac.compare_digest(mac.encode(), expected):
             raise InvalidToken(f"the {self.purpose} reference is not valid")
         return lead_id
+
+
+class CancelTokens:
+    """``t=<lead id>.<mac>`` on an event email's cancellation link: the MAC covers the
+    event too (``e=<event id>``), so a link cancels that one registration only."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._tokens = UnsubscribeTokens(secret)
+
+    def _for(self, event_id: str) -> UnsubscribeTokens:
+        tokens = UnsubscribeTokens(self._tokens._secret)
+        tokens.purpose = f"cancel:{event_id}"
+        return tokens
+
+    def sign(self, lead_id: str, event_id: str) -> str:
+        return self._for(event_id).sign(lead_id)
+
+    def verify(self, token: str | None, event_id: str | None) -> str:
+        """The lead id the token names for ``event_id``; InvalidToken otherwise."""
+        if not event_id:
+            raise InvalidToken("the cancellation link names no event")
+        return self._for(event_id).verify(token)
+
+
+CANCEL_PATH = "events/cancel"
+
+
+def cancel_link(unsubscribe_url: str) -> str:
+    """The cancellation page's URL: beside the unsubscribe page, on the same API (the
+    function that answers email links serves both)."""
+    return urljoin(unsubscribe_url, CANCEL_PATH)
 
 
 # The query parameter that carries a site reference on an email's links into the site.

@@ -19,6 +19,7 @@ from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock, to_iso
 from shared.customers import FutureDate, Purchase, load_customers
 from shared.disclosure import LeadDisclosure, as_json, file_name
+from shared.events import EventCatalog, load_events
 from shared.handoff import top_reasons
 from shared.leads import is_lead_id
 from shared.lifecycle import (
@@ -30,6 +31,7 @@ from shared.lifecycle import (
 from shared.media_types import JSON_TYPE
 from shared.programs import load_programs
 from shared.purchases import PurchaseBook
+from shared.registration import EventDesk
 from shared.repository import LeadRepository, UnknownLead
 from shared.scoring import ScoringRules, load_scoring
 from shared.settings import EnvSettings
@@ -51,6 +53,8 @@ class Dependencies:
     logger: Logger
     disclosure: LeadDisclosure
     purchases: PurchaseBook
+    desk: EventDesk
+    events: EventCatalog
 
 
 BAD_LEAD_ID = {
@@ -199,10 +203,18 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     def erase(lead_id: str) -> Response[str]:
         if refused := _not_an_id(lead_id):
             return refused
+        lead = deps.leads.get(lead_id)
+        if lead is None:
+            return _json(404, {"error": "not_found"})
+        # Its places at events go to those waiting before its id is gone from the lead.
+        promoted = deps.desk.withdraw(lead, deps.events)
         if not deps.leads.erase(lead_id):
             return _json(404, {"error": "not_found"})
         caller = app.current_event.request_context.identity.user_arn
-        deps.logger.info("lead erased", extra={"lead_id": lead_id, "caller": caller})
+        deps.logger.info(
+            "lead erased",
+            extra={"lead_id": lead_id, "caller": caller, "places_given": len(promoted)},
+        )
         return _json(200, {"lead_id": lead_id, "erased": True})
 
     return app
@@ -229,7 +241,18 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     rules = load_scoring()
     disclosure = LeadDisclosure(leads, rules, clock)
     purchases = PurchaseBook(leads, programs, load_customers(), clock)
-    return Dependencies(leads, feedback, rules, clock, build_logger("admin"), disclosure, purchases)
+    desk = EventDesk(leads, programs, clock)
+    return Dependencies(
+        leads,
+        feedback,
+        rules,
+        clock,
+        build_logger("admin"),
+        disclosure,
+        purchases,
+        desk,
+        load_events(),
+    )
 
 
 def build(clock: Clock | None = None) -> APIGatewayRestResolver:

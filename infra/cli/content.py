@@ -20,6 +20,7 @@ from shared.scoring import load_scoring
 
 NOW = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 PREVIEW_UNSUBSCRIBE = "https://api.example.com/v1/unsubscribe?t=PREVIEW"
+PREVIEW_CANCEL = "https://api.example.com/v1/events/cancel?e=PREVIEW&t=PREVIEW"
 SAMPLE_PROFILES: dict[str, dict[str, str]] = {
     "full": {
         "family_name": "山田",
@@ -188,7 +189,13 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
                         for event in samples:
                             try:
                                 email = renderer.render(
-                                    lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event
+                                    lead,
+                                    program,
+                                    step,
+                                    variant,
+                                    PREVIEW_UNSUBSCRIBE,
+                                    event=event,
+                                    cancel_url=PREVIEW_CANCEL,
                                 )
                                 renders += 1
                             except Exception as exc:  # any template error is a finding
@@ -234,7 +241,7 @@ def event_problems(events: EventCatalog, catalog: ProgramCatalog) -> list[str]:
         if step.invite not in (None, NEXT) and events.get(step.invite) is None
     ]
     for event in events.events:
-        for program_id in (event.program, event.waitlist_program):
+        for program_id in (event.program, event.waitlist_program, event.cancellation_program):
             program = catalog.get(program_id)
             if program is None or program.kind != "event":
                 problems.append(f"{event.id}: {program_id!r} is not an event program")
@@ -312,7 +319,9 @@ def render_step(
         event = None
     elif event is None and program.kind == "event":
         event = SAMPLE_EVENTS[0]
-    return renderer.render(lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event)
+    return renderer.render(
+        lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event, cancel_url=PREVIEW_CANCEL
+    )
 
 
 def write_preview(rendered: RenderedEmail, step_id: str, out: Path) -> list[Path]:

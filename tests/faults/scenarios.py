@@ -248,6 +248,21 @@ def _event_cancellation(system: System, tmp: Path) -> Trigger:
 # -- nurture email: the scheduler's tick and the sender ---------------------------------------
 
 
+def _event_cancel_link(system: System, tmp: Path) -> Trigger:
+    """The button of the page an event email's cancellation link opens."""
+    lead_id = capture(system, REGISTRATION)
+    system.clock.advance(timedelta(days=1))
+    query = {"e": SEMINAR, "t": system.cancel_token(lead_id, SEMINAR)}
+    return HttpRequest(UNSUBSCRIBE, rest_event("POST", "/events/cancel", query=query))
+
+
+def _seat_holder_erasure(system: System, tmp: Path) -> Trigger:
+    """Erasing a lead that holds a place: the place is given up first (``EVENT#`` seats)."""
+    lead_id = capture(system, REGISTRATION)
+    system.clock.advance(timedelta(days=1))
+    return HttpRequest(ADMIN, admin_event("DELETE", lead_id))
+
+
 def _tick(system: System, tmp: Path) -> Trigger:
     capture(system, DOWNLOAD)
     return ScheduledTick()
@@ -417,6 +432,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("event_registration", _event_registration, counted("registered")),
     Scenario("event_attendance", _event_attendance, counted("attended")),
     Scenario("event_cancellation", _event_cancellation, counted("cancelled")),
+    Scenario("event_cancel_link", _event_cancel_link, counted("cancelled")),
+    Scenario("seat_holder_erasure", _seat_holder_erasure, all_of(erased, counted("cancelled"))),
     Scenario(
         "scheduler_tick",
         _tick,

@@ -203,6 +203,9 @@ class System:
     def unsubscribe_token(self, lead_id: str) -> str:
         return UnsubscribeTokens(SIGNING_SECRET.encode()).sign(lead_id)
 
+    def cancel_token(self, lead_id: str, event_id: str) -> str:
+        return UnsubscribeTokens(SIGNING_SECRET.encode()).cancellations().sign(lead_id, event_id)
+
 
 @cache
 def _system() -> System:

@@ -50,6 +50,11 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("Api/RestApi/Default/unsubscribe/GET/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/unsubscribe/POST/Resource", "AwsSolutions-APIG4"),
     ("Api/RestApi/Default/unsubscribe/POST/Resource", "AwsSolutions-COG4"),
+    # An event email's cancellation link: signed, like the unsubscribe link.
+    ("Api/RestApi/Default/events/cancel/GET/Resource", "AwsSolutions-APIG4"),
+    ("Api/RestApi/Default/events/cancel/GET/Resource", "AwsSolutions-COG4"),
+    ("Api/RestApi/Default/events/cancel/POST/Resource", "AwsSolutions-APIG4"),
+    ("Api/RestApi/Default/events/cancel/POST/Resource", "AwsSolutions-COG4"),
     # The first-party tracking snippet and its beacons, from visitors' browsers.
     ("Api/RestApi/Default/visits/POST/Resource", "AwsSolutions-APIG4"),
     ("Api/RestApi/Default/visits/POST/Resource", "AwsSolutions-COG4"),

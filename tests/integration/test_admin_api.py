@@ -29,10 +29,12 @@ from shared.adapters.items import lead_pk, serialize
 from shared.clock import FixedClock, to_iso
 from shared.customers import load_customers
 from shared.disclosure import LeadDisclosure
+from shared.events import load_events
 from shared.leads import Activity, ActivityType, Stage
 from shared.lifecycle import LifecycleSettings, SalesFeedback
 from shared.programs import load_programs
 from shared.purchases import PurchaseBook
+from shared.registration import EventDesk
 from shared.scoring import load_scoring
 from shared.web import Pages
 from tests.email_events import raw, ses_record
@@ -130,6 +132,8 @@ def admin(
             build_logger("admin"),
             LeadDisclosure(repository, rules, clock),
             PurchaseBook(repository, load_programs(), load_customers(), clock),
+            EventDesk(repository, load_programs(), clock),
+            load_events(),
         )
     )
 

@@ -248,7 +248,7 @@ def test_validate_passes_on_the_shipped_content(capsys: Any) -> None:
     status, out, _ = run(capsys, "validate")
 
     assert status == 0
-    assert out.startswith("ok: scoring rules, 5 programs")
+    assert out.startswith("ok: scoring rules, 7 programs")
 
 
 @pytest.fixture

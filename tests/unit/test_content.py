@@ -209,6 +209,7 @@ def test_the_shipped_programs_load_with_their_ids_priorities_and_segments() -> N
     assert {k: v for k, v in events.items() if k not in summary} == {
         "event": (set(), set()),
         "event_waitlist": (set(), set()),
+        "event_cancelled": (set(), set()),
     }
 
 
