@@ -126,3 +126,36 @@ def test_the_outbox_pages_newest_first_and_finds_an_address(dynamodb: Any) -> No
     assert listed(page(app, "/console/outbox"), "outbox") == newest[:PAGE_SIZE]
     assert listed(page(app, "/console/outbox?page=2"), "outbox") == newest[PAGE_SIZE:]
     assert listed(page(app, "/console/outbox?q=TO007"), "outbox") == ["m007"]
+
+
+def test_a_customers_page_shows_its_segment_scores_and_purchases(dynamodb: Any) -> None:
+    from shared.customers import Purchase, load_customers
+    from shared.programs import load_programs
+    from shared.purchases import PurchaseBook
+
+    repository = DynamoLeadRepository(dynamodb, TABLE)
+    touch = Touch(at=NOW - timedelta(days=1), form_type=FormType.INQUIRY)
+    leads = [
+        Lead(
+            lead_id=new_id(),
+            email=f"buyer{n}@example.co.jp",
+            first_touch=touch,
+            last_touch=touch,
+            created_at=touch.at,
+            updated_at=touch.at,
+        )
+        for n in range(2)
+    ]
+    for lead in leads:
+        store(repository, lead)
+    book = PurchaseBook(repository, load_programs(), load_customers(), FixedClock(NOW))
+    book.record(leads[0].lead_id, Purchase(date=NOW.date(), amount=1_200_000, product="standard"))
+
+    html = page(console(), f"/console/leads/{leads[0].lead_id}")
+
+    assert '<strong id="segment">新規顧客 / New</strong>' in html
+    assert "R5 F1 M4" in html
+    assert "¥1,200,000" in html
+    assert "購入 <small>Purchased</small>" in html  # on the timeline, by its name
+    # and a lead without purchases shows no customer rank
+    assert 'id="customer"' not in page(console(), f"/console/leads/{leads[1].lead_id}")

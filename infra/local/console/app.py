@@ -26,6 +26,7 @@ from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.items import deserialize, serialize
 from shared.clock import OffsetClock, from_iso
+from shared.customers import load_customers
 from shared.guard import GuardState
 from shared.handoff import PROFILE_LABELS, build_sales_message, qualified_score, top_reasons
 from shared.leads import ActivityType, Lead
@@ -239,6 +240,7 @@ class LocalConsole:
         self._sqs = session.client("sqs")
         self._leads = DynamoLeadRepository(self._dynamodb, config.table_name)
         self._rules: ScoringRules = load_scoring()
+        self._customers = load_customers()
         self._machines = load_engagement_rules()
         self._sends: dict[str, mails.SendInfo] = {}  # by SES message id, once found
         self._env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
@@ -538,7 +540,22 @@ class LocalConsole:
             score=self._score(lead),
             reasons=top_reasons(timeline),
             timeline=timeline_rows(timeline, self._machines),
+            customer=self._customer(lead),
         )
+
+    def _customer(self, lead: Lead) -> dict[str, Any] | None:
+        """A customer's rank in words (customers.yaml's names), None without purchases."""
+        rank = lead.rank
+        if lead.purchases is None or rank is None:
+            return None
+        segment = self._customers.segment(rank.segment)
+        label = self._customers.label(rank.cpm) if rank.cpm else None
+        return {
+            "purchases": lead.purchases,
+            "rank": rank,
+            "segment": f"{segment.name.ja} / {segment.name.en}" if segment else rank.segment,
+            "cpm": f"{label.name.ja} / {label.name.en}" if label else "-",
+        }
 
     # -- sales inbox -----------------------------------------------------------------------
 
