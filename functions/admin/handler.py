@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, ValidationError
 
-from functions.observability import answer_unexpected_errors, build_logger
+from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock, to_iso
 from shared.customers import FutureDate, Purchase, load_customers
@@ -265,6 +265,7 @@ def _default_app() -> APIGatewayRestResolver:
     return build()
 
 
+@logged("admin")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
 ) -> dict[str, Any]:

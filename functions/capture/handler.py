@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.capture.settings import CaptureSettings
 from functions.metrics import emit_counts
-from functions.observability import answer_unexpected_errors, build_logger
+from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
 from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
 from shared.clock import Clock, SystemClock
@@ -285,6 +285,7 @@ def _default_app() -> APIGatewayRestResolver:
     return build()
 
 
+@logged("capture")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
 ) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from functions.metrics import emit_counts
-from functions.observability import build_logger
+from functions.observability import build_logger, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
@@ -88,6 +88,7 @@ def _default() -> EngagementApp:
     return build()
 
 
+@logged("engagement")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: EngagementApp | None = None
 ) -> dict[str, Any]:

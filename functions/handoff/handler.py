@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.metrics import emit_counts
-from functions.observability import build_logger
+from functions.observability import build_logger, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
@@ -109,6 +109,7 @@ def _default() -> HandoffApp:
     return build()
 
 
+@logged("handoff")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: HandoffApp | None = None
 ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from functions.metrics import emit_counts
-from functions.observability import build_logger, failures_logged
+from functions.observability import build_logger, failures_logged, logged
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.guard import GuardLimits, Warmup
@@ -71,6 +71,7 @@ def _logger() -> Logger:
     return build_logger("scheduler")
 
 
+@logged("scheduler")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: DueScheduler | None = None
 ) -> dict[str, Any]:

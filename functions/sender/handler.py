@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, field_validator
 
 from functions.metrics import emit_counts
-from functions.observability import build_logger
+from functions.observability import build_logger, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
@@ -163,6 +163,7 @@ def _default() -> SenderApp:
     return build()
 
 
+@logged("sender")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: SenderApp | None = None
 ) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.metrics import emit_counts
-from functions.observability import answer_unexpected_errors, build_logger
+from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
 from shared.clock import Clock, SystemClock
 from shared.forms import decode_form
@@ -231,6 +231,7 @@ def _default_app() -> APIGatewayRestResolver:
     return build()
 
 
+@logged("unsubscribe")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
 ) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from functions.metrics import emit_counts
-from functions.observability import answer_unexpected_errors, build_logger
+from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
 from shared.beacon import BeaconError, IdentifyBeacon, InvalidBeacon, decode_beacon, parse_beacon
 from shared.clock import Clock, SystemClock
@@ -213,6 +213,7 @@ def _default_app() -> APIGatewayRestResolver:
     return build()
 
 
+@logged("visits")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
 ) -> dict[str, Any]:
