@@ -48,7 +48,7 @@ from bench.aws import (
 )
 from infra.local.runtime import sqs_record
 from infra.provision import create_table
-from shared.adapters.dynamodb import lead_item
+from shared.adapters.codecs import lead_item
 from shared.adapters.items import serialize
 from shared.clock import FixedClock
 from shared.email import EmailRenderer, OutgoingEmail, SenderProfile, build_mime

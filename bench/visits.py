@@ -78,7 +78,7 @@ def main() -> int:
     from functions.visits.handler import build_app, dependencies
     from functions.visits.handler import lambda_handler as handler
     from infra.provision import create_table
-    from shared.adapters.dynamodb import visitor_pk
+    from shared.adapters.visits import visitor_pk
     from shared.clock import FixedClock
 
     os.environ.update(

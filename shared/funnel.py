@@ -1,7 +1,7 @@
 """The report counters' names, the rule that counts each change of a lead, and the
 funnel maths for reports and planning (pure: no I/O, no AWS).
 
-The daily report counters (``COUNTER#<JST day>`` items, see ``shared.adapters.dynamodb``)
+The daily report counters (``COUNTER#<JST day>`` items, see ``shared.adapters.items``)
 hold three kinds of metric:
 
 - sk ``stage``: one attribute per stage transition, ``<from>><to>`` (``new>lead`` for a

@@ -23,7 +23,7 @@ from shared.repository import LeadRepository, Marker, Revised, Revision, Snapsho
 from shared.scoring import PageRules, Signal
 
 if TYPE_CHECKING:
-    # Types only: shared.adapters.dynamodb imports this module (PageView), and a
+    # Types only: shared.adapters.visits imports this module (PageView), and a
     # function that never scores (the hand-off) need not import qualification with it.
     from shared.qualification import Award, ScoreKeeper
 

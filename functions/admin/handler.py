@@ -221,7 +221,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
 
     settings = AdminSettings.from_env()
     dynamodb = AwsClients().client("dynamodb")

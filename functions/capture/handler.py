@@ -246,10 +246,8 @@ def allowed_referrer(value: str | None) -> str | None:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import (
-        DynamoLeadRepository,
-        DynamoVisitStore,
-    )
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.adapters.visits import DynamoVisitStore
 
     settings = CaptureSettings.from_env()
     dynamodb = AwsClients().client("dynamodb")

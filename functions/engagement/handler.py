@@ -62,7 +62,7 @@ class EngagementApp:
 
 
 def build(clock: Clock | None = None) -> EngagementApp:
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.adapters.sqs import SqsDeadLetters
 
     settings = EngagementSettings.from_env()

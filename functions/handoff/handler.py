@@ -85,7 +85,8 @@ class HandoffApp:
 
 
 def build(clock: Clock | None = None) -> HandoffApp:
-    from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.adapters.ledgers import DynamoHandoffLedger
     from shared.adapters.sns import SnsSalesPublisher
     from shared.adapters.sqs import SqsDeadLetters
 

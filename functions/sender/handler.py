@@ -106,10 +106,8 @@ def build(clock: Clock | None = None) -> SenderApp:
     from botocore.config import Config
 
     from shared.adapters.counters import CachedVariantResults, DynamoCounterReader
-    from shared.adapters.dynamodb import (
-        DynamoLeadRepository,
-        DynamoSendLedger,
-    )
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.adapters.ledgers import DynamoSendLedger
     from shared.adapters.secrets import signing_secret
     from shared.adapters.ses import PacedMailer, SendPace, SesMailer
     from shared.adapters.sqs import SqsDeadLetters

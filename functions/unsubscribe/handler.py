@@ -191,7 +191,7 @@ def _is_one_click(event: APIGatewayProxyEvent) -> bool:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.adapters.secrets import signing_secret
 
     settings = UnsubscribeSettings.from_env()

@@ -165,12 +165,10 @@ def _machine(rules: EngagementRules | None, user_agent: str | None, event: Any) 
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import (
-        DynamoLeadRepository,
-        DynamoVisitStore,
-    )
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.adapters.secrets import signing_secret
     from shared.adapters.sns import SnsSalesPublisher
+    from shared.adapters.visits import DynamoVisitStore
     from shared.qualification import ScoreKeeper
     from shared.scoring import load_scoring
 

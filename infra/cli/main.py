@@ -134,7 +134,7 @@ def period(args: argparse.Namespace) -> tuple[date, date]:
 
 
 def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.capture import LeadCapture
     from shared.events import load_events
     from shared.lists import load_columns
@@ -186,7 +186,7 @@ def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
 
 def cmd_import_purchases(args: argparse.Namespace) -> int:
     from infra.cli.purchases import ColumnsError, columns_of, import_purchases, print_import
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.customers import load_customers
     from shared.programs import load_programs
     from shared.purchases import PurchaseBook
@@ -263,7 +263,7 @@ def cmd_attendance(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.programs import load_programs
     from shared.registration import EventDesk
     from shared.repository import UnknownLead
@@ -311,7 +311,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     paths = content.ContentPaths.under(args.content)
     catalog = _loaded(load_programs, paths.programs)
     if args.lead_id:
-        from shared.adapters.dynamodb import DynamoLeadRepository
+        from shared.adapters.leads import DynamoLeadRepository
 
         lead = DynamoLeadRepository(dynamodb(args), args.table).get(args.lead_id)
         if lead is None:
@@ -455,7 +455,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     import yaml
 
     from shared import backtest
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.scoring import load_scoring
 
     paths = content.ContentPaths.under(args.content)
@@ -493,7 +493,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.disclosure import LeadDisclosure, as_json
     from shared.leads import is_lead_id
     from shared.scoring import load_scoring

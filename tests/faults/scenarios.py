@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.wiring import ADMIN, CAPTURE, ENGAGEMENT, HANDOFF, SEND_QUEUE, SENDER, UNSUBSCRIBE
-from shared.adapters.dynamodb import DynamoLeadRepository
+from shared.adapters.leads import DynamoLeadRepository
 from shared.funnel import business_day
 from shared.leads import ActivityType
 from tests.email_events import raw, ses_record, sqs_event

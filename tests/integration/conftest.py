@@ -13,7 +13,7 @@ from functions.capture.settings import CaptureSettings
 from functions.observability import build_logger
 from infra.local.control import LocalControl
 from infra.provision import create_table
-from shared.adapters.dynamodb import DynamoLeadRepository
+from shared.adapters.leads import DynamoLeadRepository
 from shared.capture import LeadCapture
 from shared.clock import FixedClock, OffsetClock
 from shared.programs import load_programs

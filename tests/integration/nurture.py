@@ -29,7 +29,8 @@ from functions.sender.handler import lambda_handler as sender_handler
 from infra.local.runtime import sqs_record
 from shared.adapters.counters import CachedVariantResults, DynamoCounterReader
 from shared.adapters.due import DynamoDueIndex
-from shared.adapters.dynamodb import DynamoLeadRepository, DynamoSendLedger
+from shared.adapters.leads import DynamoLeadRepository
+from shared.adapters.ledgers import DynamoSendLedger
 from shared.adapters.ses import SesMailer
 from shared.adapters.sqs import SqsJobQueue
 from shared.clock import FixedClock

@@ -22,8 +22,8 @@ from functions.engagement.handler import lambda_handler as engagement_handler
 from functions.observability import build_logger
 from infra.provision import create_table
 from shared.adapters.counters import DynamoCounterReader
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.items import DUE_INDEX, due_shard, lead_pk
+from shared.adapters.leads import DynamoLeadRepository
 from shared.capture import LeadCapture
 from shared.clock import Clock
 from shared.engagement import EngagementRecorder

@@ -24,8 +24,9 @@ from functions.capture.handler import build_app as build_capture
 from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
 from functions.observability import build_logger
-from shared.adapters.dynamodb import DynamoLeadRepository, activity_item
+from shared.adapters.codecs import activity_item
 from shared.adapters.items import lead_pk, serialize
+from shared.adapters.leads import DynamoLeadRepository
 from shared.clock import FixedClock, to_iso
 from shared.customers import load_customers
 from shared.disclosure import LeadDisclosure

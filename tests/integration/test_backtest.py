@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from infra.cli import main
-from shared.adapters.dynamodb import DynamoLeadRepository, outcome_pk
+from shared.adapters.codecs import outcome_pk
+from shared.adapters.leads import DynamoLeadRepository
 from shared.backtest import behaviours, load_histories, run
 from shared.clock import FixedClock
 from shared.leads import Activity, ActivityType, Stage

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.items import DUE_INDEX, due_shard
+from shared.adapters.leads import DynamoLeadRepository
 from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
 from shared.clock import FixedClock, to_iso
 from shared.leads import ActivityType, FormType, Lead

@@ -18,8 +18,8 @@ import pytest
 from functions.admin.handler import build as build_admin
 from functions.admin.handler import lambda_handler as admin_handler
 from infra.cli import main
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.guard import DynamoSendingSwitch
+from shared.adapters.leads import DynamoLeadRepository
 from shared.clock import FixedClock, SystemClock
 from shared.experiments import Arm, probability_b_beats_a, sample_needed
 from shared.funnel import business_day

@@ -18,7 +18,7 @@ from moto.server import ThreadedMotoServer
 from infra.cli import local, main
 from infra.cli.importing import display_width
 from infra.provision import create_table
-from shared.adapters.dynamodb import DynamoLeadRepository
+from shared.adapters.leads import DynamoLeadRepository
 from shared.leads import Lead
 from shared.normalize import JAPAN
 from tests.integration.conftest import TABLE, all_items

@@ -14,8 +14,8 @@ from infra.local import state
 from infra.local.console import ConsoleConfig, LocalConsole
 from infra.local.console.app import PAGE_SIZE
 from infra.local.console.mail import SendInfo, SentMail
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.items import deserialize, serialize
+from shared.adapters.leads import DynamoLeadRepository
 from shared.clock import FixedClock, OffsetClock
 from shared.leads import FormType, Lead, Touch, new_id
 from tests.builders import store

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.adapters.dynamodb import DynamoLeadRepository
+from shared.adapters.leads import DynamoLeadRepository
 from shared.clock import FixedClock, to_iso
 from shared.funnel import business_day
 from shared.leads import ActivityType, Stage

@@ -27,7 +27,7 @@ from functions.capture.handler import Dependencies, build_app, lambda_handler
 from functions.capture.settings import CaptureSettings
 from infra.cli import main, reports
 from shared.adapters.counters import DynamoCounterReader
-from shared.adapters.dynamodb import DynamoLeadRepository
+from shared.adapters.leads import DynamoLeadRepository
 from shared.calendar import uid
 from shared.capture import LeadCapture, RequestInfo
 from shared.clock import FixedClock, SystemClock

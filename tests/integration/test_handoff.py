@@ -28,8 +28,9 @@ from functions.handoff.handler import HandoffApp
 from functions.handoff.handler import lambda_handler as handoff_handler
 from functions.observability import build_logger
 from infra.provision import create_topic, subscribe_queue
-from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
 from shared.adapters.items import lead_pk
+from shared.adapters.leads import DynamoLeadRepository
+from shared.adapters.ledgers import DynamoHandoffLedger
 from shared.adapters.sns import SnsSalesPublisher
 from shared.clock import FixedClock, to_iso
 from shared.leads import ActivityType, Stage

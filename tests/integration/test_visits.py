@@ -21,8 +21,9 @@ from functions.capture.settings import CaptureSettings
 from functions.observability import build_logger
 from functions.visits.handler import SNIPPET, Dependencies, VisitSettings, build_app
 from functions.visits.handler import lambda_handler as visits_handler
-from shared.adapters.dynamodb import DynamoLeadRepository, DynamoVisitStore
+from shared.adapters.leads import DynamoLeadRepository
 from shared.adapters.sns import SnsSalesPublisher
+from shared.adapters.visits import DynamoVisitStore
 from shared.clock import FixedClock
 from shared.leads import ActivityType, Stage
 from shared.machine_engagement import load_engagement_rules

@@ -22,9 +22,9 @@ from infra.cli.reports import FunnelReport, collect_days, combined, funnel_table
 from infra.local.console import mail as mails
 from infra.local.console.timeline import rows as timeline_rows
 from shared.adapters.counters import DynamoCounterReader
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.items import deserialize, serialize
+from shared.adapters.leads import DynamoLeadRepository
 from shared.clock import OffsetClock, from_iso
 from shared.customers import load_customers
 from shared.guard import GuardState

@@ -1,72 +1,12 @@
-"""Leads in one DynamoDB table (single-table design).
-
-Items and access patterns:
-
-| item           | pk              | sk                     | access pattern             |
-| -------------- | --------------- | ---------------------- | -------------------------- |
-| lead profile   | ``LEAD#<id>``   | ``PROFILE``            | lead by id: GetItem        |
-| email claim    | ``EMAIL#<key>`` | ``EMAIL``              | lead by email: 2 GetItems  |
-| activity       | ``LEAD#<id>``   | ``ACT#<at>#<id>``      | timeline: Query, newest 1st|
-| consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
-| report counter | ``COUNTER#<d>`` | ``<kind>@<shard>``     | a day's counters: Query    |
-| running total  | ``COUNTER#total``| ``customers@<shard>`` | what stands now: Query     |
-| email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
-| outcome        | ``OUTCOME#<m>`` | ``<at>#<lead id>``     | a month's outcomes: Query  |
-| visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
-| page view      | ``VISITOR#<v>`` | ``VISIT#<view id>``    | recent views: Query (TTL)  |
-| revisit alert  | ``LEAD#<id>``   | ``ALERT#revisit``      | once per period: cond. Set |
-| send record    | ``LEAD#<id>``   | ``SEND#<job key>``     | claim: conditional Put     |
-| request marker | ``LEAD#<id>``   | ``EVENT#<key>``        | read with the lead (TTL)   |
-| hand-off mark  | ``LEAD#<id>``   | ``HANDOFF#<id>``       | once per qualification     |
-| erased address | ``ERASED#<h>``  | ``ERASED``             | read with the email claim  |
-| sending guard  | ``SENDING``     | ``GUARD``              | each tick: GetItem         |
-| jobs queued    | ``SENDING``     | ``QUEUED#<d>``         | warm-up cap: ADD per tick  |
-| event seats    | ``EVENT#<e>``   | ``SEATS``              | with the lead: cond. Put   |
-
-An event with a capacity (``<e>``: its id in events.yaml) keeps who holds its places
-(``holders``, a string set of lead ids) and who waits (``waiting``, lead id -> since when)
-on one item, read with the lead whose registration changes it and written in the same
-transaction, conditional on its ``version``.
-
-Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
-the attribution window (``expires_at``); no IP address is stored. The link names the
-lead the visitor is (a form post or a signed email reference); the lead profile's
-``page_groups`` string set is added to with ``ADD`` in the scoring transaction.
-
-Report counters are per Japanese day ``<d>``, one numeric attribute per metric, added
-to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``lead>mql``,
-``lead>dormant``, ``dormant>lead``, ...); under ``list`` the leads that stopped being
-mailable (``unsubscribed``, ``suppressed:bounce``, ``suppressed:complaint``,
-``suppressed:rejected``, ``sunset:<stage>``), apart from ``stage`` so that stage maths
-never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Every count
-is written in the transaction of the change that caused it (``revise``), so a retried or
-duplicate request counts once (names and rules: ``shared.funnel``). Each counter is kept
-in COUNTER_SHARDS items (``<kind>@<n>``, by lead) so that concurrent transactions rarely
-touch the same item; readers add them up.
-
-The ``due`` GSI is sparse and sharded: only a profile with a pending nurture step
-carries ``due_shard`` (0..DUE_SHARDS-1, from the lead id) and ``due_at`` (fixed-width
-UTC ISO text), so the scheduler's Query per shard touches due leads only. No request
-or schedule path scans the table.
-
-A disclosure (``holdings``) reads the lead's whole partition with one paged Query, and
-the items about it kept elsewhere (the address's claim and erasure mark, its outcomes)
-with one BatchGetItem.
-
-Every change of a lead goes through ``DynamoLeadRepository.revise``: one read (the
-profile, with the email's record and the request's marker in one BatchGetItem), one
-write conditional on the profile's ``version`` (optimistic locking) that SETs or REMOVEs
-only the attributes that changed, with everything the change records in the same
-transaction. The email claim is created in the same transaction as the lead, so two
-concurrent first posts for one address cannot make two leads.
-"""
+"""The lead repository on the table: every change of a lead through ``revise`` (one read,
+one conditional write with everything the change records), its timeline and records,
+a disclosure's holdings, an event's seats and erasure (the items: ``shared.adapters.items``)."""
 
 from __future__ import annotations
 
 import base64
 import random
 import time
-import uuid
 from collections.abc import Mapping, Sequence, Set
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -75,6 +15,15 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.adapters.attributes import Binary
+from shared.adapters.codecs import (
+    DUE_KEYS,
+    event_sk,
+    lead_item,
+    outcome_pk,
+    record_item,
+    seats_of,
+    without_keys,
+)
 from shared.adapters.items import (
     PROFILE,
     SEATS_SK,
@@ -82,7 +31,6 @@ from shared.adapters.items import (
     counter_pk,
     counter_sk,
     deserialize,
-    due_shard,
     email_pk,
     erased_pk,
     lead_pk,
@@ -93,7 +41,6 @@ from shared.adapters.items import (
 from shared.clock import from_iso, to_iso
 from shared.disclosure import Holdings
 from shared.funnel import CUSTOMERS_KEY, ReportCount, lead_counts, merged
-from shared.jobs import REVIEW
 from shared.leads import (
     Activity,
     ActivityType,
@@ -101,8 +48,6 @@ from shared.leads import (
     Lead,
     Outcome,
     Seats,
-    SendRecord,
-    earliest_event,
 )
 from shared.machine_engagement import MailRecord
 from shared.repository import (
@@ -116,128 +61,16 @@ from shared.repository import (
     Snapshot,
     VersionConflict,
 )
-from shared.visits import PageView
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
+
 # How long an email's record of opens and clicks is kept (time to live).
 MAIL_RECORD_DAYS = 400
-# Tries of a write whose loss would repeat a message (a hand-off's marker after its
-# publish) or lose one (a send's claim before SES), when the table fails to answer.
-MARK_ATTEMPTS = 4
 # How long an event's dedupe marker is kept: SES and SQS redeliver within days.
 EVENT_MARKER_DAYS = 30
-
-
-def lead_item(lead: Lead) -> dict[str, Any]:
-    item: dict[str, Any] = lead.model_dump(mode="json", exclude_none=True)
-    # A number, not the JSON string: engagement events ADD to it atomically.
-    item.update(pk=lead_pk(lead.lead_id), sk=PROFILE, entity="lead", score_units=lead.score_units)
-    # A string set, so a page view adds its group atomically (``ADD``); never empty.
-    item.pop("page_groups", None)
-    if lead.page_groups:
-        item["page_groups"] = set(lead.page_groups)
-    enrolment = lead.enrolment
-    if enrolment is not None and enrolment.completed_at is None:
-        item["program_id"] = enrolment.program_id
-        if enrolment.step_id:
-            item["step_id"] = enrolment.step_id
-        if enrolment.due_at is not None and lead.mailable:
-            item["due_shard"] = due_shard(lead.lead_id)
-            item["due_at"] = to_iso(enrolment.due_at)
-    elif lead.review_at is not None and lead.reviewed:
-        item["program_id"] = REVIEW
-        item["due_shard"] = due_shard(lead.lead_id)
-        item["due_at"] = to_iso(lead.review_at)
-    # An event's enrolment due sooner takes the index: one entry per lead, the earliest
-    # (the sender finds it on the lead by its program and step); when it has been sent,
-    # the write that moves it on puts the next one here.
-    event_enrolment = earliest_event(lead)
-    if event_enrolment is not None and event_enrolment.due_at is not None and lead.mailable:
-        due_at = to_iso(event_enrolment.due_at)
-        # A tie goes to the event: a registration's confirmation answers it at once.
-        if "due_at" not in item or due_at <= item["due_at"]:
-            item.update(
-                program_id=event_enrolment.program_id,
-                due_shard=due_shard(lead.lead_id),
-                due_at=due_at,
-            )
-            item.pop("step_id", None)
-            if event_enrolment.step_id:
-                item["step_id"] = event_enrolment.step_id
-    return item
-
-
-# The attributes of a lead's entry in the due index (``lead_item``).
-_DUE_KEYS = ("program_id", "step_id", "due_shard", "due_at")
-
-
-def seats_of(item: Mapping[str, Any]) -> Seats:
-    return Seats(
-        event_id=str(item["event_id"]),
-        holders=frozenset(item.get("holders", ())),
-        waiting={k: from_iso(v) for k, v in (item.get("waiting") or {}).items()},
-        version=int(item["version"]),
-    )
-
-
-def activity_item(activity: Activity) -> dict[str, Any]:
-    item: dict[str, Any] = activity.model_dump(mode="json", exclude_none=True)
-    item.update(
-        pk=lead_pk(activity.lead_id),
-        sk=f"ACT#{to_iso(activity.at)}#{activity.activity_id}",
-        entity="activity",
-    )
-    return item
-
-
-def send_item(record: SendRecord) -> dict[str, Any]:
-    item: dict[str, Any] = record.model_dump(mode="json", exclude_none=True)
-    item.update(pk=lead_pk(record.lead_id), sk=f"SEND#{record.key}", entity="send")
-    return item
-
-
-def outcome_pk(month: date) -> str:
-    """The outcomes recorded in a UTC month (``OUTCOME#<yyyy-mm>``)."""
-    return f"OUTCOME#{month.strftime('%Y-%m')}"
-
-
-def outcome_item(record: Outcome) -> dict[str, Any]:
-    item: dict[str, Any] = record.model_dump(mode="json")
-    item.update(
-        pk=outcome_pk(record.at.astimezone(UTC).date()),
-        sk=f"{to_iso(record.at)}#{record.lead_id}",
-        entity="outcome",
-    )
-    return item
-
-
-def record_item(lead_id: str, record: Record) -> dict[str, Any]:
-    if isinstance(record, Consent):
-        return consent_item(lead_id, record)
-    if isinstance(record, SendRecord):
-        return send_item(record)
-    if isinstance(record, Outcome):
-        return outcome_item(record)
-    return activity_item(record)
-
-
-def consent_item(lead_id: str, consent: Consent) -> dict[str, Any]:
-    item: dict[str, Any] = consent.model_dump(mode="json", exclude_none=True)
-    item.update(
-        pk=lead_pk(lead_id),
-        sk=f"CONSENT#{to_iso(consent.at)}#{consent.consent_id}",
-        entity="consent",
-        lead_id=lead_id,
-    )
-    return item
-
-
-def event_sk(key: str) -> str:
-    """A request's dedupe marker under its lead (``EVENT#<key>``)."""
-    return f"EVENT#{key}"
 
 
 def _fresh(seen: Mapping[str, Any], marker: Marker) -> bool:
@@ -263,10 +96,6 @@ def _cancelled(exc: ClientError) -> set[int] | None:
     return {i for i, code in enumerate(codes) if code != "None"}
 
 
-def _without_keys(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in ("pk", "sk", "entity")}
-
-
 # The dispositions whose change lists an outcome (``shared.leads.Outcome``).
 _OUTCOMES = frozenset({"won", "lost", "rejected"})
 
@@ -289,7 +118,7 @@ def _json_ready(value: Any) -> Any:
 
 
 def _as_held(item: Mapping[str, Any], **identifier: str) -> dict[str, Any]:
-    return {**identifier, **_json_ready(_without_keys(item))}
+    return {**identifier, **_json_ready(without_keys(item))}
 
 
 class DynamoLeadRepository:
@@ -306,7 +135,7 @@ class DynamoLeadRepository:
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return Lead.model_validate(_without_keys(deserialize(item))) if item else None
+        return Lead.model_validate(without_keys(deserialize(item))) if item else None
 
     def find_by_email(self, email: str) -> Lead | None:
         response = self._client.get_item(
@@ -321,7 +150,7 @@ class DynamoLeadRepository:
 
     def timeline(self, lead_id: str, limit: int = 100) -> list[Activity]:
         return [
-            Activity.model_validate(_without_keys(item))
+            Activity.model_validate(without_keys(item))
             for item in self._query_prefix(lead_id, "ACT#", limit)
         ]
 
@@ -332,7 +161,7 @@ class DynamoLeadRepository:
             ExpressionAttributeValues=serialize({":pk": lead_pk(lead_id), ":prefix": "ACT#"}),
         )
         return [
-            Activity.model_validate(_without_keys(deserialize(item)))
+            Activity.model_validate(without_keys(deserialize(item)))
             for page in pages
             for item in page.get("Items", [])
         ]
@@ -353,7 +182,7 @@ class DynamoLeadRepository:
                 ),
             )
             found.extend(
-                Outcome.model_validate(_without_keys(deserialize(item)))
+                Outcome.model_validate(without_keys(deserialize(item)))
                 for page in pages
                 for item in page.get("Items", [])
             )
@@ -362,7 +191,7 @@ class DynamoLeadRepository:
 
     def consents(self, lead_id: str) -> list[Consent]:
         return [
-            Consent.model_validate(_without_keys(item))
+            Consent.model_validate(without_keys(item))
             for item in self._query_prefix(lead_id, "CONSENT#", 100)
         ]
 
@@ -381,7 +210,7 @@ class DynamoLeadRepository:
         profile = next((item for item in items if item["sk"] == PROFILE), None)
         if profile is None:
             return None
-        lead = Lead.model_validate(_without_keys(profile))
+        lead = Lead.model_validate(without_keys(profile))
         consents: list[Consent] = []
         activities: list[Activity] = []
         kinds: dict[str, list[dict[str, Any]]] = {
@@ -398,9 +227,9 @@ class DynamoLeadRepository:
                 continue
             kind, _, rest = sk.partition("#")
             if kind == "ACT":
-                activities.append(Activity.model_validate(_without_keys(item)))
+                activities.append(Activity.model_validate(without_keys(item)))
             elif kind == "CONSENT":
-                consents.append(Consent.model_validate(_without_keys(item)))
+                consents.append(Consent.model_validate(without_keys(item)))
             elif kind in ("SEND", "MAIL"):
                 kinds[kind].append(_as_held(item))  # the key and message id are attributes
             elif kind == "HANDOFF":
@@ -518,10 +347,10 @@ class DynamoLeadRepository:
             keys.append({"pk": seats_pk(seats), "sk": SEATS_SK})
         found = self._batch_get(keys)
         profile = found.get((pk, PROFILE))
-        lead = Lead.model_validate(_without_keys(profile)) if profile else None
+        lead = Lead.model_validate(without_keys(profile)) if profile else None
         record = found.get((pk, mail_sk(mail))) if mail is not None else None
         mail_record = (
-            MailRecord.model_validate({**_without_keys(record), "lead_id": lead_id})
+            MailRecord.model_validate({**without_keys(record), "lead_id": lead_id})
             if record
             else None
         )
@@ -663,11 +492,11 @@ class DynamoLeadRepository:
         old, new = lead_item(before), lead_item(after)
         changed = [k for k in new if k != "version" and old.get(k) != new[k]]
         removed = [k for k in old if k not in new]
-        if set(_DUE_KEYS) & {*changed, *removed}:
+        if set(DUE_KEYS) & {*changed, *removed}:
             # The lead moved on: its due entry is written whole, so a lease the scheduler
             # put on ``due_at`` does not outlive the step it was for (the next one may be
             # due at the same instant).
-            changed += [k for k in _DUE_KEYS if k in new and k not in changed]
+            changed += [k for k in DUE_KEYS if k in new and k not in changed]
         if not changed and not removed:
             return None
         names = {f"#a{i}": k for i, k in enumerate([*changed, *removed, "version"])}
@@ -844,240 +673,3 @@ class DynamoLeadRepository:
             }
             for r in records
         ]
-
-
-class DynamoSendLedger:
-    """Send records (``SEND#<key>`` under the lead) with conditional creation."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def claim(self, lead_id: str, key: str, at: datetime) -> SendRecord | None:
-        """A claim carries its own id: when the table fails to answer, the claim is tried
-        again in place, and a record found with that id is this caller's own claim (its
-        answer was lost), not another run's."""
-        record = SendRecord(lead_id=lead_id, key=key, status="sending", at=at)
-        claim_id = uuid.uuid4().hex
-        attempt = 0
-        while True:
-            try:
-                return self._claim_once(record, claim_id)
-            except (ClientError, BotoCoreError):
-                attempt += 1
-                if attempt == MARK_ATTEMPTS:
-                    raise
-                time.sleep(0.05 * 2**attempt)
-
-    def _claim_once(self, record: SendRecord, claim_id: str) -> SendRecord | None:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=serialize({**send_item(record), "claim_id": claim_id}),
-                ConditionExpression="attribute_not_exists(pk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
-            old: Any = exc.response.get("Item")
-            found = _without_keys(deserialize(old)) if old else {}
-            if found.get("claim_id") == claim_id and found.get("status") == "sending":
-                return None  # our own claim, whose first answer was lost
-            return SendRecord.model_validate({**record.model_dump(), **found})
-        return None
-
-    def release(self, lead_id: str, key: str) -> None:
-        self._client.delete_item(
-            TableName=self._table,
-            Key=serialize({"pk": lead_pk(lead_id), "sk": f"SEND#{key}"}),
-            ConditionExpression="#status = :sending",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues=serialize({":sending": "sending"}),
-        )
-
-
-class DynamoHandoffLedger:
-    """One marker per qualification, so a retried stream batch does not publish twice."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def _key(self, lead_id: str, handoff_id: str) -> dict[str, Any]:
-        return serialize({"pk": lead_pk(lead_id), "sk": f"HANDOFF#{handoff_id}"})
-
-    def published(self, lead_id: str, handoff_id: str) -> bool:
-        response = self._client.get_item(
-            TableName=self._table, Key=self._key(lead_id, handoff_id), ConsistentRead=True
-        )
-        return "Item" in response
-
-    def mark_published(self, lead_id: str, handoff_id: str, message_id: str) -> None:
-        """Tried again here when the table fails to answer (the Put is idempotent): a
-        stream retry after a published message would reach sales a second time."""
-        for attempt in range(MARK_ATTEMPTS):
-            try:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item={
-                        **self._key(lead_id, handoff_id),
-                        **serialize({"message_id": message_id}),
-                    },
-                )
-                return
-            except (ClientError, BotoCoreError):
-                if attempt + 1 == MARK_ATTEMPTS:
-                    raise
-                time.sleep(0.05 * 2**attempt)
-
-
-def visitor_pk(visitor_id: str) -> str:
-    """An anonymous website visitor (``VISITOR#<id>``): its link to a lead and its views."""
-    return f"VISITOR#{visitor_id}"
-
-
-VISITOR_LINK = "LINK"
-# How long a visitor's link to its lead is kept after it was last made.
-VISITOR_LINK_DAYS = 400
-REVISIT_ALERT = "ALERT#revisit"
-
-
-class DynamoVisitStore:
-    """Page views under the visitor (``VISIT#<view id>``, with a TTL), the visitor's link
-    to its lead, and the lead's revisit-alert claim. An anonymous view is one GetItem
-    (the link, eventually consistent) and one PutItem."""
-
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
-        self._client = client
-        self._table = table_name
-
-    def linked_lead(self, visitor_id: str, *, consistent: bool = False) -> str | None:
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=serialize({"pk": visitor_pk(visitor_id), "sk": VISITOR_LINK}),
-            ProjectionExpression="lead_id",
-            ConsistentRead=consistent,
-        )
-        item = response.get("Item")
-        return str(deserialize(item)["lead_id"]) if item else None
-
-    def put_view(self, view: PageView, expires_at: datetime) -> bool:
-        item = {
-            "pk": visitor_pk(view.visitor_id),
-            "sk": f"VISIT#{view.view_id}",
-            "entity": "visit",
-            **view.as_item(),
-            "expires_at": int(expires_at.timestamp()),
-        }
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=serialize(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
-
-    def view(self, visitor_id: str, view_id: str) -> PageView | None:
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=serialize({"pk": visitor_pk(visitor_id), "sk": f"VISIT#{view_id}"}),
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        return _page_view(deserialize(item)) if item else None
-
-    def views_since(self, visitor_id: str, since: datetime) -> list[PageView]:
-        pages = self._client.get_paginator("query").paginate(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :visit)",
-            ExpressionAttributeValues=serialize(
-                {":pk": visitor_pk(visitor_id), ":visit": "VISIT#"}
-            ),
-            ConsistentRead=True,
-        )
-        views = [_page_view(deserialize(item)) for page in pages for item in page.get("Items", [])]
-        # TTL deletes lazily: an expired view may still be read, never attributed.
-        return [v for v in views if v.at >= since]
-
-    def link(self, visitor_id: str, lead_id: str, at: datetime, via: str) -> None:
-        self._client.put_item(
-            TableName=self._table,
-            Item=serialize(
-                {
-                    "pk": visitor_pk(visitor_id),
-                    "sk": VISITOR_LINK,
-                    "entity": "visitor",
-                    "lead_id": lead_id,
-                    "linked_at": to_iso(at),
-                    "via": via,
-                    "expires_at": int(at.timestamp()) + VISITOR_LINK_DAYS * 86400,
-                }
-            ),
-        )
-
-    def claim_alert(
-        self, lead_id: str, at: datetime, period: timedelta
-    ) -> tuple[bool, datetime | None]:
-        try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=serialize({"pk": lead_pk(lead_id), "sk": REVISIT_ALERT}),
-                UpdateExpression="SET last_at = :at, expires_at = :expires",
-                ConditionExpression="attribute_not_exists(last_at) OR last_at <= :cutoff",
-                ExpressionAttributeValues=serialize(
-                    {
-                        ":at": to_iso(at),
-                        ":cutoff": to_iso(at - period),
-                        ":expires": int((at + period).timestamp()) + 86400,
-                    }
-                ),
-                ReturnValues="UPDATED_OLD",
-            )
-        except ClientError as exc:
-            if condition_failed(exc):
-                return False, None
-            raise
-        previous = deserialize(response.get("Attributes") or {}).get("last_at")
-        return True, from_iso(previous) if previous else None
-
-    def release_alert(self, lead_id: str, at: datetime, previous: datetime | None) -> None:
-        key = serialize({"pk": lead_pk(lead_id), "sk": REVISIT_ALERT})
-        try:
-            if previous is None:
-                self._client.delete_item(
-                    TableName=self._table,
-                    Key=key,
-                    ConditionExpression="last_at = :at",
-                    ExpressionAttributeValues=serialize({":at": to_iso(at)}),
-                )
-            else:
-                self._client.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression="SET last_at = :previous",
-                    ConditionExpression="last_at = :at",
-                    ExpressionAttributeValues=serialize(
-                        {":at": to_iso(at), ":previous": to_iso(previous)}
-                    ),
-                )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise
-
-
-def _page_view(item: Mapping[str, Any]) -> PageView:
-    return PageView(
-        visitor_id=str(item["visitor_id"]),
-        view_id=str(item["view_id"]),
-        url=str(item["url"]),
-        path=str(item["path"]),
-        title=str(item.get("title", "")),
-        seconds=int(item.get("seconds", 0)),
-        at=from_iso(str(item["at"])),
-        referrer=item.get("referrer"),
-    )
