@@ -610,16 +610,18 @@ class LocalConsole:
                 name: value.get("Value")
                 for name, value in envelope.get("MessageAttributes", {}).items()
             }
+            # The stack's clock, as on every other page (SNS stamps the wall clock).
+            qualified = document.get("qualified_at") if isinstance(document, dict) else None
             items.append(
                 {
                     "subject": envelope.get("Subject"),
-                    "timestamp": envelope.get("Timestamp"),
+                    "at": qualified or envelope.get("Timestamp"),
                     "attributes": attributes,
                     "document": document,
                     "text": self._sales_text(document) if isinstance(document, dict) else None,
                 }
             )
-        items.sort(key=lambda item: str(item["timestamp"]), reverse=True)
+        items.sort(key=lambda item: str(item["at"]), reverse=True)
         return self._page("sales.html", items=items)
 
     # -- funnel ----------------------------------------------------------------------------
