@@ -1,4 +1,5 @@
-"""Hand-off to sales: the message a newly qualified lead (MQL) becomes (pure).
+"""Hand-off to sales: the message a newly qualified lead (MQL) becomes, and the use case
+that publishes it once (``SalesHandoff``, behind the ports of ``shared.repository``).
 
 One SNS publish serves every subscriber: a readable subject and a plain-text body for
 email subscribers (no links, nothing clickable to phish with), structured JSON for
@@ -11,13 +12,17 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from shared.clock import from_iso, to_iso
-from shared.leads import Activity, Lead
+from shared.clock import Clock, from_iso, to_iso
+from shared.leads import Activity, Lead, Stage
+from shared.malformed import MalformedRecord
 from shared.prefectures import find_prefecture
 from shared.scoring import Grade, LeadScore, ScoringRules, Temperature
+
+if TYPE_CHECKING:  # the ports import this module's SalesMessage
+    from shared.repository import HandoffLedger, LeadRepository, SalesPublisher
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 TOP_REASONS = 5
@@ -215,3 +220,47 @@ def _attributes(lead: Lead, score: LeadScore) -> dict[str, dict[str, str]]:
             "StringValue": json.dumps(list(lead.interests), ensure_ascii=False),
         }
     return attributes
+
+
+class SalesHandoff:
+    """A lead that just became an MQL (its profile's image on the table stream) is
+    published to sales once per qualification: the mark is checked before the publish
+    and written after it (``HANDOFF#<handoff id>``)."""
+
+    def __init__(
+        self,
+        leads: LeadRepository,
+        ledger: HandoffLedger,
+        publisher: SalesPublisher,
+        rules: ScoringRules,
+        clock: Clock,
+    ) -> None:
+        self._leads = leads
+        self._ledger = ledger
+        self._publisher = publisher
+        self._rules = rules
+        self._clock = clock
+
+    def hand_off(self, image: dict[str, Any] | None, old: dict[str, Any] | None) -> str:
+        """``published``, ``duplicate`` (published before) or ``skipped`` (not a move into
+        MQL, or the lead moved on or was erased since); ``MalformedRecord`` for a profile
+        image without its lead id."""
+        if not image or image.get("sk") != "PROFILE" or image.get("stage") != Stage.MQL:
+            return "skipped"
+        if old is not None and old.get("stage") == Stage.MQL:
+            return "skipped"  # already an MQL: another change to the same lead
+        lead_id = image.get("lead_id")
+        if not isinstance(lead_id, str) or not lead_id:
+            raise MalformedRecord("lead profile without a lead_id")
+        lead = self._leads.get(lead_id)
+        if lead is None or lead.stage is not Stage.MQL:
+            return "skipped"  # erased, or moved on since
+        score = qualified_score(lead, self._rules, self._clock.now())
+        temperature = self._rules.temperature(score.score, score.grade)
+        timeline = self._leads.timeline(lead.lead_id)
+        message = build_sales_message(lead, score, temperature, timeline)
+        if self._ledger.published(lead.lead_id, message.handoff_id):
+            return "duplicate"
+        message_id = self._publisher.publish(message)
+        self._ledger.mark_published(lead.lead_id, message.handoff_id, message_id)
+        return "published"

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.funnel import ReportCount
 from shared.guard import GuardState
 from shared.jobs import DueLead
 from shared.leads import Activity, Consent, Lead, Outcome, Seats, SendRecord, Stage
 from shared.machine_engagement import MailRecord
+
+if TYPE_CHECKING:  # the hand-off's message type only: the scheduler imports these ports
+    from shared.handoff import SalesMessage
 
 Record = Activity | Consent | SendRecord | Outcome
 # How often one change is tried again from a fresh read when another writer got there
@@ -180,6 +183,20 @@ class LeadRepository(Protocol):
     def consents(self, lead_id: str) -> list[Consent]:
         """Newest first."""
         ...
+
+
+class SalesPublisher(Protocol):
+    """The sales topic (SNS): one publish per hand-off; its message id."""
+
+    def publish(self, message: SalesMessage) -> str: ...
+
+
+class HandoffLedger(Protocol):
+    """The hand-off's mark (``HANDOFF#<id>`` under the lead), written after the publish."""
+
+    def published(self, lead_id: str, handoff_id: str) -> bool: ...
+
+    def mark_published(self, lead_id: str, handoff_id: str, message_id: str) -> None: ...
 
 
 class OutcomeList(Protocol):

@@ -33,6 +33,7 @@ from shared.adapters.leads import DynamoLeadRepository
 from shared.adapters.ledgers import DynamoHandoffLedger
 from shared.adapters.sns import SnsSalesPublisher
 from shared.clock import FixedClock, to_iso
+from shared.handoff import SalesHandoff
 from shared.leads import ActivityType, Stage
 from shared.lifecycle import DispositionRequest, LifecycleSettings, SalesFeedback
 from shared.programs import load_programs
@@ -230,11 +231,13 @@ def world(
     sales.record()
     stream = TableStream(dynamodb)
     app = HandoffApp(
-        DynamoLeadRepository(dynamodb, TABLE),
-        DynamoHandoffLedger(dynamodb, TABLE),
-        SnsSalesPublisher(sns, topic_arn),
-        load_scoring(),
-        clock,
+        SalesHandoff(
+            DynamoLeadRepository(dynamodb, TABLE),
+            DynamoHandoffLedger(dynamodb, TABLE),
+            SnsSalesPublisher(sns, topic_arn),
+            load_scoring(),
+            clock,
+        ),
         build_logger("handoff"),
     )
     capture = build_capture(
