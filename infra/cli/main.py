@@ -17,13 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from infra.cli import content, local, reports
-from infra.cli.importing import (
-    ImportOptions,
-    LeadImport,
-    form_id_for,
-    print_columns,
-    print_summary,
-)
+from infra.cli.importing import file_rows, form_id_for, print_columns, print_summary
 from infra.cli.tables import Columns, TableError, parse_mapping, read_table
 from shared.clock import Clock, OffsetClock, SystemClock
 from shared.funnel import (
@@ -37,6 +31,7 @@ from shared.funnel import (
     sum_counters,
 )
 from shared.leads import FormType
+from shared.list_import import ImportOptions, LeadImport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -179,7 +174,8 @@ def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
         events=load_events(paths.events),
     )
     importer = LeadImport(repository, capture, clock, config.consent_version)
-    summary = importer.run(table, columns, options, form_id_for(path), Progress("rows"))
+    rows = file_rows(table, columns)
+    summary = importer.run(rows, options, form_id_for(path), Progress("rows"))
     print_summary(summary, options, sys.stdout)
     return 0 if summary.ok else 1
 
