@@ -34,9 +34,9 @@ from shared.email import (
 from shared.events import Event, EventCatalog
 from shared.experiments import Arm, arms
 from shared.funnel import SENDTIME_PREFIX, ReportCount, business_day, email_key
-from shared.jobs import REVIEW, SendJob
+from shared.jobs import JobKind, SendJob
 from shared.leads import Activity, ActivityType, Enrolment, Lead, SendRecord
-from shared.lifecycle import returning, review, schedule_review
+from shared.lifecycle import LeadReview, returning, schedule_review
 from shared.machine_engagement import tracked_links
 from shared.nurture import (
     EVENT_TIME_PASSED,
@@ -90,6 +90,7 @@ class Outcome(StrEnum):
     STALE = "stale"  # the job no longer matches the lead
     UNCERTAIN = "uncertain"  # SES's answer was lost: counted as sent, never sent again
     DORMANT = "dormant"  # a review found no engagement: the lead enters re-engagement
+    RANKED = "ranked"  # a review ranked a customer again
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class NurtureSender:
         customers: CustomerRules | None = None,
     ) -> None:
         self._customers = customers
+        self._reviews = LeadReview(leads, programs, clock, settings.dormant_after, customers)
         self._results = results
         self._events = events or EventCatalog()
         self._leads = leads
@@ -138,26 +140,9 @@ class NurtureSender:
         self._settings = settings
 
     def process(self, job: SendJob) -> Outcome:
-        if job.program_id == REVIEW:
-            return self._review(job.lead_id)
+        if job.kind is JobKind.REVIEW:
+            return Outcome(self._reviews.review(job.lead_id).value)
         return self._process(job)
-
-    def _review(self, lead_id: str) -> Outcome:
-        outcome = [Outcome.STALE]
-
-        def change(snapshot: Snapshot) -> Revision | None:
-            lead, now = snapshot.lead, self._clock.now()
-            if lead is None or lead.review_at is None or lead.review_at > now:
-                outcome[0] = Outcome.STALE
-                return None
-            changes, activity = review(
-                lead, now, self._settings.dormant_after, self._programs, self._customers
-            )
-            outcome[0] = Outcome.DORMANT if activity else Outcome.RESCHEDULED
-            return self._revision(lead, now, [activity] if activity else [], **changes)
-
-        self._leads.revise(lead_id, change)
-        return outcome[0]
 
     # -- deciding -----------------------------------------------------------------------
 

@@ -156,6 +156,59 @@ def _delayed(enrolment: Enrolment, enrolled_at: datetime) -> Enrolment:
     return enrolment.model_copy(update={"enrolled_at": enrolled_at})
 
 
+class Reviewed(StrEnum):
+    """What a review did."""
+
+    STALE = "stale"  # not due (a repeated job, or the lead moved on)
+    DORMANT = "dormant"  # no engagement: dormant, in re-engagement
+    RANKED = "ranked"  # a customer ranked again (its segment may have moved)
+    RESCHEDULED = "rescheduled"  # engaged meanwhile: reviewed again later
+
+
+class LeadReview:
+    """The review a lead outside any program gets on the due index (a ``review`` job):
+    a lead's dormancy, a customer's rank on the day it changes."""
+
+    def __init__(
+        self,
+        leads: LeadRepository,
+        programs: ProgramCatalog,
+        clock: Clock,
+        dormant_after: timedelta,
+        customers: CustomerRules | None = None,
+    ) -> None:
+        self._leads = leads
+        self._programs = programs
+        self._clock = clock
+        self._dormant_after = dormant_after
+        self._customers = customers
+
+    def review(self, lead_id: str) -> Reviewed:
+        outcome = [Reviewed.STALE]
+
+        def change(snapshot: Snapshot) -> Revision | None:
+            lead, now = snapshot.lead, self._clock.now()
+            if lead is None or lead.review_at is None or lead.review_at > now:
+                outcome[0] = Reviewed.STALE
+                return None
+            changes, activity = review(
+                lead, now, self._dormant_after, self._programs, self._customers
+            )
+            if lead.stage is Stage.CUSTOMER:
+                outcome[0] = Reviewed.RANKED
+            elif activity is not None:
+                outcome[0] = Reviewed.DORMANT
+            else:
+                outcome[0] = Reviewed.RESCHEDULED
+            updated = lead.model_copy(update={**changes, "updated_at": now})
+            # Out of any program still: the due index keeps it under review.
+            updated = schedule_review(updated, now, self._dormant_after)
+            return Revision(updated, [activity] if activity else [])
+
+        self._leads.revise(lead_id, change)
+        return outcome[0]
+
+
 def schedule_review(lead: Lead, now: datetime, dormant_after: timedelta) -> Lead:
     """A mailable lead that follows no program gets a dormancy review on the due index;
     a customer with purchases, the review of its rank on the day it changes."""

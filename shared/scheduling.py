@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from shared.clock import Clock
 from shared.funnel import business_day
 from shared.guard import GuardLimits, Warmup, breach, reputation
-from shared.jobs import REVIEW, SendJob
+from shared.jobs import JobKind, SendJob
 
 if TYPE_CHECKING:
     from shared.repository import DueIndex, SendingSwitch
@@ -81,14 +81,15 @@ class DueScheduler:
         leased = held = sends = 0
         jobs: list[SendJob] = []
         for lead in found:
-            send = lead.program_id != REVIEW
+            job = SendJob.of(lead)
+            send = job.kind is JobKind.SEND  # a review sends nothing: never held back
             if send and (paused or (room is not None and sends >= room)):
                 held += 1
                 continue
             if self._index.lease(lead, until):
                 leased += 1
                 sends += send
-                jobs.append(SendJob(lead.lead_id, lead.program_id, lead.step_id))
+                jobs.append(job)
         if jobs:
             self._queue.enqueue(jobs)
         if sends and room is not None and self._switch is not None:
