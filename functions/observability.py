@@ -10,7 +10,7 @@ Tracing is off (no X-Ray): Powertools' Tracer needs the X-Ray SDK, and importing
 ``aws_xray_sdk.core`` alone took about 200 ms here, about a whole cold start's floor
 (``import boto3`` and one client), for subsegments of calls each function already logs
 and counts (its metrics, ``functions/metrics.py``). Each line is redacted as a whole just before it
-is written (``shared.redaction``): the message, the extra keys at any depth, the keys
+is written (``shared.domain.redaction``): the message, the extra keys at any depth, the keys
 appended to the logger, the exception's text, its traceback and the stack trace, so a
 line is clean whichever of those a caller or a library put the data in.
 
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from shared.media_types import JSON_TYPE
-from shared.redaction import redact
+from shared.domain.redaction import redact
+from shared.web.media_types import JSON_TYPE
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from shared.funnel import ReportCount, lead_counts, merged
-from shared.leads import Activity, Consent, Lead, Seats
-from shared.machine_engagement import MailRecord
-from shared.normalize import email_key
-from shared.repository import (
+from shared.domain.funnel import ReportCount, lead_counts, merged
+from shared.domain.leads import Activity, Consent, Lead, Seats
+from shared.domain.machine_engagement import MailRecord
+from shared.domain.normalize import email_key
+from shared.ports import (
     MAX_REVISIONS,
     Change,
     EmailTaken,

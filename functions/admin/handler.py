@@ -16,25 +16,25 @@ from pydantic import BaseModel, Field, ValidationError
 
 from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
-from shared.clock import Clock, SystemClock, to_iso
-from shared.customers import FutureDate, Purchase, load_customers
-from shared.disclosure import LeadDisclosure, as_json, file_name
-from shared.events import EventCatalog, load_events
-from shared.handoff import top_reasons
-from shared.leads import is_lead_id
-from shared.lifecycle import (
+from shared.domain.clock import Clock, SystemClock, to_iso
+from shared.domain.customers import FutureDate, Purchase, load_customers
+from shared.domain.events import EventCatalog, load_events
+from shared.domain.leads import is_lead_id
+from shared.domain.programs import load_programs
+from shared.domain.scoring import ScoringRules, load_scoring
+from shared.ports import LeadRepository, UnknownLead
+from shared.services.disclosure import LeadDisclosure, as_json, file_name
+from shared.services.handoff import top_reasons
+from shared.services.lifecycle import (
     DispositionRequest,
     InvalidTransition,
     LifecycleSettings,
     SalesFeedback,
 )
-from shared.media_types import JSON_TYPE
-from shared.programs import load_programs
-from shared.purchases import PurchaseBook
-from shared.registration import EventDesk
-from shared.repository import LeadRepository, UnknownLead
-from shared.scoring import ScoringRules, load_scoring
+from shared.services.purchases import PurchaseBook
+from shared.services.registration import EventDesk
 from shared.settings import EnvSettings
+from shared.web.media_types import JSON_TYPE
 
 
 class AdminSettings(EnvSettings):

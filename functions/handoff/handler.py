@@ -21,10 +21,10 @@ from functions.metrics import emit_counts
 from functions.observability import build_logger, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
-from shared.clock import Clock, SystemClock
-from shared.handoff import SalesHandoff
-from shared.metrics import HANDOFFS_PUBLISHED
-from shared.scoring import load_scoring
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.metrics import HANDOFFS_PUBLISHED
+from shared.domain.scoring import load_scoring
+from shared.services.handoff import SalesHandoff
 from shared.settings import EnvSettings
 
 

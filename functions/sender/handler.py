@@ -29,17 +29,17 @@ from functions.metrics import emit_counts
 from functions.observability import build_logger, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
-from shared.clock import Clock, SystemClock
-from shared.customers import load_customers
-from shared.delivery import DeliverySettings, NurtureSender, Outcome
-from shared.email import EmailRenderer, SenderProfile
-from shared.events import load_events
-from shared.funnel import business_day
-from shared.jobs import SendJob
-from shared.metrics import EMAILS_SENT, SENDS_REJECTED, SENDS_THROTTLED, SENDS_UNCERTAIN
-from shared.programs import load_programs
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.customers import load_customers
+from shared.domain.email import EmailRenderer, SenderProfile
+from shared.domain.events import load_events
+from shared.domain.funnel import business_day
+from shared.domain.jobs import SendJob
+from shared.domain.metrics import EMAILS_SENT, SENDS_REJECTED, SENDS_THROTTLED, SENDS_UNCERTAIN
+from shared.domain.programs import load_programs
+from shared.domain.tokens import UnsubscribeTokens
+from shared.services.sending import DeliverySettings, NurtureSender, Outcome
 from shared.settings import EnvSettings
-from shared.tokens import UnsubscribeTokens
 
 # The metric each outcome of a send job counts in; other outcomes are not counted.
 METRICS = {

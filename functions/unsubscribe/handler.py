@@ -25,21 +25,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.metrics import emit_counts
 from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
-from shared.clock import Clock, SystemClock
-from shared.forms import decode_form
-from shared.metrics import OPT_OUTS
-from shared.qualification import ScoreKeeper
-from shared.repository import LeadRepository, UnknownLead, VersionConflict
-from shared.scoring import load_scoring
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.metrics import OPT_OUTS
+from shared.domain.scoring import load_scoring
+from shared.domain.tokens import InvalidToken, UnsubscribeTokens
+from shared.ports import LeadRepository, UnknownLead, VersionConflict
+from shared.services.opt_out import unsubscribe
+from shared.services.qualification import ScoreKeeper
 from shared.settings import EnvSettings
-from shared.submission import InvalidSubmission
-from shared.subscriptions import unsubscribe
-from shared.tokens import InvalidToken, UnsubscribeTokens
-from shared.web import Pages, raw_body
+from shared.web.forms import decode_form
+from shared.web.pages import Pages, raw_body
+from shared.web.submission import InvalidSubmission
 
 if TYPE_CHECKING:  # imported on the first cancellation link, not at a cold start
-    from shared.events import Event, EventCatalog
-    from shared.registration import EventDesk
+    from shared.domain.events import Event, EventCatalog
+    from shared.services.registration import EventDesk
 
 HTML_TYPE = "text/html; charset=utf-8"
 
@@ -204,9 +204,9 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
 
     @cache
     def event_links() -> EventLinks:
-        from shared.events import load_events
-        from shared.programs import load_programs
-        from shared.registration import EventDesk
+        from shared.domain.events import load_events
+        from shared.domain.programs import load_programs
+        from shared.services.registration import EventDesk
 
         return EventLinks(load_events(), EventDesk(repository, load_programs(), clock))
 

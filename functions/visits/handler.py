@@ -19,16 +19,22 @@ from pydantic import Field
 from functions.metrics import emit_counts
 from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
-from shared.beacon import BeaconError, IdentifyBeacon, InvalidBeacon, decode_beacon, parse_beacon
-from shared.clock import Clock, SystemClock
-from shared.forms import MalformedBody, UnsupportedMediaType
-from shared.machine_engagement import EngagementRules, Kind, load_engagement_rules
-from shared.media_types import JSON_TYPE
-from shared.metrics import LEADS_QUALIFIED
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.machine_engagement import EngagementRules, Kind, load_engagement_rules
+from shared.domain.metrics import LEADS_QUALIFIED
+from shared.domain.tokens import InvalidToken, SiteReferences
+from shared.services.visits import PageView, VisitTracker
 from shared.settings import EnvSettings
-from shared.tokens import InvalidToken, SiteReferences
-from shared.visits import PageView, VisitTracker
-from shared.web import BodyTooLarge, raw_body
+from shared.web.beacon import (
+    BeaconError,
+    IdentifyBeacon,
+    InvalidBeacon,
+    decode_beacon,
+    parse_beacon,
+)
+from shared.web.forms import MalformedBody, UnsupportedMediaType
+from shared.web.media_types import JSON_TYPE
+from shared.web.pages import BodyTooLarge, raw_body
 
 SNIPPET = Path(__file__).with_name("tracker.js")
 
@@ -169,8 +175,8 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     from shared.adapters.secrets import signing_secret
     from shared.adapters.sns import SnsSalesPublisher
     from shared.adapters.visits import DynamoVisitStore
-    from shared.qualification import ScoreKeeper
-    from shared.scoring import load_scoring
+    from shared.domain.scoring import load_scoring
+    from shared.services.qualification import ScoreKeeper
 
     settings = VisitSettings.from_env()
     clock = clock or SystemClock()

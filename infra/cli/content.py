@@ -9,14 +9,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from infra.config import DeploymentConfig
-from shared.customers import CustomerRules, load_customers
-from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
-from shared.events import NEXT, Event, EventCatalog, Localized, load_events
-from shared.leads import ConsentState, Enrolment, FormType, Lead, Touch
-from shared.lists import load_columns
-from shared.machine_engagement import load_engagement_rules
-from shared.programs import CONTENT_DIR, Program, ProgramCatalog, load_programs
-from shared.scoring import load_scoring
+from shared.domain.customers import CustomerRules, load_customers
+from shared.domain.email import (
+    LOCALES,
+    Asset,
+    EmailRenderer,
+    RenderedEmail,
+    SenderProfile,
+    load_assets,
+)
+from shared.domain.events import NEXT, Event, EventCatalog, Localized, load_events
+from shared.domain.leads import ConsentState, Enrolment, FormType, Lead, Touch
+from shared.domain.lists import load_columns
+from shared.domain.machine_engagement import load_engagement_rules
+from shared.domain.programs import CONTENT_DIR, Program, ProgramCatalog, load_programs
+from shared.domain.scoring import load_scoring
 
 NOW = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 PREVIEW_UNSUBSCRIBE = "https://api.example.com/v1/unsubscribe?t=PREVIEW"

@@ -1,5 +1,5 @@
 """``lead-nurture import`` and ``attendance``: a list file read as rows of lead fields,
-imported by ``shared.list_import``, and what it did printed for the operator."""
+imported by ``shared.services.list_import``, and what it did printed for the operator."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from shared.list_import import ImportOptions, ImportSummary, split_full_name
-from shared.submission import (
+from shared.services.list_import import ImportOptions, ImportSummary, split_full_name
+from shared.web.submission import (
     LABELS,
     FieldError,
 )

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from infra.cli import content, local, reports
 from infra.cli.importing import file_rows, form_id_for, print_columns, print_summary
 from infra.cli.tables import Columns, TableError, parse_mapping, read_table
-from shared.clock import Clock, OffsetClock, SystemClock
-from shared.funnel import (
+from shared.domain.clock import Clock, OffsetClock, SystemClock
+from shared.domain.funnel import (
     CONVERSION_DAYS,
     CONVERSIONS,
     business_day,
@@ -30,13 +30,13 @@ from shared.funnel import (
     plan,
     sum_counters,
 )
-from shared.leads import FormType
-from shared.list_import import ImportOptions, LeadImport
+from shared.domain.leads import FormType
+from shared.services.list_import import ImportOptions, LeadImport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-    from shared.events import Event
+    from shared.domain.events import Event
 
 LOCAL_TABLE = "lead-nurture-local"  # what `make dev` names the table
 DEFAULT_REGION = "ap-northeast-1"
@@ -130,12 +130,12 @@ def period(args: argparse.Namespace) -> tuple[date, date]:
 
 def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
     from shared.adapters.leads import DynamoLeadRepository
-    from shared.capture import LeadCapture
-    from shared.events import load_events
-    from shared.lists import load_columns
-    from shared.programs import load_programs
-    from shared.qualification import ScoreKeeper
-    from shared.scoring import load_scoring
+    from shared.domain.events import load_events
+    from shared.domain.lists import load_columns
+    from shared.domain.programs import load_programs
+    from shared.domain.scoring import load_scoring
+    from shared.services.capture import LeadCapture
+    from shared.services.qualification import ScoreKeeper
 
     path: Path = args.file
     if not path.is_file():
@@ -183,9 +183,9 @@ def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
 def cmd_import_purchases(args: argparse.Namespace) -> int:
     from infra.cli.purchases import ColumnsError, columns_of, import_purchases, print_import
     from shared.adapters.leads import DynamoLeadRepository
-    from shared.customers import load_customers
-    from shared.programs import load_programs
-    from shared.purchases import PurchaseBook
+    from shared.domain.customers import load_customers
+    from shared.domain.programs import load_programs
+    from shared.services.purchases import PurchaseBook
 
     path: Path = args.file
     if not path.is_file():
@@ -215,7 +215,7 @@ def cmd_import_purchases(args: argparse.Namespace) -> int:
 def _purchase_mapping(entries: Sequence[str]) -> dict[str, str]:
     """``--map 'Header=field'`` for a purchase file (header key -> field)."""
     from infra.cli.purchases import FIELDS
-    from shared.lists import header_key
+    from shared.domain.lists import header_key
 
     mapping = {}
     for entry in entries:
@@ -238,7 +238,7 @@ def _loaded(load: Callable[[Path], T], path: Path) -> T:
 
 
 def _event(args: argparse.Namespace) -> Event:
-    from shared.events import load_events
+    from shared.domain.events import load_events
 
     paths = content.ContentPaths.under(args.content)
     events = _loaded(load_events, paths.events)
@@ -260,9 +260,9 @@ def cmd_attendance(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from shared.adapters.leads import DynamoLeadRepository
-    from shared.programs import load_programs
-    from shared.registration import EventDesk
-    from shared.repository import UnknownLead
+    from shared.domain.programs import load_programs
+    from shared.ports import UnknownLead
+    from shared.services.registration import EventDesk
 
     event = _event(args)
     repository = DynamoLeadRepository(dynamodb(args), args.table)
@@ -300,9 +300,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     from jinja2 import TemplateError
 
-    from shared.email import EmailRenderer, load_assets
-    from shared.events import load_events
-    from shared.programs import load_programs
+    from shared.domain.email import EmailRenderer, load_assets
+    from shared.domain.events import load_events
+    from shared.domain.programs import load_programs
 
     paths = content.ContentPaths.under(args.content)
     catalog = _loaded(load_programs, paths.programs)
@@ -365,7 +365,7 @@ def cmd_report_funnel(args: argparse.Namespace) -> int:
 
 def cmd_report_experiments(args: argparse.Namespace) -> int:
     from shared.adapters.counters import DynamoCounterReader
-    from shared.programs import load_programs
+    from shared.domain.programs import load_programs
 
     catalog = _loaded(load_programs, content.ContentPaths.under(args.content).programs)
     start, end = period(args)
@@ -386,7 +386,7 @@ def cmd_report_experiments(args: argparse.Namespace) -> int:
 
 def cmd_report_events(args: argparse.Namespace) -> int:
     from shared.adapters.counters import DynamoCounterReader
-    from shared.events import load_events
+    from shared.domain.events import load_events
 
     events = _loaded(load_events, content.ContentPaths.under(args.content).events)
     end = args.to or business_day(SystemClock().now())
@@ -408,7 +408,7 @@ def cmd_report_events(args: argparse.Namespace) -> int:
 
 def cmd_report_customers(args: argparse.Namespace) -> int:
     from shared.adapters.counters import DynamoCounterReader
-    from shared.customers import load_customers
+    from shared.domain.customers import load_customers
 
     rules = _loaded(load_customers, content.ContentPaths.under(args.content).customers)
     end = args.to or business_day(SystemClock().now())
@@ -450,9 +450,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     import yaml
 
-    from shared import backtest
     from shared.adapters.leads import DynamoLeadRepository
-    from shared.scoring import load_scoring
+    from shared.domain import backtest
+    from shared.domain.scoring import load_scoring
 
     paths = content.ContentPaths.under(args.content)
     if args.suggest and args.out is None:
@@ -490,9 +490,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from shared.adapters.leads import DynamoLeadRepository
-    from shared.disclosure import LeadDisclosure, as_json
-    from shared.leads import is_lead_id
-    from shared.scoring import load_scoring
+    from shared.domain.leads import is_lead_id
+    from shared.domain.scoring import load_scoring
+    from shared.services.disclosure import LeadDisclosure, as_json
 
     try:
         rules = load_scoring(content.ContentPaths.under(args.content).scoring)
@@ -540,7 +540,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
 
 def cmd_sending(args: argparse.Namespace) -> int:
     from shared.adapters.guard import DynamoSendingSwitch
-    from shared.guard import baseline, reputation
+    from shared.domain.guard import baseline, reputation
 
     switch = DynamoSendingSwitch(dynamodb(args), args.table)
     now = SystemClock().now()

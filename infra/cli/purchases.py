@@ -1,5 +1,5 @@
 """``lead-nurture import-purchases``: a sales or order system's export (CSV or .xlsx),
-one purchase per row, recorded through ``shared.purchases`` (once per order, however
+one purchase per row, recorded through ``shared.services.purchases`` (once per order, however
 often the file is imported)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from infra.cli.tables import Table, blank
-from shared.customers import FutureDate, Purchase
-from shared.leads import is_lead_id
-from shared.lists import header_key
-from shared.purchases import PurchaseBook
-from shared.repository import LeadRepository, UnknownLead
+from shared.domain.customers import FutureDate, Purchase
+from shared.domain.leads import is_lead_id
+from shared.domain.lists import header_key
+from shared.ports import LeadRepository, UnknownLead
+from shared.services.purchases import PurchaseBook
 
 # The headers each field is read from (compared as ``header_key`` compares them:
 # NFKC, case, spaces and brackets aside); ``--map HEADER=FIELD`` adds to them.

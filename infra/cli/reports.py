@@ -1,5 +1,5 @@
-"""Funnel report, plan and backtest as text tables (the maths is ``shared.funnel`` and
-``shared.backtest``)."""
+"""Funnel report, plan and backtest as text tables (the maths is ``shared.domain.funnel`` and
+``shared.domain.backtest``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from shared.backtest import Backtest, History, changed
-from shared.customers import CustomerRules
-from shared.events import EventCatalog
-from shared.experiments import arms, probability_best, sample_needed, seed_of
-from shared.funnel import (
+from shared.domain.backtest import Backtest, History, changed
+from shared.domain.customers import CustomerRules
+from shared.domain.events import EventCatalog
+from shared.domain.experiments import arms, probability_best, sample_needed, seed_of
+from shared.domain.funnel import (
     CONVERSIONS,
     CYCLES,
     DIMENSIONS,
@@ -31,8 +31,8 @@ from shared.funnel import (
     ratio,
     sum_counters,
 )
-from shared.programs import ProgramCatalog
-from shared.sendtime import SendTimeGroup
+from shared.domain.programs import ProgramCatalog
+from shared.domain.sendtime import SendTimeGroup
 
 if TYPE_CHECKING:  # boto3 loads only for the commands that read the table
     from shared.adapters.counters import DynamoCounterReader

@@ -13,9 +13,9 @@ from shared.adapters.items import (
     due_shard,
     lead_pk,
 )
-from shared.clock import from_iso, to_iso
-from shared.jobs import REVIEW
-from shared.leads import (
+from shared.domain.clock import from_iso, to_iso
+from shared.domain.jobs import REVIEW
+from shared.domain.leads import (
     Activity,
     Consent,
     Lead,
@@ -24,7 +24,7 @@ from shared.leads import (
     SendRecord,
     earliest_event,
 )
-from shared.repository import (
+from shared.ports import (
     Record,
 )
 

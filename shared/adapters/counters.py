@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from shared.adapters.items import counter_key, counter_pk, deserialize, serialize
-from shared.funnel import email_key
+from shared.domain.funnel import email_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

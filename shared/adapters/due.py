@@ -16,8 +16,8 @@ from shared.adapters.items import (
     lead_pk,
     serialize,
 )
-from shared.clock import to_iso
-from shared.jobs import DueLead
+from shared.domain.clock import to_iso
+from shared.domain.jobs import DueLead
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

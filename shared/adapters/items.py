@@ -42,7 +42,7 @@ mailable (``unsubscribed``, ``suppressed:bounce``, ``suppressed:complaint``,
 ``suppressed:rejected``, ``sunset:<stage>``), apart from ``stage`` so that stage maths
 never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Every count
 is written in the transaction of the change that caused it (``revise``), so a retried or
-duplicate request counts once (names and rules: ``shared.funnel``). Each counter is kept
+duplicate request counts once (names and rules: ``shared.domain.funnel``). Each counter is kept
 in COUNTER_SHARDS items (``<kind>@<n>``, by lead) so that concurrent transactions rarely
 touch the same item; readers add them up.
 
@@ -76,7 +76,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shared.adapters.attributes import TypeDeserializer, TypeSerializer
-from shared.normalize import email_key
+from shared.domain.normalize import email_key
 
 DUE_SHARDS = 16
 DUE_INDEX = "due"

@@ -38,10 +38,9 @@ from shared.adapters.items import (
     seats_pk,
     serialize,
 )
-from shared.clock import from_iso, to_iso
-from shared.disclosure import Holdings
-from shared.funnel import CUSTOMERS_KEY, ReportCount, lead_counts, merged
-from shared.leads import (
+from shared.domain.clock import from_iso, to_iso
+from shared.domain.funnel import CUSTOMERS_KEY, ReportCount, lead_counts, merged
+from shared.domain.leads import (
     Activity,
     ActivityType,
     Consent,
@@ -49,8 +48,8 @@ from shared.leads import (
     Outcome,
     Seats,
 )
-from shared.machine_engagement import MailRecord
-from shared.repository import (
+from shared.domain.machine_engagement import MailRecord
+from shared.ports import (
     MAX_REVISIONS,
     Change,
     EmailTaken,
@@ -61,6 +60,7 @@ from shared.repository import (
     Snapshot,
     VersionConflict,
 )
+from shared.services.disclosure import Holdings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -96,7 +96,7 @@ def _cancelled(exc: ClientError) -> set[int] | None:
     return {i for i, code in enumerate(codes) if code != "None"}
 
 
-# The dispositions whose change lists an outcome (``shared.leads.Outcome``).
+# The dispositions whose change lists an outcome (``shared.domain.leads.Outcome``).
 _OUTCOMES = frozenset({"won", "lost", "rejected"})
 
 

@@ -20,7 +20,7 @@ from shared.adapters.items import (
     lead_pk,
     serialize,
 )
-from shared.leads import (
+from shared.domain.leads import (
     SendRecord,
 )
 

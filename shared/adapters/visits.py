@@ -15,8 +15,8 @@ from shared.adapters.items import (
     lead_pk,
     serialize,
 )
-from shared.clock import from_iso, to_iso
-from shared.visits import PageView
+from shared.domain.clock import from_iso, to_iso
+from shared.services.visits import PageView
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

@@ -26,8 +26,8 @@ from typing import Any
 
 from infra.wiring import ADMIN, CAPTURE, ENGAGEMENT, HANDOFF, SEND_QUEUE, SENDER, UNSUBSCRIBE
 from shared.adapters.leads import DynamoLeadRepository
-from shared.funnel import business_day
-from shared.leads import ActivityType
+from shared.domain.funnel import business_day
+from shared.domain.leads import ActivityType
 from tests.email_events import raw, ses_record, sqs_event
 from tests.events import multipart_post, rest_event
 from tests.faults.snapshot import Snapshot

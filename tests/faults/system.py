@@ -42,8 +42,8 @@ from infra.local.runtime import reported_failures, scheduled_event, sqs_record, 
 from infra.provision import Provisioned, provision_all
 from infra.wiring import FUNCTIONS, HANDOFF, SCHEDULER, SEND_QUEUE, SENDER, FunctionSpec
 from shared.adapters.clients import use_session
-from shared.clock import FixedClock
-from shared.tokens import UnsubscribeTokens
+from shared.domain.clock import FixedClock
+from shared.domain.tokens import UnsubscribeTokens
 from tests.faults.injector import Injector
 
 PREFIX = "lead-nurture-faults"

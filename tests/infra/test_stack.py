@@ -1502,12 +1502,12 @@ def lines(properties: dict[str, Any]) -> list[tuple[str, ...]]:
 def test_dashboard_shows_every_metric_of_every_function_that_emits_it(
     dashboard: dict[str, Any],
 ) -> None:
-    import shared.metrics
+    import shared.domain.metrics
     from infra.constructs.observability import EMITTERS
 
-    # every metric of shared/metrics.py has its emitters
-    names = {value for key, value in vars(shared.metrics).items() if key.isupper()}
-    assert set(EMITTERS) == names - {shared.metrics.NAMESPACE}
+    # every metric of shared/domain/metrics.py has its emitters
+    names = {value for key, value in vars(shared.domain.metrics).items() if key.isupper()}
+    assert set(EMITTERS) == names - {shared.domain.metrics.NAMESPACE}
     shown = {
         line
         for w in dashboard["widgets"]

@@ -27,17 +27,17 @@ from functions.observability import build_logger
 from shared.adapters.codecs import activity_item
 from shared.adapters.items import lead_pk, serialize
 from shared.adapters.leads import DynamoLeadRepository
-from shared.clock import FixedClock, to_iso
-from shared.customers import load_customers
-from shared.disclosure import LeadDisclosure
-from shared.events import load_events
-from shared.leads import Activity, ActivityType, Stage
-from shared.lifecycle import LifecycleSettings, SalesFeedback
-from shared.programs import load_programs
-from shared.purchases import PurchaseBook
-from shared.registration import EventDesk
-from shared.scoring import load_scoring
-from shared.web import Pages
+from shared.domain.clock import FixedClock, to_iso
+from shared.domain.customers import load_customers
+from shared.domain.events import load_events
+from shared.domain.leads import Activity, ActivityType, Stage
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
+from shared.services.disclosure import LeadDisclosure
+from shared.services.lifecycle import LifecycleSettings, SalesFeedback
+from shared.services.purchases import PurchaseBook
+from shared.services.registration import EventDesk
+from shared.web.pages import Pages
 from tests.email_events import raw, ses_record
 from tests.events import form_post, json_post, rest_event
 from tests.integration.conftest import TABLE, all_items

@@ -20,10 +20,10 @@ from functions.admin.handler import lambda_handler as admin_handler
 from infra.cli import main
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.leads import DynamoLeadRepository
-from shared.clock import FixedClock, SystemClock
-from shared.experiments import Arm, probability_b_beats_a, sample_needed
-from shared.funnel import business_day
-from shared.programs import CONTENT_DIR
+from shared.domain.clock import FixedClock, SystemClock
+from shared.domain.experiments import Arm, probability_b_beats_a, sample_needed
+from shared.domain.funnel import business_day
+from shared.domain.programs import CONTENT_DIR
 from tests.builders import DynamoCounters, overwrite
 from tests.events import form_post
 from tests.integration.conftest import TABLE, all_items

@@ -16,8 +16,8 @@ from infra.local.console.app import PAGE_SIZE
 from infra.local.console.mail import SendInfo, SentMail
 from shared.adapters.items import deserialize, serialize
 from shared.adapters.leads import DynamoLeadRepository
-from shared.clock import FixedClock, OffsetClock
-from shared.leads import FormType, Lead, Touch, new_id
+from shared.domain.clock import FixedClock, OffsetClock
+from shared.domain.leads import FormType, Lead, Touch, new_id
 from tests.builders import store
 from tests.integration.conftest import TABLE
 
@@ -129,9 +129,9 @@ def test_the_outbox_pages_newest_first_and_finds_an_address(dynamodb: Any) -> No
 
 
 def test_a_customers_page_shows_its_segment_scores_and_purchases(dynamodb: Any) -> None:
-    from shared.customers import Purchase, load_customers
-    from shared.programs import load_programs
-    from shared.purchases import PurchaseBook
+    from shared.domain.customers import Purchase, load_customers
+    from shared.domain.programs import load_programs
+    from shared.services.purchases import PurchaseBook
 
     repository = DynamoLeadRepository(dynamodb, TABLE)
     touch = Touch(at=NOW - timedelta(days=1), form_type=FormType.INQUIRY)

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.adapters.items import counter_key
-from shared.clock import FixedClock
-from shared.customers import Purchase, adding, load_customers
-from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
-from shared.nurture import start
-from shared.purchases import PurchaseBook
+from shared.domain.clock import FixedClock
+from shared.domain.customers import Purchase, adding, load_customers
+from shared.domain.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
+from shared.domain.nurture import start
+from shared.services.purchases import PurchaseBook
 from tests.builders import store
 from tests.integration.conftest import TABLE, all_items
 from tests.integration.nurture import NurtureWorld, build_world

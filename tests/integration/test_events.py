@@ -28,19 +28,19 @@ from functions.capture.settings import CaptureSettings
 from infra.cli import main, reports
 from shared.adapters.counters import DynamoCounterReader
 from shared.adapters.leads import DynamoLeadRepository
-from shared.calendar import uid
-from shared.capture import LeadCapture, RequestInfo
-from shared.clock import FixedClock, SystemClock
-from shared.events import Event, EventCatalog, Localized, load_events
-from shared.funnel import business_day
-from shared.leads import ActivityType, Lead, RegistrationStatus
-from shared.programs import CONTENT_DIR, load_programs
-from shared.qualification import ScoreKeeper
-from shared.registration import EventDesk
-from shared.repository import VersionConflict
-from shared.scoring import Signal, load_scoring
-from shared.submission import parse_submission
-from shared.web import Pages
+from shared.domain.calendar import uid
+from shared.domain.clock import FixedClock, SystemClock
+from shared.domain.events import Event, EventCatalog, Localized, load_events
+from shared.domain.funnel import business_day
+from shared.domain.leads import ActivityType, Lead, RegistrationStatus
+from shared.domain.programs import CONTENT_DIR, load_programs
+from shared.domain.scoring import Signal, load_scoring
+from shared.ports import VersionConflict
+from shared.services.capture import LeadCapture, RequestInfo
+from shared.services.qualification import ScoreKeeper
+from shared.services.registration import EventDesk
+from shared.web.pages import Pages
+from shared.web.submission import parse_submission
 from tests.builders import overwrite
 from tests.events import form_post, rest_event
 from tests.integration.conftest import TABLE

@@ -32,13 +32,13 @@ from shared.adapters.items import lead_pk
 from shared.adapters.leads import DynamoLeadRepository
 from shared.adapters.ledgers import DynamoHandoffLedger
 from shared.adapters.sns import SnsSalesPublisher
-from shared.clock import FixedClock, to_iso
-from shared.handoff import SalesHandoff
-from shared.leads import ActivityType, Stage
-from shared.lifecycle import DispositionRequest, LifecycleSettings, SalesFeedback
-from shared.programs import load_programs
-from shared.scoring import load_scoring
-from shared.web import Pages
+from shared.domain.clock import FixedClock, to_iso
+from shared.domain.leads import ActivityType, Stage
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
+from shared.services.handoff import SalesHandoff
+from shared.services.lifecycle import DispositionRequest, LifecycleSettings, SalesFeedback
+from shared.web.pages import Pages
 from tests.email_events import raw, ses_record
 from tests.emf import metric_counts
 from tests.events import json_post

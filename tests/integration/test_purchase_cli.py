@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.adapters.leads import DynamoLeadRepository
-from shared.leads import Stage
+from shared.domain.leads import Stage
 from tests.integration.conftest import TABLE, all_items
 from tests.integration.test_cli import posted, run
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.leads import (
+from shared.domain.leads import (
     Activity,
     ActivityType,
     Consent,
@@ -19,8 +19,8 @@ from shared.leads import (
     Touch,
     new_id,
 )
-from shared.machine_engagement import MailRecord
-from shared.repository import (
+from shared.domain.machine_engagement import MailRecord
+from shared.ports import (
     EmailTaken,
     LeadRepository,
     Marker,

@@ -22,10 +22,9 @@ import yaml
 from jinja2 import meta, nodes
 
 from infra.cli.content import link_tags, unknown_links
-from shared import nurture
-from shared.capture import RequestInfo, touch_of
-from shared.customers import Purchase, adding, load_customers
-from shared.email import (
+from shared.domain import nurture
+from shared.domain.customers import Purchase, adding, load_customers
+from shared.domain.email import (
     EMAIL_DIR,
     FORM_LABELS,
     LOCALES,
@@ -34,10 +33,10 @@ from shared.email import (
     SenderProfile,
     load_assets,
 )
-from shared.events import load_events
-from shared.leads import ConsentState, Enrolment, FormType, Lead, Stage, Touch
-from shared.machine_engagement import load_engagement_rules, tracked_links
-from shared.programs import (
+from shared.domain.events import load_events
+from shared.domain.leads import ConsentState, Enrolment, FormType, Lead, Stage, Touch
+from shared.domain.machine_engagement import load_engagement_rules, tracked_links
+from shared.domain.programs import (
     ENDINGS,
     EXIT,
     ContentType,
@@ -46,7 +45,8 @@ from shared.programs import (
     Step,
     load_programs,
 )
-from shared.submission import FormSubmission
+from shared.services.capture import RequestInfo, touch_of
+from shared.web.submission import FormSubmission
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 SENDER = SenderProfile(
@@ -172,7 +172,7 @@ TRAP_TAGS = f"link:{load_engagement_rules().trap_link};"
 
 
 def test_the_renderer_knows_the_trap_link_the_rules_name() -> None:
-    from shared.email import TRAP_TAGS as RENDERER_TRAP
+    from shared.domain.email import TRAP_TAGS as RENDERER_TRAP
 
     assert f'ses:tags="{TRAP_TAGS}"' == RENDERER_TRAP
 

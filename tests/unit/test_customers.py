@@ -1,4 +1,4 @@
-"""Customers' RFM scores, segments and CPM labels (shared.customers), and the rules that
+"""Customers' RFM scores, segments and CPM labels (shared.domain.customers), and the rules that
 read them in programs."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.customers import (
+from shared.domain.customers import (
     CustomerRules,
     FutureDate,
     Purchase,
@@ -18,9 +18,9 @@ from shared.customers import (
     load_customers,
     review_time,
 )
-from shared.funnel import NO_SEGMENT, lead_counts, merged
-from shared.leads import Lead, Purchases, Rank, Stage, Touch
-from shared.programs import EntryRule, StepCondition, load_programs
+from shared.domain.funnel import NO_SEGMENT, lead_counts, merged
+from shared.domain.leads import Lead, Purchases, Rank, Stage, Touch
+from shared.domain.programs import EntryRule, StepCondition, load_programs
 
 TODAY = date(2026, 12, 3)
 NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.jobs import REVIEW, DueLead, JobKind, NotASendJob, SendJob
+from shared.domain.jobs import REVIEW, DueLead, JobKind, NotASendJob, SendJob
 
 LEAD = "0123456789abcdef0123456789abcdef"
 

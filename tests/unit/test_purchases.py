@@ -1,4 +1,4 @@
-"""Recording purchases (shared.purchases) on the in-memory repository: the use case alone,
+"""Recording purchases (shared.services.purchases) on the in-memory repository: the use case alone,
 without a table."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared.clock import FixedClock
-from shared.customers import FutureDate, Purchase, load_customers
-from shared.leads import ActivityType, ConsentState, Enrolment, FormType, Lead, Stage, Touch
-from shared.programs import load_programs
-from shared.purchases import PurchaseBook
-from shared.repository import Revision, UnknownLead
+from shared.domain.clock import FixedClock
+from shared.domain.customers import FutureDate, Purchase, load_customers
+from shared.domain.leads import ActivityType, ConsentState, Enrolment, FormType, Lead, Stage, Touch
+from shared.domain.programs import load_programs
+from shared.ports import Revision, UnknownLead
+from shared.services.purchases import PurchaseBook
 from tests.fakes import InMemoryLeads
 
 NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)  # 10:00 in Japan

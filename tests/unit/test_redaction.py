@@ -1,4 +1,4 @@
-"""Personal data out of log lines: the rules (shared.redaction) and the functions' logger
+"""Personal data out of log lines: the rules (shared.domain.redaction) and the functions' logger
 (functions.observability) that applies them to every line."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from functions.observability import build_logger
-from shared.redaction import REDACTED, redact, redact_text
+from shared.domain.redaction import REDACTED, redact, redact_text
 
 EMAIL = "pii-probe-7f3a@example.co.jp"
 NAME = "個人情報 太郎"

@@ -25,15 +25,20 @@ from shared.adapters.counters import DynamoCounterReader
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.items import deserialize, serialize
 from shared.adapters.leads import DynamoLeadRepository
-from shared.clock import OffsetClock, from_iso
-from shared.customers import load_customers
-from shared.guard import GuardState
-from shared.handoff import PROFILE_LABELS, build_sales_message, qualified_score, top_reasons
-from shared.leads import ActivityType, Lead
-from shared.machine_engagement import links_in, load_engagement_rules, tracked_links
-from shared.programs import ProgramCatalog, load_programs, parse_duration
-from shared.scoring import ScoringRules, load_scoring
-from shared.submission import LABELS
+from shared.domain.clock import OffsetClock, from_iso
+from shared.domain.customers import load_customers
+from shared.domain.guard import GuardState
+from shared.domain.leads import ActivityType, Lead
+from shared.domain.machine_engagement import links_in, load_engagement_rules, tracked_links
+from shared.domain.programs import ProgramCatalog, load_programs, parse_duration
+from shared.domain.scoring import ScoringRules, load_scoring
+from shared.services.handoff import (
+    PROFILE_LABELS,
+    build_sales_message,
+    qualified_score,
+    top_reasons,
+)
+from shared.web.submission import LABELS
 
 if TYPE_CHECKING:
     import boto3
@@ -98,7 +103,7 @@ FUNNEL = (
     ("sql", "SQL", "Sales accepted"),
     ("customer", "顧客", "Customers"),
 )
-# Leads no longer mailed, by why (COUNTER#<day>, sk "list"; names in shared.funnel).
+# Leads no longer mailed, by why (COUNTER#<day>, sk "list"; names in shared.domain.funnel).
 LIST_HEALTH = (
     ("unsubscribed", "配信停止（本人の申し出）", "Unsubscribed"),
     ("bounce", "配信除外（バウンス）", "Suppressed: bounce"),
@@ -585,7 +590,7 @@ class LocalConsole:
         return list(seen.values())
 
     def _sales_text(self, document: dict[str, Any]) -> str | None:
-        """The plain-text body email subscribers got, rebuilt with shared.handoff from the
+        """The plain-text body email subscribers got, rebuilt with shared.services.handoff from the
         lead as it was at qualification (the SQS subscriber receives the JSON)."""
         lead = self._leads.get(str(document.get("lead_id")))
         if lead is None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.leads import Activity, ActivityType
-from shared.machine_engagement import (
+from shared.domain.leads import Activity, ActivityType
+from shared.domain.machine_engagement import (
     BURST,
     DELIVERY_WINDOW,
     TRAP_LINK,
