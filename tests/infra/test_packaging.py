@@ -83,7 +83,8 @@ def test_code_asset_follows_edits_and_deletions(source_root: Path, tmp_path: Pat
     build = tmp_path / "build"
     packaging.code_asset_dir(source_root, build)
     (source_root / "shared" / "content" / "programs" / "welcome.yaml").unlink()
-    (source_root / "shared" / "scoring.py").write_text("RULES = ()\n")
+    (source_root / "shared" / "domain").mkdir()
+    (source_root / "shared" / "domain" / "scoring.py").write_text("RULES = ()\n")
     asset = packaging.code_asset_dir(source_root, build)
     assert staged_files(asset) == {
         "functions/capture/handler.py",
