@@ -26,6 +26,9 @@ tests use moto as it is unless they install them.
   for the whole run. Here the newest ``BODIES_KEPT`` keep their bodies; older ones keep
   their id, addresses and header block (subject, To, List-Unsubscribe), and say so
   (``body_kept(message)`` is false), so the outbox still lists every email.
+- **A queue keeps every deleted message's receipt handles** (so that deleting one again
+  succeeds, as on AWS), about 0.2 KB each, one per receive. Here a queue keeps the
+  newest ``DELETED_HANDLES_KEPT``: a handle is deleted again soon after, if ever.
 - **Conditional writes race.** Requests run on several threads, and two posts for one
   new address could both pass ``attribute_not_exists``. Here DynamoDB and DynamoDB
   Streams requests run one at a time, as one partition would apply them.
@@ -56,6 +59,7 @@ from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.ses.models import RawMessage, SESBackend
 from moto.sesv2.responses import SESV2Response
 from moto.sns.models import Topic
+from moto.sqs.models import Queue
 
 ITERATORS_KEPT = 1_000
 # Each record holds a lead's old and new image: 5,000 are minutes of the busiest run,
@@ -64,6 +68,8 @@ STREAM_RECORDS_KEPT = 5_000
 NOTIFICATIONS_KEPT = 1_000
 # Emails whose whole raw message is kept: more than a day of the busiest run.
 BODIES_KEPT = 1_000
+# Receipt handles of deleted messages a queue keeps: hours of the busiest run.
+DELETED_HANDLES_KEPT = 10_000
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Undo = Callable[[], None]
@@ -391,12 +397,55 @@ def _trimmed_topics() -> Undo:
     return _patched(Topic, "publish", publish)
 
 
+class RecentHandles:
+    """A queue's ``deleted_messages``: receipt handles, only the newest ``kept`` held.
+
+    Not a set (nor a dict), so that ``data.json`` leaves it out, as it leaves out moto's set.
+    """
+
+    def __init__(self, kept: int | None = None) -> None:
+        self._kept = DELETED_HANDLES_KEPT if kept is None else kept
+        self._handles: dict[str, None] = {}  # oldest first
+
+    def __contains__(self, handle: object) -> bool:
+        return handle in self._handles
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._handles))
+
+    def add(self, handle: str) -> None:
+        self.update((handle,))
+
+    def update(self, handles: Iterable[str]) -> None:
+        for handle in handles:
+            self._handles.pop(handle, None)
+            self._handles[handle] = None
+        excess = len(self._handles) - self._kept
+        if excess > 0:
+            for handle in list(islice(self._handles, excess)):
+                del self._handles[handle]
+
+
+def _bounded_deleted_handles() -> Undo:
+    original_init = Queue.__init__
+
+    def init(self: Queue, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.deleted_messages = RecentHandles()  # type: ignore[assignment]
+
+    return _patched(Queue, "__init__", init)
+
+
 def install() -> Undo:
     """Apply the fixes to moto in this process; the call that undoes them."""
     undos = [
         _trimmed_topics(),
         _tagged_sends(),
         _trimmed_mail_bodies(),
+        _bounded_deleted_handles(),
         _journaled_transactions(),
         _weak_instance_lists(),
         _bounded_iterators(),

@@ -470,3 +470,26 @@ def test_restored_emails_keep_what_was_dropped_and_only_the_newest_bodies(
     assert [m["body_kept"] for m in restored] == [False, False, True, True]
     bodies = [f"{header}body {n}" for n in (2, 3)]
     assert [m["raw_data"] for m in restored] == [header, header, *bodies]
+
+
+def test_a_queue_keeps_its_newest_deleted_receipt_handles_and_a_second_delete_succeeds(
+    fixed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sqs.models import sqs_backends
+
+    monkeypatch.setattr(moto_fixes, "DELETED_HANDLES_KEPT", 3)
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="sends")["QueueUrl"]
+    handles = []
+    for n in range(6):
+        sqs.send_message(QueueUrl=url, MessageBody=f"job {n}")
+        (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        handles.append(message["ReceiptHandle"])
+
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=handles[-1])  # again: accepted
+
+    deleted = sqs_backends[ACCOUNT][REGION].queues["sends"].deleted_messages
+    assert len(deleted) == 3
+    assert handles[-1] in deleted
+    assert not any(handle in deleted for handle in handles[:3])
