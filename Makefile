@@ -8,7 +8,7 @@ CDK_CLI := aws-cdk@2.1148.1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: install lock dev test lint synth deploy bench bench-visits bench-render bench-coldstart bench-soak clean
+.PHONY: install lock dev test unit lint synth deploy bench bench-visits bench-render bench-coldstart bench-soak clean
 
 # The dev environment exactly as the lock pins it (every file checked against its
 # hashes), then the project itself, editable.
@@ -45,6 +45,11 @@ dev: install
 ## Run every check and test (what CI runs).
 test: install lint
 	$(BIN)/python -m pytest -q -n auto
+
+## The quick loop: the unit tests (pure domain, and use cases on the in-memory fakes of
+## tests/fakes.py), in seconds, without lint or the AWS-backed suites.
+unit: install
+	$(BIN)/python -m pytest -q -n auto tests/unit
 
 lint: install
 	$(BIN)/ruff check .

@@ -48,13 +48,13 @@ from bench.aws import (
 )
 from infra.local.runtime import sqs_record
 from infra.provision import create_table
-from shared.adapters.dynamodb import lead_item
+from shared.adapters.codecs import lead_item
 from shared.adapters.items import serialize
-from shared.clock import FixedClock
-from shared.email import EmailRenderer, OutgoingEmail, SenderProfile, build_mime
-from shared.leads import ConsentState, FormType, Lead, Touch, new_id
-from shared.nurture import start
-from shared.programs import Program, load_programs
+from shared.domain.clock import FixedClock
+from shared.domain.email import EmailRenderer, OutgoingEmail, SenderProfile, build_mime
+from shared.domain.leads import ConsentState, FormType, Lead, Touch, new_id
+from shared.domain.nurture import start
+from shared.domain.programs import Program, load_programs
 
 # Tuesday 2026-11-24 10:00 JST: inside the default send window.
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -266,7 +266,7 @@ def tick_time(total: int, due: int) -> tuple[float, int]:
     """Seconds for one tick, and the items DynamoDB read for it (Query ScannedCount)."""
     from shared.adapters.due import DynamoDueIndex
     from shared.adapters.sqs import SqsJobQueue
-    from shared.scheduling import DueScheduler
+    from shared.services.due_scheduling import DueScheduler
 
     table, queue_url = fresh_world(f"tick-{total}-{new_id()[:8]}")
     leads = [make_lead(i, due=i < due) for i in range(total)]

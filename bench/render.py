@@ -31,11 +31,17 @@ from typing import TypeVar
 
 from jinja2 import Template
 
-from shared.email import EmailRenderer, OutgoingEmail, RenderedEmail, SenderProfile, build_mime
-from shared.leads import ConsentState, FormType, Lead, Touch
-from shared.nurture import start
-from shared.programs import Program, Step, load_programs
-from shared.tokens import UnsubscribeTokens
+from shared.domain.email import (
+    EmailRenderer,
+    OutgoingEmail,
+    RenderedEmail,
+    SenderProfile,
+    build_mime,
+)
+from shared.domain.leads import ConsentState, FormType, Lead, Touch
+from shared.domain.nurture import start
+from shared.domain.programs import Program, Step, load_programs
+from shared.domain.tokens import UnsubscribeTokens
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 SENDER = SenderProfile(

@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 import boto3
 
 from infra.local.console import mail as mails
-from shared.clock import from_iso
+from shared.domain.clock import from_iso
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKYO = ZoneInfo("Asia/Tokyo")

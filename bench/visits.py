@@ -78,8 +78,8 @@ def main() -> int:
     from functions.visits.handler import build_app, dependencies
     from functions.visits.handler import lambda_handler as handler
     from infra.provision import create_table
-    from shared.adapters.dynamodb import visitor_pk
-    from shared.clock import FixedClock
+    from shared.adapters.visits import visitor_pk
+    from shared.domain.clock import FixedClock
 
     os.environ.update(
         TABLE_NAME=TABLE,

@@ -54,7 +54,7 @@ from bench.aws import (
 )
 from bench.nurture import NOW, Context, make_lead, quiet, seed
 from infra.provision import create_table
-from shared.clock import FixedClock
+from shared.domain.clock import FixedClock
 
 TABLE = "bench-writes"
 FLOOR_TABLE = "bench-writes-floor"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from shared.metrics import NAMESPACE
+from shared.domain.metrics import NAMESPACE
 
 
 def emit_counts(service: str, counts: Mapping[str, int]) -> None:

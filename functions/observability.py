@@ -1,7 +1,16 @@
-"""The functions' logger: Powertools' structured JSON, without personal data.
+"""The functions' logger: Powertools' structured JSON, without personal data, each line
+carrying the invocation's Lambda context.
 
-Every function builds its logger here. Each line is redacted as a whole just before it
-is written (``shared.redaction``): the message, the extra keys at any depth, the keys
+Every function builds its logger here, and every handler is ``logged``: Powertools'
+``inject_lambda_context`` puts the function's name, memory, ARN, request id and
+``cold_start`` on every line of the invocation, which is what ties a line to its request
+(API Gateway's access log has the same request id).
+
+Tracing is off (no X-Ray): Powertools' Tracer needs the X-Ray SDK, and importing
+``aws_xray_sdk.core`` alone took about 200 ms here, about a whole cold start's floor
+(``import boto3`` and one client), for subsegments of calls each function already logs
+and counts (its metrics, ``functions/metrics.py``). Each line is redacted as a whole just before it
+is written (``shared.domain.redaction``): the message, the extra keys at any depth, the keys
 appended to the logger, the exception's text, its traceback and the stack trace, so a
 line is clean whichever of those a caller or a library put the data in.
 
@@ -13,16 +22,17 @@ tracebacks), and it would add jsonpath-ng and the AWS Encryption SDK to the laye
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from shared.media_types import JSON_TYPE
-from shared.redaction import redact
+from shared.domain.redaction import redact
+from shared.web.media_types import JSON_TYPE
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -47,6 +57,24 @@ def build_logger(service: str) -> Logger:
         formatter.append_keys(service=service)
         handler.setFormatter(formatter)
     return logger
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def logged(service: str) -> Callable[[Handler], Handler]:
+    """The handler with ``inject_lambda_context`` on the function's logger, built on the
+    first invocation (nothing is built at import)."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(event: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
+            injected = build_logger(service).inject_lambda_context(handler)
+            return injected(event, context, *args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 class InvocationFailed(Exception):

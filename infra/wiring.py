@@ -231,15 +231,19 @@ SEND_QUEUE = QueueSpec(
 UNSUBSCRIBE = FunctionSpec(
     name="unsubscribe",
     handler="functions.unsubscribe.handler.lambda_handler",
-    description="GET/POST /unsubscribe: confirmation page and RFC 8058 one-click opt-out",
+    description="Email links: unsubscribe (page and RFC 8058 one-click), event cancellation",
     routes=(
         Route("GET", "/unsubscribe", throttle="opt_out"),
         Route("POST", "/unsubscribe", throttle="opt_out"),
+        Route("GET", "/events/cancel", throttle="opt_out"),
+        Route("POST", "/events/cancel", throttle="opt_out"),
     ),
+    # A cancellation reads and writes the event's seats (EVENT#) with the lead, and gives
+    # a freed place to the lead waiting longest.
     table=TableAccess(
-        reads=("ConditionCheckItem", "GetItem"),
+        reads=("BatchGetItem", "ConditionCheckItem", "GetItem"),
         writes=("PutItem", "UpdateItem"),
-        kinds=("LEAD#", "COUNTER#"),
+        kinds=("LEAD#", "COUNTER#", "EVENT#"),
     ),
     signs_links=True,
 )
@@ -354,19 +358,21 @@ VISITS = FunctionSpec(
 ADMIN = FunctionSpec(
     name="admin",
     handler="functions.admin.handler.lambda_handler",
-    description="IAM-authorised: sales disposition, lead lookup, disclosure and erasure",
+    description="IAM-authorised: sales feedback, purchases, lookup, disclosure, erasure",
     routes=(
         Route("GET", "/leads/{lead_id}", auth="IAM", throttle="admin"),
         Route("GET", "/leads/{lead_id}/export", auth="IAM", throttle="admin"),
         Route("DELETE", "/leads/{lead_id}", auth="IAM", throttle="admin"),
         Route("POST", "/leads/{lead_id}/disposition", auth="IAM", throttle="admin"),
+        Route("POST", "/leads/{lead_id}/purchases", auth="IAM", throttle="admin"),
     ),
-    # Erasure deletes the lead's items and keeps a hash of the address (ERASED#);
-    # a disposition records its outcome for the monthly report (OUTCOME#).
+    # Erasure deletes the lead's items and keeps a hash of the address (ERASED#), after
+    # giving its places at events to those waiting (EVENT#); a disposition records its
+    # outcome for the monthly report (OUTCOME#).
     table=TableAccess(
         reads=("BatchGetItem", "ConditionCheckItem", "GetItem", "Query"),
         writes=("BatchWriteItem", "DeleteItem", "PutItem", "UpdateItem"),
-        kinds=("LEAD#", "EMAIL#", "ERASED#", "OUTCOME#", "COUNTER#"),
+        kinds=("LEAD#", "EMAIL#", "ERASED#", "OUTCOME#", "COUNTER#", "EVENT#"),
     ),
 )
 

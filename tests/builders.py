@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from shared.adapters.dynamodb import DynamoLeadRepository, lead_item
+from shared.adapters.codecs import lead_item
 from shared.adapters.items import COUNTER_SHARDS, counter_pk, email_pk, serialize
-from shared.leads import Lead
-from shared.repository import LeadRepository, Revision
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.leads import Lead
+from shared.ports import LeadRepository, Revision
 
 
 def store(repository: DynamoLeadRepository, lead: Lead) -> None:

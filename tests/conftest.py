@@ -15,7 +15,7 @@ os.environ.update(
     AWS_DEFAULT_REGION="ap-northeast-1",
 )
 
-from shared.clock import FixedClock  # noqa: E402
+from shared.domain.clock import FixedClock  # noqa: E402
 
 # A Monday morning in Tokyo.
 START = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)

@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from shared.metrics import NAMESPACE
+from shared.domain.metrics import NAMESPACE
 
 
 def emf_documents(out: str) -> list[dict[str, Any]]:

@@ -7,30 +7,34 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from functions.observability import answer_unexpected_errors, build_logger
+from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
-from shared.clock import Clock, SystemClock, to_iso
-from shared.disclosure import LeadDisclosure, as_json, file_name
-from shared.handoff import top_reasons
-from shared.leads import is_lead_id
-from shared.lifecycle import (
+from shared.domain.clock import Clock, SystemClock, to_iso
+from shared.domain.customers import FutureDate, Purchase, load_customers
+from shared.domain.events import EventCatalog, load_events
+from shared.domain.leads import is_lead_id
+from shared.domain.programs import load_programs
+from shared.domain.scoring import ScoringRules, load_scoring
+from shared.ports import LeadRepository, UnknownLead
+from shared.services.disclosure import LeadDisclosure, as_json, file_name
+from shared.services.handoff import top_reasons
+from shared.services.lifecycle import (
     DispositionRequest,
     InvalidTransition,
     LifecycleSettings,
     SalesFeedback,
 )
-from shared.media_types import JSON_TYPE
-from shared.programs import load_programs
-from shared.repository import LeadRepository, UnknownLead
-from shared.scoring import ScoringRules, load_scoring
+from shared.services.purchases import PurchaseBook
+from shared.services.registration import EventDesk
 from shared.settings import EnvSettings
+from shared.web.media_types import JSON_TYPE
 
 
 class AdminSettings(EnvSettings):
@@ -48,6 +52,9 @@ class Dependencies:
     clock: Clock
     logger: Logger
     disclosure: LeadDisclosure
+    purchases: PurchaseBook
+    desk: EventDesk
+    events: EventCatalog
 
 
 BAD_LEAD_ID = {
@@ -60,6 +67,32 @@ BAD_LEAD_ID = {
 
 def _json(status: int, body: Any) -> Response[str]:
     return Response(status, JSON_TYPE, json.dumps(body, ensure_ascii=False, default=str))
+
+
+FUTURE_DATE = {
+    "field": "date",
+    "code": "future_date",
+    "message": "購入日が未来の日付です。",
+    "message_en": "The purchase date is in the future.",
+}
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def _body(model: type[Body], text: str | None) -> Body | Response[str]:
+    """The request's JSON body as ``model``; else 400 (not JSON) or 422 (each field that
+    is wrong, with pydantic's code)."""
+    try:
+        return model.model_validate(json.loads(text or ""))
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(map(str, e["loc"])) or "body", "code": e["type"]}
+            for e in exc.errors()
+        ]
+        return _json(422, {"errors": errors})
+    except (ValueError, RecursionError):
+        return _json(400, {"errors": [{"field": "body", "code": "malformed_json"}]})
 
 
 def _not_an_id(lead_id: str) -> Response[str] | None:
@@ -99,19 +132,9 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     def disposition(lead_id: str) -> Response[str]:
         if refused := _not_an_id(lead_id):
             return refused
-        try:
-            document = json.loads(app.current_event.decoded_body or "")
-            request = DispositionRequest.model_validate(document)
-        except (ValueError, RecursionError) as exc:
-            errors = (
-                [
-                    {"field": ".".join(map(str, e["loc"])) or "body", "code": e["type"]}
-                    for e in exc.errors()
-                ]
-                if isinstance(exc, ValidationError)
-                else [{"field": "body", "code": "malformed_json"}]
-            )
-            return _json(422 if isinstance(exc, ValidationError) else 400, {"errors": errors})
+        request = _body(DispositionRequest, app.current_event.decoded_body)
+        if isinstance(request, Response):
+            return request
         caller = app.current_event.request_context.identity.user_arn
         try:
             lead = deps.feedback.report(lead_id, request, caller=caller)
@@ -130,6 +153,35 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
         active = lead.enrolment is not None and lead.enrolment.completed_at is None
         program = lead.enrolment.program_id if active and lead.enrolment else None
         return _json(200, {"lead_id": lead_id, "stage": lead.stage.value, "program_id": program})
+
+    @app.post("/leads/<lead_id>/purchases")
+    def purchase(lead_id: str) -> Response[str]:
+        if refused := _not_an_id(lead_id):
+            return refused
+        bought = _body(Purchase, app.current_event.decoded_body)
+        if isinstance(bought, Response):
+            return bought
+        caller = app.current_event.request_context.identity.user_arn
+        try:
+            recorded = deps.purchases.record(lead_id, bought, caller=caller)
+        except UnknownLead:
+            return _json(404, {"error": "not_found"})
+        except FutureDate:
+            return _json(422, {"errors": [FUTURE_DATE]})
+        deps.logger.info(
+            "purchase recorded",
+            extra={"lead_id": lead_id, "duplicate": recorded.duplicate, "caller": caller},
+        )
+        lead = recorded.lead
+        body = {
+            "lead_id": lead_id,
+            "duplicate": recorded.duplicate,
+            "stage": lead.stage.value,
+            "purchases": lead.purchases.model_dump(mode="json") if lead.purchases else None,
+            "rank": lead.rank.model_dump(mode="json") if lead.rank else None,
+        }
+        # 201: recorded now; 200: recorded before (a retry, the same order again).
+        return _json(200 if recorded.duplicate else 201, body)
 
     @app.get("/leads/<lead_id>/export")
     def export(lead_id: str) -> Response[str]:
@@ -151,25 +203,34 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
     def erase(lead_id: str) -> Response[str]:
         if refused := _not_an_id(lead_id):
             return refused
+        lead = deps.leads.get(lead_id)
+        if lead is None:
+            return _json(404, {"error": "not_found"})
+        # Its places at events go to those waiting before its id is gone from the lead.
+        promoted = deps.desk.withdraw(lead, deps.events)
         if not deps.leads.erase(lead_id):
             return _json(404, {"error": "not_found"})
         caller = app.current_event.request_context.identity.user_arn
-        deps.logger.info("lead erased", extra={"lead_id": lead_id, "caller": caller})
+        deps.logger.info(
+            "lead erased",
+            extra={"lead_id": lead_id, "caller": caller, "places_given": len(promoted)},
+        )
         return _json(200, {"lead_id": lead_id, "erased": True})
 
     return app
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
 
     settings = AdminSettings.from_env()
     dynamodb = AwsClients().client("dynamodb")
     clock = clock or SystemClock()
     leads = DynamoLeadRepository(dynamodb, settings.table_name)
+    programs = load_programs()
     feedback = SalesFeedback(
         leads,
-        load_programs(),
+        programs,
         clock,
         LifecycleSettings(
             rejected_cooldown=timedelta(days=settings.rejected_cooldown_days),
@@ -179,7 +240,19 @@ def dependencies(clock: Clock | None = None) -> Dependencies:
     )
     rules = load_scoring()
     disclosure = LeadDisclosure(leads, rules, clock)
-    return Dependencies(leads, feedback, rules, clock, build_logger("admin"), disclosure)
+    purchases = PurchaseBook(leads, programs, load_customers(), clock)
+    desk = EventDesk(leads, programs, clock)
+    return Dependencies(
+        leads,
+        feedback,
+        rules,
+        clock,
+        build_logger("admin"),
+        disclosure,
+        purchases,
+        desk,
+        load_events(),
+    )
 
 
 def build(clock: Clock | None = None) -> APIGatewayRestResolver:
@@ -192,6 +265,7 @@ def _default_app() -> APIGatewayRestResolver:
     return build()
 
 
+@logged("admin")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
 ) -> dict[str, Any]:

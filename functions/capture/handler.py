@@ -16,21 +16,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.capture.settings import CaptureSettings
 from functions.metrics import emit_counts
-from functions.observability import answer_unexpected_errors, build_logger
+from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
-from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
-from shared.clock import Clock, SystemClock
-from shared.events import load_events
-from shared.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
-from shared.leads import new_id
-from shared.media_types import JSON_TYPE
-from shared.metrics import FORM_POSTS, LEADS_CREATED, LEADS_QUALIFIED
-from shared.programs import load_programs
-from shared.qualification import ScoreKeeper
-from shared.scoring import load_scoring
-from shared.submission import LABELS, FieldError, InvalidSubmission, parse_submission
-from shared.visits import VisitTracker
-from shared.web import (
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.events import load_events
+from shared.domain.leads import new_id
+from shared.domain.metrics import FORM_POSTS, LEADS_CREATED, LEADS_QUALIFIED
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
+from shared.services.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
+from shared.services.qualification import ScoreKeeper
+from shared.services.visits import VisitTracker
+from shared.web.forms import FormFields, MalformedBody, UnsupportedMediaType, decode_form
+from shared.web.media_types import JSON_TYPE
+from shared.web.pages import (
     BodyTooLarge,
     Pages,
     allowed_redirect,
@@ -38,6 +37,7 @@ from shared.web import (
     wants_json,
     with_query,
 )
+from shared.web.submission import LABELS, FieldError, InvalidSubmission, parse_submission
 
 VISITOR_ID = re.compile(r"^[0-9a-f]{32}$")
 HTML_TYPE = "text/html; charset=utf-8"
@@ -246,10 +246,8 @@ def allowed_referrer(value: str | None) -> str | None:
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import (
-        DynamoLeadRepository,
-        DynamoVisitStore,
-    )
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.adapters.visits import DynamoVisitStore
 
     settings = CaptureSettings.from_env()
     dynamodb = AwsClients().client("dynamodb")
@@ -285,6 +283,7 @@ def _default_app() -> APIGatewayRestResolver:
     return build()
 
 
+@logged("capture")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
 ) -> dict[str, Any]:

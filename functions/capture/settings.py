@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.leads import FormType
+from shared.domain.leads import FormType
 from shared.settings import EnvSettings
 
 

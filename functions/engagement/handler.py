@@ -16,13 +16,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from functions.metrics import emit_counts
-from functions.observability import build_logger
+from functions.observability import build_logger, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
-from shared.clock import Clock, SystemClock
-from shared.engagement import EngagementOutcome, EngagementRecorder, Recorded
-from shared.machine_engagement import load_engagement_rules
-from shared.metrics import (
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.machine_engagement import load_engagement_rules
+from shared.domain.metrics import (
     COMPLAINTS,
     EMAILS_DELIVERED,
     HARD_BOUNCES,
@@ -34,10 +33,11 @@ from shared.metrics import (
     OPT_OUTS,
     SOFT_BOUNCES,
 )
-from shared.programs import load_programs
-from shared.qualification import ScoreKeeper
-from shared.scoring import load_scoring
-from shared.ses_events import EmailEvent, EmailEventType, NotAnEmailEvent, parse_event
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
+from shared.domain.ses_events import EmailEvent, EmailEventType, NotAnEmailEvent, parse_event
+from shared.services.engagement import EngagementOutcome, EngagementRecorder, Recorded
+from shared.services.qualification import ScoreKeeper
 from shared.settings import EnvSettings
 
 # Opens and clicks by who made them: (a person's, a machine's).
@@ -62,7 +62,7 @@ class EngagementApp:
 
 
 def build(clock: Clock | None = None) -> EngagementApp:
-    from shared.adapters.dynamodb import DynamoLeadRepository
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.adapters.sqs import SqsDeadLetters
 
     settings = EngagementSettings.from_env()
@@ -88,6 +88,7 @@ def _default() -> EngagementApp:
     return build()
 
 
+@logged("engagement")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: EngagementApp | None = None
 ) -> dict[str, Any]:

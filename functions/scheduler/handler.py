@@ -13,12 +13,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
 from functions.metrics import emit_counts
-from functions.observability import build_logger, failures_logged
+from functions.observability import build_logger, failures_logged, logged
 from shared.adapters.clients import AwsClients
-from shared.clock import Clock, SystemClock
-from shared.guard import GuardLimits, Warmup
-from shared.metrics import SENDING_PAUSED
-from shared.scheduling import DueScheduler, SendingPolicy
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.guard import GuardLimits, Warmup
+from shared.domain.metrics import SENDING_PAUSED
+from shared.services.due_scheduling import DueScheduler, SendingPolicy
 from shared.settings import EnvSettings
 
 
@@ -71,6 +71,7 @@ def _logger() -> Logger:
     return build_logger("scheduler")
 
 
+@logged("scheduler")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: DueScheduler | None = None
 ) -> dict[str, Any]:

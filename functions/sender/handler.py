@@ -26,19 +26,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, field_validator
 
 from functions.metrics import emit_counts
-from functions.observability import build_logger
+from functions.observability import build_logger, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
-from shared.clock import Clock, SystemClock
-from shared.delivery import DeliverySettings, NurtureSender, Outcome
-from shared.email import EmailRenderer, SenderProfile
-from shared.events import load_events
-from shared.funnel import business_day
-from shared.jobs import SendJob
-from shared.metrics import EMAILS_SENT, SENDS_REJECTED, SENDS_THROTTLED, SENDS_UNCERTAIN
-from shared.programs import load_programs
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.customers import load_customers
+from shared.domain.email import EmailRenderer, SenderProfile
+from shared.domain.events import load_events
+from shared.domain.funnel import business_day
+from shared.domain.jobs import SendJob
+from shared.domain.metrics import EMAILS_SENT, SENDS_REJECTED, SENDS_THROTTLED, SENDS_UNCERTAIN
+from shared.domain.programs import load_programs
+from shared.domain.tokens import UnsubscribeTokens
+from shared.services.sending import DeliverySettings, NurtureSender, Outcome
 from shared.settings import EnvSettings
-from shared.tokens import UnsubscribeTokens
 
 # The metric each outcome of a send job counts in; other outcomes are not counted.
 METRICS = {
@@ -105,10 +106,8 @@ def build(clock: Clock | None = None) -> SenderApp:
     from botocore.config import Config
 
     from shared.adapters.counters import CachedVariantResults, DynamoCounterReader
-    from shared.adapters.dynamodb import (
-        DynamoLeadRepository,
-        DynamoSendLedger,
-    )
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.adapters.ledgers import DynamoSendLedger
     from shared.adapters.secrets import signing_secret
     from shared.adapters.ses import PacedMailer, SendPace, SesMailer
     from shared.adapters.sqs import SqsDeadLetters
@@ -146,6 +145,7 @@ def build(clock: Clock | None = None) -> SenderApp:
         ),
         results,
         events,
+        load_customers(),
     )
     url = settings.send_dead_letter_queue_url
     return SenderApp(
@@ -161,6 +161,7 @@ def _default() -> SenderApp:
     return build()
 
 
+@logged("sender")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: SenderApp | None = None
 ) -> dict[str, Any]:

@@ -17,18 +17,24 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from functions.metrics import emit_counts
-from functions.observability import answer_unexpected_errors, build_logger
+from functions.observability import answer_unexpected_errors, build_logger, logged
 from shared.adapters.clients import AwsClients
-from shared.beacon import BeaconError, IdentifyBeacon, InvalidBeacon, decode_beacon, parse_beacon
-from shared.clock import Clock, SystemClock
-from shared.forms import MalformedBody, UnsupportedMediaType
-from shared.machine_engagement import EngagementRules, Kind, load_engagement_rules
-from shared.media_types import JSON_TYPE
-from shared.metrics import LEADS_QUALIFIED
+from shared.domain.clock import Clock, SystemClock
+from shared.domain.machine_engagement import EngagementRules, Kind, load_engagement_rules
+from shared.domain.metrics import LEADS_QUALIFIED
+from shared.domain.tokens import InvalidToken, SiteReferences
+from shared.services.visits import PageView, VisitTracker
 from shared.settings import EnvSettings
-from shared.tokens import InvalidToken, SiteReferences
-from shared.visits import PageView, VisitTracker
-from shared.web import BodyTooLarge, raw_body
+from shared.web.beacon import (
+    BeaconError,
+    IdentifyBeacon,
+    InvalidBeacon,
+    decode_beacon,
+    parse_beacon,
+)
+from shared.web.forms import MalformedBody, UnsupportedMediaType
+from shared.web.media_types import JSON_TYPE
+from shared.web.pages import BodyTooLarge, raw_body
 
 SNIPPET = Path(__file__).with_name("tracker.js")
 
@@ -165,14 +171,12 @@ def _machine(rules: EngagementRules | None, user_agent: str | None, event: Any) 
 
 
 def dependencies(clock: Clock | None = None) -> Dependencies:
-    from shared.adapters.dynamodb import (
-        DynamoLeadRepository,
-        DynamoVisitStore,
-    )
+    from shared.adapters.leads import DynamoLeadRepository
     from shared.adapters.secrets import signing_secret
     from shared.adapters.sns import SnsSalesPublisher
-    from shared.qualification import ScoreKeeper
-    from shared.scoring import load_scoring
+    from shared.adapters.visits import DynamoVisitStore
+    from shared.domain.scoring import load_scoring
+    from shared.services.qualification import ScoreKeeper
 
     settings = VisitSettings.from_env()
     clock = clock or SystemClock()
@@ -213,6 +217,7 @@ def _default_app() -> APIGatewayRestResolver:
     return build()
 
 
+@logged("visits")
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, app: APIGatewayRestResolver | None = None
 ) -> dict[str, Any]:

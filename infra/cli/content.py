@@ -9,16 +9,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from infra.config import DeploymentConfig
-from shared.email import LOCALES, Asset, EmailRenderer, RenderedEmail, SenderProfile, load_assets
-from shared.events import NEXT, Event, EventCatalog, Localized, load_events
-from shared.leads import ConsentState, Enrolment, FormType, Lead, Touch
-from shared.lists import load_columns
-from shared.machine_engagement import load_engagement_rules
-from shared.programs import CONTENT_DIR, Program, ProgramCatalog, load_programs
-from shared.scoring import load_scoring
+from shared.domain.customers import CustomerRules, load_customers
+from shared.domain.email import (
+    LOCALES,
+    Asset,
+    EmailRenderer,
+    RenderedEmail,
+    SenderProfile,
+    load_assets,
+)
+from shared.domain.events import NEXT, Event, EventCatalog, Localized, load_events
+from shared.domain.leads import ConsentState, Enrolment, FormType, Lead, Touch
+from shared.domain.lists import load_columns
+from shared.domain.machine_engagement import load_engagement_rules
+from shared.domain.programs import CONTENT_DIR, Program, ProgramCatalog, load_programs
+from shared.domain.scoring import load_scoring
 
 NOW = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
 PREVIEW_UNSUBSCRIBE = "https://api.example.com/v1/unsubscribe?t=PREVIEW"
+PREVIEW_CANCEL = "https://api.example.com/v1/events/cancel?e=PREVIEW&t=PREVIEW"
 SAMPLE_PROFILES: dict[str, dict[str, str]] = {
     "full": {
         "family_name": "山田",
@@ -75,6 +84,7 @@ class ContentPaths:
     engagement: Path
     import_columns: Path
     events: Path
+    customers: Path
 
     @classmethod
     def under(cls, directory: Path | None) -> ContentPaths:
@@ -87,6 +97,7 @@ class ContentPaths:
             root / "engagement.yaml",
             root / "import_columns.yaml",
             root / "events.yaml",
+            root / "customers.yaml",
         )
 
 
@@ -155,6 +166,11 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
         load_columns(paths.import_columns)
     except (OSError, ValueError) as exc:
         errors.append(f"import columns: {exc}")
+    customers: CustomerRules | None = None
+    try:
+        customers = load_customers(paths.customers)
+    except (OSError, ValueError) as exc:
+        errors.append(f"customers: {exc}")
     try:
         catalog = load_programs(paths.programs)
     except (OSError, ValueError) as exc:
@@ -180,7 +196,13 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
                         for event in samples:
                             try:
                                 email = renderer.render(
-                                    lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event
+                                    lead,
+                                    program,
+                                    step,
+                                    variant,
+                                    PREVIEW_UNSUBSCRIBE,
+                                    event=event,
+                                    cancel_url=PREVIEW_CANCEL,
                                 )
                                 renders += 1
                             except Exception as exc:  # any template error is a finding
@@ -200,6 +222,18 @@ def validate(paths: ContentPaths, sender: SenderProfile) -> Validation:
                 " do not define"
                 for name in sorted(program.page_groups() - groups)
             )
+        if customers is not None:
+            errors.extend(
+                f"programs: {program.id} names customer {what} {name}, which customers.yaml "
+                "does not define"
+                for what, named, known in zip(
+                    ("segment", "CPM label"),
+                    program.customer_terms(),
+                    (customers.segment_ids, tuple(c.id for c in customers.cpm)),
+                    strict=True,
+                )
+                for name in sorted(named - set(known))
+            )
     steps = sum(len(p.steps) for p in catalog.programs)
     return Validation(tuple(errors), len(catalog.programs), steps, renders)
 
@@ -214,7 +248,7 @@ def event_problems(events: EventCatalog, catalog: ProgramCatalog) -> list[str]:
         if step.invite not in (None, NEXT) and events.get(step.invite) is None
     ]
     for event in events.events:
-        for program_id in (event.program, event.waitlist_program):
+        for program_id in (event.program, event.waitlist_program, event.cancellation_program):
             program = catalog.get(program_id)
             if program is None or program.kind != "event":
                 problems.append(f"{event.id}: {program_id!r} is not an event program")
@@ -292,7 +326,9 @@ def render_step(
         event = None
     elif event is None and program.kind == "event":
         event = SAMPLE_EVENTS[0]
-    return renderer.render(lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event)
+    return renderer.render(
+        lead, program, step, variant, PREVIEW_UNSUBSCRIBE, event=event, cancel_url=PREVIEW_CANCEL
+    )
 
 
 def write_preview(rendered: RenderedEmail, step_id: str, out: Path) -> list[Path]:

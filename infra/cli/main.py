@@ -17,16 +17,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from infra.cli import content, local, reports
-from infra.cli.importing import (
-    ImportOptions,
-    LeadImport,
-    form_id_for,
-    print_columns,
-    print_summary,
-)
+from infra.cli.importing import file_rows, form_id_for, print_columns, print_summary
 from infra.cli.tables import Columns, TableError, parse_mapping, read_table
-from shared.clock import Clock, OffsetClock, SystemClock
-from shared.funnel import (
+from shared.domain.clock import Clock, OffsetClock, SystemClock
+from shared.domain.funnel import (
     CONVERSION_DAYS,
     CONVERSIONS,
     business_day,
@@ -34,19 +28,23 @@ from shared.funnel import (
     parse_rates,
     percent,
     plan,
+    sum_counters,
 )
-from shared.leads import FormType
+from shared.domain.leads import FormType
+from shared.services.list_import import ImportOptions, LeadImport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-    from shared.events import Event
+    from shared.domain.events import Event
 
 LOCAL_TABLE = "lead-nurture-local"  # what `make dev` names the table
 DEFAULT_REGION = "ap-northeast-1"
 REPORT_DAYS = 30
 # An event's registrations come weeks before it and its MQLs after: a longer default.
 EVENT_REPORT_DAYS = 90
+# Customers buy a few times a year: a year, by month.
+CUSTOMER_REPORT_DAYS = 365
 
 
 class CliError(Exception):
@@ -131,13 +129,13 @@ def period(args: argparse.Namespace) -> tuple[date, date]:
 
 
 def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
-    from shared.adapters.dynamodb import DynamoLeadRepository
-    from shared.capture import LeadCapture
-    from shared.events import load_events
-    from shared.lists import load_columns
-    from shared.programs import load_programs
-    from shared.qualification import ScoreKeeper
-    from shared.scoring import load_scoring
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.domain.events import load_events
+    from shared.domain.lists import load_columns
+    from shared.domain.programs import load_programs
+    from shared.domain.scoring import load_scoring
+    from shared.services.capture import LeadCapture
+    from shared.services.qualification import ScoreKeeper
 
     path: Path = args.file
     if not path.is_file():
@@ -176,9 +174,56 @@ def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
         events=load_events(paths.events),
     )
     importer = LeadImport(repository, capture, clock, config.consent_version)
-    summary = importer.run(table, columns, options, form_id_for(path), Progress("rows"))
+    rows = file_rows(table, columns)
+    summary = importer.run(rows, options, form_id_for(path), Progress("rows"))
     print_summary(summary, options, sys.stdout)
     return 0 if summary.ok else 1
+
+
+def cmd_import_purchases(args: argparse.Namespace) -> int:
+    from infra.cli.purchases import ColumnsError, columns_of, import_purchases, print_import
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.domain.customers import load_customers
+    from shared.domain.programs import load_programs
+    from shared.services.purchases import PurchaseBook
+
+    path: Path = args.file
+    if not path.is_file():
+        raise CliError(f"no such file: {path}")
+    paths = content.ContentPaths.under(args.content)
+    try:
+        table = read_table(path, args.encoding)
+        columns = columns_of(table.headers, _purchase_mapping(args.map or []))
+    except (TableError, ColumnsError) as exc:
+        raise CliError(str(exc)) from exc
+    for name, index in columns.items():
+        print(f"{table.headers[index]} -> {name}")
+    repository = DynamoLeadRepository(dynamodb(args), args.table)
+    book = None
+    if not args.dry_run:
+        book = PurchaseBook(
+            repository,
+            _loaded(load_programs, paths.programs),
+            _loaded(load_customers, paths.customers),
+            table_clock(args),
+        )
+    result = import_purchases(table, columns, repository, book, Progress("rows"))
+    print_import(result, args.dry_run, sys.stdout)
+    return 0 if result.ok else 1
+
+
+def _purchase_mapping(entries: Sequence[str]) -> dict[str, str]:
+    """``--map 'Header=field'`` for a purchase file (header key -> field)."""
+    from infra.cli.purchases import FIELDS
+    from shared.domain.lists import header_key
+
+    mapping = {}
+    for entry in entries:
+        header, sep, name = entry.rpartition("=")
+        if not sep or not header.strip() or name.strip() not in FIELDS:
+            raise TableError(f"--map expects 'Header=field' with a field of {', '.join(FIELDS)}")
+        mapping[header_key(header)] = name.strip()
+    return mapping
 
 
 T = TypeVar("T")
@@ -193,7 +238,7 @@ def _loaded(load: Callable[[Path], T], path: Path) -> T:
 
 
 def _event(args: argparse.Namespace) -> Event:
-    from shared.events import load_events
+    from shared.domain.events import load_events
 
     paths = content.ContentPaths.under(args.content)
     events = _loaded(load_events, paths.events)
@@ -214,10 +259,10 @@ def cmd_attendance(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from shared.adapters.dynamodb import DynamoLeadRepository
-    from shared.programs import load_programs
-    from shared.registration import EventDesk
-    from shared.repository import UnknownLead
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.domain.programs import load_programs
+    from shared.ports import UnknownLead
+    from shared.services.registration import EventDesk
 
     event = _event(args)
     repository = DynamoLeadRepository(dynamodb(args), args.table)
@@ -255,14 +300,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     from jinja2 import TemplateError
 
-    from shared.email import EmailRenderer, load_assets
-    from shared.events import load_events
-    from shared.programs import load_programs
+    from shared.domain.email import EmailRenderer, load_assets
+    from shared.domain.events import load_events
+    from shared.domain.programs import load_programs
 
     paths = content.ContentPaths.under(args.content)
     catalog = _loaded(load_programs, paths.programs)
     if args.lead_id:
-        from shared.adapters.dynamodb import DynamoLeadRepository
+        from shared.adapters.leads import DynamoLeadRepository
 
         lead = DynamoLeadRepository(dynamodb(args), args.table).get(args.lead_id)
         if lead is None:
@@ -320,7 +365,7 @@ def cmd_report_funnel(args: argparse.Namespace) -> int:
 
 def cmd_report_experiments(args: argparse.Namespace) -> int:
     from shared.adapters.counters import DynamoCounterReader
-    from shared.programs import load_programs
+    from shared.domain.programs import load_programs
 
     catalog = _loaded(load_programs, content.ContentPaths.under(args.content).programs)
     start, end = period(args)
@@ -341,7 +386,7 @@ def cmd_report_experiments(args: argparse.Namespace) -> int:
 
 def cmd_report_events(args: argparse.Namespace) -> int:
     from shared.adapters.counters import DynamoCounterReader
-    from shared.events import load_events
+    from shared.domain.events import load_events
 
     events = _loaded(load_events, content.ContentPaths.under(args.content).events)
     end = args.to or business_day(SystemClock().now())
@@ -357,6 +402,29 @@ def cmd_report_events(args: argparse.Namespace) -> int:
         return 0
     count = (end - start).days + 1
     print(f"Events {start.isoformat()} .. {end.isoformat()} ({count} days)")
+    reports.print_tables(tables, sys.stdout)
+    return 0
+
+
+def cmd_report_customers(args: argparse.Namespace) -> int:
+    from shared.adapters.counters import DynamoCounterReader
+    from shared.domain.customers import load_customers
+
+    rules = _loaded(load_customers, content.ContentPaths.under(args.content).customers)
+    end = args.to or business_day(SystemClock().now())
+    start = args.from_ or end - timedelta(days=CUSTOMER_REPORT_DAYS - 1)
+    if start > end:
+        raise CliError(f"--from {start} is after --to {end}")
+    reader = DynamoCounterReader(dynamodb(args), args.table)
+    days = reports.collect_days(reader, start, end, Progress("days"))
+    held = dict(sum_counters(reader.day(None)).customers)
+    tables = reports.customer_tables(days, held, rules)
+    if args.csv:
+        for path in reports.write_csv(tables, args.csv):
+            print(path)
+        return 0
+    count = (end - start).days + 1
+    print(f"Customers {start.isoformat()} .. {end.isoformat()} ({count} days)")
     reports.print_tables(tables, sys.stdout)
     return 0
 
@@ -382,9 +450,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     import yaml
 
-    from shared import backtest
-    from shared.adapters.dynamodb import DynamoLeadRepository
-    from shared.scoring import load_scoring
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.domain import backtest
+    from shared.domain.scoring import load_scoring
 
     paths = content.ContentPaths.under(args.content)
     if args.suggest and args.out is None:
@@ -421,10 +489,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from shared.adapters.dynamodb import DynamoLeadRepository
-    from shared.disclosure import LeadDisclosure, as_json
-    from shared.leads import is_lead_id
-    from shared.scoring import load_scoring
+    from shared.adapters.leads import DynamoLeadRepository
+    from shared.domain.leads import is_lead_id
+    from shared.domain.scoring import load_scoring
+    from shared.services.disclosure import LeadDisclosure, as_json
 
     try:
         rules = load_scoring(content.ContentPaths.under(args.content).scoring)
@@ -472,7 +540,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
 
 def cmd_sending(args: argparse.Namespace) -> int:
     from shared.adapters.guard import DynamoSendingSwitch
-    from shared.guard import baseline, reputation
+    from shared.domain.guard import baseline, reputation
 
     switch = DynamoSendingSwitch(dynamodb(args), args.table)
     now = SystemClock().now()
@@ -599,6 +667,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="read every row, report the columns and what would happen; write nothing",
     )
     p.set_defaults(run=cmd_import)
+
+    p = commands.add_parser(
+        "import-purchases",
+        parents=[table, content_dir],
+        help="import purchases (.csv or .xlsx) from a sales or order system's export",
+        description="One purchase per row: the lead (an email or lead_id column), the "
+        "date, the amount in yen, the product, and the order number where there is one "
+        "(受注番号, order_id, ...). Each purchase is recorded once, however often the file "
+        "is imported (by its order number, else by its day, product and amount); a lead "
+        "that was not a customer becomes one. Exit status 1 when rows were rejected.",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="HEADER=FIELD",
+        help="read a column as lead_id, email, purchase_id, date, amount or product",
+    )
+    p.add_argument("--encoding", help="CSV encoding (default: detect UTF-8 or CP932)")
+    p.add_argument("--dry-run", action="store_true", help="check every row; write nothing")
+    p.set_defaults(run=cmd_import_purchases)
 
     p = commands.add_parser(
         "attendance",
@@ -732,6 +821,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--csv", type=Path, metavar="DIR", help="write the table as a CSV file")
     k.set_defaults(run=cmd_report_events)
+    k = kinds.add_parser(
+        "customers",
+        parents=[table, content_dir, dates],
+        help="customers by RFM segment: how many are in each now, their purchases and "
+        "revenue, and the moves between segments by month (default: the last 365 days)",
+    )
+    k.add_argument("--csv", type=Path, metavar="DIR", help="write each table as a CSV file")
+    k.set_defaults(run=cmd_report_customers)
 
     p = commands.add_parser(
         "plan",

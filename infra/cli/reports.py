@@ -1,5 +1,5 @@
-"""Funnel report, plan and backtest as text tables (the maths is ``shared.funnel`` and
-``shared.backtest``)."""
+"""Funnel report, plan and backtest as text tables (the maths is ``shared.domain.funnel`` and
+``shared.domain.backtest``)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from shared.backtest import Backtest, History, changed
-from shared.events import EventCatalog
-from shared.experiments import arms, probability_best, sample_needed, seed_of
-from shared.funnel import (
+from shared.domain.backtest import Backtest, History, changed
+from shared.domain.customers import CustomerRules
+from shared.domain.events import EventCatalog
+from shared.domain.experiments import arms, probability_best, sample_needed, seed_of
+from shared.domain.funnel import (
     CONVERSIONS,
     CYCLES,
     DIMENSIONS,
@@ -30,8 +31,8 @@ from shared.funnel import (
     ratio,
     sum_counters,
 )
-from shared.programs import ProgramCatalog
-from shared.sendtime import SendTimeGroup
+from shared.domain.programs import ProgramCatalog
+from shared.domain.sendtime import SendTimeGroup
 
 if TYPE_CHECKING:  # boto3 loads only for the commands that read the table
     from shared.adapters.counters import DynamoCounterReader
@@ -257,6 +258,64 @@ def _reengagement_table(numbers: Reengagement) -> Table:
         {1},
         f"re-engagement rate: {percent(numbers.rate)} (won back / became dormant)",
     )
+
+
+def customer_tables(
+    days: Mapping[date, FunnelTotals], held: Mapping[str, int], rules: CustomerRules
+) -> list[Table]:
+    """Customers by RFM segment (customers.yaml's order, then segments no longer there):
+    how many are in each now (``held``: the running totals), what they bought in the
+    period, and the moves between segments month by month."""
+    totals = combined(days.values())
+    bought = totals.customers
+    named = [s.id for s in rules.segments]
+    seen = {k.split(":", 1)[1] for k in bought if ":" in k} | {k for k, n in held.items() if n}
+    ids = [*named, *sorted(seen - set(named))]
+    everyone = sum(max(n, 0) for n in held.values())
+    revenue = sum(n for k, n in bought.items() if k.startswith("revenue:"))
+    rows = []
+    for segment_id in ids:
+        rule = rules.segment(segment_id)
+        now, amount = max(held.get(segment_id, 0), 0), bought[f"revenue:{segment_id}"]
+        rows.append(
+            [
+                segment_id,
+                f"{rule.name.ja} / {rule.name.en}" if rule else "(not in customers.yaml)",
+                str(now),
+                percent(ratio(now, everyone)),
+                str(bought[f"purchases:{segment_id}"]),
+                yen(amount),
+                percent(ratio(amount, revenue)),
+            ]
+        )
+    segments = Table(
+        "customer_segments",
+        "Customer segments (RFM)",
+        ["segment", "name", "customers now", "share", "purchases", "revenue", "of revenue"],
+        rows,
+        {2, 3, 4, 5, 6},
+        "customers now: every customer with a purchase, by the segment it is in today; "
+        "purchases and revenue in the period, by the segment each purchase put its customer in",
+    )
+    months: dict[str, Counter[str]] = {}
+    for day, totals_of_day in sorted(days.items()):
+        moved = {k: n for k, n in totals_of_day.customers.items() if ">" in k}
+        months.setdefault(f"{day:%Y-%m}", Counter()).update(moved)
+    move_rows = [
+        [month, *move.split(">", 1), str(count)]
+        for month, moved in sorted(months.items())
+        for move, count in sorted(moved.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    moves = Table(
+        "customer_moves",
+        "Moves between segments, by month",
+        ["month", "from", "to", "customers"],
+        move_rows,
+        {3},
+        "none: no purchase before (a first purchase); a move is counted when it happens: "
+        "a purchase, or the review on the day a customer's recency score drops",
+    )
+    return [segments, moves]
 
 
 EVENT_COLUMNS = ("registered", "cancelled", "waitlisted", "attended", "walk_ins", "mql")

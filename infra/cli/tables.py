@@ -1,6 +1,6 @@
 """Lead lists as operators have them: CSV from Excel or a card service's export (UTF-8
 with or without a BOM, or Shift_JIS/CP932) and ``.xlsx`` workbooks, with Japanese or
-English column headers read through the column dictionary (``shared.lists``), which
+English column headers read through the column dictionary (``shared.domain.lists``), which
 ``--map`` overrides.
 
 Rows come out as the multi-dict of strings that ``parse_submission`` reads, numbered
@@ -19,9 +19,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from shared.lists import FIELDS, NOT_KEPT, ColumnDictionary, header_key
-from shared.normalize import nfkc
-from shared.submission import ALIASES
+from shared.domain.lists import FIELDS, NOT_KEPT, ColumnDictionary, header_key
+from shared.domain.normalize import nfkc
+from shared.web.submission import ALIASES
 
 IGNORE = "-"  # ``--map 'Header=-'``
 EMAIL_SEPARATORS = re.compile(r"[\s,;/、]+")

@@ -58,7 +58,6 @@ _ACCESS_LOG_FORMAT = apigw.AccessLogFormat.custom(
             "integrationLatency": apigw.AccessLogField.context_integration_latency(),
             "integrationStatus": apigw.AccessLogField.context_integration_status(),
             "error": apigw.AccessLogField.context_error_message(),
-            "xrayTraceId": apigw.AccessLogField.context_xray_trace_id(),
         }
     )
 )
@@ -108,7 +107,6 @@ class LeadApi(Construct):
                 },
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=_ACCESS_LOG_FORMAT,
-                tracing_enabled=True,
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 # Request and response bodies hold personal data; never log them.
                 data_trace_enabled=False,

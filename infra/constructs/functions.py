@@ -147,25 +147,21 @@ class NurtureFunctions(Construct):
             role=role,
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_s),
-            # Adds xray:PutTraceSegments/PutTelemetryRecords on "*" to the role.
-            tracing=lambda_.Tracing.ACTIVE,
+            # No X-Ray: functions/observability.py says why.
+            tracing=lambda_.Tracing.DISABLED,
             logging_format=lambda_.LoggingFormat.JSON,
             log_group=log_group,
             environment=function_environment(spec, self._config, self._resources),
         )
         self._add_triggers(scope, spec, function)
-        acknowledge(
-            role.node.find_child("DefaultPolicy"),
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
-            "permissions; '*' is the only valid resource for active tracing."
-            + (
-                " The same holds for dynamodb:ListStreams, which the table stream's "
-                "event source needs (the stream reads themselves name the stream ARN)."
-                if spec.consumes_stream
-                else ""
-            ),
-        )
+        if spec.consumes_stream:
+            acknowledge(
+                role.node.find_child("DefaultPolicy"),
+                "AwsSolutions-IAM5[Resource::*]",
+                "dynamodb:ListStreams, which the table stream's event source needs, supports "
+                "no resource-level permissions (the stream reads themselves name the stream "
+                "ARN).",
+            )
         acknowledge(
             function.node.find_child("Resource"),
             "AwsSolutions-L1",

@@ -20,7 +20,7 @@ from infra.config import (
 )
 from infra.constructs.keys import data_key
 from infra.wiring import CAPTURE, ENGAGEMENT, HANDOFF, SCHEDULER, SENDER, UNSUBSCRIBE, VISITS
-from shared.metrics import (
+from shared.domain.metrics import (
     COMPLAINTS,
     EMAILS_DELIVERED,
     EMAILS_SENT,
@@ -99,7 +99,7 @@ HEALTH_PERIOD = Duration.minutes(5)
 def own_metric(
     name: str, service: str, period: Duration, label: str | None = None
 ) -> cloudwatch.Metric:
-    """One of the stack's metrics (``shared/metrics.py``) as one function emits it."""
+    """One of the stack's metrics (``shared/domain/metrics.py``) as one function emits it."""
     return cloudwatch.Metric(
         namespace=NAMESPACE,
         metric_name=name,

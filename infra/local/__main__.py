@@ -43,8 +43,8 @@ from infra.local.runtime import MINUTE_S, LocalRuntime, Triggers
 from infra.provision import provision_all
 from infra.wiring import FUNCTIONS, TABLE
 from shared.adapters.items import deserialize
-from shared.clock import OffsetClock, to_iso
-from shared.leads import Lead
+from shared.domain.clock import OffsetClock, to_iso
+from shared.domain.leads import Lead
 
 CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 # Names the table and prefixes the queues and the topics.

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from infra.local.functions import ACCOUNT, REGION, Handler, LambdaContext
 from infra.local.sigv4 import MISSING_AUTH, Denied, SigV4Verifier
 from infra.wiring import BINARY_MEDIA_TYPES, Auth, FunctionSpec
-from shared.clock import Clock, SystemClock
+from shared.domain.clock import Clock, SystemClock
 
 # method, path, headers (lower-case names), body -> an answer, or None when not its path
 Control = Callable[

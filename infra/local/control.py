@@ -14,8 +14,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from shared.clock import OffsetClock, to_iso
-from shared.programs import parse_duration
+from shared.domain.clock import OffsetClock, to_iso
+from shared.domain.programs import parse_duration
 
 if TYPE_CHECKING:
     from infra.local.console.mail import SendInfo, SentMail

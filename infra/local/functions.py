@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 from infra.wiring import FunctionSpec
-from shared.clock import Clock
+from shared.domain.clock import Clock
 
 # event, context -> what the function returns (a proxy response, batchItemFailures, ...)
 Handler = Callable[[dict[str, Any], Any], Any]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from infra.local.functions import ACCOUNT, REGION, Handler, invoke
 from infra.wiring import FunctionSpec, QueueSpec, StreamSource
-from shared.clock import Clock
+from shared.domain.clock import Clock
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
-from shared.clock import Clock, SystemClock
+from shared.domain.clock import Clock, SystemClock
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "execute-api"

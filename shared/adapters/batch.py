@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from shared.malformed import MalformedRecord
+from shared.domain.malformed import MalformedRecord
 
 # What no retry can fix. A ValidationError is raised on the same input every time: a
 # message that is not what the model expects, or a stored item that no longer is.

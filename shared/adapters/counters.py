@@ -6,10 +6,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.adapters.items import counter_key, counter_pk, deserialize, serialize
-from shared.funnel import email_key
+from shared.domain.funnel import email_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -20,21 +20,17 @@ class DynamoCounterReader:
         self._client = client
         self._table = table_name
 
-    def day(self, day: date) -> list[tuple[str, dict[str, int]]]:
-        """The day's counters as (counter key, numeric metrics), each the sum of its
-        shards."""
+    def day(self, day: date | None) -> list[tuple[str, dict[str, int]]]:
+        """The day's counters (None: the running totals) as (counter key, numeric
+        metrics), each the sum of its shards."""
         found: dict[str, Counter[str]] = {}
-        start: dict[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": serialize({":pk": counter_pk(day)}),
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            response = self._client.query(**kwargs)
-            for raw in response.get("Items", []):
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues=serialize({":pk": counter_pk(day)}),
+        )
+        for page in pages:
+            for raw in page.get("Items", []):
                 item = deserialize(raw)
                 metrics = {
                     k: int(v)
@@ -42,9 +38,7 @@ class DynamoCounterReader:
                     if k not in ("pk", "sk") and isinstance(v, int | float)
                 }
                 found.setdefault(counter_key(str(item["sk"])), Counter()).update(metrics)
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return [(key, dict(metrics)) for key, metrics in found.items()]
+        return [(key, dict(metrics)) for key, metrics in found.items()]
 
 
 class CachedVariantResults:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -16,8 +16,8 @@ from shared.adapters.items import (
     lead_pk,
     serialize,
 )
-from shared.clock import to_iso
-from shared.jobs import DueLead
+from shared.domain.clock import to_iso
+from shared.domain.jobs import DueLead
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -33,33 +33,23 @@ class DynamoDueIndex:
         self._table = table_name
 
     def due(self, shard: int, now: datetime, limit: int) -> list[DueLead]:
-        found: list[DueLead] = []
-        start: dict[str, Any] | None = None
-        while len(found) < limit:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": DUE_INDEX,
-                "KeyConditionExpression": "due_shard = :shard AND due_at <= :now",
-                "ExpressionAttributeValues": serialize({":shard": shard, ":now": to_iso(now)}),
-                "Limit": limit - len(found),
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            response = self._client.query(**kwargs)
-            for raw in response.get("Items", []):
-                item = deserialize(raw)
-                found.append(
-                    DueLead(
-                        lead_id=str(item["lead_id"]),
-                        due_at=str(item["due_at"]),
-                        program_id=str(item["program_id"]),
-                        step_id=item.get("step_id"),
-                    )
-                )
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                break
-        return found
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="due_shard = :shard AND due_at <= :now",
+            ExpressionAttributeValues=serialize({":shard": shard, ":now": to_iso(now)}),
+            PaginationConfig={"MaxItems": limit, "PageSize": limit},
+        )
+        return [
+            DueLead(
+                lead_id=str(item["lead_id"]),
+                due_at=str(item["due_at"]),
+                program_id=str(item["program_id"]),
+                step_id=item.get("step_id"),
+            )
+            for page in pages
+            for item in map(deserialize, page.get("Items", []))
+        ]
 
     def lease(self, lead: DueLead, until: datetime) -> bool:
         try:

@@ -13,9 +13,9 @@ from botocore.exceptions import ClientError
 
 from shared.adapters.counters import DynamoCounterReader
 from shared.adapters.items import condition_failed, deserialize, serialize
-from shared.clock import from_iso, to_iso
-from shared.funnel import EMAIL_PREFIX
-from shared.guard import GuardState
+from shared.domain.clock import from_iso, to_iso
+from shared.domain.funnel import EMAIL_PREFIX
+from shared.domain.guard import GuardState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

@@ -1,6 +1,67 @@
-"""The table's keys, and its items to and from Python values (``shared/adapters/dynamodb.py``
-documents the table). A module of its own, so that an adapter that needs no more (the
+"""The table's keys, and its items to and from Python values: one DynamoDB table
+(single-table design). A module of its own, so that an adapter that needs no more (the
 scheduler's due index) does not import the lead repository and the models it reads.
+
+Items and access patterns:
+
+| item           | pk              | sk                     | access pattern             |
+| -------------- | --------------- | ---------------------- | -------------------------- |
+| lead profile   | ``LEAD#<id>``   | ``PROFILE``            | lead by id: GetItem        |
+| email claim    | ``EMAIL#<key>`` | ``EMAIL``              | lead by email: 2 GetItems  |
+| activity       | ``LEAD#<id>``   | ``ACT#<at>#<id>``      | timeline: Query, newest 1st|
+| consent record | ``LEAD#<id>``   | ``CONSENT#<at>#<id>``  | consent history: Query     |
+| report counter | ``COUNTER#<d>`` | ``<kind>@<shard>``     | a day's counters: Query    |
+| running total  | ``COUNTER#total``| ``customers@<shard>`` | what stands now: Query     |
+| email record   | ``LEAD#<id>``   | ``MAIL#<message id>``  | one email's opens: GetItem |
+| outcome        | ``OUTCOME#<m>`` | ``<at>#<lead id>``     | a month's outcomes: Query  |
+| visitor link   | ``VISITOR#<v>`` | ``LINK``               | visitor's lead: GetItem    |
+| page view      | ``VISITOR#<v>`` | ``VISIT#<view id>``    | recent views: Query (TTL)  |
+| revisit alert  | ``LEAD#<id>``   | ``ALERT#revisit``      | once per period: cond. Set |
+| send record    | ``LEAD#<id>``   | ``SEND#<job key>``     | claim: conditional Put     |
+| request marker | ``LEAD#<id>``   | ``EVENT#<key>``        | read with the lead (TTL)   |
+| hand-off mark  | ``LEAD#<id>``   | ``HANDOFF#<id>``       | once per qualification     |
+| erased address | ``ERASED#<h>``  | ``ERASED``             | read with the email claim  |
+| sending guard  | ``SENDING``     | ``GUARD``              | each tick: GetItem         |
+| jobs queued    | ``SENDING``     | ``QUEUED#<d>``         | warm-up cap: ADD per tick  |
+| event seats    | ``EVENT#<e>``   | ``SEATS``              | with the lead: cond. Put   |
+
+An event with a capacity (``<e>``: its id in events.yaml) keeps who holds its places
+(``holders``, a string set of lead ids) and who waits (``waiting``, lead id -> since when)
+on one item, read with the lead whose registration changes it and written in the same
+transaction, conditional on its ``version``.
+
+Page views are kept under the anonymous visitor (``<v>``: the snippet's random id) for
+the attribution window (``expires_at``); no IP address is stored. The link names the
+lead the visitor is (a form post or a signed email reference); the lead profile's
+``page_groups`` string set is added to with ``ADD`` in the scoring transaction.
+
+Report counters are per Japanese day ``<d>``, one numeric attribute per metric, added
+to atomically (``ADD``): under ``stage`` the stage transitions (``new>lead``, ``lead>mql``,
+``lead>dormant``, ``dormant>lead``, ...); under ``list`` the leads that stopped being
+mailable (``unsubscribed``, ``suppressed:bounce``, ``suppressed:complaint``,
+``suppressed:rejected``, ``sunset:<stage>``), apart from ``stage`` so that stage maths
+never sees them; under ``email#<program>#<step>#<variant>`` the SES events. Every count
+is written in the transaction of the change that caused it (``revise``), so a retried or
+duplicate request counts once (names and rules: ``shared.domain.funnel``). Each counter is kept
+in COUNTER_SHARDS items (``<kind>@<n>``, by lead) so that concurrent transactions rarely
+touch the same item; readers add them up.
+
+The ``due`` GSI is sparse and sharded: only a profile with a pending nurture step
+carries ``due_shard`` (0..DUE_SHARDS-1, from the lead id) and ``due_at`` (fixed-width
+UTC ISO text), so the scheduler's Query per shard touches due leads only. No request
+or schedule path scans the table.
+
+A disclosure (``holdings``) reads the lead's whole partition with one paged Query, and
+the items about it kept elsewhere (the address's claim and erasure mark, its outcomes)
+with one BatchGetItem.
+
+Every change of a lead goes through ``DynamoLeadRepository.revise``
+(``shared.adapters.leads``): one read (the profile, with the email's record and the
+request's marker in one BatchGetItem), one
+write conditional on the profile's ``version`` (optimistic locking) that SETs or REMOVEs
+only the attributes that changed, with everything the change records in the same
+transaction. The email claim is created in the same transaction as the lead, so two
+concurrent first posts for one address cannot make two leads.
 """
 
 from __future__ import annotations
@@ -15,7 +76,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shared.adapters.attributes import TypeDeserializer, TypeSerializer
-from shared.normalize import email_key
+from shared.domain.normalize import email_key
 
 DUE_SHARDS = 16
 DUE_INDEX = "due"
@@ -26,9 +87,13 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def counter_pk(day: date) -> str:
-    """A day's report counters (``COUNTER#<JST day>``)."""
-    return f"COUNTER#{day.isoformat()}"
+RUNNING_TOTALS = "total"
+
+
+def counter_pk(day: date | None) -> str:
+    """A day's report counters (``COUNTER#<JST day>``), or the running totals
+    (``COUNTER#total``: what stands now, such as each customer segment's size)."""
+    return f"COUNTER#{day.isoformat() if day is not None else RUNNING_TOTALS}"
 
 
 def counter_sk(key: str, lead_id: str) -> str:

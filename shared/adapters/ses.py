@@ -14,7 +14,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
 )
 
-from shared.email import (
+from shared.domain.email import (
     Mailer,
     OutgoingEmail,
     SendFailed,

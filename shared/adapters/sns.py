@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared.handoff import SalesMessage
+from shared.services.handoff import SalesMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient

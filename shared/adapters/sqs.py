@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from shared.jobs import SendJob
+from shared.domain.jobs import SendJob
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient

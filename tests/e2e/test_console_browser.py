@@ -8,8 +8,12 @@ nurture emails over several days (the clock moved from the console's header) is
 handed to sales as an MQL, and the email's one-click unsubscribe opts the lead out.
 A form on a legacy page served as Shift_JIS reaches the lead in Japanese, as typed.
 
-Chromium is Debian's package (``playwright install`` cannot download browsers here):
-when it is missing and we are root it is installed once; otherwise the tests fail.
+Every console page is shown at 1366 by 768 pixels (a common office laptop), must fit its
+width, and is kept as a screenshot (``build/screenshots/console-<page>.png``).
+
+Chromium is Debian's package (``playwright install`` cannot download browsers here), with
+Debian's fonts-noto-cjk so that Japanese renders: when either is missing and we are
+root they are installed once; otherwise the tests fail.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -40,6 +45,9 @@ from tests.e2e.test_local_stack import (
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+SCREEN = {"width": 1366, "height": 768}
+JST = ZoneInfo("Asia/Tokyo")
 # A person's browser: headless Chromium names itself "HeadlessChrome", which the visits
 # endpoint rightly takes for a mail scanner's (shared/content/engagement.yaml). Set for the
 # whole browser, as a context's user agent does not reach navigator.sendBeacon.
@@ -70,8 +78,24 @@ MAX_EMAILS_TO_MQL = 5
 CONTENT_LINKS = "a[href*='/click?'][href*='tag=link']:visible"
 
 
+def japanese_font() -> bool:
+    """A font with Japanese glyphs (Debian's fonts-noto-cjk): without one, screenshots of
+    the console show boxes where the Japanese text is."""
+    try:
+        found = subprocess.run(
+            ["fc-list", ":lang=ja", "family"],  # noqa: S607 - fontconfig's tool
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return bool(found.stdout.strip())
+
+
 def _install_chromium() -> None:
-    """``apt-get update && apt-get install -y chromium``, once across xdist workers."""
+    """``apt-get update && apt-get install -y chromium fonts-noto-cjk``, once across xdist
+    workers."""
     if os.geteuid() != 0:
         pytest.fail(
             f"{CHROMIUM} is missing and this user cannot install it: "
@@ -80,10 +104,11 @@ def _install_chromium() -> None:
     lock = Path(tempfile.gettempdir()) / "lead-nurture-chromium-install.lock"
     with lock.open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        if CHROMIUM.exists():
-            return  # another worker installed it meanwhile
+        if CHROMIUM.exists() and japanese_font():
+            return  # another worker installed them meanwhile
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        install = ["apt-get", "install", "-y", "chromium", "fonts-noto-cjk"]
+        for command in (["apt-get", "update"], install):
             try:
                 done = subprocess.run(  # noqa: S603 - fixed command
                     command, capture_output=True, text=True, env=env, timeout=INSTALL_TIMEOUT_S
@@ -99,7 +124,7 @@ def _install_chromium() -> None:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    if not CHROMIUM.exists():
+    if not CHROMIUM.exists() or not japanese_font():
         _install_chromium()
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is still missing after installing the chromium package")
@@ -620,3 +645,75 @@ def test_a_form_on_a_shift_jis_page_stores_the_lead_in_japanese_as_typed(
     assert (lead["family_name"], lead["given_name"], lead["name"]) == ("髙橋", "一郎", "髙橋 一郎")
     assert lead["company"] == "株式会社山﨑製作所"
     assert lead["message"] == "1の資料を希望します"  # NFKC: ① is 1, as from any page
+
+
+def test_every_console_page_fits_a_1366_pixel_screen_and_is_kept_as_a_screenshot(
+    stack: Stack, page: Page
+) -> None:
+    console = f"{stack.origin}/console"
+    email = f"screens-{uuid.uuid4().hex[:8]}@example.co.jp"
+    company = f"画面確認{uuid.uuid4().hex[:6]}株式会社"
+    # Given a lead that asked for a quote (an MQL, in the sales inbox) and its welcome email
+    page.set_viewport_size(SCREEN)
+    page.goto(f"{console}/site")
+    form = page.locator("#inquiry-form")
+    form.locator("[name=family_name]").fill("中村")
+    form.locator("[name=given_name]").fill("美咲")
+    form.locator("[name=email]").fill(email)
+    form.locator("[name=company]").fill(company)
+    form.locator("[name=message]").fill("導入時期と費用について相談したいです。")
+    form.locator("[name=consent]").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(f"{console}/site/thanks")
+    shows(page, f"{console}/sales", f".sales-message:has-text('{company}')", "the MQL in the inbox")
+    qualified_at = stack.now().astimezone(JST)  # the stack's clock, moved on below
+    page.goto(f"{console}/leads?q={email}")
+    lead_page = f"{stack.origin}{page.locator('#leads a').first.get_attribute('href')}"
+    # and a whitepaper download, whose welcome email goes out when the window opens
+    reader = f"reader-{uuid.uuid4().hex[:8]}@example.co.jp"
+    page.goto(f"{console}/site")
+    download = page.locator("#download-form")
+    download.locator("[name=name]").fill("小林 健")
+    download.locator("[name=email]").fill(reader)
+    download.locator("[name=consent]").check()
+    download.locator("button[type=submit]").click()
+    page.locator("#download-result[data-status='201']").wait_for()
+    mail_page = welcome_in_outbox(stack, page, reader)
+
+    pages = {
+        "home": console,
+        "site": f"{console}/site",
+        "leads": f"{console}/leads",
+        "lead": lead_page,
+        "outbox": f"{console}/outbox",
+        "mail": f"{mail_page}?track=0",
+        "sales": f"{console}/sales",
+        "funnel": f"{console}/funnel",
+    }
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, url in pages.items():
+        page.goto(url)
+        page.wait_for_load_state("load")
+        # Then nothing runs off the side of the screen
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= SCREEN["width"], f"{name}: {width} pixels wide"
+        # and the page is kept as it looks
+        shot = SCREENSHOTS / f"console-{name}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000, name
+
+    # The email is shown whole, down to the legal footer (sender, address, unsubscribe)
+    page.goto(f"{mail_page}?track=0")
+    frame = page.locator("iframe.mail")
+    footer = page.frame_locator("iframe.mail").locator("a[href*='/unsubscribe']").first
+    footer.wait_for()
+    inside = footer.bounding_box()
+    box = frame.bounding_box()
+    assert inside is not None
+    assert box is not None
+    assert inside["y"] + inside["height"] <= box["y"] + box["height"]
+    # and the sales inbox tells the time on the stack's clock, as every other page does
+    page.goto(f"{console}/sales")
+    message = page.locator(f".sales-message:has-text('{company}')").first
+    stamped = message.locator("p.muted").first.inner_text()
+    assert qualified_at.strftime("%Y-%m-%d %H") in stamped

@@ -34,7 +34,7 @@ from infra.local.runtime import (
 )
 from infra.provision import create_queues, create_stream_failure_queues, create_table
 from infra.wiring import HANDOFF, NEW_MQL_FILTER, FunctionSpec, QueueSpec, StreamSource
-from shared.clock import OffsetClock
+from shared.domain.clock import OffsetClock
 
 pytestmark = pytest.mark.e2e
 

@@ -34,8 +34,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from shared.clock import from_iso
-from shared.programs import load_programs
+from shared.domain.clock import from_iso
+from shared.domain.programs import load_programs
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from infra.wiring import ADMIN, CAPTURE, ENGAGEMENT, HANDOFF, SEND_QUEUE, SENDER, UNSUBSCRIBE
-from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.leads import ActivityType
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.funnel import business_day
+from shared.domain.leads import ActivityType
 from tests.email_events import raw, ses_record, sqs_event
 from tests.events import multipart_post, rest_event
 from tests.faults.snapshot import Snapshot
@@ -174,6 +175,16 @@ def erased(snapshot: Snapshot) -> None:
     assert (snapshot.count("erasure"), snapshot.count("email claim")) == (1, 0)
 
 
+def held(segment: str, customers: int) -> Check:
+    """The running total of a customer segment (``COUNTER#total``)."""
+
+    def check(snapshot: Snapshot) -> None:
+        running = [m for key, m in snapshot.counters.items() if key.startswith("COUNTER#total ")]
+        assert sum(m.get(segment, 0) for m in running) == customers, snapshot.counters
+
+    return check
+
+
 def all_of(*checks: Check) -> Check:
     def check(snapshot: Snapshot) -> None:
         for one in checks:
@@ -235,6 +246,21 @@ def _event_cancellation(system: System, tmp: Path) -> Trigger:
 
 
 # -- nurture email: the scheduler's tick and the sender ---------------------------------------
+
+
+def _event_cancel_link(system: System, tmp: Path) -> Trigger:
+    """The button of the page an event email's cancellation link opens."""
+    lead_id = capture(system, REGISTRATION)
+    system.clock.advance(timedelta(days=1))
+    query = {"e": SEMINAR, "t": system.cancel_token(lead_id, SEMINAR)}
+    return HttpRequest(UNSUBSCRIBE, rest_event("POST", "/events/cancel", query=query))
+
+
+def _seat_holder_erasure(system: System, tmp: Path) -> Trigger:
+    """Erasing a lead that holds a place: the place is given up first (``EVENT#`` seats)."""
+    lead_id = capture(system, REGISTRATION)
+    system.clock.advance(timedelta(days=1))
+    return HttpRequest(ADMIN, admin_event("DELETE", lead_id))
 
 
 def _tick(system: System, tmp: Path) -> Trigger:
@@ -340,6 +366,27 @@ def _unsubscribe(system: System, tmp: Path) -> Trigger:
     return HttpRequest(UNSUBSCRIBE, event)
 
 
+def purchase_of(system: System, lead_id: str) -> dict[str, Any]:
+    """A purchase of today (in Japan), with its order number, as the admin API takes it."""
+    day = business_day(system.clock.now()).isoformat()
+    body = {"purchase_id": "SO-0001", "amount": 1_200_000, "date": day, "product": "standard"}
+    return admin_event("POST", lead_id, "purchases", body)
+
+
+def _purchase(system: System, tmp: Path) -> Trigger:
+    lead_id = capture(system, DOWNLOAD)
+    system.clock.advance(timedelta(days=1))
+    return HttpRequest(ADMIN, purchase_of(system, lead_id))
+
+
+def _customer_erasure(system: System, tmp: Path) -> Trigger:
+    lead_id = capture(system, DOWNLOAD)
+    response = system.invoke(ADMIN, purchase_of(system, lead_id))
+    assert response["statusCode"] == 201, response["body"]
+    system.clock.advance(timedelta(days=1))
+    return HttpRequest(ADMIN, admin_event("DELETE", lead_id))
+
+
 def _erasure(system: System, tmp: Path) -> Trigger:
     lead_id = capture(system, DOWNLOAD)
     system.clock.advance(timedelta(days=1))
@@ -385,6 +432,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("event_registration", _event_registration, counted("registered")),
     Scenario("event_attendance", _event_attendance, counted("attended")),
     Scenario("event_cancellation", _event_cancellation, counted("cancelled")),
+    Scenario("event_cancel_link", _event_cancel_link, counted("cancelled")),
+    Scenario("seat_holder_erasure", _seat_holder_erasure, all_of(erased, counted("cancelled"))),
     Scenario(
         "scheduler_tick",
         _tick,
@@ -418,4 +467,16 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("disposition", _disposition, all_of(one_lead("customer"), counted("mql>customer"))),
     Scenario("unsubscribe", _unsubscribe, counted("unsubscribed")),
     Scenario("erasure", _erasure, erased),
+    Scenario(
+        "purchase",
+        _purchase,
+        all_of(
+            one_lead("customer"),
+            counted("lead>customer"),
+            counted("none>new"),
+            counted("purchases:new"),
+            held("new", 1),
+        ),
+    ),
+    Scenario("customer_erasure", _customer_erasure, all_of(erased, held("new", 0))),
 )

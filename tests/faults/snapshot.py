@@ -21,7 +21,7 @@ from typing import Any
 from infra.local.functions import REGION
 from infra.local.state import moto_sent_mail
 from shared.adapters.items import counter_key, deserialize
-from shared.normalize import email_key
+from shared.domain.normalize import email_key
 from tests.faults.system import System
 
 LEFT_OUT = frozenset({"version", "expires_at", "due_shard"})

@@ -42,8 +42,8 @@ from infra.local.runtime import reported_failures, scheduled_event, sqs_record, 
 from infra.provision import Provisioned, provision_all
 from infra.wiring import FUNCTIONS, HANDOFF, SCHEDULER, SEND_QUEUE, SENDER, FunctionSpec
 from shared.adapters.clients import use_session
-from shared.clock import FixedClock
-from shared.tokens import UnsubscribeTokens
+from shared.domain.clock import FixedClock
+from shared.domain.tokens import UnsubscribeTokens
 from tests.faults.injector import Injector
 
 PREFIX = "lead-nurture-faults"
@@ -202,6 +202,9 @@ class System:
 
     def unsubscribe_token(self, lead_id: str) -> str:
         return UnsubscribeTokens(SIGNING_SECRET.encode()).sign(lead_id)
+
+    def cancel_token(self, lead_id: str, event_id: str) -> str:
+        return UnsubscribeTokens(SIGNING_SECRET.encode()).cancellations().sign(lead_id, event_id)
 
 
 @cache

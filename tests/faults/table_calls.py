@@ -25,7 +25,7 @@ from moto import mock_aws
 
 from infra.local.functions import invoke
 from infra.wiring import ADMIN, SEND_QUEUE, SENDER, VISITS, FunctionSpec
-from shared.tokens import SiteReferences
+from shared.domain.tokens import SiteReferences
 from tests.events import rest_event
 from tests.faults import system as system_module
 from tests.faults.injector import Call, Fault, Kind, Position

@@ -25,7 +25,7 @@ from botocore.credentials import Credentials
 
 from infra.local.apigateway import LocalApiGateway
 from infra.wiring import ADMIN, CAPTURE, FUNCTIONS
-from shared.clock import FixedClock
+from shared.domain.clock import FixedClock
 from tests.legacy_forms import EUC_JP, SHIFT_JIS
 
 HOST = "127.0.0.1:3000"

@@ -17,10 +17,9 @@ pytestmark = pytest.mark.infra
 
 # Each acknowledgement is a reviewed decision: adding one means adding it here too.
 EXPECTED_ACKNOWLEDGEMENTS = {
-    # Every function: X-Ray needs Resource "*" (so does dynamodb:ListStreams for the
-    # stream consumer), and python3.13 is pinned with the layer.
+    # Every function: python3.13 is pinned with the layer.
     *(
-        acknowledgement
+        (f"Functions/{name}/Function/Resource", "AwsSolutions-L1")
         for name in (
             "capture",
             "unsubscribe",
@@ -31,11 +30,9 @@ EXPECTED_ACKNOWLEDGEMENTS = {
             "visits",
             "admin",
         )
-        for acknowledgement in (
-            (f"Functions/{name}/Role/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
-            (f"Functions/{name}/Function/Resource", "AwsSolutions-L1"),
-        )
     ),
+    # The stream consumer: dynamodb:ListStreams needs Resource "*".
+    ("Functions/handoff/Role/DefaultPolicy", "AwsSolutions-IAM5[Resource::*]"),
     (
         "Api/AccountLogging/Role/Resource",
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
@@ -50,6 +47,11 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("Api/RestApi/Default/unsubscribe/GET/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/unsubscribe/POST/Resource", "AwsSolutions-APIG4"),
     ("Api/RestApi/Default/unsubscribe/POST/Resource", "AwsSolutions-COG4"),
+    # An event email's cancellation link: signed, like the unsubscribe link.
+    ("Api/RestApi/Default/events/cancel/GET/Resource", "AwsSolutions-APIG4"),
+    ("Api/RestApi/Default/events/cancel/GET/Resource", "AwsSolutions-COG4"),
+    ("Api/RestApi/Default/events/cancel/POST/Resource", "AwsSolutions-APIG4"),
+    ("Api/RestApi/Default/events/cancel/POST/Resource", "AwsSolutions-COG4"),
     # The first-party tracking snippet and its beacons, from visitors' browsers.
     ("Api/RestApi/Default/visits/POST/Resource", "AwsSolutions-APIG4"),
     ("Api/RestApi/Default/visits/POST/Resource", "AwsSolutions-COG4"),
@@ -61,6 +63,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("Api/RestApi/Default/leads/{lead_id}/export/GET/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/leads/{lead_id}/DELETE/Resource", "AwsSolutions-COG4"),
     ("Api/RestApi/Default/leads/{lead_id}/disposition/POST/Resource", "AwsSolutions-COG4"),
+    ("Api/RestApi/Default/leads/{lead_id}/purchases/POST/Resource", "AwsSolutions-COG4"),
     # The stream event source's on-failure queue is a dead-letter queue itself.
     ("Functions/handoff/StreamFailures/Resource", "AwsSolutions-SQS3"),
     # Rotating the link-signing key would break unsubscribe links already sent.

@@ -88,7 +88,7 @@ def test_code_asset_follows_edits_and_deletions(source_root: Path, tmp_path: Pat
     assert staged_files(asset) == {
         "functions/capture/handler.py",
         "shared/__init__.py",
-        "shared/scoring.py",
+        "shared/domain/scoring.py",
     }
 
 

@@ -37,7 +37,7 @@ UNEXERCISED = {
     # a revisit alert whose publish failed gives its claim back (test_visits.py)
     ("visits", "dynamodb:DeleteItem"),
     # revise's write when the lead itself is unchanged but something is recorded: a
-    # ConditionCheck of its version beside the records (shared/adapters/dynamodb.py)
+    # ConditionCheck of its version beside the records (shared/adapters/leads.py)
     ("unsubscribe", "dynamodb:ConditionCheckItem"),
     ("sender", "dynamodb:ConditionCheckItem"),
     ("admin", "dynamodb:ConditionCheckItem"),

@@ -13,11 +13,11 @@ from functions.capture.settings import CaptureSettings
 from functions.observability import build_logger
 from infra.local.control import LocalControl
 from infra.provision import create_table
-from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.capture import LeadCapture
-from shared.clock import FixedClock, OffsetClock
-from shared.programs import load_programs
-from shared.web import Pages
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.clock import FixedClock, OffsetClock
+from shared.domain.programs import load_programs
+from shared.services.capture import LeadCapture
+from shared.web.pages import Pages
 
 TABLE = "lead-nurture-test"
 SITE = "https://www.example.co.jp"

@@ -32,8 +32,8 @@ from infra.local.runtime import reported_failures, scheduled_event, sqs_record, 
 from infra.provision import Provisioned, provision_all
 from infra.wiring import FUNCTIONS, SCHEDULER, FunctionSpec, QueueSpec
 from shared.adapters.clients import use_session
-from shared.clock import FixedClock
-from shared.tokens import UnsubscribeTokens
+from shared.domain.clock import FixedClock
+from shared.domain.tokens import UnsubscribeTokens
 
 PREFIX = "lead-nurture-test"
 API_URL = "https://api.example.co.jp/v1/"

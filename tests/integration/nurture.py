@@ -29,17 +29,19 @@ from functions.sender.handler import lambda_handler as sender_handler
 from infra.local.runtime import sqs_record
 from shared.adapters.counters import CachedVariantResults, DynamoCounterReader
 from shared.adapters.due import DynamoDueIndex
-from shared.adapters.dynamodb import DynamoLeadRepository, DynamoSendLedger
+from shared.adapters.leads import DynamoLeadRepository
+from shared.adapters.ledgers import DynamoSendLedger
 from shared.adapters.ses import SesMailer
 from shared.adapters.sqs import SqsJobQueue
-from shared.clock import FixedClock
-from shared.delivery import DeliverySettings, NurtureSender
-from shared.email import EmailRenderer, SenderProfile
-from shared.events import EventCatalog
-from shared.funnel import business_day
-from shared.programs import ProgramCatalog, load_programs
-from shared.scheduling import DueScheduler
-from shared.tokens import UnsubscribeTokens
+from shared.domain.clock import FixedClock
+from shared.domain.customers import load_customers
+from shared.domain.email import EmailRenderer, SenderProfile
+from shared.domain.events import EventCatalog
+from shared.domain.funnel import business_day
+from shared.domain.programs import ProgramCatalog, load_programs
+from shared.domain.tokens import UnsubscribeTokens
+from shared.services.due_scheduling import DueScheduler
+from shared.services.sending import DeliverySettings, NurtureSender
 
 CONFIGURATION_SET = "lead-nurture"
 FROM = "株式会社サンプル <news@example.co.jp>"
@@ -256,6 +258,7 @@ def build_world(
             DynamoCounterReader(dynamodb, table), lambda: business_day(clock.now()), ttl=0
         ),
         events,
+        load_customers(),
     )
     scheduler = DueScheduler(DynamoDueIndex(dynamodb, table), SqsJobQueue(sqs, queue_url), clock)
     return NurtureWorld(

@@ -22,18 +22,18 @@ from functions.engagement.handler import lambda_handler as engagement_handler
 from functions.observability import build_logger
 from infra.provision import create_table
 from shared.adapters.counters import DynamoCounterReader
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.items import DUE_INDEX, due_shard, lead_pk
-from shared.capture import LeadCapture
-from shared.clock import Clock
-from shared.engagement import EngagementRecorder
-from shared.funnel import business_day
-from shared.leads import Activity, ActivityType, ConsentState, FormType, Lead, Touch, new_id
-from shared.nurture import start
-from shared.programs import ProgramCatalog, load_programs
-from shared.qualification import Award, ScoreKeeper
-from shared.repository import Revision, Snapshot
-from shared.scoring import ScoringRules, Signal, load_scoring
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.clock import Clock
+from shared.domain.funnel import business_day
+from shared.domain.leads import Activity, ActivityType, ConsentState, FormType, Lead, Touch, new_id
+from shared.domain.nurture import start
+from shared.domain.programs import ProgramCatalog, load_programs
+from shared.domain.scoring import ScoringRules, Signal, load_scoring
+from shared.ports import Revision, Snapshot
+from shared.services.capture import LeadCapture
+from shared.services.engagement import EngagementRecorder
+from shared.services.qualification import Award, ScoreKeeper
 from tests.builders import store
 from tests.email_events import sqs_event
 from tests.integration.conftest import TABLE

@@ -24,18 +24,23 @@ from functions.capture.handler import build_app as build_capture
 from functions.capture.handler import lambda_handler as capture_handler
 from functions.capture.settings import CaptureSettings
 from functions.observability import build_logger
-from shared.adapters.dynamodb import DynamoLeadRepository, activity_item
+from shared.adapters.codecs import activity_item
 from shared.adapters.items import lead_pk, serialize
-from shared.clock import FixedClock, to_iso
-from shared.disclosure import LeadDisclosure
-from shared.leads import Activity, ActivityType, Stage
-from shared.lifecycle import LifecycleSettings, SalesFeedback
-from shared.programs import load_programs
-from shared.scoring import load_scoring
-from shared.web import Pages
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.clock import FixedClock, to_iso
+from shared.domain.customers import load_customers
+from shared.domain.events import load_events
+from shared.domain.leads import Activity, ActivityType, Stage
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
+from shared.services.disclosure import LeadDisclosure
+from shared.services.lifecycle import LifecycleSettings, SalesFeedback
+from shared.services.purchases import PurchaseBook
+from shared.services.registration import EventDesk
+from shared.web.pages import Pages
 from tests.email_events import raw, ses_record
 from tests.events import form_post, json_post, rest_event
-from tests.integration.conftest import TABLE
+from tests.integration.conftest import TABLE, all_items
 from tests.integration.nurture import build_world
 from tests.integration.scoring_world import (
     GRADE_A,
@@ -127,6 +132,9 @@ def admin(
             clock,
             build_logger("admin"),
             LeadDisclosure(repository, rules, clock),
+            PurchaseBook(repository, load_programs(), load_customers(), clock),
+            EventDesk(repository, load_programs(), clock),
+            load_events(),
         )
     )
 
@@ -764,3 +772,103 @@ def test_an_unknown_route_is_404_not_a_failure(
     admin: Callable[..., tuple[int, Any]], mql: str
 ) -> None:
     assert admin("GET", mql, "nope")[0] == 404
+
+
+# -- POST /leads/{lead_id}/purchases -----------------------------------------------------
+
+
+PURCHASE = {
+    "purchase_id": "SO-2026-0042",
+    "amount": "¥1,200,000",  # as a sales system's export writes it
+    "date": "2026/11/20",
+    "product": "standard",
+}
+
+
+def test_a_purchase_makes_the_lead_a_customer_in_the_customer_program_ranked_new(
+    admin: Callable[..., tuple[int, Any]],
+    capture: Callable[[dict[str, Any]], str],
+    repository: DynamoLeadRepository,
+    dynamodb: Any,
+) -> None:
+    lead_id = capture({**FORM, "form_type": "download", "asset": "dx-guide.pdf"})
+
+    status, answer = admin("POST", lead_id, "purchases", PURCHASE)
+
+    assert status == 201, answer
+    assert answer["stage"] == "customer"
+    assert answer["duplicate"] is False
+    assert answer["rank"]["segment"] == "new"
+    assert (answer["rank"]["r"], answer["rank"]["f"], answer["rank"]["m"]) == (5, 1, 4)
+    assert answer["purchases"]["total"] == 1_200_000
+    assert answer["purchases"]["products"] == ["standard"]
+    lead = stored(repository, lead_id)
+    assert lead.stage is Stage.CUSTOMER
+    assert lead.enrolment is not None
+    assert lead.enrolment.program_id == "customer"
+    kinds = {a.type: a for a in repository.timeline(lead_id)}
+    assert kinds[ActivityType.PURCHASED].details["purchase_id"] == "SO-2026-0042"
+    assert kinds[ActivityType.PURCHASED].details["by"] == IAM_CALLER["userArn"]
+    assert kinds[ActivityType.STAGE_CHANGED].details["reason"] == "purchase"
+    assert kinds[ActivityType.SEGMENT_CHANGED].details == {
+        "from": None,
+        "to": "new",
+        "program_id": None,
+    }
+
+
+def test_the_same_purchase_sent_again_is_recorded_once(
+    admin: Callable[..., tuple[int, Any]],
+    capture: Callable[[dict[str, Any]], str],
+    repository: DynamoLeadRepository,
+    dynamodb: Any,
+) -> None:
+    lead_id = capture({**FORM, "form_type": "download", "asset": "dx-guide.pdf"})
+    assert admin("POST", lead_id, "purchases", PURCHASE)[0] == 201
+    before = stored(repository, lead_id)
+    counters = [i for i in all_items(dynamodb) if i["pk"]["S"].startswith("COUNTER#")]
+
+    # The same order (a retried request, a file imported again), its amount written
+    # another way: recorded before, nothing changes
+    status, answer = admin("POST", lead_id, "purchases", {**PURCHASE, "amount": 1_200_000})
+
+    assert status == 200
+    assert answer["duplicate"] is True
+    assert stored(repository, lead_id) == before
+    assert [i for i in all_items(dynamodb) if i["pk"]["S"].startswith("COUNTER#")] == counters
+    # while another order the same day is a purchase of its own
+    status, answer = admin("POST", lead_id, "purchases", {**PURCHASE, "purchase_id": "SO-43"})
+    assert status == 201
+    assert answer["purchases"]["count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fields"),
+    [
+        ({**PURCHASE, "amount": "たくさん"}, 422, {"amount"}),
+        ({**PURCHASE, "date": "昨日"}, 422, {"date"}),
+        ({**PURCHASE, "date": "2026-11-24"}, 422, {"date"}),  # tomorrow in Japan
+        ({k: v for k, v in PURCHASE.items() if k != "product"}, 422, {"product"}),
+        ({**PURCHASE, "discount": 10}, 422, {"discount"}),
+        ("{not json", 400, {"body"}),
+    ],
+)
+def test_a_bad_purchase_is_refused_with_field_errors_and_changes_nothing(
+    admin: Callable[..., tuple[int, Any]],
+    mql: str,
+    repository: DynamoLeadRepository,
+    body: Any,
+    status: int,
+    fields: set[str],
+) -> None:
+    before = stored(repository, mql)
+
+    answer_status, answer = admin("POST", mql, "purchases", body)
+
+    assert answer_status == status
+    assert {e["field"] for e in answer["errors"]} == fields
+    assert stored(repository, mql) == before
+
+
+def test_a_purchase_for_an_unknown_lead_is_404(admin: Callable[..., tuple[int, Any]]) -> None:
+    assert admin("POST", "0" * 32, "purchases", PURCHASE)[0] == 404

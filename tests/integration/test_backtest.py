@@ -15,14 +15,15 @@ import pytest
 import yaml
 
 from infra.cli import main
-from shared.adapters.dynamodb import DynamoLeadRepository, outcome_pk
-from shared.backtest import behaviours, load_histories, run
-from shared.clock import FixedClock
-from shared.leads import Activity, ActivityType, Stage
-from shared.lifecycle import DispositionRequest, LifecycleSettings, SalesFeedback
-from shared.programs import CONTENT_DIR, load_programs
-from shared.repository import Revision
-from shared.scoring import load_scoring
+from shared.adapters.codecs import outcome_pk
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.backtest import behaviours, load_histories, run
+from shared.domain.clock import FixedClock
+from shared.domain.leads import Activity, ActivityType, Stage
+from shared.domain.programs import CONTENT_DIR, load_programs
+from shared.domain.scoring import load_scoring
+from shared.ports import Revision
+from shared.services.lifecycle import DispositionRequest, LifecycleSettings, SalesFeedback
 from tests.email_events import raw, ses_record
 from tests.integration.conftest import TABLE
 from tests.integration.scoring_world import GRADE_A, engagement, recorder, store_lead, stored

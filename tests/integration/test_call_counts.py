@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from shared.capture import RequestInfo
-from shared.clock import FixedClock
-from shared.leads import Stage
-from shared.scoring import load_scoring
-from shared.submission import parse_submission
+from shared.domain.clock import FixedClock
+from shared.domain.leads import Stage
+from shared.domain.scoring import load_scoring
+from shared.services.capture import RequestInfo
+from shared.web.submission import parse_submission
 from tests.email_events import raw, ses_record
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import NurtureWorld, build_world

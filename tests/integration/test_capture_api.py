@@ -13,14 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.items import DUE_INDEX, due_shard
-from shared.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
-from shared.clock import FixedClock, to_iso
-from shared.leads import ActivityType, FormType, Lead
-from shared.programs import load_programs
-from shared.repository import MAX_REVISIONS, POST_REVISIONS
-from shared.submission import parse_submission
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.clock import FixedClock, to_iso
+from shared.domain.leads import ActivityType, FormType, Lead
+from shared.domain.programs import load_programs
+from shared.ports import MAX_REVISIONS, POST_REVISIONS
+from shared.services.capture import CaptureConflict, CaptureResult, LeadCapture, RequestInfo
+from shared.web.submission import parse_submission
 from tests.emf import metric_counts
 from tests.events import BOUNDARY, form_post, json_post, multipart_body, multipart_post, rest_event
 from tests.integration.conftest import SITE, TABLE, all_items

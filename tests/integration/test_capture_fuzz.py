@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from infra.provision import create_table
-from shared.submission import ALIASES, FormSubmission
+from shared.web.submission import ALIASES, FormSubmission
 from tests.events import BOUNDARY, multipart_body, rest_event
 from tests.integration.conftest import SITE, TABLE
 

@@ -18,12 +18,12 @@ import pytest
 from functions.admin.handler import build as build_admin
 from functions.admin.handler import lambda_handler as admin_handler
 from infra.cli import main
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.guard import DynamoSendingSwitch
-from shared.clock import FixedClock, SystemClock
-from shared.experiments import Arm, probability_b_beats_a, sample_needed
-from shared.funnel import business_day
-from shared.programs import CONTENT_DIR
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.clock import FixedClock, SystemClock
+from shared.domain.experiments import Arm, probability_b_beats_a, sample_needed
+from shared.domain.funnel import business_day
+from shared.domain.programs import CONTENT_DIR
 from tests.builders import DynamoCounters, overwrite
 from tests.events import form_post
 from tests.integration.conftest import TABLE, all_items
@@ -248,7 +248,7 @@ def test_validate_passes_on_the_shipped_content(capsys: Any) -> None:
     status, out, _ = run(capsys, "validate")
 
     assert status == 0
-    assert out.startswith("ok: scoring rules, 5 programs")
+    assert out.startswith("ok: scoring rules, 7 programs")
 
 
 @pytest.fixture

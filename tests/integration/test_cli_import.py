@@ -18,9 +18,9 @@ from moto.server import ThreadedMotoServer
 from infra.cli import local, main
 from infra.cli.importing import display_width
 from infra.provision import create_table
-from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.leads import Lead
-from shared.normalize import JAPAN
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.leads import Lead
+from shared.domain.normalize import JAPAN
 from tests.integration.conftest import TABLE, all_items
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "lists"

@@ -15,7 +15,7 @@ from functions.capture import handler as capture
 from infra.provision import create_table
 from shared.adapters.clients import AwsClients, use_session
 from shared.adapters.secrets import signing_secret
-from shared.clock import FixedClock
+from shared.domain.clock import FixedClock
 from tests.events import json_post, rest_event
 from tests.integration.conftest import TABLE
 

@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from infra.local.console import ConsoleConfig, LocalConsole
-from shared.clock import FixedClock, OffsetClock
-from shared.programs import load_programs
+from shared.domain.clock import FixedClock, OffsetClock
+from shared.domain.programs import load_programs
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 # Friday 2026-11-20 19:00 JST: the welcome window (weekdays 09:00-18:00) has closed.

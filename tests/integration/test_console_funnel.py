@@ -13,7 +13,7 @@ import boto3
 from infra.local.console import ConsoleConfig, LocalConsole
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.items import counter_pk, serialize
-from shared.clock import FixedClock, OffsetClock
+from shared.domain.clock import FixedClock, OffsetClock
 from tests.builders import DynamoCounters
 from tests.integration.conftest import TABLE
 

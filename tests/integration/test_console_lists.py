@@ -14,10 +14,10 @@ from infra.local import state
 from infra.local.console import ConsoleConfig, LocalConsole
 from infra.local.console.app import PAGE_SIZE
 from infra.local.console.mail import SendInfo, SentMail
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.items import deserialize, serialize
-from shared.clock import FixedClock, OffsetClock
-from shared.leads import FormType, Lead, Touch, new_id
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.clock import FixedClock, OffsetClock
+from shared.domain.leads import FormType, Lead, Touch, new_id
 from tests.builders import store
 from tests.integration.conftest import TABLE
 
@@ -143,3 +143,36 @@ def test_an_email_whose_body_is_no_longer_kept_is_listed_and_says_so(dynamodb: A
     assert "古いお知らせ" in shown
     assert 'id="body-dropped"' in shown
     assert 'id="body-dropped"' not in page(app, "/console/outbox/new?track=0")
+
+
+def test_a_customers_page_shows_its_segment_scores_and_purchases(dynamodb: Any) -> None:
+    from shared.domain.customers import Purchase, load_customers
+    from shared.domain.programs import load_programs
+    from shared.services.purchases import PurchaseBook
+
+    repository = DynamoLeadRepository(dynamodb, TABLE)
+    touch = Touch(at=NOW - timedelta(days=1), form_type=FormType.INQUIRY)
+    leads = [
+        Lead(
+            lead_id=new_id(),
+            email=f"buyer{n}@example.co.jp",
+            first_touch=touch,
+            last_touch=touch,
+            created_at=touch.at,
+            updated_at=touch.at,
+        )
+        for n in range(2)
+    ]
+    for lead in leads:
+        store(repository, lead)
+    book = PurchaseBook(repository, load_programs(), load_customers(), FixedClock(NOW))
+    book.record(leads[0].lead_id, Purchase(date=NOW.date(), amount=1_200_000, product="standard"))
+
+    html = page(console(), f"/console/leads/{leads[0].lead_id}")
+
+    assert '<strong id="segment">新規顧客 / New</strong>' in html
+    assert "R5 F1 M4" in html
+    assert "¥1,200,000" in html
+    assert "購入 <small>Purchased</small>" in html  # on the timeline, by its name
+    # and a lead without purchases shows no customer rank
+    assert 'id="customer"' not in page(console(), f"/console/leads/{leads[1].lead_id}")

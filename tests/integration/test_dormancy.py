@@ -16,20 +16,20 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.adapters.items import counter_key
-from shared.capture import RequestInfo
-from shared.clock import FixedClock
-from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
-from shared.lifecycle import (
+from shared.domain.clock import FixedClock
+from shared.domain.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
+from shared.domain.nurture import finish, start
+from shared.domain.programs import ProgramCatalog
+from shared.domain.scoring import Signal
+from shared.services.capture import RequestInfo
+from shared.services.lifecycle import (
     Disposition,
     DispositionRequest,
     LifecycleSettings,
     SalesFeedback,
     returning,
 )
-from shared.nurture import finish, start
-from shared.programs import ProgramCatalog
-from shared.scoring import Signal
-from shared.submission import parse_submission
+from shared.web.submission import parse_submission
 from tests.builders import store
 from tests.integration.conftest import TABLE, all_items
 from tests.integration.nurture import NurtureWorld, build_world
@@ -221,9 +221,9 @@ def test_opting_out_costs_the_unsubscribe_points_and_says_so_on_the_activity(
 ) -> None:
     from functions.observability import build_logger
     from functions.unsubscribe.handler import Dependencies, build_app, lambda_handler
-    from shared.qualification import ScoreKeeper
-    from shared.scoring import load_scoring
-    from shared.web import Pages
+    from shared.domain.scoring import load_scoring
+    from shared.services.qualification import ScoreKeeper
+    from shared.web.pages import Pages
     from tests.events import rest_event
 
     # Given a lead with some score

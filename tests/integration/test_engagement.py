@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.clock import FixedClock, to_iso
-from shared.funnel import business_day
-from shared.leads import ActivityType, Stage
-from shared.programs import load_programs
-from shared.scoring import load_scoring
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.clock import FixedClock, to_iso
+from shared.domain.funnel import business_day
+from shared.domain.leads import ActivityType, Stage
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
 from tests.email_events import raw, redelivered, ses_record, sns_envelope, sqs_event
 from tests.emf import emf_documents, metric_counts
 from tests.events import form_post
@@ -179,7 +179,7 @@ def test_each_event_type_leaves_its_activity_counter_score_and_lead_state(
         assert after.last_engaged_at == (at if positive else None)
 
 
-# The function's metric of each documented event (shared/metrics.py); None: not counted.
+# The function's metric of each documented event (shared/domain/metrics.py); None: not counted.
 EVENT_METRICS = {
     "send": None,
     "delivery": "EmailsDelivered",

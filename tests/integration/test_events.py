@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -26,22 +27,22 @@ from functions.capture.handler import Dependencies, build_app, lambda_handler
 from functions.capture.settings import CaptureSettings
 from infra.cli import main, reports
 from shared.adapters.counters import DynamoCounterReader
-from shared.adapters.dynamodb import DynamoLeadRepository
-from shared.calendar import uid
-from shared.capture import LeadCapture, RequestInfo
-from shared.clock import FixedClock, SystemClock
-from shared.events import Event, EventCatalog, Localized, load_events
-from shared.funnel import business_day
-from shared.leads import ActivityType, Lead, RegistrationStatus
-from shared.programs import CONTENT_DIR, load_programs
-from shared.qualification import ScoreKeeper
-from shared.registration import EventDesk
-from shared.repository import VersionConflict
-from shared.scoring import Signal, load_scoring
-from shared.submission import parse_submission
-from shared.web import Pages
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.calendar import uid
+from shared.domain.clock import FixedClock, SystemClock
+from shared.domain.events import Event, EventCatalog, Localized, load_events
+from shared.domain.funnel import business_day
+from shared.domain.leads import ActivityType, Lead, RegistrationStatus
+from shared.domain.programs import CONTENT_DIR, load_programs
+from shared.domain.scoring import Signal, load_scoring
+from shared.ports import VersionConflict
+from shared.services.capture import LeadCapture, RequestInfo
+from shared.services.qualification import ScoreKeeper
+from shared.services.registration import EventDesk
+from shared.web.pages import Pages
+from shared.web.submission import parse_submission
 from tests.builders import overwrite
-from tests.events import form_post
+from tests.events import form_post, rest_event
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import NurtureWorld, SentEmail, build_world
 
@@ -369,19 +370,32 @@ def test_a_full_event_waitlists_and_a_cancellation_gives_the_place_to_who_waited
     c = lead_of(world, "c@example.co.jp").registrations[SEMINAR.id]
     assert (c.status, c.waitlisted_at is not None) == (RegistrationStatus.REGISTERED, True)
     sent = at(world, world.clock.now())
-    assert steps(sent) == {"c@example.co.jp": "confirmation"}
-    assert "お席をご用意できました" in sent[0].part("plain")
-    part = next(sent[0].message.iter_attachments())
+    assert steps(sent) == {"c@example.co.jp": "confirmation", "a@example.co.jp": "cancelled"}
+    confirmed = next(e for e in sent if e.to == "c@example.co.jp")
+    assert "お席をご用意できました" in confirmed.part("plain")
+    part = next(confirmed.message.iter_attachments())
     assert part.get_content_type() == "text/calendar"
     seats = world.repository.seats(SEMINAR.id)
     assert seats.holders == {ids["b"], ids["c"]}
     assert list(seats.waiting) == [ids["d"]]
 
-    # and a's event emails stop
+    # and a is told, with the update that takes the entry off its calendar
+    cancelled = next(e for e in sent if e.to == "a@example.co.jp")
+    assert "お申し込みの取り消し" in cancelled.message["Subject"]
+    (part,) = list(cancelled.message.iter_attachments())
+    assert (part.get_content_type(), part.get_param("method")) == ("text/calendar", "CANCEL")
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    calendar = icalendar.Calendar.from_ical(data)
+    (entry,) = calendar.walk("VEVENT")
+    assert str(calendar["METHOD"]) == "CANCEL"
+    assert (str(entry["STATUS"]), int(entry["SEQUENCE"])) == ("CANCELLED", 1)
+    assert str(entry["UID"]) == uid(SEMINAR.id, ids["a"], "example.co.jp")
+    # and its event emails stop
     a = lead_of(world, "a@example.co.jp").registrations[SEMINAR.id]
     assert a.status is RegistrationStatus.CANCELLED
     assert a.enrolment is not None
-    assert a.enrolment.outcome == "exited:cancelled"
+    assert (a.enrolment.program_id, a.enrolment.outcome) == ("event_cancelled", "completed")
     reminded = steps(at(world, datetime(2026, 12, 16, 10, 0, tzinfo=JST)))
     assert reminded == {
         "b@example.co.jp": "reminder_day_before",
@@ -589,3 +603,146 @@ def test_the_welcome_invitation_names_the_next_event_unless_the_lead_registered_
     ]
     assert registered.enrolment is not None
     assert registered.enrolment.step_id == "free_trial"
+
+
+# -- the cancellation link in the event emails ------------------------------------------------
+
+
+@pytest.fixture
+def links(world: NurtureWorld, lambda_context: Any) -> Callable[[str, str], dict[str, Any]]:
+    """Open (GET) or press the button of (POST) a link of the email-links function."""
+    from functions.unsubscribe.handler import Dependencies as LinkDependencies
+    from functions.unsubscribe.handler import EventLinks
+    from functions.unsubscribe.handler import build_app as build_links
+    from functions.unsubscribe.handler import lambda_handler as links_handler
+
+    desk = EventDesk(world.repository, world.programs, world.clock)
+    app = build_links(
+        LinkDependencies(
+            world.repository,
+            world.tokens,
+            world.clock,
+            Pages(),
+            Logger(service="unsubscribe"),
+            event_links=lambda: EventLinks(EVENTS, desk),
+        )
+    )
+
+    def call(method: str, url: str) -> dict[str, Any]:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        event = rest_event(method, parts.path.removeprefix("/v1"), query=query)
+        response: dict[str, Any] = links_handler(event, lambda_context, app)
+        return response
+
+    return call
+
+
+def cancel_link(email: SentEmail) -> str:
+    (link,) = set(re.findall(r"https://\S+/events/cancel\?\S+", email.part("plain")))
+    assert link in email.part("html").replace("&amp;", "&")
+    return link
+
+
+def test_the_confirmations_link_opens_a_page_whose_button_gives_the_place_up(
+    world: NurtureWorld, register: Post, links: Callable[[str, str], dict[str, Any]]
+) -> None:
+    # Given a seminar of 2 places, full, with one lead waiting
+    for name in ("a", "b", "c"):
+        register(f"{name}@example.co.jp", event=SEMINAR)
+        world.clock.advance(MINUTE)
+    sent = {e.to: e for e in at(world, world.clock.now())}
+    ids = {n: lead_of(world, f"{n}@example.co.jp").lead_id for n in "abc"}
+    link = cancel_link(sent["a@example.co.jp"])
+    assert "ses:no-track" in sent["a@example.co.jp"].part("html")  # a click scores nothing
+    assert "キャンセル待ちが不要になった場合" in sent["c@example.co.jp"].part("plain")
+    seats = world.repository.seats(SEMINAR.id)
+
+    # When the link is opened (a person, or a mail scanner following it)
+    page = links("GET", link)
+    # Then a page asks to confirm, and nothing changes
+    assert page["statusCode"] == 200
+    assert "お申し込みの取り消し" in page["body"]
+    assert SEMINAR.title.ja in page["body"]
+    assert 'method="post"' in page["body"]
+    assert page["multiValueHeaders"]["Cache-Control"] == ["no-store"]
+    assert world.repository.seats(SEMINAR.id) == seats
+
+    # When its button is pressed
+    done = links("POST", link)
+    # Then the place goes to c, who waited, and a gets the cancellation's email
+    assert done["statusCode"] == 200
+    assert "お申し込みを取り消しました" in done["body"]
+    seats = world.repository.seats(SEMINAR.id)
+    assert seats.holders == {ids["b"], ids["c"]}
+    assert steps(at(world, world.clock.now())) == {
+        "a@example.co.jp": "cancelled",
+        "c@example.co.jp": "confirmation",
+    }
+    # and pressing it again (or opening it) says there is nothing left to cancel
+    assert "取り消すお申し込みはありません" in links("POST", link)["body"]
+    assert "取り消すお申し込みはありません" in links("GET", link)["body"]
+    assert world.repository.seats(SEMINAR.id) == seats
+
+
+def test_a_cancellation_link_altered_for_another_lead_or_event_is_refused(
+    world: NurtureWorld, register: Post, links: Callable[[str, str], dict[str, Any]]
+) -> None:
+    register("a@example.co.jp", event=SEMINAR)
+    register("b@example.co.jp", event=SEMINAR)
+    sent = {e.to: e for e in at(world, world.clock.now())}
+    link = cancel_link(sent["a@example.co.jp"])
+    other = lead_of(world, "b@example.co.jp").lead_id
+    token = dict(parse_qsl(urlsplit(link).query))["t"]
+    forged = [
+        link.replace(token, other + token[32:]),  # b's id with a's signature
+        link.replace(SEMINAR.id, WEBINAR.id),  # a's signature for another event
+        link.replace(token, token[:-2]),
+        link.split("?")[0],
+    ]
+    seats = world.repository.seats(SEMINAR.id)
+    for url in forged:
+        for method in ("GET", "POST"):
+            answer = links(method, url)
+            assert answer["statusCode"] == 400, url
+            assert "このリンクは無効です" in answer["body"]
+    assert world.repository.seats(SEMINAR.id) == seats
+
+
+def test_a_cancellation_link_after_the_start_changes_nothing(
+    world: NurtureWorld, register: Post, links: Callable[[str, str], dict[str, Any]]
+) -> None:
+    register("a@example.co.jp", event=SEMINAR)
+    link = cancel_link(steps_email(at(world, world.clock.now()), "a@example.co.jp"))
+    world.clock.set(SEMINAR.start.astimezone(UTC))
+    answer = links("POST", link)
+    assert answer["statusCode"] == 200
+    assert "このイベントは開始しています" in answer["body"]
+    registration = lead_of(world, "a@example.co.jp").registrations[SEMINAR.id]
+    assert registration.status is RegistrationStatus.REGISTERED
+
+
+def steps_email(sent: list[SentEmail], address: str) -> SentEmail:
+    return next(e for e in sent if e.to == address)
+
+
+def test_erasing_a_lead_gives_its_place_to_the_lead_waiting_longest(
+    world: NurtureWorld, register: Post
+) -> None:
+    for name in ("a", "b", "c"):
+        register(f"{name}@example.co.jp", event=SEMINAR)
+        world.clock.advance(MINUTE)
+    at(world, world.clock.now())
+    ids = {n: lead_of(world, f"{n}@example.co.jp").lead_id for n in "abc"}
+    desk = EventDesk(world.repository, world.programs, world.clock)
+    lead = lead_of(world, "a@example.co.jp")
+
+    # When a is erased (the admin API gives its places up first)
+    assert desk.withdraw(lead, EVENTS) == (ids["c"],)
+    assert world.repository.erase(ids["a"])
+
+    # Then its id holds no place, c has it, and no email goes to the erased address
+    seats = world.repository.seats(SEMINAR.id)
+    assert seats.holders == {ids["b"], ids["c"]}
+    assert not seats.waiting
+    assert steps(at(world, world.clock.now())) == {"c@example.co.jp": "confirmation"}

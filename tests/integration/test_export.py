@@ -20,8 +20,8 @@ import pytest
 from infra.wiring import ADMIN, HANDOFF, UNSUBSCRIBE, VISITS
 from shared.adapters.attributes import TypeDeserializer
 from shared.adapters.items import lead_pk
-from shared.clock import from_iso, to_iso
-from shared.leads import ActivityType
+from shared.domain.clock import from_iso, to_iso
+from shared.domain.leads import ActivityType
 from tests.email_events import ses_record
 from tests.events import multipart_post, rest_event
 from tests.faults.scenarios import ADDRESS, capture, engagement_batch, form, welcome_sent

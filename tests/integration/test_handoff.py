@@ -28,15 +28,17 @@ from functions.handoff.handler import HandoffApp
 from functions.handoff.handler import lambda_handler as handoff_handler
 from functions.observability import build_logger
 from infra.provision import create_topic, subscribe_queue
-from shared.adapters.dynamodb import DynamoHandoffLedger, DynamoLeadRepository
 from shared.adapters.items import lead_pk
+from shared.adapters.leads import DynamoLeadRepository
+from shared.adapters.ledgers import DynamoHandoffLedger
 from shared.adapters.sns import SnsSalesPublisher
-from shared.clock import FixedClock, to_iso
-from shared.leads import ActivityType, Stage
-from shared.lifecycle import DispositionRequest, LifecycleSettings, SalesFeedback
-from shared.programs import load_programs
-from shared.scoring import load_scoring
-from shared.web import Pages
+from shared.domain.clock import FixedClock, to_iso
+from shared.domain.leads import ActivityType, Stage
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
+from shared.services.handoff import SalesHandoff
+from shared.services.lifecycle import DispositionRequest, LifecycleSettings, SalesFeedback
+from shared.web.pages import Pages
 from tests.email_events import raw, ses_record
 from tests.emf import metric_counts
 from tests.events import json_post
@@ -229,11 +231,13 @@ def world(
     sales.record()
     stream = TableStream(dynamodb)
     app = HandoffApp(
-        DynamoLeadRepository(dynamodb, TABLE),
-        DynamoHandoffLedger(dynamodb, TABLE),
-        SnsSalesPublisher(sns, topic_arn),
-        load_scoring(),
-        clock,
+        SalesHandoff(
+            DynamoLeadRepository(dynamodb, TABLE),
+            DynamoHandoffLedger(dynamodb, TABLE),
+            SnsSalesPublisher(sns, topic_arn),
+            load_scoring(),
+            clock,
+        ),
         build_logger("handoff"),
     )
     capture = build_capture(

@@ -20,13 +20,13 @@ import pytest
 from functions.observability import build_logger
 from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
-from shared.clock import FixedClock
-from shared.leads import ConsentState, FormType, Lead, Touch, new_id
-from shared.nurture import start
-from shared.programs import load_programs
-from shared.qualification import ScoreKeeper
-from shared.scoring import load_scoring
-from shared.web import Pages
+from shared.domain.clock import FixedClock
+from shared.domain.leads import ConsentState, FormType, Lead, Touch, new_id
+from shared.domain.nurture import start
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
+from shared.services.qualification import ScoreKeeper
+from shared.web.pages import Pages
 from tests.builders import store
 from tests.events import rest_event
 from tests.integration.conftest import TABLE

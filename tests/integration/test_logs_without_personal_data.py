@@ -43,7 +43,7 @@ from infra.wiring import (
     VISITS,
     FunctionSpec,
 )
-from shared.jobs import SendJob
+from shared.domain.jobs import SendJob
 from tests.email_events import raw, ses_record, sns_envelope, sqs_event
 from tests.events import form_post, json_post, rest_event
 from tests.integration.deployed import Deployed, client_error, deploy, function_logs

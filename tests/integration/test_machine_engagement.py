@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.adapters.items import deserialize, lead_pk, mail_sk
-from shared.clock import FixedClock
-from shared.leads import Activity, ActivityType, Stage
-from shared.machine_engagement import MailRecord, load_engagement_rules
-from shared.programs import load_programs
-from shared.scoring import load_scoring
+from shared.domain.clock import FixedClock
+from shared.domain.leads import Activity, ActivityType, Stage
+from shared.domain.machine_engagement import MailRecord, load_engagement_rules
+from shared.domain.programs import load_programs
+from shared.domain.scoring import load_scoring
 from tests.email_events import iso, raw, redelivered, ses_record, sns_envelope
 from tests.emf import metric_counts
 from tests.integration.conftest import TABLE
@@ -448,7 +448,7 @@ def test_a_burst_over_most_links_in_separate_batches_takes_back_the_first_clicks
 
 
 def iso_due(at: datetime) -> str:
-    from shared.clock import to_iso
+    from shared.domain.clock import to_iso
 
     return to_iso(at)
 

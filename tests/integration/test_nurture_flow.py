@@ -25,16 +25,16 @@ from functions.unsubscribe.handler import Dependencies, build_app
 from functions.unsubscribe.handler import lambda_handler as unsubscribe_handler
 from shared.adapters.items import DUE_INDEX, due_shard, lead_pk
 from shared.adapters.sqs import SqsJobQueue
-from shared.clock import FixedClock, to_iso
-from shared.delivery import SEND_GRACE, Outcome, StepBeingSent, ledger_key
-from shared.email import EmailRenderer
-from shared.jobs import SendJob
-from shared.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
-from shared.machine_engagement import tracked_links
-from shared.nurture import record_engagement, start, variant_label, variant_of
-from shared.programs import Engagement, Program, ProgramCatalog, load_programs
-from shared.tokens import UnsubscribeTokens
-from shared.web import Pages
+from shared.domain.clock import FixedClock, to_iso
+from shared.domain.email import EmailRenderer
+from shared.domain.jobs import SendJob
+from shared.domain.leads import ActivityType, ConsentState, FormType, Lead, Stage, Touch, new_id
+from shared.domain.machine_engagement import tracked_links
+from shared.domain.nurture import record_engagement, start, variant_label, variant_of
+from shared.domain.programs import Engagement, Program, ProgramCatalog, load_programs
+from shared.domain.tokens import UnsubscribeTokens
+from shared.services.sending import SEND_GRACE, Outcome, StepBeingSent, ledger_key
+from shared.web.pages import Pages
 from tests.builders import DynamoCounters, overwrite, store
 from tests.email_events import raw, ses_record, sns_envelope
 from tests.emf import emf_documents, metric_counts

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from shared.clock import FixedClock
+from shared.domain.clock import FixedClock
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import NurtureWorld, build_world
 from tests.integration.test_nurture_flow import TUESDAY_10, catalog, enrol, ledger_item

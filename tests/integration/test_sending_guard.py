@@ -14,10 +14,10 @@ import pytest
 from shared.adapters.due import DynamoDueIndex
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.sqs import SqsJobQueue
-from shared.clock import FixedClock
-from shared.funnel import business_day
-from shared.guard import GuardLimits, Warmup, baseline
-from shared.scheduling import DueScheduler, SendingPolicy
+from shared.domain.clock import FixedClock
+from shared.domain.funnel import business_day
+from shared.domain.guard import GuardLimits, Warmup, baseline
+from shared.services.due_scheduling import DueScheduler, SendingPolicy
 from tests.email_events import raw, ses_record
 from tests.integration.conftest import TABLE
 from tests.integration.nurture import NurtureWorld, build_world

@@ -21,16 +21,17 @@ from functions.capture.settings import CaptureSettings
 from functions.observability import build_logger
 from functions.visits.handler import SNIPPET, Dependencies, VisitSettings, build_app
 from functions.visits.handler import lambda_handler as visits_handler
-from shared.adapters.dynamodb import DynamoLeadRepository, DynamoVisitStore
+from shared.adapters.leads import DynamoLeadRepository
 from shared.adapters.sns import SnsSalesPublisher
-from shared.clock import FixedClock
-from shared.leads import ActivityType, Stage
-from shared.machine_engagement import load_engagement_rules
-from shared.qualification import ScoreKeeper
-from shared.scoring import Signal, load_scoring
-from shared.tokens import SiteReferences, UnsubscribeTokens
-from shared.visits import VisitTracker
-from shared.web import Pages
+from shared.adapters.visits import DynamoVisitStore
+from shared.domain.clock import FixedClock
+from shared.domain.leads import ActivityType, Stage
+from shared.domain.machine_engagement import load_engagement_rules
+from shared.domain.scoring import Signal, load_scoring
+from shared.domain.tokens import SiteReferences, UnsubscribeTokens
+from shared.services.qualification import ScoreKeeper
+from shared.services.visits import VisitTracker
+from shared.web.pages import Pages
 from tests.emf import metric_counts
 from tests.events import json_post, rest_event
 from tests.integration.conftest import SITE, TABLE, all_items

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.backtest import (
+from shared.domain.backtest import (
     Behaviour,
     History,
     as_content,
@@ -24,8 +24,8 @@ from shared.backtest import (
     run,
     suggest,
 )
-from shared.leads import Activity, ActivityType, FormType, Lead, Outcome, Touch
-from shared.scoring import Points, ScoringRules, Signal, load_scoring
+from shared.domain.leads import Activity, ActivityType, FormType, Lead, Outcome, Touch
+from shared.domain.scoring import Points, ScoringRules, Signal, load_scoring
 
 RULES = load_scoring()
 T0 = datetime(2026, 9, 1, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo

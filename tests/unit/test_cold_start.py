@@ -112,8 +112,13 @@ def test_the_scheduler_queues_jobs_without_the_senders_code_or_the_lead_models(
 
     modules = modules_after_build(scheduler, asset)
 
-    assert {"shared.jobs", "shared.adapters.due"} <= modules
-    senders = {"shared.delivery", "shared.email", "shared.leads", "shared.adapters.dynamodb"}
+    assert {"shared.domain.jobs", "shared.adapters.due"} <= modules
+    senders = {
+        "shared.services.sending",
+        "shared.domain.email",
+        "shared.domain.leads",
+        "shared.adapters.leads",
+    }
     assert not senders & modules
 
 

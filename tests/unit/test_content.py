@@ -22,9 +22,9 @@ import yaml
 from jinja2 import meta, nodes
 
 from infra.cli.content import link_tags, unknown_links
-from shared import nurture
-from shared.capture import RequestInfo, touch_of
-from shared.email import (
+from shared.domain import nurture
+from shared.domain.customers import Purchase, adding, load_customers
+from shared.domain.email import (
     EMAIL_DIR,
     FORM_LABELS,
     LOCALES,
@@ -33,10 +33,10 @@ from shared.email import (
     SenderProfile,
     load_assets,
 )
-from shared.events import load_events
-from shared.leads import ConsentState, Enrolment, FormType, Lead, Stage, Touch
-from shared.machine_engagement import load_engagement_rules, tracked_links
-from shared.programs import (
+from shared.domain.events import load_events
+from shared.domain.leads import ConsentState, Enrolment, FormType, Lead, Stage, Touch
+from shared.domain.machine_engagement import load_engagement_rules, tracked_links
+from shared.domain.programs import (
     ENDINGS,
     EXIT,
     ContentType,
@@ -45,7 +45,8 @@ from shared.programs import (
     Step,
     load_programs,
 )
-from shared.submission import FormSubmission
+from shared.services.capture import RequestInfo, touch_of
+from shared.web.submission import FormSubmission
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 SENDER = SenderProfile(
@@ -171,7 +172,7 @@ TRAP_TAGS = f"link:{load_engagement_rules().trap_link};"
 
 
 def test_the_renderer_knows_the_trap_link_the_rules_name() -> None:
-    from shared.email import TRAP_TAGS as RENDERER_TRAP
+    from shared.domain.email import TRAP_TAGS as RENDERER_TRAP
 
     assert f'ses:tags="{TRAP_TAGS}"' == RENDERER_TRAP
 
@@ -200,6 +201,7 @@ def test_the_shipped_programs_load_with_their_ids_priorities_and_segments() -> N
     assert summary == {
         "welcome": (10, {Stage.LEAD}),
         "re_engagement": (20, {Stage.DORMANT, Stage.LOST}),
+        "customer_care": (25, {Stage.CUSTOMER}),
         "customer": (30, {Stage.CUSTOMER}),
     }
     # and the event programs, which only a registration starts, for any stage
@@ -207,6 +209,7 @@ def test_the_shipped_programs_load_with_their_ids_priorities_and_segments() -> N
     assert {k: v for k, v in events.items() if k not in summary} == {
         "event": (set(), set()),
         "event_waitlist": (set(), set()),
+        "event_cancelled": (set(), set()),
     }
 
 
@@ -437,13 +440,72 @@ def test_the_sunset_notice_promises_the_wait_its_branch_has() -> None:
     assert "two weeks" in en.text
 
 
-def test_customers_get_four_mails_in_order_over_about_ten_weeks() -> None:
+def customer_with(*purchases: tuple[int, str]) -> Lead:
+    """A customer who bought (yen, product) ``purchases`` in the last month, ranked."""
+    lead = make_lead(stage=Stage.CUSTOMER)
+    if not purchases:
+        return lead
+    today = NOW.date()
+    summary = None
+    for day, (amount, product) in enumerate(purchases):
+        bought = Purchase(date=today - timedelta(days=day), amount=amount, product=product)
+        summary = adding(summary, bought, today)
+    assert summary is not None
+    rank = load_customers().rank(summary, None, today)
+    return lead.model_copy(update={"purchases": summary, "rank": rank})
+
+
+@pytest.mark.parametrize(
+    ("purchases", "segment", "expected"),
+    [
+        # Won by sales, no purchase recorded: the general path.
+        ((), None, ["onboarding_tips", "success_story", "upsell"]),
+        (
+            (
+                ((300_000, "standard"),),
+                "new",
+                ["onboarding_tips", "success_story", "cross_sell", "upsell"],
+            )
+        ),
+        (
+            ((400_000, "standard"),) * 4 + ((400_000, "enterprise"),),
+            "loyal",
+            ["success_story", "loyalty_offer", "referral_request", "cross_sell"],
+        ),
+        (((50_000, "enterprise"), (50_000, "enterprise")), "stable", ["success_story"]),
+    ],
+)
+def test_the_customer_program_branches_by_segment_and_products_owned(
+    purchases: tuple[tuple[int, str], ...], segment: str | None, expected: list[str]
+) -> None:
     program = CATALOG.get("customer")
     assert program is not None
-    sent = walk(program, {})
-    assert ids(sent) == ["onboarding_tips", "success_story", "cross_sell", "upsell"]
-    assert sent[0][1] == NOW + timedelta(days=7)
-    assert sent[-1][1] - NOW == timedelta(days=7 + 14 + 21 + 30)
+    lead = customer_with(*purchases)
+    assert (lead.rank.segment if lead.rank else None) == segment
+    sent = walk(program, {}, lead)
+    assert ids(sent) == expected
+    assert sent[0][1] == NOW + timedelta(days=7 + (0 if "onboarding_tips" in expected else 14))
+
+
+@pytest.mark.parametrize(
+    ("purchases", "expected"),
+    [
+        ((), []),
+        (((400_000, "standard"),) * 5, ["loyalty_offer", "referral_request"]),
+    ],
+)
+def test_the_care_program_writes_to_loyal_customers_and_checks_in_on_the_others(
+    purchases: tuple[tuple[int, str], ...], expected: list[str]
+) -> None:
+    program = CATALOG.get("customer_care")
+    assert program is not None
+    assert ids(walk(program, {}, customer_with(*purchases))) == expected
+    at_risk = customer_with((1000, "standard"))
+    assert at_risk.rank is not None
+    at_risk = at_risk.model_copy(
+        update={"rank": at_risk.rank.model_copy(update={"segment": "at_risk"})}
+    )
+    assert ids(walk(program, {}, at_risk)) == ["check_in"]
 
 
 # -- rendering every step ---------------------------------------------------------------

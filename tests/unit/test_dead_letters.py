@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from functions.observability import build_logger
 from shared.adapters.batch import process_batch
-from shared.malformed import MalformedRecord
+from shared.domain.malformed import MalformedRecord
 from tests.email_events import sqs_event
 
 EMAIL = "pii-probe-7f3a@example.co.jp"

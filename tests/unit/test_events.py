@@ -17,13 +17,13 @@ import pytest
 import yaml
 
 from infra.cli.content import SAMPLE_EVENTS, event_problems
-from shared import nurture
-from shared.calendar import CONTENT_TYPE, escape, event_ics, fold, uid
-from shared.email import Attachment, OutgoingEmail, RenderedEmail, build_mime
-from shared.events import Event, EventCatalog, Localized, load_events
-from shared.funnel import EVENT_PREFIX, lead_counts
-from shared.jobs import SendJob
-from shared.leads import (
+from shared.domain import nurture
+from shared.domain.calendar import CONTENT_TYPE, escape, event_ics, fold, uid
+from shared.domain.email import Attachment, OutgoingEmail, RenderedEmail, build_mime
+from shared.domain.events import Event, EventCatalog, Localized, load_events
+from shared.domain.funnel import EVENT_PREFIX, lead_counts
+from shared.domain.jobs import SendJob
+from shared.domain.leads import (
     ConsentState,
     FormType,
     Lead,
@@ -32,8 +32,8 @@ from shared.leads import (
     Stage,
     Touch,
 )
-from shared.programs import EventTiming, Program, load_programs
-from shared.registration import attend, cancel, promote, register
+from shared.domain.programs import EventTiming, Program, load_programs
+from shared.services.registration import attend, cancel, promote, register
 
 JST = ZoneInfo("Asia/Tokyo")
 CATALOG = load_programs()

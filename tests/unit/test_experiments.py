@@ -1,5 +1,5 @@
 """Experiments: the posterior that a variant is best, the sample still needed, and the
-bandit that gives out variants (``shared.experiments``), and how a step's content closes
+bandit that gives out variants (``shared.domain.experiments``), and how a step's content closes
 a test or gives each variant its template."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from shared.experiments import (
+from shared.domain.experiments import (
     Arm,
     arms,
     probability_b_beats_a,
@@ -18,8 +18,8 @@ from shared.experiments import (
     sample_needed,
     thompson,
 )
-from shared.nurture import variant_of
-from shared.programs import Program
+from shared.domain.nurture import variant_of
+from shared.domain.programs import Program
 
 
 def test_the_posterior_matches_a_hand_computed_case() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.leads import FormType
-from shared.scoring import FORM_SIGNALS, Signal, load_scoring
+from shared.domain.leads import FormType
+from shared.domain.scoring import FORM_SIGNALS, Signal, load_scoring
 
 
 @pytest.mark.parametrize("form_type", list(FormType))

@@ -1,4 +1,4 @@
-"""Decoding form bodies (shared.forms) and the HTTP helpers around them (shared.web)."""
+"""Decoding form bodies (shared.web.forms) and the HTTP helpers around them (shared.web.pages)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.forms import MAX_FIELDS, MalformedBody, UnsupportedMediaType, decode_form
-from shared.submission import InvalidSubmission
-from shared.web import (
+from shared.web.forms import MAX_FIELDS, MalformedBody, UnsupportedMediaType, decode_form
+from shared.web.pages import (
     BodyTooLarge,
     allowed_redirect,
     form_body,
@@ -20,6 +19,7 @@ from shared.web import (
     wants_json,
     with_query,
 )
+from shared.web.submission import InvalidSubmission
 from tests.events import BOUNDARY, multipart_body
 from tests.legacy_forms import EUC_JP, ISO_2022_JP, LEGACY_FORMS, SHIFT_JIS, LegacyForm
 
@@ -575,7 +575,7 @@ def test_text_a_shift_jis_page_can_post_comes_back_unchanged(text: str) -> None:
     assert decode_form(body, URLENCODED)["v"] == [text]
 
 
-# -- shared.web: body ----------------------------------------------------------------------
+# -- shared.web.pages: body ----------------------------------------------------------------------
 
 
 def test_a_body_up_to_the_limit_is_returned_as_bytes() -> None:
@@ -635,7 +635,7 @@ def test_a_replacement_character_the_client_sent_is_kept(
     assert form_body(body, is_base64, limit=100) == data
 
 
-# -- shared.web: negotiation -----------------------------------------------------------------
+# -- shared.web.pages: negotiation -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -658,7 +658,7 @@ def test_json_is_for_json_posts_and_scripts_that_ask_for_it(
     assert wants_json(content_type, accept) is as_json
 
 
-# -- shared.web: redirects ---------------------------------------------------------------------
+# -- shared.web.pages: redirects ----------------------------------------------------------
 
 
 @pytest.mark.parametrize(

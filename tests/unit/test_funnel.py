@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.funnel import (
+from shared.domain.funnel import (
     DEFAULT_RATES,
     choose_rates,
     conversion_rates,

@@ -1,4 +1,4 @@
-"""The one rule that counts each change of a lead (``shared.funnel.lead_counts``): the
+"""The one rule that counts each change of a lead (``shared.domain.funnel.lead_counts``): the
 stage transition by source, form and program, how long it took, the emails an MQL and
 an opt-out are credited to, and revenue; and the period maths that reads them."""
 
@@ -11,7 +11,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.funnel import (
+from shared.domain.funnel import (
     ReportCount,
     lead_counts,
     lead_source,
@@ -19,7 +19,7 @@ from shared.funnel import (
     merged,
     sum_counters,
 )
-from shared.leads import Enrolment, FormType, Lead, SentStep, Stage, Touch
+from shared.domain.leads import Enrolment, FormType, Lead, SentStep, Stage, Touch
 
 CREATED = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 10:00 in Tokyo
 DAY = timedelta(days=1)

@@ -1,12 +1,12 @@
 """The sending guard's arithmetic: rates since the last resume, the limits checked at
-the limit itself, and the warm-up cap by week (``shared.guard``)."""
+the limit itself, and the warm-up cap by week (``shared.domain.guard``)."""
 
 from __future__ import annotations
 
 from datetime import date
 from fractions import Fraction
 
-from shared.guard import GuardLimits, GuardState, Warmup, baseline, breach, reputation
+from shared.domain.guard import GuardLimits, GuardState, Warmup, baseline, breach, reputation
 
 TODAY, YESTERDAY = date(2026, 11, 25), date(2026, 11, 24)
 LIMITS = GuardLimits(min_sends=100)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import shared.adapters.dynamodb as dynamodb_adapter
+import shared.adapters.items as items_adapter
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = ROOT / "shared" / "adapters"
@@ -39,7 +39,7 @@ def readme_table() -> str:
 
 
 def docstring_table() -> str:
-    doc = dynamodb_adapter.__doc__ or ""
+    doc = items_adapter.__doc__ or ""
     start = doc.index("| item")
     return doc[start : doc.index("\n\n", start)]
 

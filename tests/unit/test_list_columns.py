@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.lists import (
+from shared.domain.lists import (
     FIELDS,
     IMPORT_COLUMNS_FILE,
     NOT_KEPT,

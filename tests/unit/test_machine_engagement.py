@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.machine_engagement import (
+from shared.domain.machine_engagement import (
     BURST,
     DELIVERY_WINDOW,
     MAX_EVENTS,
@@ -310,7 +310,7 @@ def test_rules_are_a_frozen_model() -> None:
 
 def test_every_activity_has_a_name_in_both_languages() -> None:
     from infra.local.console.timeline import ACTIVITY_LABELS
-    from shared.leads import ActivityType
+    from shared.domain.leads import ActivityType
 
     assert set(ACTIVITY_LABELS) == set(ActivityType)
     assert all(ja and en and ja != en for ja, en in ACTIVITY_LABELS.values())
@@ -318,7 +318,7 @@ def test_every_activity_has_a_name_in_both_languages() -> None:
 
 def test_a_machine_click_reads_as_text_with_its_reasons_in_words() -> None:
     from infra.local.console.timeline import rows
-    from shared.leads import Activity, ActivityType
+    from shared.domain.leads import Activity, ActivityType
 
     click = Activity(
         activity_id="k",

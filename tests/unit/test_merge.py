@@ -7,21 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.capture import (
-    CaptureConflict,
-    LeadCapture,
-    RequestInfo,
-    consent_of,
-    merge,
-    met_at,
-    new_lead,
-    touch_of,
-)
-from shared.clock import FixedClock
-from shared.leads import Activity, ActivityType, Consent, Enrolment, FormType, Lead, Stage
-from shared.normalize import email_key
-from shared.programs import load_programs
-from shared.repository import (
+from shared.domain.clock import FixedClock
+from shared.domain.leads import Activity, ActivityType, Consent, Enrolment, FormType, Lead, Stage
+from shared.domain.normalize import email_key
+from shared.domain.programs import load_programs
+from shared.ports import (
     MAX_REVISIONS,
     Change,
     EmailTaken,
@@ -31,7 +21,17 @@ from shared.repository import (
     Snapshot,
     VersionConflict,
 )
-from shared.submission import FormSubmission, parse_submission
+from shared.services.capture import (
+    CaptureConflict,
+    LeadCapture,
+    RequestInfo,
+    consent_of,
+    merge,
+    met_at,
+    new_lead,
+    touch_of,
+)
+from shared.web.submission import FormSubmission, parse_submission
 
 FIRST_POST = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 LATER_POST = FIRST_POST + timedelta(days=14)

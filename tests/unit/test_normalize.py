@@ -1,4 +1,4 @@
-"""Normalisation of what people type into Japanese web forms (shared.normalize)."""
+"""Normalisation of what people type into Japanese web forms (shared.domain.normalize)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from shared.normalize import (
+from shared.domain.normalize import (
     JAPAN,
     NormalisationError,
     clean_line,

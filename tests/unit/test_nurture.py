@@ -11,8 +11,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from shared.leads import ConsentState, Enrolment, FormType, Lead, SentStep, Stage, Touch
-from shared.nurture import (
+from shared.domain.leads import ConsentState, Enrolment, FormType, Lead, SentStep, Stage, Touch
+from shared.domain.nurture import (
     FREQUENCY_WINDOW,
     MAX_CLICKED_LINKS,
     after_send,
@@ -28,7 +28,7 @@ from shared.nurture import (
     variant_of,
     within_cap,
 )
-from shared.programs import Engagement, Program, load_programs, parse_duration
+from shared.domain.programs import Engagement, Program, load_programs, parse_duration
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # Tuesday 10:00 JST
 HOUR = timedelta(hours=1)

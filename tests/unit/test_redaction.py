@@ -1,4 +1,4 @@
-"""Personal data out of log lines: the rules (shared.redaction) and the functions' logger
+"""Personal data out of log lines: the rules (shared.domain.redaction) and the functions' logger
 (functions.observability) that applies them to every line."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ValidationError
 
 from functions.observability import build_logger
-from shared.redaction import REDACTED, redact, redact_text
+from shared.domain.redaction import REDACTED, redact, redact_text
 
 EMAIL = "pii-probe-7f3a@example.co.jp"
 NAME = "個人情報 太郎"
@@ -210,3 +210,38 @@ def test_a_logger_of_the_same_name_made_before_redacts_too(written: Any) -> None
     line = json.loads(stream.getvalue())
     assert line["email"] == REDACTED
     assert line["service"] == "redaction-test-early"
+
+
+def handle_nothing(event: Any, context: Any) -> None:
+    return None
+
+
+def test_every_handler_logs_each_line_with_its_invocations_lambda_context(
+    written: Any, lambda_context: Any
+) -> None:
+    import importlib
+
+    from functions.observability import logged
+    from infra.wiring import FUNCTIONS
+
+    # Every function's handler is the logged one
+    for spec in FUNCTIONS:
+        module_name, _, name = spec.handler.rpartition(".")
+        handler = getattr(importlib.import_module(module_name), name)
+        assert handler.__wrapped__.__name__ == "lambda_handler", spec.name
+        assert handler.__code__ is logged("x")(handle_nothing).__code__, spec.name
+
+    # and what a logged handler writes carries the request id and the cold start
+    logger, stream = written("context-test")
+
+    @logged("context-test")
+    def handle(event: dict[str, Any], context: Any) -> str:
+        logger.info("handled", extra={"email": EMAIL})
+        return "ok"
+
+    assert handle({}, lambda_context) == "ok"
+    line = json.loads(stream.getvalue())
+    assert line["function_request_id"] == lambda_context.aws_request_id
+    assert line["function_name"] == lambda_context.function_name
+    assert isinstance(line["cold_start"], bool)
+    assert line["email"] == REDACTED

@@ -7,9 +7,9 @@ import json
 import re
 from datetime import UTC, datetime
 
-from shared.handoff import PROFILE_LABELS, build_sales_message
-from shared.leads import FormType, Lead, Stage, Touch
-from shared.scoring import Grade, LeadScore, Temperature
+from shared.domain.leads import FormType, Lead, Stage, Touch
+from shared.domain.scoring import Grade, LeadScore, Temperature
+from shared.services.handoff import PROFILE_LABELS, build_sales_message
 
 EXCHANGED = datetime(2026, 10, 14, 15, 0, tzinfo=UTC)  # 2026-10-15 00:00 in Japan
 IMPORTED = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.funnel import business_day
-from shared.leads import FormType, Lead, Touch
-from shared.scoring import (
+from shared.domain.funnel import business_day
+from shared.domain.leads import FormType, Lead, Touch
+from shared.domain.scoring import (
     EPOCH,
     SCORING_FILE,
     Grade,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.leads import FormType, Lead, Touch
-from shared.programs import EntryRule, Program, ProgramCatalog
-from shared.scoring import Temperature
+from shared.domain.leads import FormType, Lead, Touch
+from shared.domain.programs import EntryRule, Program, ProgramCatalog
+from shared.domain.scoring import Temperature
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
@@ -88,8 +88,8 @@ def test_an_entry_rule_on_page_groups_needs_any_one_of_them_read() -> None:
 
 
 def test_a_step_is_skipped_or_kept_by_the_pages_read() -> None:
-    from shared.nurture import skip_reason
-    from shared.programs import Step
+    from shared.domain.nurture import skip_reason
+    from shared.domain.programs import Step
 
     step = Step.model_validate(
         {
@@ -129,8 +129,8 @@ def test_a_program_names_its_page_groups_for_validation() -> None:
 
 
 def test_the_shipped_programs_name_only_page_groups_the_scoring_rules_define() -> None:
-    from shared.programs import load_programs
-    from shared.scoring import load_scoring
+    from shared.domain.programs import load_programs
+    from shared.domain.scoring import load_scoring
 
     groups = set(load_scoring().pages.groups)
     for shipped in load_programs().programs:

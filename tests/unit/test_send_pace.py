@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from functions.sender.handler import SenderSettings
 from shared.adapters.batch import process_batch
 from shared.adapters.ses import PacedMailer, SendPace
-from shared.email import OutgoingEmail
+from shared.domain.email import OutgoingEmail
 
 
 class FakeTime:

@@ -1,4 +1,4 @@
-"""Send-time optimisation's arithmetic (``shared.sendtime``): the histograms, the
+"""Send-time optimisation's arithmetic (``shared.domain.sendtime``): the histograms, the
 groups, and the best slot inside the send window."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.programs import SendSlot, SendTiming
-from shared.schedule import SendWindow
-from shared.sendtime import SendTimeGroup, best_slot, engaged, group_of, next_slot
+from shared.domain.programs import SendSlot, SendTiming
+from shared.domain.send_windows import SendWindow
+from shared.domain.sendtime import SendTimeGroup, best_slot, engaged, group_of, next_slot
 
 JST = ZoneInfo("Asia/Tokyo")
 THURSDAY_10 = datetime(2026, 11, 26, 10, 0, tzinfo=JST)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.ses_events import EmailEvent, EmailEventType, NotAnEmailEvent, parse_event
+from shared.domain.ses_events import EmailEvent, EmailEventType, NotAnEmailEvent, parse_event
 from tests.email_events import (
     SAMPLE_LEAD_ID,
     SAMPLE_RECIPIENT,

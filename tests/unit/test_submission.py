@@ -1,4 +1,4 @@
-"""Validation of one form post (shared.submission.parse_submission) on multi-dicts."""
+"""Validation of one form post (shared.web.submission.parse_submission) on multi-dicts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.leads import FormType
-from shared.submission import MESSAGES, FormSubmission, InvalidSubmission, parse_submission
+from shared.domain.leads import FormType
+from shared.web.submission import MESSAGES, FormSubmission, InvalidSubmission, parse_submission
 
 EMAIL = "taro.yamada@example.co.jp"
 # The forms that need an opt-in in the capture settings' default.

@@ -16,11 +16,17 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from shared.email import EmailRenderer, OutgoingEmail, RenderedEmail, SenderProfile, build_mime
-from shared.leads import ConsentState, FormType, Lead, Touch
-from shared.nurture import start
-from shared.programs import load_programs
-from shared.tokens import InvalidToken, UnsubscribeTokens
+from shared.domain.email import (
+    EmailRenderer,
+    OutgoingEmail,
+    RenderedEmail,
+    SenderProfile,
+    build_mime,
+)
+from shared.domain.leads import ConsentState, FormType, Lead, Touch
+from shared.domain.nurture import start
+from shared.domain.programs import load_programs
+from shared.domain.tokens import InvalidToken, UnsubscribeTokens
 
 SECRET = b"unit-test-signing-secret-0123456789"
 LEAD_ID = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"

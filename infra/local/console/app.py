@@ -22,17 +22,23 @@ from infra.cli.reports import FunnelReport, collect_days, combined, funnel_table
 from infra.local.console import mail as mails
 from infra.local.console.timeline import rows as timeline_rows
 from shared.adapters.counters import DynamoCounterReader
-from shared.adapters.dynamodb import DynamoLeadRepository
 from shared.adapters.guard import DynamoSendingSwitch
 from shared.adapters.items import deserialize, serialize
-from shared.clock import OffsetClock, from_iso
-from shared.guard import GuardState
-from shared.handoff import PROFILE_LABELS, build_sales_message, qualified_score, top_reasons
-from shared.leads import ActivityType, Lead
-from shared.machine_engagement import links_in, load_engagement_rules, tracked_links
-from shared.programs import ProgramCatalog, load_programs, parse_duration
-from shared.scoring import ScoringRules, load_scoring
-from shared.submission import LABELS
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.clock import OffsetClock, from_iso
+from shared.domain.customers import load_customers
+from shared.domain.guard import GuardState
+from shared.domain.leads import ActivityType, Lead
+from shared.domain.machine_engagement import links_in, load_engagement_rules, tracked_links
+from shared.domain.programs import ProgramCatalog, load_programs, parse_duration
+from shared.domain.scoring import ScoringRules, load_scoring
+from shared.services.handoff import (
+    PROFILE_LABELS,
+    build_sales_message,
+    qualified_score,
+    top_reasons,
+)
+from shared.web.submission import LABELS
 
 if TYPE_CHECKING:
     import boto3
@@ -97,7 +103,7 @@ FUNNEL = (
     ("sql", "SQL", "Sales accepted"),
     ("customer", "顧客", "Customers"),
 )
-# Leads no longer mailed, by why (COUNTER#<day>, sk "list"; names in shared.funnel).
+# Leads no longer mailed, by why (COUNTER#<day>, sk "list"; names in shared.domain.funnel).
 LIST_HEALTH = (
     ("unsubscribed", "配信停止（本人の申し出）", "Unsubscribed"),
     ("bounce", "配信除外（バウンス）", "Suppressed: bounce"),
@@ -239,6 +245,7 @@ class LocalConsole:
         self._sqs = session.client("sqs")
         self._leads = DynamoLeadRepository(self._dynamodb, config.table_name)
         self._rules: ScoringRules = load_scoring()
+        self._customers = load_customers()
         self._machines = load_engagement_rules()
         self._sends: dict[str, mails.SendInfo] = {}  # by SES message id, once found
         self._env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
@@ -538,7 +545,22 @@ class LocalConsole:
             score=self._score(lead),
             reasons=top_reasons(timeline),
             timeline=timeline_rows(timeline, self._machines),
+            customer=self._customer(lead),
         )
+
+    def _customer(self, lead: Lead) -> dict[str, Any] | None:
+        """A customer's rank in words (customers.yaml's names), None without purchases."""
+        rank = lead.rank
+        if lead.purchases is None or rank is None:
+            return None
+        segment = self._customers.segment(rank.segment)
+        label = self._customers.label(rank.cpm) if rank.cpm else None
+        return {
+            "purchases": lead.purchases,
+            "rank": rank,
+            "segment": f"{segment.name.ja} / {segment.name.en}" if segment else rank.segment,
+            "cpm": f"{label.name.ja} / {label.name.en}" if label else "-",
+        }
 
     # -- sales inbox -----------------------------------------------------------------------
 
@@ -568,7 +590,7 @@ class LocalConsole:
         return list(seen.values())
 
     def _sales_text(self, document: dict[str, Any]) -> str | None:
-        """The plain-text body email subscribers got, rebuilt with shared.handoff from the
+        """The plain-text body email subscribers got, rebuilt with shared.services.handoff from the
         lead as it was at qualification (the SQS subscriber receives the JSON)."""
         lead = self._leads.get(str(document.get("lead_id")))
         if lead is None:
@@ -593,16 +615,18 @@ class LocalConsole:
                 name: value.get("Value")
                 for name, value in envelope.get("MessageAttributes", {}).items()
             }
+            # The stack's clock, as on every other page (SNS stamps the wall clock).
+            qualified = document.get("qualified_at") if isinstance(document, dict) else None
             items.append(
                 {
                     "subject": envelope.get("Subject"),
-                    "timestamp": envelope.get("Timestamp"),
+                    "at": qualified or envelope.get("Timestamp"),
                     "attributes": attributes,
                     "document": document,
                     "text": self._sales_text(document) if isinstance(document, dict) else None,
                 }
             )
-        items.sort(key=lambda item: str(item["timestamp"]), reverse=True)
+        items.sort(key=lambda item: str(item["at"]), reverse=True)
         return self._page("sales.html", items=items)
 
     # -- funnel ----------------------------------------------------------------------------

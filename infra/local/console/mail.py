@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from infra.local.functions import ACCOUNT, REGION
-from shared.ses_events import DETAIL_KEYS, EmailEventType
+from shared.domain.ses_events import DETAIL_KEYS, EmailEventType
 
 # <a ...> opening tags, and one attribute in them (name="value" or a bare name).
 _ANCHOR = re.compile(r"<a\b([^>]*)>", re.IGNORECASE)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.leads import Activity, ActivityType
-from shared.machine_engagement import (
+from shared.domain.leads import Activity, ActivityType
+from shared.domain.machine_engagement import (
     BURST,
     DELIVERY_WINDOW,
     TRAP_LINK,
@@ -43,6 +43,8 @@ ACTIVITY_LABELS: dict[ActivityType, tuple[str, str]] = {
     ActivityType.EVENT_WAITLISTED: ("キャンセル待ち", "On an event's waiting list"),
     ActivityType.EVENT_CANCELLED: ("イベント申込の取消", "Event registration cancelled"),
     ActivityType.EVENT_ATTENDED: ("イベント参加", "Attended an event"),
+    ActivityType.PURCHASED: ("購入", "Purchased"),
+    ActivityType.SEGMENT_CHANGED: ("顧客セグメント変更", "Customer segment changed"),
 }
 
 # Shown by their own wording, or not at all (ids a reader does not need).
@@ -109,8 +111,8 @@ def describe(details: dict[str, Any]) -> str:
         parts.append(str(details["url"]))
     if details.get("seconds") is not None and details.get("url"):
         parts.append(f"{details['seconds']} 秒 / s")
-    if details.get("from") and details.get("to"):
-        parts.append(f"{details['from']} → {details['to']}")
+    if details.get("to"):  # a first segment comes from none
+        parts.append(f"{details.get('from') or '-'} → {details['to']}")
     if details.get("link"):
         tags = ", ".join(details.get("link_tags") or [])
         parts.append(details["link"] + (f" [{tags}]" if tags else ""))

@@ -1,0 +1,207 @@
+"""SES event publishing records, as they arrive through SNS and SQS (pure parsing).
+
+The SQS message body is either the SES event itself (raw message delivery) or the SNS
+notification envelope whose ``Message`` holds it. Both are read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.domain.malformed import MalformedRecord
+from shared.domain.tokens import without_site_ref
+
+
+class EmailEventType(StrEnum):
+    SEND = "Send"
+    DELIVERY = "Delivery"
+    OPEN = "Open"
+    CLICK = "Click"
+    BOUNCE = "Bounce"
+    COMPLAINT = "Complaint"
+    REJECT = "Reject"
+    RENDERING_FAILURE = "Rendering Failure"
+    DELIVERY_DELAY = "DeliveryDelay"
+    SUBSCRIPTION = "Subscription"
+
+
+# The event's own object in the record, where its timestamp and details are.
+DETAIL_KEYS = {
+    EmailEventType.SEND: "send",
+    EmailEventType.DELIVERY: "delivery",
+    EmailEventType.OPEN: "open",
+    EmailEventType.CLICK: "click",
+    EmailEventType.BOUNCE: "bounce",
+    EmailEventType.COMPLAINT: "complaint",
+    EmailEventType.REJECT: "reject",
+    EmailEventType.RENDERING_FAILURE: "failure",
+    EmailEventType.DELIVERY_DELAY: "deliveryDelay",
+    EmailEventType.SUBSCRIPTION: "subscription",
+}
+
+
+class NotAnEmailEvent(MalformedRecord):
+    """The message is not an SES event record (a poison message)."""
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    type: EmailEventType
+    message_id: str
+    at: datetime
+    recipients: tuple[str, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+    sent_at: datetime | None = None  # when SES accepted the email (``mail.timestamp``)
+
+    @property
+    def lead_id(self) -> str | None:
+        return self.tags.get("lead_id")
+
+    @property
+    def program_id(self) -> str | None:
+        return self.tags.get("program")
+
+    @property
+    def step_id(self) -> str | None:
+        return self.tags.get("step")
+
+    @property
+    def variant(self) -> str | None:
+        return self.tags.get("variant")
+
+    @property
+    def links(self) -> int | None:
+        """Tracked links in the email, as the sender counted them (its ``links`` tag)."""
+        text = self.tags.get("links", "")
+        return int(text) if text.isdigit() else None
+
+    @property
+    def user_agent(self) -> str | None:
+        agent = self.detail.get("userAgent")
+        return agent if isinstance(agent, str) else None
+
+    @property
+    def ip_address(self) -> str | None:
+        address = self.detail.get("ipAddress")
+        return address if isinstance(address, str) else None
+
+    @property
+    def link(self) -> str | None:
+        """The clicked URL, without the site reference it carried (see shared.domain.tokens)."""
+        link = self.detail.get("link")
+        return without_site_ref(str(link)) if link else None
+
+    @property
+    def link_tags(self) -> tuple[str, ...]:
+        """Values of the ``link`` tag on the clicked anchor (``ses:tags="link:pricing;"``)."""
+        tags = self.detail.get("linkTags") or {}
+        return tuple(str(v) for v in tags.get("link", []))
+
+    @property
+    def permanent_bounce(self) -> bool:
+        return self.type is EmailEventType.BOUNCE and self.detail.get("bounceType") == "Permanent"
+
+    @property
+    def unsubscribed_all(self) -> bool:
+        prefs = self.detail.get("newTopicPreferences") or {}
+        return self.type is EmailEventType.SUBSCRIPTION and bool(prefs.get("unsubscribeAll"))
+
+    @property
+    def dedupe_key(self) -> str:
+        """The same event delivered twice has the same key; two opens do not."""
+        parts = [
+            self.type.value,
+            self.message_id,
+            self.at.isoformat(),
+            self.link or "",
+            ",".join(sorted(self.recipients)),
+        ]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def _unwrap(body: str) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise NotAnEmailEvent("body is not JSON") from exc
+    if isinstance(document, dict) and document.get("Type") == "Notification":
+        try:
+            document = json.loads(document.get("Message", ""))
+        except (ValueError, RecursionError) as exc:
+            raise NotAnEmailEvent("SNS Message is not JSON") from exc
+    if not isinstance(document, dict):
+        raise NotAnEmailEvent("not a JSON object")
+    return document
+
+
+def _timestamp(text: object) -> datetime:
+    if not isinstance(text, str):
+        raise NotAnEmailEvent("missing timestamp")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise NotAnEmailEvent("bad timestamp") from exc  # the text may be anything
+    if moment.tzinfo is None:
+        # SES's are UTC ("Z"); one without a zone could not be compared with any other.
+        raise NotAnEmailEvent("timestamp without a time zone")
+    return moment
+
+
+def parse_event(body: str) -> EmailEvent:
+    record = _unwrap(body)
+    kind = record.get("eventType") or record.get("notificationType")
+    try:
+        event_type = EmailEventType(str(kind))
+    except ValueError as exc:
+        raise NotAnEmailEvent("unknown event type") from exc
+    mail = record.get("mail")
+    if not isinstance(mail, dict) or not mail.get("messageId"):
+        raise NotAnEmailEvent("no mail object")
+    detail = record.get(DETAIL_KEYS[event_type]) or {}
+    if not isinstance(detail, dict):
+        raise NotAnEmailEvent("event detail is not an object")
+    tags = {
+        str(name): str(values[0])
+        for name, values in (mail.get("tags") or {}).items()
+        if isinstance(values, list) and values
+    }
+    return EmailEvent(
+        type=event_type,
+        message_id=str(mail["messageId"]),
+        at=_timestamp(detail.get("timestamp") or mail.get("timestamp")),
+        recipients=_recipients(event_type, mail, detail),
+        tags=tags,
+        detail=detail,
+        sent_at=_sent_at(mail.get("timestamp")),
+    )
+
+
+def _sent_at(text: object) -> datetime | None:
+    try:
+        return _timestamp(text)
+    except NotAnEmailEvent:
+        return None  # only a hint for telling machines apart: never a reason to refuse
+
+
+def _recipients(
+    kind: EmailEventType, mail: dict[str, Any], detail: dict[str, Any]
+) -> tuple[str, ...]:
+    """Who the event is about: the bounced or complaining recipients when SES says."""
+    if kind is EmailEventType.BOUNCE:
+        found = [r.get("emailAddress") for r in detail.get("bouncedRecipients", [])]
+    elif kind is EmailEventType.COMPLAINT:
+        found = [r.get("emailAddress") for r in detail.get("complainedRecipients", [])]
+    elif kind is EmailEventType.DELIVERY_DELAY:
+        found = [r.get("emailAddress") for r in detail.get("delayedRecipients", [])]
+    else:
+        found = []
+    addresses = [a for a in found if isinstance(a, str)] or [
+        a for a in mail.get("destination", []) if isinstance(a, str)
+    ]
+    return tuple(addresses)

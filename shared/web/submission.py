@@ -1,0 +1,388 @@
+"""A form submission: the fields a lead form may send, validated and normalised.
+
+Input is a multi-dict of strings (what urlencoded, multipart and JSON bodies all reduce
+to). Unknown fields are dropped; every problem is reported against its field with a
+code and a message in Japanese and English.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
+
+from shared.domain.leads import FormType
+from shared.domain.normalize import (
+    JAPAN,
+    NormalisationError,
+    clean_line,
+    clean_text,
+    is_checked,
+    nfkc,
+    normalize_phone,
+    normalize_postcode,
+    normalize_website,
+    parse_local_time,
+)
+from shared.domain.prefectures import find_prefecture
+
+# code -> (Japanese, English)
+MESSAGES: dict[str, tuple[str, str]] = {
+    "required": ("必須項目です。", "This field is required."),
+    "invalid_email": (
+        "メールアドレスの形式が正しくありません。",
+        "Enter a valid email address.",
+    ),
+    "line_break": ("改行は入力できません。", "Line breaks are not allowed here."),
+    "control_char": (
+        "使用できない文字が含まれています。",
+        "Contains characters that are not allowed.",
+    ),
+    "markup": ("HTMLタグは入力できません。", "HTML tags are not allowed."),
+    "too_long": ("入力が長すぎます。", "This value is too long."),
+    "too_many": ("選択数が多すぎます。", "Too many values."),
+    "invalid_phone": ("電話番号の形式が正しくありません。", "Enter a valid phone number."),
+    "invalid_choice": ("選択肢にない値です。", "This is not one of the choices."),
+    "invalid_url": ("URLの形式が正しくありません。", "Enter a valid http(s) URL."),
+    "invalid_postcode": (
+        "郵便番号の形式が正しくありません（123-4567）。",
+        "Enter a 7-digit postcode (123-4567).",
+    ),
+    "invalid_date": (
+        "日付の形式が正しくありません（2026/10/15 または 2026-10-15 10:30）。",
+        "Enter a date as 2026/10/15 or 2026-10-15 10:30.",
+    ),
+    "invalid_type": ("値の形式が正しくありません。", "This value has the wrong type."),
+    "consent_required": (
+        "メール配信への同意が必要です。",
+        "Please agree to receive email from us.",
+    ),
+}
+
+
+# field -> (Japanese label, English label), for error pages
+LABELS: dict[str, tuple[str, str]] = {
+    "email": ("メールアドレス", "Email"),
+    "name": ("お名前", "Name"),
+    "family_name": ("姓", "Family name"),
+    "given_name": ("名", "Given name"),
+    "name_kana": ("フリガナ", "Name in kana"),
+    "company": ("会社名", "Company"),
+    "department": ("部署名", "Department"),
+    "job_title": ("役職", "Job title"),
+    "phone": ("電話番号", "Phone"),
+    "phone_department": ("部署の電話番号", "Department phone"),
+    "phone_direct": ("直通電話番号", "Direct phone"),
+    "mobile": ("携帯電話番号", "Mobile"),
+    "postcode": ("郵便番号", "Postcode"),
+    "address": ("住所", "Address"),
+    "website": ("WebサイトURL", "Website"),
+    "industry": ("業種", "Industry"),
+    "company_size": ("従業員数", "Company size"),
+    "prefecture": ("都道府県", "Prefecture"),
+    "country": ("国", "Country"),
+    "interests": ("興味のある分野", "Interests"),
+    "message": ("お問い合わせ内容", "Message"),
+    "form_type": ("フォーム種別", "Form type"),
+    "consent": ("メール配信への同意", "Email consent"),
+    "sales_owner": ("営業担当者", "Sales owner"),
+    "touched_at": ("名刺交換日・来場日時", "Date met"),
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    code: str
+
+    @property
+    def message_ja(self) -> str:
+        return MESSAGES.get(self.code, MESSAGES["invalid_type"])[0]
+
+    @property
+    def message_en(self) -> str:
+        return MESSAGES.get(self.code, MESSAGES["invalid_type"])[1]
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "field": self.field,
+            "code": self.code,
+            "message": self.message_ja,
+            "message_en": self.message_en,
+        }
+
+
+class InvalidSubmission(Exception):
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__(", ".join(f"{e.field}: {e.code}" for e in errors))
+        self.errors = tuple(errors)
+
+
+def _raising(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Turn a NormalisationError into a pydantic error that keeps its code."""
+
+    def run(value: str) -> Any:
+        try:
+            return check(value)
+        except NormalisationError as exc:
+            raise PydanticCustomError(exc.code, exc.code) from exc
+
+    return run
+
+
+def _line(max_length: int) -> AfterValidator:
+    return AfterValidator(_raising(lambda v: clean_line(v, max_length)))
+
+
+def _check_email(value: str) -> str:
+    value = nfkc(value).strip()
+    if len(value) > 254:
+        raise PydanticCustomError("too_long", "too_long")
+    # Imported on the first address validated: the functions that import this module
+    # for its errors and field names only (unsubscribe, visits) do not load it.
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        # No DNS lookups on a request path; SES bounces tell us the rest.
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise PydanticCustomError("invalid_email", "invalid_email") from exc
+    # Domain lower-cased (an internationalised one in Punycode, as SES needs 7-bit
+    # addresses), local part as written.
+    return result.ascii_email or result.normalized
+
+
+def _check_url(value: str) -> str:
+    value = clean_line(value, 2048)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+        raise NormalisationError("invalid_url")
+    return value
+
+
+def _in_utc(value: Any) -> Any:
+    """A list's date (名刺交換日, 来場日時) in Japan unless it says otherwise, as UTC."""
+    moment = parse_local_time(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        return value  # pydantic says what is wrong with it
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=JAPAN)
+    return moment.astimezone(UTC)
+
+
+def _check_locale(value: str) -> str:
+    primary = nfkc(value).strip().lower().replace("_", "-").split("-")[0]
+    return primary if primary in ("ja", "en") else "ja"
+
+
+def _check_prefecture(value: str) -> str:
+    value = clean_line(value, 40)
+    known = find_prefecture(value)
+    return known.name if known else value
+
+
+def _split_interests(value: Any) -> Any:
+    if isinstance(value, list):
+        items = [part for v in value for part in nfkc(str(v)).replace("、", ",").split(",")]
+        return [item for item in (i.strip() for i in items) if item]
+    return value
+
+
+def _at_most(limit: int) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        if len(values) > limit:
+            raise PydanticCustomError("too_many", "too_many")
+        return tuple(dict.fromkeys(values))  # de-duplicated, order kept
+
+    return check
+
+
+Line50 = Annotated[str, _line(50)]
+Line100 = Annotated[str, _line(100)]
+Line200 = Annotated[str, _line(200)]
+Email = Annotated[str, AfterValidator(_check_email)]
+Url = Annotated[str, AfterValidator(_raising(_check_url))]
+Phone = Annotated[str, AfterValidator(_raising(lambda v: normalize_phone(v)[0]))]
+Postcode = Annotated[str, AfterValidator(_raising(normalize_postcode))]
+Website = Annotated[str, AfterValidator(_raising(normalize_website))]
+Moment = Annotated[datetime, BeforeValidator(_raising(_in_utc))]
+Message = Annotated[str, AfterValidator(_raising(lambda v: clean_text(v, 4000)))]
+Locale = Annotated[str, AfterValidator(_check_locale)]
+PrefectureName = Annotated[str, AfterValidator(_raising(_check_prefecture))]
+Interests = Annotated[
+    tuple[Line50, ...], BeforeValidator(_split_interests), AfterValidator(_at_most(20))
+]
+
+
+class FormSubmission(BaseModel):
+    """What one post of a lead form says, after normalisation."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+
+    email: Email
+    name: Line100 | None = None
+    family_name: Line50 | None = None
+    given_name: Line50 | None = None
+    name_kana: Line100 | None = None
+    company: Line200 | None = None
+    department: Line200 | None = None
+    job_title: Line100 | None = None
+    phone: Phone | None = None
+    phone_department: Phone | None = None
+    phone_direct: Phone | None = None
+    mobile: Phone | None = None
+    postcode: Postcode | None = None
+    address: Line200 | None = None
+    website: Website | None = None
+    industry: Line100 | None = None
+    company_size: Line50 | None = None
+    prefecture: PrefectureName | None = None
+    country: Line100 | None = None
+    interests: Interests = ()
+    message: Message | None = None
+    form_type: FormType = FormType.CONTACT
+    form_id: Line100 | None = None
+    asset: Line200 | None = None
+    consent: bool = False
+    consent_version: Line50 | None = None
+    source: Line100 | None = None
+    utm_source: Line200 | None = None
+    utm_medium: Line200 | None = None
+    utm_campaign: Line200 | None = None
+    utm_term: Line200 | None = None
+    utm_content: Line200 | None = None
+    referrer: Url | None = None
+    page_url: Url | None = None
+    locale: Locale | None = None
+    # Said by a list import only (LIST_ONLY: a web post's are dropped): whose card it is,
+    # and when the list met the lead (名刺交換日, 来場日時).
+    sales_owner: Line100 | None = None
+    touched_at: Moment | None = None
+
+    @property
+    def phone_normalized(self) -> str | None:
+        return normalize_phone(self.phone)[1] if self.phone else None
+
+    @property
+    def display_name(self) -> str | None:
+        if self.name:
+            return self.name
+        parts = [p for p in (self.family_name, self.given_name) if p]
+        return " ".join(parts) or None
+
+
+# Other names that form builders commonly use for the same fields.
+ALIASES: dict[str, str] = {
+    "mail": "email",
+    "email_address": "email",
+    "full_name": "name",
+    "last_name": "family_name",
+    "first_name": "given_name",
+    "sei": "family_name",
+    "mei": "given_name",
+    "organization": "company",
+    "company_name": "company",
+    "title": "job_title",
+    "position": "job_title",
+    "tel": "phone",
+    "telephone": "phone",
+    "pref": "prefecture",
+    "lang": "locale",
+    "type": "form_type",
+    "whitepaper": "asset",
+    "event": "asset",  # a registration form's seminar or webinar (events.yaml)
+    "agree": "consent",
+}
+_MULTI = frozenset({"interests"})
+# What a visitor must not set about themselves: only an operator's list says these.
+LIST_ONLY = frozenset({"sales_owner", "touched_at"})
+_FIELDS = frozenset(FormSubmission.model_fields) - LIST_ONLY
+_LIST_FIELDS = frozenset(FormSubmission.model_fields)
+_CHOICE_FIELDS = frozenset({"form_type"})
+
+FormFields = Mapping[str, Sequence[str]]
+
+
+def is_known_field(name: str) -> bool:
+    return ALIASES.get(name, name) in _FIELDS
+
+
+def _prepare(fields: FormFields, known: frozenset[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for raw_name, values in fields.items():
+        name = ALIASES.get(raw_name, raw_name)
+        if name not in known or name in data:
+            continue
+        if name in _MULTI:
+            data[name] = list(values)
+            continue
+        if name == "consent":
+            # A checkbox often follows a hidden "0" fallback: ticked if any value is.
+            data[name] = any(is_checked(v) for v in values)
+            continue
+        value = next((v for v in values if v.strip()), "")
+        if not value.strip():
+            continue  # an empty optional field is the same as an absent one
+        if name == "form_type":
+            value = nfkc(value).strip().lower()
+        data[name] = value
+    return data
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "body"
+        kind = error["type"]
+        if kind == "missing":
+            code = "required"
+        elif kind == "enum" or field in _CHOICE_FIELDS:
+            code = "invalid_choice"
+        elif kind in MESSAGES:
+            code = kind
+        elif kind in ("string_too_long", "too_long"):
+            code = "too_long"
+        else:
+            code = "invalid_type"
+        if all(e.field != field for e in errors):
+            errors.append(FieldError(field, code))
+    return errors
+
+
+def parse_submission(
+    fields: FormFields, *, consent_required_for: Iterable[FormType] = (), listed: bool = False
+) -> FormSubmission:
+    """Validate a form post (``listed``: a row of an operator's list, which may also say
+    LIST_ONLY fields); raise InvalidSubmission with every field's problem at once."""
+    data = _prepare(fields, _LIST_FIELDS if listed else _FIELDS)
+    errors: list[FieldError] = []
+    submission: FormSubmission | None = None
+    try:
+        submission = FormSubmission.model_validate(data)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+    form_type = submission.form_type if submission else _form_type_or_none(data)
+    consent_given = bool(data.get("consent"))
+    if form_type in set(consent_required_for) and not consent_given:
+        errors.append(FieldError("consent", "consent_required"))
+    if errors or submission is None:
+        raise InvalidSubmission(errors)
+    return submission
+
+
+def _form_type_or_none(data: Mapping[str, Any]) -> FormType | None:
+    try:
+        return FormType(data.get("form_type", FormType.CONTACT))
+    except ValueError:
+        return None
