@@ -1,9 +1,9 @@
 """moto made to hold up as the local stack's long-running AWS (local stack only).
 
 moto 5 is built for tests: short runs on one thread. Run for weeks of stack time, by
-several threads at once, it fails in five ways, each fixed here. ``install()`` applies the
-fixes in the local stack's process and returns the call that undoes them; tests use moto
-as it is unless they install them.
+several threads at once, it fails in the ways below, each fixed here. ``install()``
+applies the fixes in the local stack's process and returns the call that undoes them;
+tests use moto as it is unless they install them.
 
 - **Transactions copy whole tables.** To roll back, each ``TransactWriteItems``
   deep-copies every table it names, stream included, so a form post costs time and memory
@@ -22,6 +22,13 @@ as it is unless they install them.
 - **SES forgets how an email was sent.** moto keeps the raw message but drops its tags.
   Here each email's tags (lead, program, step, variant) and the time on the local
   stack's clock are kept by message id (``SENT_EMAILS``), as SES would report them.
+- **SES keeps every email whole.** Each raw message (about 11 KB of MIME text here) stays
+  for the whole run. Here the newest ``BODIES_KEPT`` keep their bodies; older ones keep
+  their id, addresses and header block (subject, To, List-Unsubscribe), and say so
+  (``body_kept(message)`` is false), so the outbox still lists every email.
+- **A queue keeps every deleted message's receipt handles** (so that deleting one again
+  succeeds, as on AWS), about 0.2 KB each, one per receive. Here a queue keeps the
+  newest ``DELETED_HANDLES_KEPT``: a handle is deleted again soon after, if ever.
 - **Conditional writes race.** Requests run on several threads, and two posts for one
   new address could both pass ``attribute_not_exists``. Here DynamoDB and DynamoDB
   Streams requests run one at a time, as one partition would apply them.
@@ -49,14 +56,20 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
 from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+from moto.ses.models import RawMessage, SESBackend
 from moto.sesv2.responses import SESV2Response
 from moto.sns.models import Topic
+from moto.sqs.models import Queue
 
 ITERATORS_KEPT = 1_000
 # Each record holds a lead's old and new image: 5,000 are minutes of the busiest run,
 # and the local readers poll twice a second.
 STREAM_RECORDS_KEPT = 5_000
 NOTIFICATIONS_KEPT = 1_000
+# Emails whose whole raw message is kept: more than a day of the busiest run.
+BODIES_KEPT = 1_000
+# Receipt handles of deleted messages a queue keeps: hours of the busiest run.
+DELETED_HANDLES_KEPT = 10_000
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Undo = Callable[[], None]
@@ -329,6 +342,48 @@ def _tagged_sends() -> Undo:
     return _patched(SESV2Response, "send_email", send_email)
 
 
+def body_kept(message: object) -> bool:
+    """Whether ``message`` (one of SES's sent messages) still holds its body."""
+    return bool(getattr(message, "body_kept", True))
+
+
+def header_block(raw: str) -> str:
+    """A raw message's header block, up to and including the blank line that ends it."""
+    ends = [(at, len(blank)) for blank in ("\r\n\r\n", "\n\n") if (at := raw.find(blank)) >= 0]
+    if not ends:
+        return raw  # no body to drop
+    at, length = min(ends)
+    return raw[: at + length]
+
+
+def keep_newest_bodies(sent: list[Any], kept: int | None = None) -> None:
+    """Drop the bodies of all but the newest ``kept`` raw messages in ``sent`` (SES's
+    ``sent_messages``): each keeps its header block and is marked as no longer whole.
+    Bodies are always dropped oldest first, so the walk stops at the first one dropped."""
+    kept = BODIES_KEPT if kept is None else kept
+    whole = 0
+    for message in reversed(sent):
+        if not isinstance(message, RawMessage):
+            continue
+        if not body_kept(message):
+            return
+        whole += 1
+        if whole > kept:
+            message.raw_data = header_block(message.raw_data)
+            message.body_kept = False  # type: ignore[attr-defined]
+
+
+def _trimmed_mail_bodies() -> Undo:
+    original = SESBackend.send_raw_email
+
+    def send_raw_email(self: SESBackend, *args: Any, **kwargs: Any) -> RawMessage:
+        message = original(self, *args, **kwargs)
+        keep_newest_bodies(self.sent_messages)
+        return message
+
+    return _patched(SESBackend, "send_raw_email", send_raw_email)
+
+
 def _trimmed_topics() -> Undo:
     original = Topic.publish
 
@@ -342,11 +397,55 @@ def _trimmed_topics() -> Undo:
     return _patched(Topic, "publish", publish)
 
 
+class RecentHandles:
+    """A queue's ``deleted_messages``: receipt handles, only the newest ``kept`` held.
+
+    Not a set (nor a dict), so that ``data.json`` leaves it out, as it leaves out moto's set.
+    """
+
+    def __init__(self, kept: int | None = None) -> None:
+        self._kept = DELETED_HANDLES_KEPT if kept is None else kept
+        self._handles: dict[str, None] = {}  # oldest first
+
+    def __contains__(self, handle: object) -> bool:
+        return handle in self._handles
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._handles))
+
+    def add(self, handle: str) -> None:
+        self.update((handle,))
+
+    def update(self, handles: Iterable[str]) -> None:
+        for handle in handles:
+            self._handles.pop(handle, None)
+            self._handles[handle] = None
+        excess = len(self._handles) - self._kept
+        if excess > 0:
+            for handle in list(islice(self._handles, excess)):
+                del self._handles[handle]
+
+
+def _bounded_deleted_handles() -> Undo:
+    original_init = Queue.__init__
+
+    def init(self: Queue, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.deleted_messages = RecentHandles()  # type: ignore[assignment]
+
+    return _patched(Queue, "__init__", init)
+
+
 def install() -> Undo:
     """Apply the fixes to moto in this process; the call that undoes them."""
     undos = [
         _trimmed_topics(),
         _tagged_sends(),
+        _trimmed_mail_bodies(),
+        _bounded_deleted_handles(),
         _journaled_transactions(),
         _weak_instance_lists(),
         _bounded_iterators(),

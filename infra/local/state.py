@@ -7,7 +7,8 @@ back when it starts, before they start:
 
 - the table's items (leads, timelines, due index, ledgers) and the clock's offset;
 - the emails SES sent (the console's outbox), with their SES message ids, which the
-  leads' ``email_sent`` activities refer to;
+  leads' ``email_sent`` activities refer to (older ones without their bodies, as the
+  stack keeps them: ``moto_fixes.BODIES_KEPT``);
 - every message in the provisioned queues (send, engagement, their dead-letter queues
   and the sales inbox), including those received but not yet deleted: no consumer is
   left to delete them, so they would have been delivered again anyway. They are sent
@@ -38,7 +39,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.ses.models import RawMessage, ses_backends
 from moto.sqs.models import sqs_backends
 
-from infra.local.moto_fixes import DYNAMODB_LOCK
+from infra.local.moto_fixes import DYNAMODB_LOCK, body_kept, keep_newest_bodies
 
 if TYPE_CHECKING:
     import boto3
@@ -255,7 +256,8 @@ def expire_items(table_name: str, region: str, now: datetime, attribute: str) ->
 
 def moto_sent_mail(region: str) -> list[dict[str, Any]]:
     """The raw emails SES sent (v1 and v2 share them), oldest first, as ``data.json``
-    lists them under ``ses.RawMessage``: id, source, destinations, raw_data.
+    lists them under ``ses.RawMessage``: id, source, destinations, raw_data, and
+    body_kept (false where only the header block is left, ``moto_fixes``).
 
     Relies on ``SESBackend.sent_messages`` and ``RawMessage``'s attributes. Other kinds
     of sent message (simple and templated) are not kept: nothing here sends them.
@@ -267,6 +269,7 @@ def moto_sent_mail(region: str) -> list[dict[str, Any]]:
             "source": m.source,
             "destinations": list(m.destinations),
             "raw_data": m.raw_data,
+            "body_kept": body_kept(m),
         }
         for m in sent
         if isinstance(m, RawMessage)
@@ -274,12 +277,16 @@ def moto_sent_mail(region: str) -> list[dict[str, Any]]:
 
 
 def moto_restore_sent_mail(region: str, mails: Iterable[Mapping[str, Any]]) -> None:
-    """Append saved raw emails to SES's sent messages, under their original ids.
+    """Append saved raw emails to SES's sent messages, under their original ids; only
+    the newest ``BODIES_KEPT`` of them all keep their bodies, as while running.
 
     Relies on ``RawMessage(message_id, source, destinations, raw_data)`` and on
     ``sent_messages`` being the list ``data.json`` and the console read.
     """
     backend = ses_backends[DEFAULT_ACCOUNT_ID][region]
-    backend.sent_messages.extend(
-        RawMessage(m["id"], m["source"], list(m["destinations"]), m["raw_data"]) for m in mails
-    )
+    for m in mails:
+        message = RawMessage(m["id"], m["source"], list(m["destinations"]), m["raw_data"])
+        if not m.get("body_kept", True):
+            message.body_kept = False  # type: ignore[attr-defined]
+        backend.sent_messages.append(message)
+    keep_newest_bodies(backend.sent_messages)

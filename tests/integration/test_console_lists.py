@@ -46,7 +46,9 @@ def console(profiles: Any = None, outbox: Any = None) -> LocalConsole:
 
 
 def page(app: LocalConsole, target: str) -> str:
-    status, _, body = app("GET", target, b"")
+    answer = app("GET", target, b"")
+    assert answer is not None
+    status, _, body = answer
     assert status == 200
     return body.decode()
 
@@ -126,6 +128,21 @@ def test_the_outbox_pages_newest_first_and_finds_an_address(dynamodb: Any) -> No
     assert listed(page(app, "/console/outbox"), "outbox") == newest[:PAGE_SIZE]
     assert listed(page(app, "/console/outbox?page=2"), "outbox") == newest[PAGE_SIZE:]
     assert listed(page(app, "/console/outbox?q=TO007"), "outbox") == ["m007"]
+
+
+def test_an_email_whose_body_is_no_longer_kept_is_listed_and_says_so(dynamodb: Any) -> None:
+    headers = "From: news@example.co.jp\r\nTo: old@example.co.jp\r\nSubject: 古いお知らせ\r\n\r\n"
+    whole = SentMail("new", "news@example.co.jp", ("new@example.co.jp",), raw=headers + "本文")
+    old = SentMail("old", "news@example.co.jp", ("old@example.co.jp",), headers, body_kept=False)
+    app = console(outbox=lambda: [old, whole])
+
+    outbox = page(app, "/console/outbox")
+    assert listed(outbox, "outbox") == ["new", "old"]
+    assert outbox.count("body not kept") == 1
+    shown = page(app, "/console/outbox/old?track=0")
+    assert "古いお知らせ" in shown
+    assert 'id="body-dropped"' in shown
+    assert 'id="body-dropped"' not in page(app, "/console/outbox/new?track=0")
 
 
 def test_a_customers_page_shows_its_segment_scores_and_purchases(dynamodb: Any) -> None:

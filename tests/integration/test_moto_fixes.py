@@ -393,3 +393,103 @@ def test_expired_items_are_deleted_as_dynamodbs_ttl_does(dynamodb: Any, streams:
     assert left == {"LEAD#1", "LEAD#2"}
     (removed,) = [r for r in stream_records(streams, arn) if r["eventName"] == "REMOVE"]
     assert removed["dynamodb"]["Keys"]["pk"]["S"] == "LEAD#0"
+
+
+def send_html(ses: Any, n: int) -> str:
+    raw = (
+        f"From: news@example.co.jp\r\nTo: a{n}@example.co.jp\r\nSubject: mail {n}\r\n"
+        f"Content-Type: text/html; charset=utf-8\r\n\r\n<p>body {n}</p>"
+    )
+    sent = ses.send_email(
+        FromEmailAddress="news@example.co.jp",
+        Destination={"ToAddresses": [f"a{n}@example.co.jp"]},
+        Content={"Raw": {"Data": raw.encode()}},
+    )
+    message_id: str = sent["MessageId"]
+    return message_id
+
+
+def test_only_the_newest_emails_keep_their_bodies_and_the_outbox_lists_every_one(
+    fixed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from email.message import Message
+
+    from moto.ses.models import ses_backends
+
+    from infra.local.console.mail import InProcessOutbox
+
+    monkeypatch.setattr(moto_fixes, "BODIES_KEPT", 3)
+    ses = boto3.client("sesv2", region_name=REGION)
+    ses.create_email_identity(EmailIdentity="example.co.jp")
+    outbox = InProcessOutbox(REGION)
+    ids = [send_html(ses, n) for n in range(3)]
+    assert [mail.subject for mail in outbox()] == ["mail 0", "mail 1", "mail 2"]
+
+    ids += [send_html(ses, n) for n in range(3, 5)]
+
+    sent = ses_backends[ACCOUNT][REGION].sent_messages
+    assert [moto_fixes.body_kept(m) for m in sent] == [False, False, True, True, True]
+    assert sent[0].raw_data == (
+        "From: news@example.co.jp\r\nTo: a0@example.co.jp\r\nSubject: mail 0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n"
+    )
+    mails = outbox()
+    assert [mail.id for mail in mails] == ids
+    assert [mail.subject for mail in mails] == [f"mail {n}" for n in range(5)]
+    assert [mail.to for mail in mails] == [f"a{n}@example.co.jp" for n in range(5)]
+    assert [mail.body_kept for mail in mails] == [False, False, True, True, True]
+    assert [bool(mail.html) for mail in mails] == [False, False, True, True, True]
+    # What the outbox keeps holds neither a dropped body nor a parsed message.
+    held = [value for mail in mails for value in vars(mail).values()]
+    assert not any(isinstance(value, Message) for value in held)
+    texts = [value for value in held if isinstance(value, str)]
+    assert not any("body 0" in text or "body 1" in text for text in texts)
+
+
+def test_restored_emails_keep_what_was_dropped_and_only_the_newest_bodies(
+    fixed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.local import state
+
+    monkeypatch.setattr(moto_fixes, "BODIES_KEPT", 2)
+    header = "From: news@example.co.jp\r\nSubject: saved\r\n\r\n"
+    saved = [
+        {
+            "id": f"saved-{n}",
+            "source": "news@example.co.jp",
+            "destinations": ["a@example.co.jp"],
+            "raw_data": header if n == 0 else f"{header}body {n}",
+            **({"body_kept": False} if n == 0 else {}),  # files from before the key: whole
+        }
+        for n in range(4)
+    ]
+
+    state.moto_restore_sent_mail(REGION, saved)
+
+    restored = state.moto_sent_mail(REGION)
+    assert [m["body_kept"] for m in restored] == [False, False, True, True]
+    bodies = [f"{header}body {n}" for n in (2, 3)]
+    assert [m["raw_data"] for m in restored] == [header, header, *bodies]
+
+
+def test_a_queue_keeps_its_newest_deleted_receipt_handles_and_a_second_delete_succeeds(
+    fixed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sqs.models import sqs_backends
+
+    monkeypatch.setattr(moto_fixes, "DELETED_HANDLES_KEPT", 3)
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="sends")["QueueUrl"]
+    handles = []
+    for n in range(6):
+        sqs.send_message(QueueUrl=url, MessageBody=f"job {n}")
+        (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        handles.append(message["ReceiptHandle"])
+
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=handles[-1])  # again: accepted
+
+    deleted = sqs_backends[ACCOUNT][REGION].queues["sends"].deleted_messages
+    assert len(deleted) == 3
+    assert handles[-1] in deleted
+    assert not any(handle in deleted for handle in handles[:3])

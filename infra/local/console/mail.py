@@ -14,7 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_string, policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.parser import HeaderParser
 from functools import cached_property
 from html import escape, unescape
 from typing import Any
@@ -30,33 +31,44 @@ _ATTRIBUTE = re.compile(r"""([^\s=/>]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+))?""
 
 @dataclass(frozen=True)
 class SentMail:
-    """One raw message as moto's SES kept it."""
+    """One raw message as moto's SES kept it: whole, or (``body_kept`` false) only its
+    header block, as the local stack keeps older emails.
+
+    Only the subject and the To line are kept once read (the outbox lists and searches
+    them); the rest is parsed from the raw text when a page shows it, so an outbox of
+    thousands of emails holds no parsed message.
+    """
 
     id: str
     source: str
     destinations: tuple[str, ...]
     raw: str
+    body_kept: bool = True
 
-    @cached_property
+    @property
     def message(self) -> EmailMessage:
         return message_from_string(self.raw, _class=EmailMessage, policy=policy.default)
 
     @property
-    def to(self) -> str:
-        return str(self.message.get("To") or ", ".join(self.destinations))
+    def _headers(self) -> Message:
+        return HeaderParser(_class=EmailMessage, policy=policy.default).parsestr(self.raw)
 
-    @property
+    @cached_property
+    def to(self) -> str:
+        return str(self._headers.get("To") or ", ".join(self.destinations))
+
+    @cached_property
     def subject(self) -> str:
-        return str(self.message.get("Subject") or "")
+        return str(self._headers.get("Subject") or "")
 
     @property
     def headers(self) -> list[tuple[str, str]]:
-        return [(name, str(value)) for name, value in self.message.items()]
+        return [(name, str(value)) for name, value in self._headers.items()]
 
     @property
     def list_unsubscribe(self) -> str | None:
         """The https URL of ``List-Unsubscribe`` (RFC 8058 posts to it)."""
-        header = str(self.message.get("List-Unsubscribe") or "")
+        header = str(self._headers.get("List-Unsubscribe") or "")
         found = re.search(r"<(https?://[^>]+)>", header)
         return found.group(1) if found else None
 
@@ -88,6 +100,7 @@ def sent_mails(moto_endpoint: str) -> list[SentMail]:
             # moto lists a To address once per place it found it: keep each once.
             destinations=tuple(dict.fromkeys(str(d) for d in m.get("destinations") or ())),
             raw=str(m.get("raw_data") or ""),
+            body_kept=m.get("body_kept", True) is not False,
         )
         for m in data.get("ses", {}).get("RawMessage", [])
     ]
@@ -96,7 +109,7 @@ def sent_mails(moto_endpoint: str) -> list[SentMail]:
 class InProcessOutbox:
     """Every raw message moto's SES accepted, read in this process (the local stack's
     moto runs in it) rather than through ``data.json``, which lists all of moto's state;
-    each message is parsed once."""
+    each message's subject and To line are read once (again when its body is dropped)."""
 
     def __init__(self, region: str = REGION) -> None:
         self._region = region
@@ -108,12 +121,14 @@ class InProcessOutbox:
         found: list[SentMail] = []
         for m in moto_sent_mail(self._region):
             mail = self._seen.get(m["id"])
-            if mail is None:
+            # A mail whose body was dropped is read again: this one must not keep it.
+            if mail is None or mail.body_kept != m["body_kept"]:
                 mail = self._seen[m["id"]] = SentMail(
                     id=m["id"],
                     source=str(m["source"] or ""),
                     destinations=tuple(dict.fromkeys(str(d) for d in m["destinations"])),
                     raw=str(m["raw_data"] or ""),
+                    body_kept=bool(m["body_kept"]),
                 )
             found.append(mail)
         return found
