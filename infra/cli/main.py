@@ -116,13 +116,35 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from exc
 
 
-def period(args: argparse.Namespace) -> tuple[date, date]:
-
+def period(args: argparse.Namespace, days: int = REPORT_DAYS) -> tuple[date, date]:
+    """``--from``/``--to``, by default the last ``days`` Japanese days to today."""
     end = args.to or business_day(SystemClock().now())
-    start = args.from_ or end - timedelta(days=REPORT_DAYS - 1)
+    start = args.from_ or end - timedelta(days=days - 1)
     if start > end:
         raise CliError(f"--from {start} is after --to {end}")
     return start, end
+
+
+def show_report(
+    args: argparse.Namespace,
+    title: str,
+    start: date,
+    end: date,
+    tables: Sequence[reports.Table],
+    empty: str | None = None,
+) -> int:
+    """The tables as CSV files (``--csv DIR``: their paths printed), else as text under
+    the report's title and period (``empty`` said when there is no table)."""
+    if args.csv:
+        for path in reports.write_csv(tables, args.csv):
+            print(path)
+        return 0
+    count = (end - start).days + 1
+    print(f"{title} {start.isoformat()} .. {end.isoformat()} ({count} days)")
+    if not tables and empty:
+        print(f"\n{empty}")
+    reports.print_tables(tables, sys.stdout)
+    return 0
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -372,16 +394,9 @@ def cmd_report_experiments(args: argparse.Namespace) -> int:
     reader = DynamoCounterReader(dynamodb(args), args.table)
     totals = reports.collect(reader, start, end, Progress("days"))
     tables = reports.experiment_tables(totals, catalog)
-    if args.csv:
-        for path in reports.write_csv(tables, args.csv):
-            print(path)
-        return 0
-    count = (end - start).days + 1
-    print(f"Experiments {start.isoformat()} .. {end.isoformat()} ({count} days)")
-    if not tables:
-        print("\nNo step has more than one variant.")
-    reports.print_tables(tables, sys.stdout)
-    return 0
+    return show_report(
+        args, "Experiments", start, end, tables, empty="No step has more than one variant."
+    )
 
 
 def cmd_report_events(args: argparse.Namespace) -> int:
@@ -389,21 +404,10 @@ def cmd_report_events(args: argparse.Namespace) -> int:
     from shared.domain.events import load_events
 
     events = _loaded(load_events, content.ContentPaths.under(args.content).events)
-    end = args.to or business_day(SystemClock().now())
-    start = args.from_ or end - timedelta(days=EVENT_REPORT_DAYS - 1)
-    if start > end:
-        raise CliError(f"--from {start} is after --to {end}")
+    start, end = period(args, EVENT_REPORT_DAYS)
     reader = DynamoCounterReader(dynamodb(args), args.table)
     totals = reports.collect(reader, start, end, Progress("days"))
-    tables = [reports.events_table(totals, events)]
-    if args.csv:
-        for path in reports.write_csv(tables, args.csv):
-            print(path)
-        return 0
-    count = (end - start).days + 1
-    print(f"Events {start.isoformat()} .. {end.isoformat()} ({count} days)")
-    reports.print_tables(tables, sys.stdout)
-    return 0
+    return show_report(args, "Events", start, end, [reports.events_table(totals, events)])
 
 
 def cmd_report_customers(args: argparse.Namespace) -> int:
@@ -411,22 +415,11 @@ def cmd_report_customers(args: argparse.Namespace) -> int:
     from shared.domain.customers import load_customers
 
     rules = _loaded(load_customers, content.ContentPaths.under(args.content).customers)
-    end = args.to or business_day(SystemClock().now())
-    start = args.from_ or end - timedelta(days=CUSTOMER_REPORT_DAYS - 1)
-    if start > end:
-        raise CliError(f"--from {start} is after --to {end}")
+    start, end = period(args, CUSTOMER_REPORT_DAYS)
     reader = DynamoCounterReader(dynamodb(args), args.table)
     days = reports.collect_days(reader, start, end, Progress("days"))
     held = dict(sum_counters(reader.day(None)).customers)
-    tables = reports.customer_tables(days, held, rules)
-    if args.csv:
-        for path in reports.write_csv(tables, args.csv):
-            print(path)
-        return 0
-    count = (end - start).days + 1
-    print(f"Customers {start.isoformat()} .. {end.isoformat()} ({count} days)")
-    reports.print_tables(tables, sys.stdout)
-    return 0
+    return show_report(args, "Customers", start, end, reports.customer_tables(days, held, rules))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
