@@ -187,3 +187,22 @@ def test_concurrent_leads_count_in_different_counter_items(world: NurtureWorld) 
         assert len({sk for sk in written if sk.startswith(f"{counter}@")}) > 1, counter
     # and the report adds them up
     assert counters(world.dynamodb, world.clock.now())["stage"] == {"new>lead": 16}
+
+
+def test_a_purchase_takes_one_read_and_one_write_and_a_repeat_one_read(
+    world: NurtureWorld,
+) -> None:
+    from shared.domain.customers import Purchase, load_customers
+    from shared.services.purchases import PurchaseBook
+
+    lead = store_lead(world.repository, world.clock, stage=Stage.CUSTOMER, program=None)
+    book = PurchaseBook(world.repository, world.programs, load_customers(), world.clock)
+    order = Purchase(purchase_id="SO-1", date=TUESDAY_10.date(), amount=1000, product="p")
+    with counting(world.dynamodb) as first:
+        assert not book.record(lead.lead_id, order).duplicate
+    # the lead with the order's marker; the lead, its activities, marker and counts
+    assert first.names == ["BatchGetItem", "TransactWriteItems"]
+    assert first.profile_puts() == []
+    with counting(world.dynamodb) as again:
+        assert book.record(lead.lead_id, order).duplicate
+    assert again.names == ["BatchGetItem"]
