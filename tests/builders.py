@@ -1,16 +1,44 @@
-"""Shared test helpers: putting a lead, or report counts, into the table as a test's
-starting state."""
+"""Shared test helpers: a lead as a form post makes it, and putting a lead, or report
+counts, into the table as a test's starting state."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from shared.adapters.codecs import lead_item
 from shared.adapters.items import COUNTER_SHARDS, counter_pk, email_pk, serialize
 from shared.adapters.leads import DynamoLeadRepository
-from shared.domain.leads import Lead
+from shared.domain.leads import ConsentState, FormType, Lead, Touch, new_id
 from shared.ports import LeadRepository, Revision
+
+BUILT_AT = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Tokyo
+
+
+def a_lead(
+    *,
+    at: datetime = BUILT_AT,
+    form_type: FormType = FormType.DOWNLOAD,
+    source: str | None = None,
+    opted_in: bool = False,
+    lead_id: str | None = None,
+    email: str = "taro@example.co.jp",
+    **fields: Any,
+) -> Lead:
+    """A lead as one form post made it at ``at`` (a download, unless told; opted in to
+    email if ``opted_in``), with ``fields`` over those defaults."""
+    touch = Touch(at=at, form_type=form_type, source=source)
+    values: dict[str, Any] = {
+        "lead_id": lead_id or new_id(),
+        "email": email,
+        "first_touch": touch,
+        "last_touch": touch,
+        "created_at": at,
+        "updated_at": at,
+    }
+    if opted_in:
+        values["consent"] = ConsentState(opted_in=True, at=at, wording_version="v1")
+    return Lead(**{**values, **fields})
 
 
 def store(repository: DynamoLeadRepository, lead: Lead) -> None:

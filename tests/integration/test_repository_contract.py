@@ -16,7 +16,6 @@ from shared.domain.leads import (
     FormType,
     Lead,
     Seats,
-    Touch,
     new_id,
 )
 from shared.domain.machine_engagement import MailRecord
@@ -29,6 +28,7 @@ from shared.ports import (
     UnknownLead,
     VersionConflict,
 )
+from tests.builders import a_lead
 from tests.fakes import InMemoryLeads
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -43,16 +43,7 @@ def leads(request: pytest.FixtureRequest) -> LeadRepository:
 
 
 def new_lead(email: str = "taro@example.co.jp", **fields: Any) -> Lead:
-    touch = Touch(at=NOW, form_type=FormType.DOWNLOAD)
-    return Lead(
-        lead_id=new_id(),
-        email=email,
-        first_touch=touch,
-        last_touch=touch,
-        created_at=NOW,
-        updated_at=NOW,
-        **fields,
-    )
+    return a_lead(at=NOW, email=email, **fields)
 
 
 def created(leads: LeadRepository, lead: Lead | None = None) -> Lead:

@@ -19,8 +19,9 @@ from shared.domain.customers import (
     review_time,
 )
 from shared.domain.funnel import NO_SEGMENT, lead_counts, merged
-from shared.domain.leads import Lead, Purchases, Rank, Stage, Touch
+from shared.domain.leads import FormType, Lead, Purchases, Rank, Stage
 from shared.domain.programs import EntryRule, StepCondition, load_programs
+from tests.builders import a_lead
 
 TODAY = date(2026, 12, 3)
 NOW = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
@@ -36,16 +37,13 @@ def bought(*purchases: tuple[str, int, str], today: date = TODAY) -> Purchases:
 
 
 def customer(purchases: Purchases | None, **fields: Any) -> Lead:
-    touch = Touch(at=NOW, form_type="inquiry")
-    return Lead(
+    return a_lead(
+        at=NOW,
+        form_type=FormType.INQUIRY,
         lead_id="c" * 32,
         email="buyer@example.co.jp",
         stage=Stage.CUSTOMER,
-        first_touch=touch,
-        last_touch=touch,
         purchases=purchases,
-        created_at=NOW,
-        updated_at=NOW,
         **fields,
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,30 +21,23 @@ from shared.domain.funnel import (
     sum_counters,
 )
 from shared.domain.leads import Enrolment, FormType, Lead, SentStep, Stage, Touch
+from tests.builders import a_lead
 
 CREATED = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 10:00 in Tokyo
 DAY = timedelta(days=1)
 
 
-def lead(**changes: object) -> Lead:
-    touch = Touch(at=CREATED, form_type=FormType.DOWNLOAD, source="Expo-2026@Tokyo#Hall")
-    base = Lead(
-        lead_id="a" * 32,
-        email="taro@example.co.jp",
-        first_touch=touch,
-        last_touch=touch,
-        created_at=CREATED,
-        updated_at=CREATED,
-        enrolment=Enrolment(
-            program_id="welcome",
-            enrolled_at=CREATED,
-            sent={
-                "welcome": SentStep(sent_at=CREATED, variant="A"),
-                "case_study": SentStep(sent_at=CREATED + 5 * DAY, variant="B"),
-            },
-        ),
+def lead(**changes: Any) -> Lead:
+    enrolment = Enrolment(
+        program_id="welcome",
+        enrolled_at=CREATED,
+        sent={
+            "welcome": SentStep(sent_at=CREATED, variant="A"),
+            "case_study": SentStep(sent_at=CREATED + 5 * DAY, variant="B"),
+        },
     )
-    return base.model_copy(update=changes)
+    fields: dict[str, Any] = {"enrolment": enrolment, **changes}
+    return a_lead(at=CREATED, source="Expo-2026@Tokyo#Hall", lead_id="a" * 32, **fields)
 
 
 def by_key(counts: list[ReportCount]) -> dict[str, dict[str, int]]:

@@ -29,6 +29,7 @@ from shared.domain.nurture import (
     within_cap,
 )
 from shared.domain.programs import Engagement, Program, load_programs, parse_duration
+from tests.builders import a_lead
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # Tuesday 10:00 JST
 HOUR = timedelta(hours=1)
@@ -85,17 +86,7 @@ BRANCHING = program(
 
 
 def lead(**changes: Any) -> Lead:
-    touch = Touch(at=T0, form_type=FormType.DOWNLOAD)
-    base = Lead(
-        lead_id=uuid.uuid4().hex,
-        email="taro@example.co.jp",
-        first_touch=touch,
-        last_touch=touch,
-        consent=ConsentState(opted_in=True, at=T0, wording_version="v1"),
-        created_at=T0,
-        updated_at=T0,
-    )
-    return base.model_copy(update=changes)
+    return a_lead(at=T0, opted_in=True, **changes)
 
 
 def sent_b(prog: Program = BRANCHING, at: datetime = T0) -> Enrolment:

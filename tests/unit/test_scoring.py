@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from shared.domain.funnel import business_day
-from shared.domain.leads import FormType, Lead, Touch
+from shared.domain.leads import FormType, Lead
 from shared.domain.scoring import (
     EPOCH,
     SCORING_FILE,
@@ -24,6 +24,7 @@ from shared.domain.scoring import (
     Temperature,
     load_scoring,
 )
+from tests.builders import a_lead
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # Tuesday 10:00 in Tokyo
 HALF_LIFE = timedelta(days=30)
@@ -37,16 +38,7 @@ def rules() -> ScoringRules:
 
 
 def lead(**fields: Any) -> Lead:
-    touch = Touch(at=NOW, form_type=FormType.DOWNLOAD)
-    return Lead(
-        lead_id="0" * 32,
-        email="taro@example.co.jp",
-        first_touch=touch,
-        last_touch=touch,
-        created_at=NOW,
-        updated_at=NOW,
-        **fields,
-    )
+    return a_lead(at=NOW, lead_id="0" * 32, **fields)
 
 
 # -- loading and validation ---------------------------------------------------------------

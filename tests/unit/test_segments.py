@@ -6,23 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.domain.leads import FormType, Lead, Touch
+from shared.domain.leads import FormType, Lead
 from shared.domain.programs import EntryRule, Program, ProgramCatalog
 from shared.domain.scoring import Temperature
+from tests.builders import a_lead
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
 def lead() -> Lead:
-    touch = Touch(at=T0, form_type=FormType.DOWNLOAD)
-    return Lead(
-        lead_id="a" * 32,
-        email="a@example.co.jp",
-        first_touch=touch,
-        last_touch=touch,
-        created_at=T0,
-        updated_at=T0,
-    )
+    return a_lead(at=T0, lead_id="a" * 32, email="a@example.co.jp")
 
 
 def program(program_id: str, priority: int, temperatures: list[str]) -> Program:
