@@ -1,5 +1,6 @@
-"""The functions' logger: Powertools' structured JSON, without personal data, each line
-carrying the invocation's Lambda context.
+"""What the functions tell about themselves, in one module: their logs (Powertools'
+structured JSON, without personal data, each line carrying the invocation's Lambda
+context) and their metrics (``emit_counts``).
 
 Every function builds its logger here, and every handler is ``logged``: Powertools'
 ``inject_lambda_context`` puts the function's name, memory, ARN, request id and
@@ -9,7 +10,7 @@ Every function builds its logger here, and every handler is ``logged``: Powertoo
 Tracing is off (no X-Ray): Powertools' Tracer needs the X-Ray SDK, and importing
 ``aws_xray_sdk.core`` alone took about 200 ms here, about a whole cold start's floor
 (``import boto3`` and one client), for subsegments of calls each function already logs
-and counts (its metrics, ``functions/metrics.py``). Each line is redacted as a whole just before it
+and counts in its metrics. Each line is redacted as a whole just before it
 is written (``shared.domain.redaction``): the message, the extra keys at any depth, the keys
 appended to the logger, the exception's text, its traceback and the stack trace, so a
 line is clean whichever of those a caller or a library put the data in.
@@ -24,13 +25,15 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from shared.domain.metrics import NAMESPACE
 from shared.domain.redaction import redact
 from shared.web.media_types import JSON_TYPE
 
@@ -111,3 +114,23 @@ def answer_unexpected_errors(app: APIGatewayRestResolver, logger: Logger) -> Non
 
     app.exception_handler(ServiceError)(answered)
     app.exception_handler(Exception)(unexpected)
+
+
+def emit_counts(service: str, counts: Mapping[str, int]) -> None:
+    """What an invocation counted, as CloudWatch metrics with the dimension ``service``:
+    one embedded metric format (EMF) document on stdout, which Lambda's log group turns
+    into metrics. Zeros are left out; nothing is written when every count is zero.
+
+    Each call builds its own ``EphemeralMetrics``: Powertools' ``Metrics`` keeps its
+    metrics in class attributes shared by every instance in the process, so where several
+    functions run in one process (the local stack, the tests) one would flush another's
+    counts. ``aws_lambda_powertools.metrics`` costs about 3 ms to import, and the
+    package's own ``__init__`` (which every Powertools import runs) imports it already.
+    """
+    counted = {name: int(value) for name, value in counts.items() if value}
+    if not counted:
+        return
+    metrics = EphemeralMetrics(namespace=NAMESPACE, service=service)
+    for name, value in counted.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.flush_metrics()

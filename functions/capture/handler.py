@@ -15,8 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.capture.settings import CaptureSettings
-from functions.metrics import emit_counts
-from functions.observability import answer_unexpected_errors, build_logger, logged
+from functions.observability import answer_unexpected_errors, build_logger, emit_counts, logged
 from shared.adapters.clients import AwsClients
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.events import load_events

@@ -15,8 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
-from functions.metrics import emit_counts
-from functions.observability import build_logger, logged
+from functions.observability import build_logger, emit_counts, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.domain.clock import Clock, SystemClock

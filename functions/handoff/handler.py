@@ -17,8 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.metrics import emit_counts
-from functions.observability import build_logger, logged
+from functions.observability import build_logger, emit_counts, logged
 from shared.adapters.batch import DeadLetters, process_batch
 from shared.adapters.clients import AwsClients
 from shared.domain.clock import Clock, SystemClock

@@ -12,8 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field
 
-from functions.metrics import emit_counts
-from functions.observability import build_logger, failures_logged, logged
+from functions.observability import build_logger, emit_counts, failures_logged, logged
 from shared.adapters.clients import AwsClients
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.guard import GuardLimits, Warmup
