@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.domain.leads import Lead, Stage
+from shared.domain.leads import Activity, ActivityType, Lead, Stage
 from shared.domain.nurture import leave
 
 
@@ -63,3 +63,15 @@ def _out_of_programs(lead: Lead, at: datetime, outcome: str) -> dict[str, Any]:
         for event_id, registration in lead.registrations.items()
     }
     return {"enrolment": leave(lead.enrolment, at, outcome), "registrations": registrations}
+
+
+def stage_changed(
+    lead: Lead, target: Stage, at: datetime, reason: str | None, **details: Any
+) -> Activity:
+    """The timeline's record of a stage change, with why and whatever else explains it."""
+    return Activity(
+        lead_id=lead.lead_id,
+        type=ActivityType.STAGE_CHANGED,
+        at=at,
+        details={"from": lead.stage.value, "to": target.value, "reason": reason, **details},
+    )

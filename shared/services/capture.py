@@ -35,7 +35,7 @@ from shared.domain.nurture import start
 from shared.domain.prefectures import prefecture_of_address
 from shared.domain.programs import ProgramCatalog
 from shared.domain.scoring import FORM_SIGNALS
-from shared.domain.transitions import staged
+from shared.domain.transitions import stage_changed, staged
 from shared.ports import (
     MAX_REVISIONS,
     POST_REVISIONS,
@@ -47,9 +47,9 @@ from shared.ports import (
     Snapshot,
     VersionConflict,
 )
-from shared.services.lifecycle import schedule_review, stage_changed
 from shared.services.qualification import ScoreKeeper
 from shared.services.registration import Registered, attend, register
+from shared.services.review import schedule_review
 from shared.web.submission import FormSubmission
 
 # A post with the same content within this time is the same post sent again (a browser

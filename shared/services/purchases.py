@@ -19,9 +19,8 @@ from shared.domain.funnel import business_day
 from shared.domain.leads import Activity, ActivityType, Lead, Stage
 from shared.domain.nurture import start
 from shared.domain.programs import ProgramCatalog
-from shared.domain.transitions import staged
+from shared.domain.transitions import stage_changed, staged
 from shared.ports import LeadRepository, Marker, Record, Revision, Snapshot, UnknownLead
-from shared.services.lifecycle import stage_changed
 
 PURCHASE_REASON = "purchase"
 

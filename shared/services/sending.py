@@ -63,7 +63,8 @@ from shared.ports import (
     Snapshot,
     VariantResults,
 )
-from shared.services.lifecycle import LeadReview, returning, schedule_review
+from shared.services.lifecycle import returning
+from shared.services.review import LeadReview, schedule_review
 
 # A send takes at most this long from its claim (the function's timeout is shorter): a
 # claim older than this with no record of the send was interrupted.
