@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from shared.adapters.codecs import lead_item
+from shared.adapters.items import DUE_SHARDS
+from shared.domain.clock import to_iso
 from shared.domain.funnel import ReportCount, lead_counts, merged
-from shared.domain.leads import Activity, Consent, Lead, Seats
+from shared.domain.jobs import DueLead
+from shared.domain.leads import Activity, Consent, Lead, Seats, SendRecord
 from shared.domain.machine_engagement import MailRecord
 from shared.domain.normalize import email_key
 from shared.ports import (
@@ -55,6 +59,8 @@ class InMemoryLeads:
     mail: dict[tuple[str, str], MailRecord] = field(default_factory=dict)
     held: dict[str, Seats] = field(default_factory=dict)
     counts: Counter[tuple[date | None, str, str]] = field(default_factory=Counter)
+    sends: dict[tuple[str, str], SendRecord] = field(default_factory=dict)  # the send ledger
+    leased: dict[str, datetime] = field(default_factory=dict)  # the due index's leases
     # Run before each commit (a test's concurrent writer).
     before_commit: list[Callable[[], None]] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -110,6 +116,11 @@ class InMemoryLeads:
                         update={"version": revision.seats.version + 1}
                     )
                 self.records.setdefault(lead_id, []).extend(revision.records)
+                for record in revision.records:
+                    if isinstance(record, SendRecord):  # a send's record completes its claim
+                        self.sends[lead_id, record.key] = record
+                if before is not None and _due(before) != _due(after):
+                    self.leased.pop(lead_id, None)  # the lead moved on: its entry is new
                 for count in merged([*revision.counts, *lead_counts(before, after)]):
                     self._add(count)
             return Revised(before, after, revision, note=revision.note)
@@ -155,6 +166,11 @@ class InMemoryLeads:
     def _add(self, count: ReportCount) -> None:
         for metric, by in count.metrics.items():
             self.counts[count.day, count.key, metric] += by
+
+    def bump(self, lead_id: str) -> None:
+        """Another writer's change of the lead (its version only), as a lease makes one."""
+        lead = self.leads[lead_id]
+        self.leads[lead_id] = lead.model_copy(update={"version": lead.version + 1})
 
     def lead_of(self, email: str) -> tuple[str | None, bool]:
         key = email_key(email)
@@ -211,3 +227,67 @@ class InMemoryLeads:
 
 def _content(lead: Lead) -> dict[str, Any]:
     return lead.model_dump(exclude={"version"})
+
+
+def _due(lead: Lead) -> tuple[Any, ...]:
+    """The lead's entry in the due index, as the adapter writes it on the profile."""
+    item = lead_item(lead)
+    return tuple(item.get(k) for k in ("program_id", "step_id", "due_shard", "due_at"))
+
+
+@dataclass
+class InMemorySendLedger:
+    """``SendLedger`` on the fake's leads: a claim is a ``sending`` record, completed by
+    the ``SendRecord`` the lead's next write stores."""
+
+    leads: InMemoryLeads
+
+    def claim(self, lead_id: str, key: str, at: datetime) -> SendRecord | None:
+        with self.leads._lock:
+            found = self.leads.sends.get((lead_id, key))
+            if found is not None:
+                return found
+            record = SendRecord(lead_id=lead_id, key=key, status="sending", at=at)
+            self.leads.sends[lead_id, key] = record
+            return None
+
+    def release(self, lead_id: str, key: str) -> None:
+        with self.leads._lock:
+            found = self.leads.sends.get((lead_id, key))
+            if found is None or found.status != "sending":
+                raise VersionConflict(lead_id)  # the adapter's condition fails likewise
+            del self.leads.sends[lead_id, key]
+
+
+@dataclass
+class InMemoryDueIndex:
+    """``DueIndex`` on the fake's leads: each lead's entry as the adapter derives it from
+    the profile, a lease moving its due time (and the lead's version) on."""
+
+    leads: InMemoryLeads
+    shards: int = DUE_SHARDS
+
+    def due(self, shard: int, now: datetime, limit: int) -> list[DueLead]:
+        found = []
+        for lead_id, lead in list(self.leads.leads.items()):
+            program_id, step_id, lead_shard, due_at = _due(lead)
+            if due_at is None or lead_shard != shard:
+                continue
+            at = self.leads.leased.get(lead_id)
+            due = to_iso(at) if at is not None else str(due_at)
+            if due <= to_iso(now):
+                found.append(DueLead(lead_id, due, str(program_id), step_id))
+        return sorted(found, key=lambda d: d.due_at)[:limit]
+
+    def lease(self, lead: DueLead, until: datetime) -> bool:
+        with self.leads._lock:
+            stored = self.leads.leads.get(lead.lead_id)
+            if stored is None:
+                return False
+            at = self.leads.leased.get(lead.lead_id)
+            current = to_iso(at) if at is not None else _due(stored)[3]
+            if current != lead.due_at:
+                return False
+            self.leads.leased[lead.lead_id] = until
+            self.leads.bump(lead.lead_id)
+            return True

@@ -1,35 +1,45 @@
-"""The contract of ``LeadRepository``, run against the DynamoDB adapter (on moto) and the
-in-memory fake (``tests/fakes.py``): a use case tested on the fake behaves the same on
-the table."""
+"""The contracts of the ports (``LeadRepository``, ``SendLedger``, ``DueIndex``), run
+against the DynamoDB adapters (on moto) and the in-memory fakes (``tests/fakes.py``): a
+use case tested on the fakes behaves the same on the table."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from shared.adapters.due import DynamoDueIndex
+from shared.adapters.items import due_shard
+from shared.adapters.ledgers import DynamoSendLedger
 from shared.domain.leads import (
     Activity,
     ActivityType,
     Consent,
+    ConsentState,
+    Enrolment,
     FormType,
     Lead,
     Seats,
+    SendRecord,
     new_id,
 )
 from shared.domain.machine_engagement import MailRecord
 from shared.ports import (
+    DueIndex,
     EmailTaken,
     LeadRepository,
     Marker,
     Revision,
+    SendLedger,
     Snapshot,
     UnknownLead,
     VersionConflict,
 )
 from tests.builders import a_lead
-from tests.fakes import InMemoryLeads
+from tests.fakes import InMemoryDueIndex, InMemoryLeads, InMemorySendLedger
+from tests.integration.conftest import TABLE
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
@@ -213,3 +223,82 @@ def test_an_erased_lead_is_gone_and_its_address_remembered(leads: LeadRepository
     assert leads.lead_of(lead.email) == (None, True)
     assert leads.history(lead.lead_id) == []
     assert not leads.erase(lead.lead_id)
+
+
+@dataclass(frozen=True)
+class Ports:
+    leads: LeadRepository
+    ledger: SendLedger
+    due: DueIndex
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def ports(request: pytest.FixtureRequest) -> Ports:
+    if request.param == "memory":
+        memory = InMemoryLeads()
+        return Ports(memory, InMemorySendLedger(memory), InMemoryDueIndex(memory))
+    client = request.getfixturevalue("dynamodb")
+    return Ports(
+        request.getfixturevalue("repository"),
+        DynamoSendLedger(client, TABLE),
+        DynamoDueIndex(client, TABLE),
+    )
+
+
+def test_a_step_is_claimed_once_and_its_record_completes_the_claim(ports: Ports) -> None:
+    lead = created(ports.leads)
+    assert ports.ledger.claim(lead.lead_id, "welcome#1#a", NOW) is None
+    found = ports.ledger.claim(lead.lead_id, "welcome#1#a", NOW)
+    assert found is not None
+    assert found.status == "sending"
+    sent = SendRecord(
+        lead_id=lead.lead_id, key="welcome#1#a", status="sent", at=NOW, message_id="m-1"
+    )
+    ports.leads.revise(lead.lead_id, lambda snapshot: Revision(snapshot.lead, [sent]))  # type: ignore[arg-type]
+    again = ports.ledger.claim(lead.lead_id, "welcome#1#a", NOW)
+    assert again is not None
+    assert (again.status, again.message_id) == ("sent", "m-1")
+
+
+def test_a_released_claim_may_be_claimed_again(ports: Ports) -> None:
+    lead = created(ports.leads)
+    assert ports.ledger.claim(lead.lead_id, "welcome#1#b", NOW) is None
+    ports.ledger.release(lead.lead_id, "welcome#1#b")
+    assert ports.ledger.claim(lead.lead_id, "welcome#1#b", NOW) is None
+
+
+def due_lead(ports: Ports, due_at: datetime, **fields: Any) -> Lead:
+    enrolment = Enrolment(
+        program_id="welcome", enrolled_at=NOW, step_id="case_study", due_at=due_at
+    )
+    consent = ConsentState(opted_in=True, at=NOW, wording_version="v1")
+    return created(ports.leads, new_lead(enrolment=enrolment, consent=consent, **fields))
+
+
+def test_due_leads_are_found_oldest_first_and_a_lease_moves_one_on_once(ports: Ports) -> None:
+    early = due_lead(ports, NOW - timedelta(hours=2), email="early@example.co.jp")
+    late = due_lead(ports, NOW - timedelta(hours=1), email="late@example.co.jp")
+    later = due_lead(ports, NOW + timedelta(hours=1), email="later@example.co.jp")
+    found = [lead for shard in range(ports.due.shards) for lead in ports.due.due(shard, NOW, 10)]
+    assert sorted(d.lead_id for d in found) == sorted([early.lead_id, late.lead_id])
+    assert later.lead_id not in {d.lead_id for d in found}
+    (first,) = [d for d in found if d.lead_id == early.lead_id]
+    assert (first.program_id, first.step_id) == ("welcome", "case_study")
+    shard = due_shard(early.lead_id)
+    in_shard = [d.due_at for d in ports.due.due(shard, NOW, 10)]
+    assert in_shard == sorted(in_shard)
+
+    assert ports.due.lease(first, NOW + timedelta(minutes=10))
+    assert not ports.due.lease(first, NOW + timedelta(minutes=10))  # leased already
+    assert early.lead_id not in {d.lead_id for d in ports.due.due(shard, NOW, 10)}
+    # a writer holding the lead as read before the lease reads again
+    stored = ports.leads.get(early.lead_id)
+    assert stored is not None
+    assert stored.version == early.version + 1
+
+
+def test_an_unsubscribed_lead_is_not_due(ports: Ports) -> None:
+    lead = due_lead(ports, NOW - timedelta(hours=1), unsubscribed=True)
+    assert lead.lead_id not in {
+        d.lead_id for shard in range(ports.due.shards) for d in ports.due.due(shard, NOW, 10)
+    }
