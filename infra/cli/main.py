@@ -203,7 +203,13 @@ def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
 
 
 def cmd_import_purchases(args: argparse.Namespace) -> int:
-    from infra.cli.purchases import ColumnsError, columns_of, import_purchases, print_import
+    from infra.cli.purchases import (
+        FIELDS,
+        ColumnsError,
+        columns_of,
+        import_purchases,
+        print_import,
+    )
     from shared.adapters.leads import DynamoLeadRepository
     from shared.domain.customers import load_customers
     from shared.domain.programs import load_programs
@@ -215,7 +221,7 @@ def cmd_import_purchases(args: argparse.Namespace) -> int:
     paths = content.ContentPaths.under(args.content)
     try:
         table = read_table(path, args.encoding)
-        columns = columns_of(table.headers, _purchase_mapping(args.map or []))
+        columns = columns_of(table.headers, parse_mapping(args.map or [], FIELDS, {}))
     except (TableError, ColumnsError) as exc:
         raise CliError(str(exc)) from exc
     for name, index in columns.items():
@@ -232,20 +238,6 @@ def cmd_import_purchases(args: argparse.Namespace) -> int:
     result = import_purchases(table, columns, repository, book, Progress("rows"))
     print_import(result, args.dry_run, sys.stdout)
     return 0 if result.ok else 1
-
-
-def _purchase_mapping(entries: Sequence[str]) -> dict[str, str]:
-    """``--map 'Header=field'`` for a purchase file (header key -> field)."""
-    from infra.cli.purchases import FIELDS
-    from shared.domain.lists import header_key
-
-    mapping = {}
-    for entry in entries:
-        header, sep, name = entry.rpartition("=")
-        if not sep or not header.strip() or name.strip() not in FIELDS:
-            raise TableError(f"--map expects 'Header=field' with a field of {', '.join(FIELDS)}")
-        mapping[header_key(header)] = name.strip()
-    return mapping
 
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -32,17 +32,26 @@ class TableError(Exception):
     """The file cannot be read as a lead list."""
 
 
-def parse_mapping(entries: Iterable[str]) -> dict[str, str]:
-    """``--map 'Header=field'`` options; ``Header=-`` ignores a column."""
+def parse_mapping(
+    entries: Iterable[str],
+    fields: Collection[str] = FIELDS,
+    aliases: Mapping[str, str] = ALIASES,
+) -> dict[str, str]:
+    """``--map 'Header=field'`` options (a field of ``fields``, or one of its
+    ``aliases``); ``Header=-`` ignores a column. Header keys as ``header_key`` compares."""
     mapping: dict[str, str] = {}
     for entry in entries:
         header, sep, field = entry.rpartition("=")
         field = field.strip()
-        field = ALIASES.get(field, field)
+        field = aliases.get(field, field)
         if not sep or not header.strip():
             raise TableError(f"--map expects 'Header=field', got {entry!r}")
-        if field != IGNORE and field not in FIELDS:
-            raise TableError(f"--map {entry!r}: unknown field {field!r}")
+        if field != IGNORE and field not in fields:
+            known = ", ".join(sorted(fields))
+            raise TableError(
+                f"--map expects 'Header=field' with a known field: {entry!r} has unknown "
+                f"field {field!r} (fields: {known})"
+            )
         mapping[header_key(header)] = field
     return mapping
 

@@ -27,10 +27,11 @@ class UnsubscribeTokens:
 
     purpose = "unsubscribe"
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, purpose: str | None = None) -> None:
         if len(secret) < 16:
             raise ValueError("the signing secret must be at least 16 bytes")
         self._secret = secret
+        self.purpose = purpose or type(self).purpose
 
     def site_references(self) -> SiteReferences:
         """Signer of the site links' lead references, with the same secret."""
@@ -61,12 +62,10 @@ class CancelTokens:
     event too (``e=<event id>``), so a link cancels that one registration only."""
 
     def __init__(self, secret: bytes) -> None:
-        self._tokens = UnsubscribeTokens(secret)
+        self._secret = secret
 
     def _for(self, event_id: str) -> UnsubscribeTokens:
-        tokens = UnsubscribeTokens(self._tokens._secret)
-        tokens.purpose = f"cancel:{event_id}"
-        return tokens
+        return UnsubscribeTokens(self._secret, purpose=f"cancel:{event_id}")
 
     def sign(self, lead_id: str, event_id: str) -> str:
         return self._for(event_id).sign(lead_id)
