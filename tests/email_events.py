@@ -169,6 +169,43 @@ def raw(record: dict[str, Any]) -> str:
     return json.dumps(record)
 
 
+# EventBridge's detail-type for each SES event type (the EventBridge events reference).
+DETAIL_TYPES = {
+    "Send": "Email Sent",
+    "Delivery": "Email Delivered",
+    "Open": "Email Opened",
+    "Click": "Email Clicked",
+    "Bounce": "Email Bounced",
+    "Complaint": "Email Complaint Received",
+    "Reject": "Email Rejected",
+    "Rendering Failure": "Email Rendering Failed",
+    "DeliveryDelay": "Email Delivery Delayed",
+    "Subscription": "Email Subscribed",
+}
+
+
+def eventbridge_envelope(record: dict[str, Any]) -> str:
+    """The body a queue receives from an EventBridge rule on the default bus, where a
+    configuration set publishes to EventBridge: the record is the event's ``detail``."""
+    mail = record.get("mail", {})
+    configuration_set = (mail.get("tags", {}).get("ses:configuration-set") or ["set"])[0]
+    return json.dumps(
+        {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": DETAIL_TYPES[record["eventType"]],
+            "source": "aws.ses",
+            "account": "123456789012",
+            "time": mail.get("timestamp", "2026-11-24T01:00:00Z"),
+            "region": "ap-northeast-1",
+            "resources": [
+                f"arn:aws:ses:ap-northeast-1:123456789012:configuration-set/{configuration_set}"
+            ],
+            "detail": record,
+        }
+    )
+
+
 def sqs_record(body: str, *, receive_count: int = 1) -> dict[str, Any]:
     sent = 1795341600000
     return {

@@ -1,7 +1,9 @@
 """SES event publishing records, as they arrive through SNS and SQS (pure parsing).
 
-The SQS message body is either the SES event itself (raw message delivery) or the SNS
-notification envelope whose ``Message`` holds it. Both are read here.
+The SQS message body is the SES event itself (raw message delivery), the SNS
+notification envelope whose ``Message`` holds it, or, where the configuration set
+publishes to EventBridge and a rule targets the queue, the EventBridge event whose
+``detail`` holds it. All three are read here.
 """
 
 from __future__ import annotations
@@ -135,6 +137,10 @@ def _unwrap(body: str) -> dict[str, Any]:
             document = json.loads(document.get("Message", ""))
         except (ValueError, RecursionError) as exc:
             raise NotAnEmailEvent("SNS Message is not JSON") from exc
+    elif isinstance(document, dict) and document.get("source") == "aws.ses":
+        # A configuration set that publishes to EventBridge: a rule hands on the event,
+        # whose detail is the record SES would have published to SNS.
+        document = document.get("detail")
     if not isinstance(document, dict):
         raise NotAnEmailEvent("not a JSON object")
     return document

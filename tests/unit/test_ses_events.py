@@ -14,6 +14,7 @@ from tests.email_events import (
     SAMPLE_LEAD_ID,
     SAMPLE_RECIPIENT,
     SAMPLES,
+    eventbridge_envelope,
     raw,
     sample,
     ses_record,
@@ -22,7 +23,7 @@ from tests.email_events import (
 
 MESSAGE_ID = "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000"
 Wrap = Callable[[dict[str, Any]], str]
-BODIES: dict[str, Wrap] = {"raw": raw, "sns": sns_envelope}
+BODIES: dict[str, Wrap] = {"raw": raw, "sns": sns_envelope, "eventbridge": eventbridge_envelope}
 
 
 def ms(text: str) -> datetime:
@@ -52,7 +53,7 @@ def test_every_documented_event_type_has_a_sample() -> None:
 
 @pytest.mark.parametrize("body", BODIES)
 @pytest.mark.parametrize(("name", "kind", "at"), DOCUMENTED)
-def test_each_documented_record_parses_raw_and_from_the_sns_envelope(
+def test_each_documented_record_parses_raw_and_from_the_sns_and_eventbridge_envelopes(
     name: str, kind: EmailEventType, at: str, body: str
 ) -> None:
     # Given the documented record as the queue delivers it
@@ -75,6 +76,7 @@ def test_the_envelope_and_the_raw_body_give_the_same_event(
 ) -> None:
     record = sample(name)
     assert parse_event(sns_envelope(record)) == parse_event(raw(record))
+    assert parse_event(eventbridge_envelope(record)) == parse_event(raw(record))
 
 
 @pytest.mark.parametrize("name", SAMPLES)
@@ -340,6 +342,17 @@ POISON: dict[str, Callable[[], str]] = {
     "bad timestamp": _bad_timestamp,
     "event detail not an object": _detail_not_an_object,
     "SNS subscription confirmation": _subscription_confirmation,
+    # SES's own events on the default bus, not about an email (the EventBridge reference)
+    "EventBridge sending status event": lambda: json.dumps(
+        {
+            "detail-type": "Sending Status Disabled",
+            "source": "aws.ses",
+            "detail": {"accountId": "123456789012", "region": "ap-northeast-1"},
+        }
+    ),
+    "EventBridge event without detail": lambda: json.dumps(
+        {"detail-type": "Email Opened", "source": "aws.ses"}
+    ),
     "deeply nested JSON": lambda: "[" * 100_000 + "]" * 100_000,
 }
 
