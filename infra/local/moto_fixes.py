@@ -29,6 +29,11 @@ tests use moto as it is unless they install them.
 - **A queue keeps every deleted message's receipt handles** (so that deleting one again
   succeeds, as on AWS), about 0.2 KB each, one per receive. Here a queue keeps the
   newest ``DELETED_HANDLES_KEPT``: a handle is deleted again soon after, if ever.
+- **A Query reads the whole table.** moto answers each Query by sorting every item of
+  the table and then keeping those of the partition (or, on an index, those with the
+  index's key), so the scheduler's tick and every timeline read slow down with all that
+  was ever stored. Here a Query starts from the items its key condition can match: the
+  partition's own items, or the items holding the index's partition key value.
 - **Conditional writes race.** Requests run on several threads, and two posts for one
   new address could both pass ``attribute_not_exists``. Here DynamoDB and DynamoDB
   Streams requests run one at a time, as one partition would apply them.
@@ -40,6 +45,7 @@ fails if an upgrade moves what these rely on.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import threading
 import types
@@ -249,6 +255,69 @@ def _journaled_transactions() -> Undo:
     return undo
 
 
+# The items a Query on this thread may match, handed from ``query`` to ``all_items``.
+_QUERY_SCOPE = threading.local()
+
+
+def _rows(table: Table) -> Iterator[Any]:
+    for rows in table.items.values():
+        yield from rows.values() if table.range_key_attr else (rows,)
+
+
+def _matchable(table: Table, arguments: dict[str, Any]) -> list[Any] | None:
+    """The items a Query's key condition can match, unordered (moto sorts what it
+    keeps); None where it cannot tell, and the whole table is read as before."""
+    if not arguments.get("index_name"):
+        rows = table.items.get(arguments["hash_key"])
+        if rows is None:
+            return []
+        return list(rows.values()) if table.range_key_attr else [rows]
+    conditions = arguments.get("hash_key_conditions") or []
+    if not conditions:
+        return None
+    # A tight loop, not DynamoType's ``==`` per item: this runs over every item.
+    matched = list(_rows(table))
+    for name, value in conditions:
+        matched = [
+            item
+            for item in matched
+            if (found := item.attrs.get(name)) is not None
+            and found.type == value.type
+            and (found.value == value.value or (value.type == "N" and found == value))
+        ]
+    return matched
+
+
+def _keyed_queries() -> Undo:
+    original_query = Table.query
+    original_all_items = Table.all_items
+    signature = inspect.signature(original_query)
+
+    def all_items(self: Table) -> list[Any]:
+        scope = getattr(_QUERY_SCOPE, "items", None)
+        if scope is not None and scope[0] is self:
+            return list(scope[1])
+        return original_all_items(self)
+
+    def query(self: Table, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        matchable = _matchable(self, arguments)
+        _QUERY_SCOPE.items = None if matchable is None else (self, matchable)
+        try:
+            return original_query(self, *args, **kwargs)
+        finally:
+            _QUERY_SCOPE.items = None
+
+    undo_query = _patched(Table, "query", query)
+    undo_all_items = _patched(Table, "all_items", all_items)
+
+    def undo() -> None:
+        undo_all_items()
+        undo_query()
+
+    return undo
+
+
 def _weak_instance_lists() -> Undo:
     def new(cls: type[BaseModel], *args: Any, **kwargs: Any) -> BaseModel:
         instance = super(BaseModel, cls).__new__(cls)
@@ -447,6 +516,7 @@ def install() -> Undo:
         _trimmed_mail_bodies(),
         _bounded_deleted_handles(),
         _journaled_transactions(),
+        _keyed_queries(),
         _weak_instance_lists(),
         _bounded_iterators(),
         _trimmed_streams(),

@@ -229,10 +229,101 @@ def test_a_stream_keeps_its_newest_records_and_numbers_go_on(
 def test_undo_gives_moto_back_as_it_was() -> None:
     from moto.core.common_models import BaseModel
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
 
-    original = (BaseModel.__new__, DynamoDBBackend.transact_write_items)
+    original = (BaseModel.__new__, DynamoDBBackend.transact_write_items, Table.query)
     moto_fixes.install()()
-    assert (BaseModel.__new__, DynamoDBBackend.transact_write_items) == original
+    assert (BaseModel.__new__, DynamoDBBackend.transact_write_items, Table.query) == original
+
+
+def indexed_table(dynamodb: Any) -> None:
+    """Profiles and activities, with a sparse GSI keyed like the due index."""
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("pk", "sk", "shard", "due_at")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "due",
+                "KeySchema": [
+                    {"AttributeName": "shard", "KeyType": "HASH"},
+                    {"AttributeName": "due_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for lead in range(12):
+        due = {"shard": f"S{lead % 3}", "due_at": f"2026-12-{10 + lead % 7:02d}"}
+        dynamodb.put_item(TableName=TABLE, Item=put(f"LEAD#{lead:02d}", "PROFILE", **due))
+        for n in range(lead % 4):
+            dynamodb.put_item(TableName=TABLE, Item=put(f"LEAD#{lead:02d}", f"ACT#{n}", kind="x"))
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "LEAD#07"}}},
+    {
+        "KeyConditionExpression": "pk = :p AND begins_with(sk, :a)",
+        "ExpressionAttributeValues": {":p": {"S": "LEAD#11"}, ":a": {"S": "ACT#"}},
+        "ScanIndexForward": False,
+    },
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "LEAD#99"}}},
+    {
+        "IndexName": "due",
+        "KeyConditionExpression": "shard = :s AND due_at <= :t",
+        "ExpressionAttributeValues": {":s": {"S": "S1"}, ":t": {"S": "2026-12-14"}},
+    },
+    {
+        "IndexName": "due",
+        "KeyConditionExpression": "shard = :s",
+        "ExpressionAttributeValues": {":s": {"S": "S2"}},
+        "ScanIndexForward": False,
+    },
+]
+
+
+def every_page(dynamodb: Any, query: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    pages = dynamodb.get_paginator("query").paginate(TableName=TABLE, Limit=2, **query)
+    return [page["Items"] for page in pages]
+
+
+def test_a_query_reads_only_what_its_key_can_match_and_answers_as_moto_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.dynamodb.models.table import Table
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        indexed_table(dynamodb)
+        as_moto_answers = [every_page(dynamodb, query) for query in QUERIES]
+    whole_table_reads: list[str] = []
+    all_items = Table.all_items
+
+    def counted(self: Table) -> Any:
+        whole_table_reads.append(self.name)
+        return all_items(self)
+
+    monkeypatch.setattr(Table, "all_items", counted)  # what the fix falls back on
+    undo = moto_fixes.install()
+    try:
+        with mock_aws():
+            dynamodb = boto3.client("dynamodb", region_name=REGION)
+            indexed_table(dynamodb)
+            answers = [every_page(dynamodb, query) for query in QUERIES]
+            assert whole_table_reads == []
+            dynamodb.scan(TableName=TABLE)
+            assert whole_table_reads == [TABLE]  # a Scan still reads the whole table
+    finally:
+        undo()
+    assert answers == as_moto_answers
+    assert [len(pages) for pages in answers] == [2, 2, 1, 2, 2]
 
 
 def free_port() -> int:
