@@ -33,17 +33,31 @@ ACCOUNT = "123456789012"
 TABLE = "fixes"
 
 
-def create_table(dynamodb: Any) -> str:
+def key_schema(hash_key: str, range_key: str) -> list[dict[str, str]]:
+    return [
+        {"AttributeName": hash_key, "KeyType": "HASH"},
+        {"AttributeName": range_key, "KeyType": "RANGE"},
+    ]
+
+
+def create_table(dynamodb: Any, index: tuple[str, str] | None = None) -> str:
+    """The table (``pk``, ``sk``, a stream), and a GSI named ``due`` on ``index``."""
+    indexed: dict[str, Any] = {}
+    if index is not None:
+        indexed["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": "due",
+                "KeySchema": key_schema(*index),
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ]
     dynamodb.create_table(
         TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
+        KeySchema=key_schema("pk", "sk"),
         AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", *(index or ()))
         ],
+        **indexed,
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
@@ -238,28 +252,7 @@ def test_undo_gives_moto_back_as_it_was() -> None:
 
 def indexed_table(dynamodb: Any) -> None:
     """Profiles and activities, with a sparse GSI keyed like the due index."""
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"}
-            for name in ("pk", "sk", "shard", "due_at")
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "due",
-                "KeySchema": [
-                    {"AttributeName": "shard", "KeyType": "HASH"},
-                    {"AttributeName": "due_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(dynamodb, index=("shard", "due_at"))
     for lead in range(12):
         due = {"shard": f"S{lead % 3}", "due_at": f"2026-12-{10 + lead % 7:02d}"}
         dynamodb.put_item(TableName=TABLE, Item=put(f"LEAD#{lead:02d}", "PROFILE", **due))
