@@ -97,6 +97,7 @@ def eventually(probe: Callable[[], T | None], what: str, timeout_s: float = ARRI
 class Stack:
     origin: str  # the local API Gateway and /_local
     about: dict[str, Any]
+    process: subprocess.Popen[bytes]
 
     @property
     def api(self) -> str:
@@ -151,9 +152,10 @@ def local_stack(log: Path, *options: str) -> Iterator[Stack]:
             return about if status == 200 else None
 
         about = eventually(ready, "the stack answering", START_TIMEOUT_S)
-        yield Stack(origin, about)
+        yield Stack(origin, about, process)
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -365,6 +367,27 @@ def test_with_state_leads_and_the_clock_survive_a_restart(tmp_path: Path) -> Non
         status, _ = signed_request(f"{third.api}/leads/{body['lead_id']}")
         assert status == 404
         assert third.now() < from_iso(moved["now"]) - timedelta(days=2)
+
+
+def test_ctrl_c_saves_the_state_and_stops_the_stack(tmp_path: Path) -> None:
+    # Given a stack keeping its state, with a lead captured
+    log, state = tmp_path / "stack.log", tmp_path / "state"
+    form = {"email": "interrupted@example.co.jp", "form_type": "download", "consent": True}
+    with local_stack(log, "--state", str(state)) as running:
+        status, body = request(f"{running.api}/leads", form)
+        assert status == 201, body
+
+        # When Ctrl-C reaches it (SIGINT, as a terminal sends it)
+        running.process.send_signal(signal.SIGINT)
+
+        # Then it saves, says so and exits cleanly, without being killed
+        assert running.process.wait(timeout=15) == 0
+    printed = log.read_text()
+    assert f"and the clock to {state}" in printed
+    assert printed.rstrip().endswith("stopped")
+    with local_stack(log, "--state", str(state)) as again:
+        status, lead = signed_request(f"{again.api}/leads/{body['lead_id']}")
+        assert status == 200, lead
 
 
 def test_the_stack_names_every_topic_and_queue_it_runs(stack: Stack) -> None:
