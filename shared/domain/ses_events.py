@@ -2,7 +2,7 @@
 
 The SQS message body is the SES event itself (raw message delivery), the SNS
 notification envelope whose ``Message`` holds it, or, where the configuration set
-publishes to EventBridge and a rule targets the queue, the EventBridge event whose
+publishes to EventBridge and a rule targets the queue or the topic, the EventBridge event whose
 ``detail`` holds it. All three are read here.
 """
 
@@ -133,13 +133,17 @@ def _unwrap(body: str) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         raise NotAnEmailEvent("body is not JSON") from exc
     if isinstance(document, dict) and document.get("Type") == "Notification":
+        message = document.get("Message", "")
+        if not isinstance(message, str):
+            raise NotAnEmailEvent("SNS Message is not text")
         try:
-            document = json.loads(document.get("Message", ""))
+            document = json.loads(message)
         except (ValueError, RecursionError) as exc:
             raise NotAnEmailEvent("SNS Message is not JSON") from exc
-    elif isinstance(document, dict) and document.get("source") == "aws.ses":
-        # A configuration set that publishes to EventBridge: a rule hands on the event,
-        # whose detail is the record SES would have published to SNS.
+    if isinstance(document, dict) and document.get("source") == "aws.ses":
+        # A configuration set that publishes to EventBridge: a rule hands on the event
+        # (to the queue, or to the topic), whose detail is the record SES would have
+        # published to SNS.
         document = document.get("detail")
     if not isinstance(document, dict):
         raise NotAnEmailEvent("not a JSON object")
@@ -160,6 +164,15 @@ def _timestamp(text: object) -> datetime:
 
 
 def parse_event(body: str) -> EmailEvent:
+    try:
+        return _parse(body)
+    except (TypeError, AttributeError, KeyError) as exc:
+        # A shape SES never publishes (a null list, text for an object): this record
+        # alone is unreadable, never the batch it came in.
+        raise NotAnEmailEvent(f"malformed record ({type(exc).__name__})") from exc
+
+
+def _parse(body: str) -> EmailEvent:
     record = _unwrap(body)
     kind = record.get("eventType") or record.get("notificationType")
     try:

@@ -23,7 +23,13 @@ from tests.email_events import (
 
 MESSAGE_ID = "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000"
 Wrap = Callable[[dict[str, Any]], str]
-BODIES: dict[str, Wrap] = {"raw": raw, "sns": sns_envelope, "eventbridge": eventbridge_envelope}
+BODIES: dict[str, Wrap] = {
+    "raw": raw,
+    "sns": sns_envelope,
+    "eventbridge": eventbridge_envelope,
+    # an EventBridge rule whose target is the email-events topic
+    "eventbridge_via_sns": lambda record: sns_envelope(eventbridge_envelope(record)),
+}
 
 
 def ms(text: str) -> datetime:
@@ -53,7 +59,7 @@ def test_every_documented_event_type_has_a_sample() -> None:
 
 @pytest.mark.parametrize("body", BODIES)
 @pytest.mark.parametrize(("name", "kind", "at"), DOCUMENTED)
-def test_each_documented_record_parses_raw_and_from_the_sns_and_eventbridge_envelopes(
+def test_each_documented_record_parses_raw_and_from_every_envelope(
     name: str, kind: EmailEventType, at: str, body: str
 ) -> None:
     # Given the documented record as the queue delivers it
@@ -325,6 +331,18 @@ def _subscription_confirmation() -> str:
     )
 
 
+def _bounce_recipients(recipients: Any) -> str:
+    record = sample("bounce_permanent")
+    record["bounce"]["bouncedRecipients"] = recipients
+    return raw(record)
+
+
+def _with_mail(**fields: Any) -> str:
+    record = sample("open")
+    record["mail"].update(fields)
+    return raw(record)
+
+
 POISON: dict[str, Callable[[], str]] = {
     "not JSON": lambda: "this is not json",
     "empty body": lambda: "",
@@ -350,6 +368,10 @@ POISON: dict[str, Callable[[], str]] = {
             "detail": {"accountId": "123456789012", "region": "ap-northeast-1"},
         }
     ),
+    "SNS Message an object": lambda: json.dumps({"Type": "Notification", "Message": {}}),
+    "bounced recipients null": lambda: _bounce_recipients(None),
+    "bounced recipient a string": lambda: _bounce_recipients(["someone@example.co.jp"]),
+    "mail tags a list": lambda: _with_mail(tags=["lead_id"]),
     "EventBridge event without detail": lambda: json.dumps(
         {"detail-type": "Email Opened", "source": "aws.ses"}
     ),
