@@ -164,9 +164,20 @@ def email_key(email: str) -> str:
     return email.casefold()
 
 
-_TRUE = frozenset({"1", "true", "on", "yes", "y", "checked", "agree", "はい", "同意する"})
+_TRUE = frozenset({"1", "true", "on", "yes", "y", "checked", "ok", "はい"})
+# Form builders often send the checkbox's label as its value ("同意します", "I agree"):
+# words of agreement count, unless the words refuse ("同意しない", "disagree").
+_AGREEING = re.compile(
+    r"同意|承諾|承認|了承|許可|希望|受け取|受取|購読|agree|accept|consent|subscribe|opt.?in|[✓✔☑]"
+)
+_REFUSING = re.compile(
+    r"ない|ません|不同意|不要|拒否|いいえ|\bnot?\b|n't|disagree|decline|refuse|opt.?out|unsub"
+)
 
 
 def is_checked(value: str) -> bool:
     """A checkbox or boolean field: what browsers and form builders send when ticked."""
-    return nfkc(value).strip().lower() in _TRUE
+    text = nfkc(value).strip().lower()
+    if text in _TRUE:
+        return True
+    return bool(_AGREEING.search(text)) and not _REFUSING.search(text)

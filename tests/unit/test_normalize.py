@@ -201,13 +201,25 @@ def test_different_addresses_have_different_dedupe_keys() -> None:
 
 @pytest.mark.parametrize(
     "ticked",
-    ["1", "true", "TRUE", "on", " On ", "ＯＮ", "yes", "y", "checked", "agree", "はい", "同意する"],
+    [
+        *("1", "true", "TRUE", "on", " On ", "ＯＮ", "yes", "y", "checked", "agree", "はい"),
+        # the checkbox's label sent as its value, as form builders do
+        *("同意する", "同意します", "個人情報の取り扱いに同意します", "承諾する", "規約に了承"),
+        *("メールマガジンを受け取る", "案内を希望する", "I agree", "agreed", "Accept", "✓", "☑"),
+    ],
 )
 def test_a_ticked_checkbox_is_checked(ticked: str) -> None:
     assert is_checked(ticked)
 
 
-@pytest.mark.parametrize("unticked", ["", " ", "0", "false", "off", "no", "いいえ", "2", "null"])
+@pytest.mark.parametrize(
+    "unticked",
+    [
+        *("", " ", "0", "false", "off", "no", "いいえ", "2", "null"),
+        *("同意しない", "同意しません", "不同意", "受け取らない", "案内は不要", "希望しない"),
+        *("disagree", "I do not agree", "don't accept", "decline", "opt-out", "unsubscribe"),
+    ],
+)
 def test_anything_else_is_not_checked(unticked: str) -> None:
     assert not is_checked(unticked)
 
