@@ -161,9 +161,12 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     (Excel's Unicode text), else CP932 (Excel's Japanese CSV; a superset of Shift_JIS)."""
     if encoding:
         try:
-            return data.decode(encoding), encoding
+            text = data.decode(encoding)
         except (UnicodeDecodeError, LookupError) as exc:
             raise TableError(f"cannot read the file as {encoding}: {exc}") from exc
+        # Excel's "CSV UTF-8" starts with a BOM even where UTF-8 is named: it is not text
+        # of the first header.
+        return text.removeprefix("\ufeff"), encoding
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
