@@ -76,6 +76,9 @@ METRIC = {
 HARD_BOUNCES = "hard_bounces"
 
 
+_ABOUT_EACH_RECIPIENT = frozenset({EmailEventType.BOUNCE, EmailEventType.COMPLAINT})
+
+
 class EngagementOutcome(StrEnum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
@@ -120,11 +123,19 @@ class EngagementRecorder:
         ``peers`` are the other events of the batch: a scanner's clicks on one email
         arrive together, and each is known for a machine's from the first.
         """
+        # A bounce or complaint about a mail we did not tag (an identity notification)
+        # may name several recipients: each one's lead is affected, not the first alone.
+        every = event.lead_id is None and event.type in _ABOUT_EACH_RECIPIENT
+        found = Recorded(EngagementOutcome.UNKNOWN_LEAD)
         for lead_id in self._lead_ids(event):
             recorded = self._record(lead_id, event, peers)
-            if recorded.outcome is not EngagementOutcome.UNKNOWN_LEAD:
+            if recorded.outcome is EngagementOutcome.UNKNOWN_LEAD:
+                continue
+            if not every:
                 return recorded
-        return Recorded(EngagementOutcome.UNKNOWN_LEAD)
+            if found.outcome is not EngagementOutcome.RECORDED:
+                found = recorded
+        return found
 
     def _record(self, lead_id: str, event: EmailEvent, peers: Sequence[EmailEvent]) -> Recorded:
         others = [
@@ -156,7 +167,8 @@ class EngagementRecorder:
 
     def _lead_ids(self, event: EmailEvent) -> Iterator[str]:
         """The lead the email was sent to: its tag, or else (no tag, or a stale one) the
-        lead that owns its address, each read only if the one before was not found."""
+        lead that owns its address, each read only if wanted (the one before was not found,
+        or the event is about each recipient)."""
         if event.lead_id:
             yield event.lead_id
         for address in event.recipients:

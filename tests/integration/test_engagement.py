@@ -542,6 +542,34 @@ def test_a_permanent_bounce_after_a_delivery_suppresses(
     assert (after.suppressed, after.suppression_reason) == (True, "bounce:permanent")
 
 
+def test_an_untagged_bounce_naming_several_recipients_suppresses_each_ones_lead(
+    deliver: Callable[..., Any], repository: DynamoLeadRepository, clock: FixedClock
+) -> None:
+    # Given two leads, and an identity notification (no tags of ours) that both bounced
+    first = store_lead(repository, clock, email="ichiro@example.co.jp")
+    second = store_lead(repository, clock, email="jiro@example.co.jp")
+    record = ses_record(
+        "bounce_permanent", lead_id=None, program=None, step=None, variant=None, at=clock.now()
+    )
+    record["bounce"]["bouncedRecipients"] = [
+        {"emailAddress": lead.email, "action": "failed", "status": "5.1.1"}
+        for lead in (first, second)
+    ]
+
+    # When it arrives, and again (redelivered)
+    deliver([sns_envelope(record)])
+    deliver([sns_envelope(record)])
+
+    # Then each lead is suppressed, once
+    for lead in (first, second):
+        after = stored(repository, lead.lead_id)
+        assert (after.suppressed, after.suppression_reason) == (True, "bounce:permanent")
+        bounces = [
+            a for a in repository.timeline(lead.lead_id) if a.type == ActivityType.EMAIL_BOUNCED
+        ]
+        assert len(bounces) == 1
+
+
 def test_an_open_after_a_permanent_bounce_does_not_revive_the_lead(
     deliver: Callable[..., Any], repository: DynamoLeadRepository, dynamodb: Any, clock: FixedClock
 ) -> None:
