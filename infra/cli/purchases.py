@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TextIO
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from infra.cli.tables import Table, blank
 from shared.domain.customers import FutureDate, Purchase
@@ -17,6 +18,7 @@ from shared.domain.leads import is_lead_id
 from shared.domain.lists import header_key
 from shared.ports import LeadRepository, UnknownLead
 from shared.services.purchases import PurchaseBook
+from shared.web.submission import Email
 
 # The headers each field is read from (compared as ``header_key`` compares them:
 # NFKC, case, spaces and brackets aside); ``--map HEADER=FIELD`` adds to them.
@@ -127,7 +129,7 @@ def import_purchases(
         lead_id = cell("lead_id")
         if lead_id is None or not is_lead_id(lead_id):
             address = cell("email")
-            lead_id = leads.lead_of(address)[0] if address else None
+            lead_id = leads.lead_of(_as_captured(address))[0] if address else None
             if lead_id is None:
                 result.problems.append(f"row {number}: no lead with the address {address or '-'}")
                 continue
@@ -164,3 +166,17 @@ def print_import(result: PurchaseImport, dry_run: bool, out: TextIO) -> None:
             print(f"customer segments after their rows: {after}", file=out)
     for problem in result.problems:
         print(f"rejected {problem}", file=out)
+
+
+@cache
+def _addresses() -> TypeAdapter[str]:
+    return TypeAdapter(Email)
+
+
+def _as_captured(address: str) -> str:
+    """The address as a form post stores it (full-width letters, the domain's case), so
+    an order finds the lead its owner became; as written where it is no address."""
+    try:
+        return _addresses().validate_python(address)
+    except ValidationError:
+        return address

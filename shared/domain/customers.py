@@ -14,6 +14,7 @@ without a purchase (``Rank.changes_on``), so rules and reports read it without a
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date, datetime, time
 from itertools import pairwise
 from pathlib import Path
@@ -54,16 +55,21 @@ def _day(value: Any) -> Any:
     return value
 
 
+# Yen have no fraction: "1200000.00" is read, "1200.50" is not an amount.
+_YEN = re.compile(r"(?i)(?:jpy|[¥\\])?(\d+)(?:\.0+)?(?:円|jpy)?")
+
+
 def _yen(value: Any) -> Any:
-    """An amount as exports write it (1,200,000, ¥1,200,000, 1200000円, full-width digits;
+    """An amount as exports write it (1,200,000, ¥1,200,000, 1200000円, JPY 1,200,000,
+    1200000.00, full-width digits;
     a CP932 file's yen sign is the byte of the backslash, which Japanese fonts show as ¥)."""
     if isinstance(value, str):
-        text = nfkc(value).strip().lstrip("¥\\").removesuffix("円").replace(",", "").strip()
-        if not text.isdigit():
+        found = _YEN.fullmatch(nfkc(value).replace(",", "").replace(" ", ""))
+        if found is None:
             raise PydanticCustomError(
                 "invalid_amount", "not an amount in yen: {value}", {"value": value}
             )
-        return int(text)
+        return int(found.group(1))
     return value
 
 

@@ -13,11 +13,11 @@ from tests.integration.conftest import TABLE, all_items
 from tests.integration.test_cli import posted, run
 
 # An order system's export as Excel saves it for Japanese users (CP932), amounts with
-# separators and the yen sign, dates with slashes.
+# separators and the yen sign, dates with slashes, an address typed in full-width letters.
 ORDERS = [
     "受注番号,受注日,メールアドレス,商品名,受注金額,担当者",
     'SO-1001,2026/11/02,taro.yamada@example.co.jp,standard,"￥1,200,000",佐藤',
-    "SO-1002,2026/11/20,taro.yamada@example.co.jp,analytics,\\300000,佐藤",
+    "SO-1002,2026/11/20,ｔａｒｏ.yamada＠Example.co.jp,analytics,\\300000,佐藤",
     "SO-1003,2026/11/21,nobody@example.jp,standard,100000,佐藤",
     "SO-1004,2026年11月22日,hanako.sato@example.jp,standard,たくさん,鈴木",
     ",,,,,",

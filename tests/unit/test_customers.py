@@ -66,10 +66,29 @@ def test_a_purchase_reads_the_dates_and_amounts_exports_write() -> None:
 
 
 @pytest.mark.parametrize(
+    "written",
+    [
+        "1,200,000",
+        "￥1,200,000",
+        "\\1,200,000",
+        "1200000円",
+        "JPY 1,200,000",
+        "1200000.00",
+        "１２０００００",
+    ],
+)
+def test_an_amount_reads_as_order_systems_export_it(written: str) -> None:
+    purchase = Purchase.model_validate({"date": "2026-11-30", "amount": written, "product": "p"})
+    assert purchase.amount == 1_200_000
+
+
+@pytest.mark.parametrize(
     ("field", "value", "code"),
     [
         ("date", "30/11/2026x", "invalid_date"),
         ("amount", "twelve", "invalid_amount"),
+        ("amount", "1200.50", "invalid_amount"),  # yen have no fraction
+        ("amount", "-1", "invalid_amount"),
         ("amount", -1, "greater_than_equal"),
         ("product", " ", "too_short"),
     ],
