@@ -99,6 +99,10 @@ def print_summary(summary: ImportSummary, options: ImportOptions, out: TextIO) -
             f"address, imported with the first: {rows}",
             file=out,
         )
+    if summary.dropped:
+        print("取り込んだが読めない項目を除いた行 / Rows imported without a field:", file=out)
+        for number, errors in summary.dropped:
+            print(f"  row {number}: {describe(errors)}", file=out)
     if summary.rejected:
         print("Rejected rows:", file=out)
         for number, errors in summary.rejected:

@@ -24,6 +24,10 @@ _LINE_BREAK = re.compile(r"[\r\n]")
 # Anything that looks like an HTML tag or comment: forms have no reason to carry markup.
 _MARKUP = re.compile(r"<\s*(?:[/?]?\s*[A-Za-z]|!)")
 _PHONE_ALLOWED = re.compile(r"^\+?[0-9()\- ]+$")
+# What business cards and their exports write after a number: an extension (内線123,
+# ext.123, x123, #123) and a note in brackets ((代表), （直通）, [本社]). Neither is dialled.
+_PHONE_EXTENSION = re.compile(r"\s*(?:内線|ext\.?|x|#)\s*[0-9]{1,6}$", re.IGNORECASE)
+_PHONE_NOTE = re.compile(r"\s*[(\[](?:[^\W\d_]|[ ・/]){1,12}[)\]]$")
 _POSTCODE = re.compile(r"^〒?\s*([0-9]{3})[- ]?([0-9]{4})$")
 # Hiragana, katakana and CJK ideographs (with 々 〆 ヶ): a name in Japanese script.
 _JAPANESE_NAME = re.compile(
@@ -58,6 +62,12 @@ def clean_line(text: str, max_length: int) -> str:
     return _clean(text, max_length)
 
 
+def clean_folded(text: str, max_length: int) -> str:
+    """A single-line field that a card or a list cell may split over lines (an address, a
+    department: Excel's Alt+Enter, a textarea): each line break becomes a space."""
+    return _clean(_LINE_BREAK.sub(" ", nfkc(text)), max_length)
+
+
 def clean_text(text: str, max_length: int) -> str:
     """A multi-line field (message): line breaks kept as \\n, each line trimmed."""
     text = nfkc(text).replace("\r\n", "\n").replace("\r", "\n")
@@ -82,15 +92,17 @@ def normalize_phone(text: str, default_country_code: str = "81") -> tuple[str, s
     """Return the number as written (NFKC, dashes unified) and its E.164 form.
 
     A national number starting with 0 is taken to be in the default country (Japan):
-    03-1234-5678 becomes +81312345678.
+    03-1234-5678 becomes +81312345678. An extension or a bracketed note after the number
+    (03-1234-5678（代表）内線123) stays in the written form and out of the E.164 one.
     """
     if _LINE_BREAK.search(text):
         raise NormalisationError("line_break")
     written = " ".join(nfkc(text).translate(_DASHES).split())
-    if len(written) > 30 or not _PHONE_ALLOWED.match(written):
+    number = _dialled_part(written)
+    if len(written) > 50 or len(number) > 30 or not _PHONE_ALLOWED.match(number):
         raise NormalisationError("invalid_phone")
     # +81 (0)3-1234-5678: the bracketed trunk zero is not dialled from abroad.
-    dialled = re.sub(r"\(0\)", "", written) if written.startswith("+") else written
+    dialled = re.sub(r"\(0\)", "", number) if number.startswith("+") else number
     digits = re.sub(r"\D", "", dialled)
     if written.startswith("+"):
         e164 = "+" + digits
@@ -103,6 +115,18 @@ def normalize_phone(text: str, default_country_code: str = "81") -> tuple[str, s
     if not 8 <= len(e164) - 1 <= 15:
         raise NormalisationError("invalid_phone")
     return written, e164
+
+
+def _dialled_part(written: str) -> str:
+    """The number without what follows it (an extension, a note), dots read as the
+    separators some cards use (03.1234.5678)."""
+    rest = written
+    for _ in range(3):  # 03-1234-5678 (代表) 内線123 (直通): at most a few such tails
+        shorter = _PHONE_NOTE.sub("", _PHONE_EXTENSION.sub("", rest))
+        if shorter == rest:
+            break
+        rest = shorter
+    return rest.replace(".", "-")
 
 
 def normalize_postcode(text: str) -> str:

@@ -20,6 +20,7 @@ from shared.domain.normalize import email_key, split_name
 from shared.ports import LeadRepository
 from shared.services.capture import LeadCapture, RequestInfo, consent_of, merge, touch_of
 from shared.web.submission import (
+    ALIASES,
     FieldError,
     FormSubmission,
     InvalidSubmission,
@@ -27,6 +28,12 @@ from shared.web.submission import (
 )
 
 USER_AGENT = "lead-nurture-cli import"
+# What a row cannot be imported without when it is wrong; any other field written in a
+# way that cannot be read (a card's phone "TELなし", a postcode cut short) is left out and
+# the row kept. Markup and control characters still refuse the row: they say the file
+# holds more than a list's values.
+_ESSENTIAL = frozenset({"email", "consent", "consent_version", "form_type", "form_id"})
+_REFUSING = frozenset({"markup", "control_char"})
 # What a merge changes on every post, whatever the post says.
 _VOLATILE = {"last_touch", "updated_at", "version", "consent", "unsubscribed"}
 
@@ -51,6 +58,8 @@ class ImportSummary:
     blank: int = 0
     kept_unsubscribed: int = 0
     rejected: list[tuple[int, tuple[FieldError, ...]]] = field(default_factory=list)
+    # Rows imported without the fields that were wrong (row number, what was wrong).
+    dropped: list[tuple[int, tuple[FieldError, ...]]] = field(default_factory=list)
     several_emails: list[int] = field(default_factory=list)  # row numbers
 
     @property
@@ -86,6 +95,27 @@ def row_fields(
         fields["consent"] = ["true"]
         fields["consent_version"] = [options.consent_source]
     return fields
+
+
+def parse_row(
+    fields: dict[str, list[str]], options: ImportOptions
+) -> tuple[FormSubmission, tuple[FieldError, ...]]:
+    """A row through the form's validation; a wrong field that is not essential is left
+    out, and said. Raises InvalidSubmission when an essential one is wrong."""
+    try:
+        return parse_submission(
+            fields, consent_required_for=options.consent_required_for, listed=True
+        ), ()
+    except InvalidSubmission as exc:
+        wrong = exc.errors
+        if any(error.field in _ESSENTIAL or error.code in _REFUSING for error in wrong):
+            raise
+    left_out = {error.field for error in wrong}
+    kept = {name: v for name, v in fields.items() if ALIASES.get(name, name) not in left_out}
+    submission = parse_submission(
+        kept, consent_required_for=options.consent_required_for, listed=True
+    )
+    return submission, wrong
 
 
 def without_consent(submission: FormSubmission) -> FormSubmission:
@@ -154,12 +184,12 @@ class LeadImport:
             if len({email_key(e) for e in fields.get("email", [])}) > 1:
                 summary.several_emails.append(number)
             try:
-                submission = parse_submission(
-                    fields, consent_required_for=options.consent_required_for, listed=True
-                )
+                submission, dropped = parse_row(fields, options)
             except InvalidSubmission as exc:
                 summary.rejected.append((number, exc.errors))
                 continue
+            if dropped:
+                summary.dropped.append((number, dropped))
             existing = self._repository.find_by_email(submission.email)
             if existing is not None and existing.unsubscribed and submission.consent:
                 submission = without_consent(submission)

@@ -26,6 +26,7 @@ from shared.domain.leads import FormType
 from shared.domain.normalize import (
     JAPAN,
     NormalisationError,
+    clean_folded,
     clean_line,
     clean_text,
     is_checked,
@@ -145,6 +146,10 @@ def _line(max_length: int) -> AfterValidator:
     return AfterValidator(_raising(lambda v: clean_line(v, max_length)))
 
 
+def _folded(max_length: int) -> AfterValidator:
+    return AfterValidator(_raising(lambda v: clean_folded(v, max_length)))
+
+
 def _check_email(value: str) -> str:
     value = nfkc(value).strip()
     if len(value) > 254:
@@ -211,6 +216,9 @@ def _at_most(limit: int) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
 Line50 = Annotated[str, _line(50)]
 Line100 = Annotated[str, _line(100)]
 Line200 = Annotated[str, _line(200)]
+# Where a line break is layout, not meaning: a card's two-line address or department.
+Folded100 = Annotated[str, _folded(100)]
+Folded200 = Annotated[str, _folded(200)]
 Email = Annotated[str, AfterValidator(_check_email)]
 Url = Annotated[str, AfterValidator(_raising(_check_url))]
 Phone = Annotated[str, AfterValidator(_raising(lambda v: normalize_phone(v)[0]))]
@@ -235,15 +243,15 @@ class FormSubmission(BaseModel):
     family_name: Line50 | None = None
     given_name: Line50 | None = None
     name_kana: Line100 | None = None
-    company: Line200 | None = None
-    department: Line200 | None = None
-    job_title: Line100 | None = None
+    company: Folded200 | None = None
+    department: Folded200 | None = None
+    job_title: Folded100 | None = None
     phone: Phone | None = None
     phone_department: Phone | None = None
     phone_direct: Phone | None = None
     mobile: Phone | None = None
     postcode: Postcode | None = None
-    address: Line200 | None = None
+    address: Folded200 | None = None
     website: Website | None = None
     industry: Line100 | None = None
     company_size: Line50 | None = None

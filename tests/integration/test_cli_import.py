@@ -254,6 +254,47 @@ def test_importing_an_export_again_changes_nothing(
     assert all_items(dynamodb) == before
 
 
+def test_what_cards_write_in_cells_is_read_and_a_wrong_field_leaves_out_only_itself(
+    dynamodb: Any, repository: DynamoLeadRepository, capsys: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "cards.csv"
+    rows = [
+        "会社名,部署名,姓,名,e-mail,郵便番号,住所,TEL会社,TEL直通",
+        # Alt+Enter in an address and a department cell; a number with its note and
+        # extension, another with dots
+        '株式会社ミライ物流,"営業本部\n第一営業部",田中,花子,hanako@mirai-logi.co.jp,'
+        '150-0002,"東京都渋谷区渋谷2-2-2\n渋谷スクエア5F",03-1111-2222（代表）,'
+        "03-1111-2244 内線123",
+        "ソラ電機,技術部,渡辺,直樹,naoki@sora-denki.co.jp,,,045.123.4567,",
+        # a postcode cut short and a number that is none: the lead without them
+        "ハナ企画,,木村,さくら,sakura@hana-kikaku.jp,810-00,福岡県福岡市,TELなし,",
+        # an address that is none: the row cannot be imported
+        "ハナ企画,,木村,一郎,ichiro@@hana-kikaku.jp,,,,",
+    ]
+    path.write_text("\r\n".join(rows) + "\r\n", encoding="cp932")
+
+    status, out, _ = run(capsys, *import_args(path))
+
+    assert status == 1  # the row without an address
+    assert (count(out, "created"), count(out, "rejected")) == (3, 1)
+    tanaka = stored(repository, "hanako@mirai-logi.co.jp")
+    assert (tanaka.department, tanaka.address) == (
+        "営業本部 第一営業部",
+        "東京都渋谷区渋谷2-2-2 渋谷スクエア5F",
+    )
+    assert (tanaka.phone, tanaka.phone_direct) == ("03-1111-2222(代表)", "03-1111-2244 内線123")
+    assert tanaka.phone_normalized == "+81311112222"
+    assert stored(repository, "naoki@sora-denki.co.jp").phone_normalized == "+81451234567"
+    kimura = stored(repository, "sakura@hana-kikaku.jp")
+    assert (kimura.postcode, kimura.phone, kimura.address) == (None, None, "福岡県福岡市")
+    dropped = out.split("Rows imported without a field:\n")[1].split("Rejected rows:")[0]
+    assert len(dropped.splitlines()) == 1
+    assert dropped.strip().startswith("row 4: ")
+    assert "[invalid_postcode]" in dropped
+    assert "[invalid_phone]" in dropped
+    assert "row 5:" in out.split("Rejected rows:")[1]
+
+
 # -- the column report -----------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import pytest
 from shared.domain.normalize import (
     JAPAN,
     NormalisationError,
+    clean_folded,
     clean_line,
     clean_text,
     email_key,
@@ -60,6 +61,14 @@ def test_a_single_line_field_is_nfkc_normalised_trimmed_and_collapsed(
 )
 def test_a_single_line_field_rejects_line_breaks(typed: str, code: str) -> None:
     assert rejection(clean_line, typed, 100) == code
+
+
+def test_a_folded_field_reads_its_line_breaks_as_spaces() -> None:
+    assert clean_folded("東京都千代田区丸の内1-1-1\r\n丸の内ビル　5F", 200) == (
+        "東京都千代田区丸の内1-1-1 丸の内ビル 5F"
+    )
+    assert clean_folded("営業本部\n第一営業部\n", 200) == "営業本部 第一営業部"
+    assert rejection(clean_folded, "本社\n<script>", 200) == "markup"
 
 
 def test_a_message_keeps_its_line_breaks_as_lf_and_trims_each_line() -> None:
@@ -138,6 +147,29 @@ def test_a_value_that_nfkc_expands_past_the_limit_is_too_long() -> None:
 
 
 @pytest.mark.parametrize(
+    ("typed", "written"),
+    [
+        pytest.param("03-1234-5678（代表）", "03-1234-5678(代表)", id="note"),
+        pytest.param("03-1234-5678 内線123", "03-1234-5678 内線123", id="内線"),
+        pytest.param("03-1234-5678 ext.123", "03-1234-5678 ext.123", id="ext."),
+        pytest.param("03-1234-5678 Ext 45", "03-1234-5678 Ext 45", id="Ext"),
+        pytest.param("03-1234-5678 x12", "03-1234-5678 x12", id="x"),
+        pytest.param("03-1234-5678 #9", "03-1234-5678 #9", id="hash"),
+        pytest.param("０３－１２３４－５６７８［本社］", "03-1234-5678[本社]", id="square note"),
+        pytest.param(
+            "03-1234-5678（代表）内線１２３", "03-1234-5678(代表)内線123", id="note and extension"
+        ),
+        pytest.param("03.1234.5678", "03.1234.5678", id="dots"),
+    ],
+)
+def test_what_a_card_writes_after_a_number_is_kept_but_not_dialled(
+    typed: str, written: str
+) -> None:
+    assert normalize_phone(typed) == (written, "+81312345678")
+    assert normalize_phone(written) == (written, "+81312345678")  # the stored form reads again
+
+
+@pytest.mark.parametrize(
     ("typed", "written", "e164"),
     [
         pytest.param("０３－１２３４－５６７８", "03-1234-5678", "+81312345678", id="full-width"),
@@ -171,7 +203,11 @@ def test_a_phone_number_is_kept_as_written_and_normalised_to_e164(
         pytest.param("", id="empty"),
         pytest.param("abc", id="letters"),
         pytest.param("03-1234-567a", id="trailing letter"),
-        pytest.param("03 1234 5678 ext 9", id="extension"),
+        pytest.param("内線123", id="an extension alone"),
+        pytest.param("(代表)", id="a note alone"),
+        pytest.param("03-1234-5678 (<b>)", id="markup in a note"),
+        pytest.param("03-1234-5678 (\x00)", id="a control in a note"),
+        pytest.param("03-1234-5678 内線1234567", id="an extension too long"),
         pytest.param("+", id="plus only"),
         pytest.param("---", id="dashes only"),
         pytest.param("0", id="too short"),
