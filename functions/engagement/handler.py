@@ -34,7 +34,13 @@ from shared.domain.metrics import (
 )
 from shared.domain.programs import load_programs
 from shared.domain.scoring import load_scoring
-from shared.domain.ses_events import EmailEvent, EmailEventType, NotAnEmailEvent, parse_event
+from shared.domain.ses_events import (
+    EmailEvent,
+    EmailEventType,
+    NotAnEmailEvent,
+    SetupNotice,
+    parse_event,
+)
 from shared.services.engagement import EngagementOutcome, EngagementRecorder, Recorded
 from shared.services.qualification import ScoreKeeper
 from shared.settings import EnvSettings
@@ -97,7 +103,10 @@ def lambda_handler(
 
     def handle(record: SQSRecord) -> str:
         # An unreadable body raises: it goes to the dead-letter queue (alarmed).
-        email_event = parse_event(record.body)
+        try:
+            email_event = parse_event(record.body)
+        except SetupNotice as notice:
+            return _acknowledged(notice, app.logger)
         recorded = app.recorder.record(email_event, peers=batch)
         if recorded.outcome is EngagementOutcome.UNKNOWN_LEAD:
             # No lead to update (erased, or mail not sent by us): drop, never retry.
@@ -114,6 +123,19 @@ def lambda_handler(
         )
     finally:
         emit_counts("engagement", counted)
+
+
+def _acknowledged(notice: SetupNotice, logger: Logger) -> str:
+    """A set-up message is about no email: nothing to record, nothing to retry. Only a
+    subscription that waits for its confirmation asks something of the operator."""
+    if notice.kind == "SubscriptionConfirmation":
+        logger.warning(
+            "the events topic asks to confirm a subscription: its owner confirms it",
+            extra={"notice": notice.kind},
+        )
+    else:
+        logger.info("set-up notice acknowledged", extra={"notice": notice.kind})
+    return "notice"
 
 
 def _metrics(event: EmailEvent, recorded: Recorded) -> list[str]:
@@ -145,6 +167,6 @@ def _readable(event: dict[str, Any]) -> list[EmailEvent]:
     for record in event.get("Records", []):
         try:
             events.append(parse_event(str(record.get("body", ""))))
-        except NotAnEmailEvent:
+        except (NotAnEmailEvent, SetupNotice):
             continue
     return events

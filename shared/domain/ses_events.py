@@ -51,6 +51,23 @@ class NotAnEmailEvent(MalformedRecord):
     """The message is not an SES event record (a poison message)."""
 
 
+class SetupNotice(Exception):  # noqa: N818 - a notice, not an error
+    """A message SNS or SES sends when the event topic is set up, not about any email:
+    acknowledged, never retried or dead-lettered. ``kind`` names it."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+# SNS's own messages to a subscriber (a queue of another account is asked to confirm).
+_SNS_NOTICES = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
+# SES's when a topic starts to receive its notifications: an identity's feedback topic
+# says so as a record, a configuration set's event destination as a line of text.
+SUBSCRIPTION_SUCCEEDED = "AmazonSnsSubscriptionSucceeded"
+_TOPIC_VALIDATED = "Successfully validated SNS topic for Amazon SES event publishing"
+
+
 @dataclass(frozen=True)
 class EmailEvent:
     type: EmailEventType
@@ -132,10 +149,14 @@ def _unwrap(body: str) -> dict[str, Any]:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise NotAnEmailEvent("body is not JSON") from exc
+    if isinstance(document, dict) and document.get("Type") in _SNS_NOTICES:
+        raise SetupNotice(str(document["Type"]))
     if isinstance(document, dict) and document.get("Type") == "Notification":
         message = document.get("Message", "")
         if not isinstance(message, str):
             raise NotAnEmailEvent("SNS Message is not text")
+        if message.strip().startswith(_TOPIC_VALIDATED):
+            raise SetupNotice("TopicValidated")
         try:
             document = json.loads(message)
         except (ValueError, RecursionError) as exc:
@@ -164,6 +185,8 @@ def _timestamp(text: object) -> datetime:
 
 
 def parse_event(body: str) -> EmailEvent:
+    """The SES event a message holds. Raises NotAnEmailEvent for a record that is not
+    one, SetupNotice for SNS's and SES's own set-up messages."""
     try:
         return _parse(body)
     except (TypeError, AttributeError, KeyError) as exc:
@@ -175,6 +198,8 @@ def parse_event(body: str) -> EmailEvent:
 def _parse(body: str) -> EmailEvent:
     record = _unwrap(body)
     kind = record.get("eventType") or record.get("notificationType")
+    if kind == SUBSCRIPTION_SUCCEEDED:
+        raise SetupNotice(SUBSCRIPTION_SUCCEEDED)
     try:
         event_type = EmailEventType(str(kind))
     except ValueError as exc:

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from infra.wiring import CAPTURE, ENGAGEMENT, ENGAGEMENT_QUEUE, HANDOFF, SEND_QUEUE, SENDER
+from shared.adapters.leads import DynamoLeadRepository
+from shared.domain.leads import ActivityType
 from tests.email_events import raw, ses_record, sns_envelope
 from tests.events import json_post
 from tests.integration.deployed import (
@@ -88,7 +90,7 @@ def test_malformed_engagement_events_go_to_the_dead_letter_queue_once(
     malformed = [
         raw(event_with_bad_timestamp(lead_id)),
         f'{{"eventType": "Open", "mail": {{"destination": ["{EMAIL}"]',
-        sns_envelope({"notificationType": "AmazonSnsSubscriptionSucceeded", "to": EMAIL}),
+        sns_envelope({"notificationType": "Received", "to": EMAIL}),
         sns_envelope(naive),
     ]
     good = raw(ses_record("open", lead_id=lead_id, email=EMAIL, at=deployed.clock.now()))
@@ -121,6 +123,52 @@ def test_malformed_engagement_events_go_to_the_dead_letter_queue_once(
     assert len(moved) == len(malformed)
     assert all(line["level"] == "WARNING" and line["service"] == "engagement" for line in moved)
     assert_no_personal_data(logs.getvalue())
+
+
+def test_the_topics_set_up_messages_are_acknowledged_not_dead_lettered(
+    deployed: Deployed, logs: io.StringIO
+) -> None:
+    # Given, around a readable open event, what SNS and SES send when the email-events
+    # topic is set up: a subscription waiting for confirmation, SES's word that an
+    # identity's feedback reaches the topic, and its check of an event destination
+    lead_id = capture(deployed, LEAD)
+    confirmation = json.dumps(
+        {
+            "Type": "SubscriptionConfirmation",
+            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+            "Token": "2336412f37f",
+            "TopicArn": "arn:aws:sns:ap-northeast-1:123456789012:lead-nurture-email-events",
+            "Message": "You have chosen to subscribe to the topic ...",
+            "SubscribeURL": "https://sns.ap-northeast-1.amazonaws.com/?Action=ConfirmSubscription",
+            "Timestamp": "2026-11-24T01:00:00.000Z",
+        }
+    )
+    subscribed = sns_envelope(
+        {"notificationType": "AmazonSnsSubscriptionSucceeded", "message": "You have ..."}
+    )
+    validated = sns_envelope("Successfully validated SNS topic for Amazon SES event publishing.")
+    good = raw(ses_record("open", lead_id=lead_id, email=EMAIL, at=deployed.clock.now()))
+    deployed.send(ENGAGEMENT_QUEUE, confirmation, subscribed, good, validated)
+
+    # When the engagement function takes the batch
+    batch = deployed.deliver(ENGAGEMENT)
+
+    # Then every message is processed: the event recorded, the notices acknowledged, none
+    # dead-lettered (its alarm would fire at every set-up) or left to be delivered again
+    assert len(batch.records) == 4
+    assert batch.response == {"batchItemFailures": []}
+    assert deployed.dead_letters(ENGAGEMENT_QUEUE) == []
+    assert deployed.deliver(ENGAGEMENT).records == []
+    repository = DynamoLeadRepository(deployed.client("dynamodb"), deployed.provisioned.table_name)
+    assert [a.type for a in repository.timeline(lead_id)].count(ActivityType.EMAIL_OPENED) == 1
+    # and only the confirmation, which waits for the topic's owner, is a warning
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    notices = {line["notice"]: line["level"] for line in lines if "notice" in line}
+    assert notices == {
+        "SubscriptionConfirmation": "WARNING",
+        "AmazonSnsSubscriptionSucceeded": "INFO",
+        "TopicValidated": "INFO",
+    }
 
 
 def test_a_batch_of_malformed_events_only_succeeds(deployed: Deployed) -> None:

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from shared.domain.ses_events import EmailEvent, EmailEventType, NotAnEmailEvent, parse_event
+from shared.domain.ses_events import (
+    EmailEvent,
+    EmailEventType,
+    NotAnEmailEvent,
+    SetupNotice,
+    parse_event,
+)
 from tests.email_events import (
     SAMPLE_LEAD_ID,
     SAMPLE_RECIPIENT,
@@ -359,7 +365,9 @@ POISON: dict[str, Callable[[], str]] = {
     "no timestamp anywhere": _without_timestamps,
     "bad timestamp": _bad_timestamp,
     "event detail not an object": _detail_not_an_object,
-    "SNS subscription confirmation": _subscription_confirmation,
+    "SES inbound mail notification": lambda: sns_envelope(
+        {"notificationType": "Received", "mail": {"messageId": "x"}, "receipt": {}}
+    ),
     # SES's own events on the default bus, not about an email (the EventBridge reference)
     "EventBridge sending status event": lambda: json.dumps(
         {
@@ -377,6 +385,46 @@ POISON: dict[str, Callable[[], str]] = {
     ),
     "deeply nested JSON": lambda: "[" * 100_000 + "]" * 100_000,
 }
+
+
+def _unsubscribe_confirmation() -> str:
+    confirmation = json.loads(_subscription_confirmation())
+    return json.dumps({**confirmation, "Type": "UnsubscribeConfirmation"})
+
+
+# What SNS and SES send when the topic is set up, as they send it.
+NOTICES: dict[str, tuple[Callable[[], str], str]] = {
+    "SNS subscription confirmation": (_subscription_confirmation, "SubscriptionConfirmation"),
+    "SNS unsubscribe confirmation": (_unsubscribe_confirmation, "UnsubscribeConfirmation"),
+    # an identity's feedback topic (SetIdentityNotificationTopic)
+    "SES identity topic subscribed": (
+        lambda: sns_envelope(
+            '{"notificationType":"AmazonSnsSubscriptionSucceeded","message":"You have '
+            "successfully subscribed your Amazon SNS topic 'arn:aws:sns:ap-northeast-1:"
+            "123456789012:lead-nurture-email-events' to receive 'Bounce' notifications "
+            "from Amazon SES for identity 'example.co.jp'.\"}\n"
+        ),
+        "AmazonSnsSubscriptionSucceeded",
+    ),
+    "SES identity topic subscribed, raw": (
+        lambda: raw({"notificationType": "AmazonSnsSubscriptionSucceeded", "message": "..."}),
+        "AmazonSnsSubscriptionSucceeded",
+    ),
+    # a configuration set's SNS event destination: a line of text, not JSON
+    "SES event destination validated": (
+        lambda: sns_envelope("Successfully validated SNS topic for Amazon SES event publishing."),
+        "TopicValidated",
+    ),
+}
+
+
+@pytest.mark.parametrize("body", [b for b, _ in NOTICES.values()], ids=list(NOTICES))
+def test_a_set_up_message_is_a_notice_not_a_poison_record(body: Callable[[], str]) -> None:
+    with pytest.raises(SetupNotice) as caught:
+        parse_event(body())
+
+    assert not isinstance(caught.value, NotAnEmailEvent)
+    assert caught.value.kind == dict(NOTICES.values())[body]
 
 
 @pytest.mark.parametrize("body", POISON.values(), ids=list(POISON))
