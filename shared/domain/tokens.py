@@ -9,7 +9,7 @@ import base64
 import hashlib
 import hmac
 import re
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 _LEAD_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -96,10 +96,14 @@ def without_site_ref(url: str) -> str:
     parts = urlsplit(url)
     if SITE_REF_PARAMETER not in parts.query:
         return url
+    # The other parameters stay as they were written (%20 is not made +, a bare flag
+    # gets no =): the link is reported as the email had it.
     kept = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != SITE_REF_PARAMETER
+        pair
+        for pair in parts.query.split("&")
+        if unquote_plus(pair.partition("=")[0]) != SITE_REF_PARAMETER
     ]
-    return urlunsplit(parts._replace(query=urlencode(kept)))
+    return urlunsplit(parts._replace(query="&".join(kept)))
 
 
 class SiteReferences(UnsubscribeTokens):

@@ -458,3 +458,12 @@ def test_a_clicked_link_is_kept_without_its_site_reference() -> None:
     # and a link without one is kept as SES reported it
     plain = "https://www.example.co.jp/a?b=c%2Fd"
     assert parse_event(raw(ses_record("click", link=plain))).link == plain
+    # and where the reference sits among other parameters, they stay as written
+    edited = "https://www.example.co.jp/s?q=a%20b&lnr=x.y&flag&c=d+e&lnr2=k"
+    assert parse_event(raw(ses_record("click", link=edited))).link == (
+        "https://www.example.co.jp/s?q=a%20b&flag&c=d+e&lnr2=k"
+    )
+    alone = "https://www.example.co.jp/s?lnr=x.y#top"
+    assert (
+        parse_event(raw(ses_record("click", link=alone))).link == "https://www.example.co.jp/s#top"
+    )
