@@ -51,7 +51,7 @@ class NotAnEmailEvent(MalformedRecord):
     """The message is not an SES event record (a poison message)."""
 
 
-class SetupNotice(Exception):  # noqa: N818 - a notice, not an error
+class SetupNotice(Exception):
     """A message SNS or SES sends when the event topic is set up, not about any email:
     acknowledged, never retried or dead-lettered. ``kind`` names it."""
 

@@ -302,6 +302,38 @@ def ses_event(name: str, **extra: Any) -> Callable[[System, Path], Trigger]:
     return prepare
 
 
+OTHER_ADDRESS = "jiro.suzuki@example.co.jp"
+
+
+def _untagged_bounce(system: System, tmp: Path) -> Trigger:
+    """An identity notification (mail another tool sent from the same address: no tags
+    of ours) that bounced for two leads: it names both."""
+    for address in (ADDRESS, OTHER_ADDRESS):
+        capture(system, form("download", asset="dx-guide.pdf", email=address))
+    record = ses_record(
+        "bounce_permanent",
+        lead_id=None,
+        program=None,
+        step=None,
+        variant=None,
+        at=system.clock.now(),
+    )
+    record["bounce"]["bouncedRecipients"] = [
+        {"emailAddress": address, "action": "failed", "status": "5.1.1"}
+        for address in (ADDRESS, OTHER_ADDRESS)
+    ]
+    system.clock.advance(timedelta(minutes=1))
+    return engagement_batch([record])
+
+
+def each_suppressed(snapshot: Snapshot) -> None:
+    """Both leads the bounce names are suppressed, each counted once."""
+    assert sorted(snapshot.profiles) == sorted((ADDRESS, OTHER_ADDRESS)), snapshot.profiles
+    assert all(p["suppressed"] for p in snapshot.profiles.values()), snapshot.profiles
+    total = sum(m.get("suppressed:bounce", 0) for m in totals(snapshot).values())
+    assert total == 2, snapshot.counters
+
+
 def _qualifying_click(system: System, tmp: Path) -> Trigger:
     """tests/integration/test_handoff.py's lead: 45 points on day one, 51 with a click on
     the next (grade A download, three tagged clicks and three opens, then a case study)."""
@@ -458,6 +490,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         counted("human_clicks"),
     ),
     Scenario("ses_bounce_permanent", ses_event("bounce_permanent"), counted("suppressed:bounce")),
+    Scenario("ses_bounce_untagged_two_leads", _untagged_bounce, each_suppressed),
     Scenario("ses_complaint", ses_event("complaint"), counted("suppressed:complaint")),
     Scenario("ses_reject", ses_event("reject"), counted("rejects")),
     Scenario("ses_delivery_delay", ses_event("delivery_delay"), counted("delays")),
