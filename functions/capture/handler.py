@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -20,6 +20,7 @@ from shared.adapters.clients import AwsClients
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.events import load_events
 from shared.domain.leads import new_id
+from shared.domain.lists import load_columns
 from shared.domain.metrics import FORM_POSTS, LEADS_CREATED, LEADS_QUALIFIED
 from shared.domain.programs import load_programs
 from shared.domain.scoring import load_scoring
@@ -36,7 +37,13 @@ from shared.web.pages import (
     wants_json,
     with_query,
 )
-from shared.web.submission import LABELS, FieldError, InvalidSubmission, parse_submission
+from shared.web.submission import (
+    LABELS,
+    FieldError,
+    FieldNames,
+    InvalidSubmission,
+    parse_submission,
+)
 
 VISITOR_ID = re.compile(r"^[0-9a-f]{32}$")
 HTML_TYPE = "text/html; charset=utf-8"
@@ -72,6 +79,8 @@ class Dependencies:
     logger: Logger
     # Links the snippet's visitor id (hidden field ``visitor_id``) to the lead.
     visits: VisitTracker | None = None
+    # What a website's own field names stand for (会社名, your-email, tel1-tel3).
+    names: FieldNames = field(default_factory=load_columns)
 
 
 class _Reply:
@@ -176,7 +185,7 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             return reply.success(new_id(), created=True)
         try:
             submission = parse_submission(
-                fields, consent_required_for=settings.consent_required_forms
+                fields, consent_required_for=settings.consent_required_forms, names=deps.names
             )
         except InvalidSubmission as exc:
             deps.logger.info("invalid submission", extra={"fields": [e.field for e in exc.errors]})

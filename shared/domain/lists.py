@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from shared.web.submission import ALIASES, FormSubmission
+from shared.web.submission import ALIASES, EMAIL_CONFIRMATION, FormSubmission
 from shared.yamlfile import read_yaml
 
 IMPORT_COLUMNS_FILE = Path(__file__).parents[1] / "content" / "import_columns.yaml"
@@ -25,6 +25,22 @@ NOT_KEPT = "-"
 
 _IGNORED_IN_HEADERS = str.maketrans("", "", "()[]{}【】「」〔〕<>-_・/")
 _NUMBERED = re.compile(r"[0-9]+$")
+# Words that make a form's address field the one typed again to confirm it (as compared:
+# header_key), longest first so that 確認用 is taken before 確認.
+_CONFIRMING = (
+    "confirmation",
+    "verification",
+    "再入力",
+    "再確認",
+    "確認用",
+    "confirm",
+    "verify",
+    "retype",
+    "again",
+    "check",
+    "確認",
+    "conf",
+)
 
 
 def header_key(text: str) -> str:
@@ -86,7 +102,23 @@ class ColumnDictionary(BaseModel):
         """The field a column header stands for; ``NOT_KEPT`` for a column a lead does not
         keep; None for one the dictionary does not know. A header that is not listed is
         read without a trailing number (住所2 as 住所, e-mail(1) as e-mail)."""
-        key = header_key(header)
+        return self._field_of_key(header_key(header))
+
+    def form_field(self, name: str) -> str | None:
+        """What a website's form field stands for, read as a column header is; a name
+        that says it repeats the address (メールアドレス（確認用）, email_confirm,
+        confirm-email) is EMAIL_CONFIRMATION (``shared.web.submission.FieldNames``)."""
+        key = header_key(name)
+        found = self._field_of_key(key)
+        if found is not None:
+            return found
+        for word in _CONFIRMING:
+            for rest in (key.removesuffix(word), key.removeprefix(word)):
+                if rest and rest != key and self._field_of_key(rest) == "email":
+                    return EMAIL_CONFIRMATION
+        return None
+
+    def _field_of_key(self, key: str) -> str | None:
         if key in self._lookup:
             return self._lookup[key]
         return self._lookup.get(_NUMBERED.sub("", key)) if _NUMBERED.search(key) else None

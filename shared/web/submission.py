@@ -7,10 +7,11 @@ code and a message in Japanese and English.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -29,6 +30,7 @@ from shared.domain.normalize import (
     clean_folded,
     clean_line,
     clean_text,
+    email_key,
     is_checked,
     nfkc,
     normalize_phone,
@@ -69,12 +71,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "メール配信への同意が必要です。",
         "Please agree to receive email from us.",
     ),
+    "email_mismatch": (
+        "確認用のメールアドレスが一致しません。",
+        "The two email addresses do not match.",
+    ),
 }
 
 
 # field -> (Japanese label, English label), for error pages
 LABELS: dict[str, tuple[str, str]] = {
     "email": ("メールアドレス", "Email"),
+    "email_confirmation": ("メールアドレス（確認用）", "Email (again)"),
     "name": ("お名前", "Name"),
     "family_name": ("姓", "Family name"),
     "given_name": ("名", "Given name"),
@@ -326,26 +333,82 @@ def is_known_field(name: str) -> bool:
     return ALIASES.get(name, name) in _FIELDS
 
 
-def _prepare(fields: FormFields, known: frozenset[str]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
+class FieldNames(Protocol):
+    """What a website's own field names stand for (会社名, your-email, firstname): the
+    list import's column dictionary (``shared.domain.lists``) answers for forms too."""
+
+    @property
+    def joined(self) -> frozenset[str]:
+        """Fields whose parts a form may write in several fields (address, kana)."""
+        ...
+
+    def form_field(self, name: str) -> str | None:
+        """The field ``name`` stands for, EMAIL_CONFIRMATION for a second address typed
+        to confirm the first, None if unknown."""
+        ...
+
+
+# A form's second address field, typed again to confirm the first (メールアドレス（確認用）).
+EMAIL_CONFIRMATION = "email_confirmation"
+# Fields a form may split over boxes (tel1-tel2-tel3, zip1-zip2): the parts are joined.
+_SPLIT_NUMBERS = frozenset({"phone", "phone_department", "phone_direct", "mobile", "postcode"})
+_NUMBER_PART = re.compile(r"^[0-9０-９]{1,5}$")
+
+
+def _field_of(raw_name: str, known: frozenset[str], names: FieldNames | None) -> str | None:
+    name = ALIASES.get(raw_name, raw_name)
+    if name in known:
+        return name
+    found = names.form_field(raw_name) if names is not None else None
+    return found if found in known or found == EMAIL_CONFIRMATION else None
+
+
+def _prepare(
+    fields: FormFields, known: frozenset[str], names: FieldNames | None = None
+) -> dict[str, Any]:
+    """The fields by the name of what they hold, each field's values from every name
+    that stands for it, in order."""
+    sources: dict[str, list[Sequence[str]]] = {}
     for raw_name, values in fields.items():
-        name = ALIASES.get(raw_name, raw_name)
-        if name not in known or name in data:
-            continue
+        name = _field_of(raw_name, known, names)
+        if name is not None:
+            sources.setdefault(name, []).append(values)
+    joined = names.joined if names is not None else frozenset()
+    data: dict[str, Any] = {}
+    for name, found in sources.items():
         if name in _MULTI:
-            data[name] = list(values)
+            data[name] = [v for values in found for v in values]
             continue
         if name == "consent":
             # A checkbox often follows a hidden "0" fallback: ticked if any value is.
-            data[name] = any(is_checked(v) for v in values)
+            data[name] = any(is_checked(v) for values in found for v in values)
             continue
-        value = next((v for v in values if v.strip()), "")
-        if not value.strip():
+        filled = [v for v in (next((v for v in vs if v.strip()), "") for vs in found) if v]
+        if not filled:
             continue  # an empty optional field is the same as an absent one
+        value = filled[0]
+        if len(filled) > 1 and name in _SPLIT_NUMBERS:
+            if all(_NUMBER_PART.match(part.strip()) for part in filled):
+                value = "-".join(part.strip() for part in filled)
+        elif len(filled) > 1 and name in joined:
+            value = " ".join(part.strip() for part in filled)
+        elif len(filled) > 1 and name == "email" and names is not None:
+            data.setdefault(EMAIL_CONFIRMATION, filled[1])  # mail, mail2: typed twice
         if name == "form_type":
             value = nfkc(value).strip().lower()
         data[name] = value
     return data
+
+
+def _confirms(data: Mapping[str, Any], email: str) -> bool:
+    """True if the address typed to confirm is the one given (or none was typed)."""
+    typed = data.get(EMAIL_CONFIRMATION)
+    if typed is None:
+        return True
+    try:
+        return email_key(_check_email(str(typed))) == email_key(email)
+    except PydanticCustomError:
+        return False
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:
@@ -369,17 +432,24 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
 
 
 def parse_submission(
-    fields: FormFields, *, consent_required_for: Iterable[FormType] = (), listed: bool = False
+    fields: FormFields,
+    *,
+    consent_required_for: Iterable[FormType] = (),
+    listed: bool = False,
+    names: FieldNames | None = None,
 ) -> FormSubmission:
     """Validate a form post (``listed``: a row of an operator's list, which may also say
-    LIST_ONLY fields); raise InvalidSubmission with every field's problem at once."""
-    data = _prepare(fields, _LIST_FIELDS if listed else _FIELDS)
+    LIST_ONLY fields; ``names``: what else a website's field names may stand for); raise
+    InvalidSubmission with every field's problem at once."""
+    data = _prepare(fields, _LIST_FIELDS if listed else _FIELDS, names)
     errors: list[FieldError] = []
     submission: FormSubmission | None = None
     try:
         submission = FormSubmission.model_validate(data)
     except ValidationError as exc:
         errors = _field_errors(exc)
+    if submission is not None and not _confirms(data, submission.email):
+        errors.append(FieldError(EMAIL_CONFIRMATION, "email_mismatch"))
     form_type = submission.form_type if submission else _form_type_or_none(data)
     consent_given = bool(data.get("consent"))
     if form_type in set(consent_required_for) and not consent_given:

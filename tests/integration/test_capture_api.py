@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import pytest
 
@@ -381,6 +381,62 @@ def test_a_form_from_a_legacy_japanese_page_stores_its_japanese_exactly(
     assert lead.company == "株式会社山﨑製作所"
     assert lead.department == STORED_DEPARTMENT[encoding]
     assert lead.message == "1の資料を希望します~"  # ① and ～ folded, as from any page
+
+
+def sjis_form(*pairs: tuple[str, str]) -> bytes:
+    """A Shift_JIS page's form as the browser encodes it: names and values in the page's
+    encoding (Windows-31J, as browsers read the label: 髙 and 﨑 are in it), percent-encoded,
+    with the ``_charset_`` field the page asked for."""
+    return "&".join(
+        f"{quote_plus(name, encoding='cp932')}={quote_plus(value, encoding='cp932')}"
+        for name, value in [("_charset_", "Shift_JIS"), *pairs]
+    ).encode("ascii")
+
+
+def test_a_form_that_names_its_fields_in_japanese_is_read_by_those_names(
+    post: Post, repository: DynamoLeadRepository
+) -> None:
+    # Given a mail form of a Japanese site, its fields named as its labels, the phone
+    # number in three boxes and the address typed twice
+    body = sjis_form(
+        ("会社名", "株式会社山﨑製作所"),
+        ("お名前", "髙橋 一郎"),
+        ("メールアドレス", LEGACY_EMAIL),
+        ("メールアドレス（確認用）", LEGACY_EMAIL),
+        ("電話番号1", "06"),
+        ("電話番号2", "6123"),
+        ("電話番号3", "4567"),
+        ("お問い合わせ内容", "見積もりをお願いします。"),
+    )
+
+    # When it is posted
+    response = post(browser_post(body, URLENCODED))
+
+    # Then the visitor is thanked and the lead stored with what each field holds
+    assert response["statusCode"] == 200
+    assert "お問い合わせありがとうございます" in response["body"]
+    lead = stored(repository, LEGACY_EMAIL)
+    assert (lead.company, lead.name) == ("株式会社山﨑製作所", "髙橋 一郎")
+    assert (lead.phone, lead.phone_normalized) == ("06-6123-4567", "+81661234567")
+    assert lead.message == "見積もりをお願いします。"
+
+
+def test_an_address_typed_differently_the_second_time_is_shown_back_and_not_stored(
+    post: Post, dynamodb: Any
+) -> None:
+    body = sjis_form(
+        ("お名前", "髙橋 一郎"),
+        ("メールアドレス", LEGACY_EMAIL),
+        ("メールアドレス（確認用）", "takahashi@yamazaki-ss.co.jp"),
+    )
+
+    response = post(browser_post(body, URLENCODED))
+
+    assert response["statusCode"] == 422
+    assert "メールアドレス（確認用）" in response["body"]
+    assert "確認用のメールアドレスが一致しません。" in response["body"]
+    assert_no_json_or_traceback(response["body"])
+    assert all_items(dynamodb) == []
 
 
 def test_a_script_naming_shift_jis_on_the_content_type_gets_json_and_the_lead_stored(

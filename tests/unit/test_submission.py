@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.domain.leads import FormType
+from shared.domain.lists import load_columns
 from shared.web.submission import MESSAGES, FormSubmission, InvalidSubmission, parse_submission
 
 EMAIL = "taro.yamada@example.co.jp"
@@ -360,3 +361,117 @@ def test_a_list_row_with_a_date_that_is_not_one_is_a_field_error() -> None:
     (error,) = caught.value.errors
     assert (error.field, error.code) == ("touched_at", "invalid_date")
     assert error.message_ja.startswith("日付の形式が正しくありません")
+
+
+# -- a website's own field names (the column dictionary) ------------------------------------
+
+
+def posted(*pairs: tuple[str, str]) -> FormSubmission:
+    """A post whose fields are named as the website names them, read through the shipped
+    column dictionary."""
+    form: dict[str, list[str]] = {}
+    for name, value in pairs:
+        form.setdefault(name, []).append(value)
+    return parse_submission(form, names=load_columns())
+
+
+def posted_errors(*pairs: tuple[str, str]) -> dict[str, str]:
+    with pytest.raises(InvalidSubmission) as caught:
+        posted(*pairs)
+    return {e.field: e.code for e in caught.value.errors}
+
+
+def test_a_form_with_japanese_field_names_is_read_as_the_lead_it_describes() -> None:
+    post = posted(
+        ("会社名", "株式会社サンプル"),
+        ("お名前", "山田 太郎"),
+        ("メールアドレス", EMAIL),
+        ("電話番号", "03-1234-5678"),
+        ("お問い合わせ内容", "資料を送ってください。"),
+    )
+
+    assert (post.company, post.name, post.email) == ("株式会社サンプル", "山田 太郎", EMAIL)
+    assert (post.phone, post.message) == ("03-1234-5678", "資料を送ってください。")
+
+
+def test_contact_form_7_and_hubspot_names_are_read() -> None:
+    cf7 = posted(("your-name", "山田 太郎"), ("your-email", EMAIL), ("your-message", "見積依頼"))
+    hubspot = posted(
+        ("firstname", "Taro"),
+        ("lastname", "Yamada"),
+        ("email", EMAIL),
+        ("jobtitle", "部長"),
+        ("numemployees", "100-299"),
+        ("state", "東京"),
+    )
+
+    assert (cf7.name, cf7.email, cf7.message) == ("山田 太郎", EMAIL, "見積依頼")
+    assert (hubspot.given_name, hubspot.family_name, hubspot.job_title) == (
+        "Taro",
+        "Yamada",
+        "部長",
+    )
+    assert (hubspot.company_size, hubspot.prefecture) == ("100-299", "東京都")
+
+
+def test_a_number_split_over_boxes_is_joined() -> None:
+    post = posted(
+        ("email", EMAIL),
+        ("tel1", "03"),
+        ("tel2", "1234"),
+        ("tel3", "5678"),
+        ("zip1", "100"),
+        ("zip2", "0005"),
+    )
+
+    assert (post.phone, post.phone_normalized, post.postcode) == (
+        "03-1234-5678",
+        "+81312345678",
+        "100-0005",
+    )
+
+
+def test_an_address_written_in_parts_is_joined_in_the_forms_order() -> None:
+    post = posted(
+        ("email", EMAIL),
+        ("都道府県", "東京都"),
+        ("市区町村", "千代田区"),
+        ("番地", "丸の内1-1-1"),
+        ("建物名", "丸の内ビル5F"),
+    )
+
+    assert (post.prefecture, post.address) == ("東京都", "千代田区 丸の内1-1-1 丸の内ビル5F")
+
+
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [
+        pytest.param("メールアドレス", "メールアドレス（確認用）", id="確認用"),
+        pytest.param("email", "email_confirm", id="email_confirm"),
+        pytest.param("email", "confirm-email", id="confirm-email"),
+        pytest.param("mail", "mail2", id="mail2"),
+    ],
+)
+def test_an_address_typed_twice_must_be_the_same(first: str, again: str) -> None:
+    same = posted((first, EMAIL), (again, "Taro.Yamada@EXAMPLE.co.jp"))  # the domain's case
+    assert same.email == EMAIL
+
+    assert posted_errors((first, EMAIL), (again, "taro.yamda@example.co.jp")) == {
+        "email_confirmation": "email_mismatch"
+    }
+    assert posted_errors((first, EMAIL), (again, "not an address")) == {
+        "email_confirmation": "email_mismatch"
+    }
+    assert MESSAGES["email_mismatch"][0] == "確認用のメールアドレスが一致しません。"
+
+
+def test_a_website_cannot_set_what_only_a_list_says_whatever_it_names_it() -> None:
+    post = posted(("email", EMAIL), ("営業担当", "鈴木"), ("名刺交換日", "2026/11/01"))
+
+    assert (post.sales_owner, post.touched_at) == (None, None)
+
+
+def test_without_the_dictionary_only_the_documented_names_are_read() -> None:
+    post = parse_submission({"email": [EMAIL], "会社名": ["株式会社サンプル"], "tel1": ["03"]})
+
+    assert (post.company, post.phone) == (None, None)
