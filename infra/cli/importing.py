@@ -38,6 +38,8 @@ def print_columns(
     what it is read as, or why it is ignored."""
     title = f"{path.name} ({table.encoding}, {len(table.rows)} rows)"
     print(f"{'Dry run: ' if options.dry_run else ''}import of {title}", file=out)
+    if table.header_row != 1:
+        print(f"  見出し行 / header row: {table.header_row}", file=out)
     rows = [cells for _, cells in table.rows if not blank(cells)]
     splits = sum(split_full_name(columns.fields_of(cells)) for cells in rows)
     print("列の読み取り / How each column is read (値のある行 / rows with a value):", file=out)

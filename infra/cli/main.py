@@ -168,8 +168,11 @@ def cmd_import(args: argparse.Namespace, asset: str | None = None) -> int:
     except (OSError, ValueError) as exc:
         raise CliError(f"import columns: {exc}") from exc
     try:
-        table = read_table(path, args.encoding)
-        columns = Columns.of(table.headers, parse_mapping(args.map or []), dictionary)
+        overrides = parse_mapping(args.map or [])
+        table = read_table(path, args.encoding).headed(
+            lambda cells: Columns.has_email(cells, overrides, dictionary)
+        )
+        columns = Columns.of(table.headers, overrides, dictionary)
     except TableError as exc:
         raise CliError(str(exc)) from exc
     config = content.deployment_config()
@@ -207,6 +210,7 @@ def cmd_import_purchases(args: argparse.Namespace) -> int:
         FIELDS,
         ColumnsError,
         columns_of,
+        fits,
         import_purchases,
         print_import,
     )
@@ -220,8 +224,9 @@ def cmd_import_purchases(args: argparse.Namespace) -> int:
         raise CliError(f"no such file: {path}")
     paths = content.ContentPaths.under(args.content)
     try:
-        table = read_table(path, args.encoding)
-        columns = columns_of(table.headers, parse_mapping(args.map or [], FIELDS, {}))
+        mapping = parse_mapping(args.map or [], FIELDS, {})
+        table = read_table(path, args.encoding).headed(lambda cells: fits(cells, mapping))
+        columns = columns_of(table.headers, mapping)
     except (TableError, ColumnsError) as exc:
         raise CliError(str(exc)) from exc
     for name, index in columns.items():

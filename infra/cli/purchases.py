@@ -5,7 +5,7 @@ often the file is imported)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TextIO
@@ -83,6 +83,15 @@ def columns_of(headers: tuple[str, ...], mapping: Mapping[str, str]) -> dict[str
             "name one with --map 'HEADER=FIELD'"
         )
     return found
+
+
+def fits(headers: Sequence[str], mapping: Mapping[str, str]) -> bool:
+    """True if ``headers`` name every column a purchase needs (a header row)."""
+    try:
+        columns_of(tuple(headers), mapping)
+    except ColumnsError:
+        return False
+    return True
 
 
 @dataclass

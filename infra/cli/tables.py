@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -80,6 +80,12 @@ class Columns:
     columns: tuple[Column, ...]
     joined: frozenset[str] = frozenset()  # fields whose columns are joined
 
+    @staticmethod
+    def has_email(
+        headers: Sequence[str], overrides: Mapping[str, str], dictionary: ColumnDictionary
+    ) -> bool:
+        return any(_column(h, overrides, dictionary).field == "email" for h in headers)
+
     @classmethod
     def of(
         cls, headers: Sequence[str], overrides: Mapping[str, str], dictionary: ColumnDictionary
@@ -145,6 +151,20 @@ class Table:
     headers: tuple[str, ...]
     rows: tuple[tuple[int, tuple[str, ...]], ...]  # (spreadsheet row number, cells)
     encoding: str
+    header_row: int = 1  # the spreadsheet row number of the headers
+
+    def headed(self, fits: Callable[[Sequence[str]], bool], within: int = 10) -> Table:
+        """The table from its header row: the first of its first rows that ``fits``.
+        Spreadsheets often open with a title (「展示会来場者リスト」), a date or a blank
+        line above the headers. With none that fits, the first row stays the headers
+        (and the caller says what is missing)."""
+        if fits(self.headers):
+            return self
+        for index, (number, cells) in enumerate(self.rows[: within - 1]):
+            if fits(cells):
+                headers = tuple(c.strip() for c in cells)
+                return Table(headers, self.rows[index + 1 :], self.encoding, number)
+        return self
 
 
 def read_table(path: Path, encoding: str | None = None) -> Table:

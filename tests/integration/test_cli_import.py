@@ -376,6 +376,43 @@ def test_a_workbook_of_badge_scans_keeps_its_number_and_date_cells(
     assert (lead.family_name, lead.given_name) == ("小林", "誠")
 
 
+def test_a_sheet_with_a_title_above_its_headers_is_read_from_its_header_row(
+    dynamodb: Any, repository: DynamoLeadRepository, capsys: Any, tmp_path: Path
+) -> None:
+    from openpyxl import Workbook
+
+    # Given a workbook as people make them: a title, a date, a blank row, then headers
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["DXフェア2026 来場者リスト"])
+    sheet.append(["出力日", "2026/11/20"])
+    sheet.append([])
+    sheet.append(["会社名", "氏名", "メールアドレス"])
+    sheet.append(["株式会社ホッカイ", "小林 誠", "makoto.kobayashi@hokkai-sys.co.jp"])
+    workbook.save(tmp_path / "visitors.xlsx")
+
+    status, out, _ = run(capsys, *import_args(tmp_path / "visitors.xlsx"))
+
+    # Then the fourth row is read as the headers, and the rows below it as leads
+    assert status == 0
+    assert "見出し行 / header row: 4" in out
+    assert count(out, "created") == 1
+    lead = stored(repository, "makoto.kobayashi@hokkai-sys.co.jp")
+    assert (lead.company, lead.name) == ("株式会社ホッカイ", "小林 誠")
+
+
+def test_a_sheet_without_an_address_column_in_its_first_rows_says_so(
+    dynamodb: Any, capsys: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("来場者リスト\n会社名,氏名\nA社,山田 太郎\n", encoding="utf-8")
+
+    status, _, err = run(capsys, *import_args(path))
+
+    assert status == 2
+    assert "no email column" in err
+
+
 # -- the clock rows are stamped with ---------------------------------------------------------
 
 

@@ -79,6 +79,25 @@ def test_an_order_export_is_recorded_once_however_often_it_is_imported(
     assert all_items(dynamodb) == items
 
 
+def test_an_export_with_a_title_above_its_headers_keeps_its_row_numbers(
+    dynamodb: Any,
+    repository: DynamoLeadRepository,
+    buyers: dict[str, str],
+    tmp_path: Path,
+    capsys: Any,
+) -> None:
+    path = tmp_path / "orders.csv"
+    title = ["受注一覧（2026年11月）,,,,,", ",,,,,"]
+    path.write_bytes("\r\n".join([*title, *ORDERS]).encode("cp932") + b"\r\n")
+
+    status, out, _ = run(capsys, "import-purchases", str(path), "--table", TABLE)
+
+    assert status == 1
+    assert "2 purchases recorded, 0 recorded before" in out
+    # the rows are named as the spreadsheet numbers them, two further down
+    assert "rejected row 6: no lead with the address nobody@example.jp" in out
+
+
 def test_a_dry_run_checks_every_row_and_writes_nothing(
     dynamodb: Any, buyers: dict[str, str], orders: Path, capsys: Any
 ) -> None:
