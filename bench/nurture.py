@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
         meter = Meter()
         print(f"moto server at {endpoint}; {args.due} due leads, {args.concurrency} at once")
         reset(endpoint)
-        figures = sends(meter, args.due, args.concurrency)
+        with quiet():  # the functions' metric lines (EMF on stdout)
+            figures = sends(meter, args.due, args.concurrency)
         print(HEADER)
         for line in figures:
             print(line.row())
@@ -314,9 +315,10 @@ def main(argv: list[str] | None = None) -> None:
             print(line.details())
         reset(endpoint)
 
-        small, small_read = tick_time(args.small, args.due)
-        reset(endpoint)
-        large, large_read = tick_time(args.large, args.due)
+        with quiet():
+            small, small_read = tick_time(args.small, args.due)
+            reset(endpoint)
+            large, large_read = tick_time(args.large, args.due)
         for total, seconds, read in (
             (args.small, small, small_read),
             (args.large, large, large_read),

@@ -248,8 +248,9 @@ def main(argv: list[str] | None = None) -> None:
             f"moto server at {endpoint}; {args.posts} form posts of each kind and "
             f"{args.events} SES events, {args.concurrency} at once"
         )
-        new, known = form_posts(meter, endpoint, args.posts, args.concurrency)
-        events, by_kind = ses_events(meter, endpoint, args.events, args.concurrency)
+        with quiet():  # the functions' metric lines (EMF on stdout)
+            new, known = form_posts(meter, endpoint, args.posts, args.concurrency)
+            events, by_kind = ses_events(meter, endpoint, args.events, args.concurrency)
         print(HEADER)
         for figures in (new, known, events):
             print(figures.row())
