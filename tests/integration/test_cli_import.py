@@ -239,6 +239,30 @@ def test_a_badge_scan_splits_full_names_where_that_is_certain(
     assert ito.sales_owner == "山本 彩"
 
 
+def test_a_hubspot_export_imports_its_english_columns(
+    dynamodb: Any, repository: DynamoLeadRepository, capsys: Any
+) -> None:
+    status, out, _ = run(capsys, *import_args(FIXTURES / "hubspot_contacts.csv"))
+
+    assert status == 0
+    assert count(out, "created") == 2
+    sato = stored(repository, "hanako.sato@kita-seiki.co.jp")
+    assert (sato.family_name, sato.given_name, sato.company) == ("佐藤", "花子", "株式会社北精機")
+    assert (sato.job_title, sato.sales_owner) == ("営業部長", "鈴木 一郎")
+    assert (sato.phone, sato.mobile) == ("03-5555-0101", "090-5555-0102")
+    assert (sato.postcode, sato.prefecture, sato.address) == (
+        "100-0005",
+        "東京都",
+        "丸の内1-1-1 千代田区",  # joined in the export's column order
+    )
+    assert (sato.industry, sato.company_size) == ("Manufacturing", "51-200")
+    tanaka = stored(repository, "ken.tanaka@example.com")
+    assert (tanaka.prefecture, tanaka.phone_normalized) == ("大阪府", "+81655550201")
+    assert tanaka.website == "https://minami-trading.example.com"
+    for added in ("Record ID", "Lifecycle Stage", "Create Date"):
+        assert "ignored: unknown column" in report_line(out, added)
+
+
 @pytest.mark.parametrize("fixture", [SANSAN, EIGHT, BADGE_SCAN], ids=["sansan", "eight", "badge"])
 def test_importing_an_export_again_changes_nothing(
     dynamodb: Any, capsys: Any, fixture: tuple[str, str]
