@@ -179,7 +179,8 @@ def build_app(deps: Dependencies) -> APIGatewayRestResolver:
             return reply.invalid(exc.errors)
 
         reply = _Reply(deps, as_json, fields)
-        if _first(fields, settings.honeypot_field):
+        honeypot = fields.pop(settings.honeypot_field, [])  # never a lead's field
+        if any(value.strip() for value in honeypot):
             # Look exactly like a success so the bot learns nothing; store nothing.
             deps.logger.info("honeypot filled; submission dropped")
             return reply.success(new_id(), created=True)

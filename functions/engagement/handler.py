@@ -130,8 +130,8 @@ def _acknowledged(notice: SetupNotice, logger: Logger) -> str:
     subscription that waits for its confirmation asks something of the operator."""
     if notice.kind == "SubscriptionConfirmation":
         logger.warning(
-            "the events topic asks to confirm a subscription: its owner confirms it",
-            extra={"notice": notice.kind},
+            "a subscription of the queue waits for confirmation: confirm it on the topic",
+            extra={"notice": notice.kind, "topic_arn": notice.topic},
         )
     else:
         logger.info("set-up notice acknowledged", extra={"notice": notice.kind})

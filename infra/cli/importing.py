@@ -39,7 +39,7 @@ def print_columns(
     title = f"{path.name} ({table.encoding}, {len(table.rows)} rows)"
     print(f"{'Dry run: ' if options.dry_run else ''}import of {title}", file=out)
     if table.header_row != 1:
-        print(f"  見出し行 / header row: {table.header_row}", file=out)
+        print(f"  見出し行 / header row: {table.header_row} (rows above it skipped)", file=out)
     rows = [cells for _, cells in table.rows if not blank(cells)]
     splits = sum(split_full_name(columns.fields_of(cells)) for cells in rows)
     print("列の読み取り / How each column is read (値のある行 / rows with a value):", file=out)

@@ -229,6 +229,8 @@ def cmd_import_purchases(args: argparse.Namespace) -> int:
         columns = columns_of(table.headers, mapping)
     except (TableError, ColumnsError) as exc:
         raise CliError(str(exc)) from exc
+    if table.header_row != 1:
+        print(f"見出し行 / header row: {table.header_row} (rows above it skipped)")
     for name, index in columns.items():
         print(f"{table.headers[index]} -> {name}")
     repository = DynamoLeadRepository(dynamodb(args), args.table)

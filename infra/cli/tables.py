@@ -161,7 +161,9 @@ class Table:
         if fits(self.headers):
             return self
         for index, (number, cells) in enumerate(self.rows[: within - 1]):
-            if fits(cells):
+            # A row holding an address is a lead, whatever its other cells say (メール as
+            # the way they would like to be contacted).
+            if not any("@" in cell for cell in cells) and fits(cells):
                 headers = tuple(c.strip() for c in cells)
                 return Table(headers, self.rows[index + 1 :], self.encoding, number)
         return self

@@ -26,8 +26,11 @@ _MARKUP = re.compile(r"<\s*(?:[/?]?\s*[A-Za-z]|!)")
 _PHONE_ALLOWED = re.compile(r"^\+?[0-9()\- ]+$")
 # What business cards and their exports write after a number: an extension (内線123,
 # ext.123, x123, #123) and a note in brackets ((代表), （直通）, [本社]). Neither is dialled.
-_PHONE_EXTENSION = re.compile(r"\s*(?:内線|ext\.?|x|#)\s*[0-9]{1,6}$", re.IGNORECASE)
-_PHONE_NOTE = re.compile(r"\s*[(\[](?:[^\W\d_]|[ ・/]){1,12}[)\]]$")
+_EXTENSION = r"(?:内線|ext\.?|x|#)\s*:?\s*[0-9]{1,6}"
+_PHONE_TAIL = re.compile(
+    rf"\s*(?:{_EXTENSION}|[(\[]\s*{_EXTENSION}\s*[)\]]|[(\[](?:[^\W\d_]|[ ・/-]){{1,16}}[)\]])$",
+    re.IGNORECASE,
+)
 _POSTCODE = re.compile(r"^〒?\s*([0-9]{3})[- ]?([0-9]{4})$")
 # Hiragana, katakana and CJK ideographs (with 々 〆 ヶ): a name in Japanese script.
 _JAPANESE_NAME = re.compile(
@@ -76,11 +79,19 @@ def clean_text(text: str, max_length: int) -> str:
     return _clean(text, max_length, collapse=False)
 
 
-def _clean(text: str, max_length: int, *, collapse: bool = True) -> str:
+def unsafe(text: str) -> str | None:
+    """``control_char`` or ``markup`` if the text holds either (what no field may), else
+    None."""
     if _CONTROL.search(text):
-        raise NormalisationError("control_char")
+        return "control_char"
     if _MARKUP.search(text):
-        raise NormalisationError("markup")
+        return "markup"
+    return None
+
+
+def _clean(text: str, max_length: int, *, collapse: bool = True) -> str:
+    if code := unsafe(text):
+        raise NormalisationError(code)
     if collapse:
         text = " ".join(text.split())
     if len(text) > max_length:
@@ -97,9 +108,14 @@ def normalize_phone(text: str, default_country_code: str = "81") -> tuple[str, s
     """
     if _LINE_BREAK.search(text):
         raise NormalisationError("line_break")
-    written = " ".join(nfkc(text).translate(_DASHES).split())
-    number = _dialled_part(written)
-    if len(written) > 50 or len(number) > 30 or not _PHONE_ALLOWED.match(number):
+    typed = " ".join(nfkc(text).split())
+    if len(typed) > 50:
+        raise NormalisationError("invalid_phone")
+    # The tail first: a note's ー (サポートセンター) is a letter, the number's a dash.
+    base = _without_tail(typed)
+    written = base.translate(_DASHES) + typed[len(base) :]
+    number = base.translate(_DASHES).replace(".", "-")  # 03.1234.5678, as some cards write
+    if len(number) > 30 or not _PHONE_ALLOWED.match(number):
         raise NormalisationError("invalid_phone")
     # +81 (0)3-1234-5678: the bracketed trunk zero is not dialled from abroad.
     dialled = re.sub(r"\(0\)", "", number) if number.startswith("+") else number
@@ -117,16 +133,15 @@ def normalize_phone(text: str, default_country_code: str = "81") -> tuple[str, s
     return written, e164
 
 
-def _dialled_part(written: str) -> str:
-    """The number without what follows it (an extension, a note), dots read as the
-    separators some cards use (03.1234.5678)."""
-    rest = written
+def _without_tail(text: str) -> str:
+    """The number without what follows it (extensions, notes), as written."""
+    rest = text
     for _ in range(3):  # 03-1234-5678 (代表) 内線123 (直通): at most a few such tails
-        shorter = _PHONE_NOTE.sub("", _PHONE_EXTENSION.sub("", rest))
+        shorter = _PHONE_TAIL.sub("", rest)
         if shorter == rest:
             break
         rest = shorter
-    return rest.replace(".", "-")
+    return rest
 
 
 def normalize_postcode(text: str) -> str:

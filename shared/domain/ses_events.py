@@ -55,9 +55,10 @@ class SetupNotice(Exception):
     """A message SNS or SES sends when the event topic is set up, not about any email:
     acknowledged, never retried or dead-lettered. ``kind`` names it."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, topic: str = "") -> None:
         super().__init__(kind)
         self.kind = kind
+        self.topic = topic  # the topic ARN, where the message names it
 
 
 # SNS's own messages to a subscriber (a queue of another account is asked to confirm).
@@ -145,12 +146,14 @@ class EmailEvent:
 
 
 def _unwrap(body: str) -> dict[str, Any]:
+    if body.strip().startswith(_TOPIC_VALIDATED):
+        raise SetupNotice("TopicValidated")  # raw message delivery: the text alone
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise NotAnEmailEvent("body is not JSON") from exc
     if isinstance(document, dict) and document.get("Type") in _SNS_NOTICES:
-        raise SetupNotice(str(document["Type"]))
+        raise SetupNotice(str(document["Type"]), topic=str(document.get("TopicArn", "")))
     if isinstance(document, dict) and document.get("Type") == "Notification":
         message = document.get("Message", "")
         if not isinstance(message, str):

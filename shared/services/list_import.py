@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from shared.domain.clock import Clock
 from shared.domain.leads import FormType, Lead
-from shared.domain.normalize import email_key, split_name
+from shared.domain.normalize import email_key, nfkc, split_name, unsafe
 from shared.ports import LeadRepository
 from shared.services.capture import LeadCapture, RequestInfo, consent_of, merge, touch_of
 from shared.web.submission import (
@@ -28,12 +28,14 @@ from shared.web.submission import (
 )
 
 USER_AGENT = "lead-nurture-cli import"
-# What a row cannot be imported without when it is wrong; any other field written in a
-# way that cannot be read (a card's phone "TELなし", a postcode cut short) is left out and
-# the row kept. Markup and control characters still refuse the row: they say the file
+# What a row cannot be imported without when it is wrong (the address, and what the
+# import's options say of every row); any other field written in a way that cannot be
+# read (a card's phone "TELなし", a postcode cut short) is left out and the row kept.
+# Markup and control characters in any field still refuse the row: they say the file
 # holds more than a list's values.
-_ESSENTIAL = frozenset({"email", "consent", "consent_version", "form_type", "form_id"})
-_REFUSING = frozenset({"markup", "control_char"})
+_ESSENTIAL = frozenset(
+    {"email", "consent", "consent_version", "form_type", "form_id", "source", "asset"}
+)
 # What a merge changes on every post, whatever the post says.
 _VOLATILE = {"last_touch", "updated_at", "version", "consent", "unsubscribed"}
 
@@ -108,9 +110,17 @@ def parse_row(
         ), ()
     except InvalidSubmission as exc:
         wrong = exc.errors
-        if any(error.field in _ESSENTIAL or error.code in _REFUSING for error in wrong):
+        if any(error.field in _ESSENTIAL for error in wrong):
             raise
     left_out = {error.field for error in wrong}
+    values = {ALIASES.get(n, n): v for n, v in fields.items()}
+    unsafe_values = [
+        FieldError(name, code)
+        for name in sorted(left_out)
+        if (code := next(filter(None, (unsafe(nfkc(v)) for v in values.get(name, []))), None))
+    ]
+    if unsafe_values:
+        raise InvalidSubmission(unsafe_values)
     kept = {name: v for name, v in fields.items() if ALIASES.get(name, name) not in left_out}
     submission = parse_submission(
         kept, consent_required_for=options.consent_required_for, listed=True

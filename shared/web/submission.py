@@ -353,6 +353,14 @@ EMAIL_CONFIRMATION = "email_confirmation"
 # Fields a form may split over boxes (tel1-tel2-tel3, zip1-zip2): the parts are joined.
 _SPLIT_NUMBERS = frozenset({"phone", "phone_department", "phone_direct", "mobile", "postcode"})
 _NUMBER_PART = re.compile(r"^[0-9０-９]{1,5}$")
+_SPLIT_NUMBER_ERROR = dict.fromkeys(_SPLIT_NUMBERS, "invalid_phone") | {
+    "postcode": "invalid_postcode"
+}
+# A form's name in two fields (name1, name2): family name, then given name.
+_FORM_JOINED = frozenset({"name"})
+# What a checkbox sends: a field named like a confirmation (mail_check) that holds one of
+# these is a tick, not an address typed again.
+_TICKS = frozenset({"0", "1", "on", "off", "true", "false", "yes", "no"})
 
 
 def _field_of(raw_name: str, known: frozenset[str], names: FieldNames | None) -> str | None:
@@ -365,16 +373,16 @@ def _field_of(raw_name: str, known: frozenset[str], names: FieldNames | None) ->
 
 def _prepare(
     fields: FormFields, known: frozenset[str], names: FieldNames | None = None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[FieldError]]:
     """The fields by the name of what they hold, each field's values from every name
-    that stands for it, in order."""
+    that stands for it, in order; and what is wrong with how a form split them."""
     sources: dict[str, list[Sequence[str]]] = {}
     for raw_name, values in fields.items():
         name = _field_of(raw_name, known, names)
         if name is not None:
             sources.setdefault(name, []).append(values)
-    joined = names.joined if names is not None else frozenset()
     data: dict[str, Any] = {}
+    errors: list[FieldError] = []
     for name, found in sources.items():
         if name in _MULTI:
             data[name] = [v for values in found for v in values]
@@ -383,27 +391,30 @@ def _prepare(
             # A checkbox often follows a hidden "0" fallback: ticked if any value is.
             data[name] = any(is_checked(v) for values in found for v in values)
             continue
-        filled = [v for v in (next((v for v in vs if v.strip()), "") for vs in found) if v]
+        firsts = [next((v.strip() for v in vs if v.strip()), "") for vs in found]
+        filled = [v for v in firsts if v]
         if not filled:
             continue  # an empty optional field is the same as an absent one
         value = filled[0]
         if len(filled) > 1 and name in _SPLIT_NUMBERS:
-            if all(_NUMBER_PART.match(part.strip()) for part in filled):
-                value = "-".join(part.strip() for part in filled)
-        elif len(filled) > 1 and name in joined:
-            value = " ".join(part.strip() for part in filled)
+            if all(_NUMBER_PART.match(part) for part in filled):
+                value = "-".join(filled)
+                if len(filled) < len(firsts):  # 090, (blank), 5678: not a number
+                    errors.append(FieldError(name, _SPLIT_NUMBER_ERROR[name]))
+        elif len(filled) > 1 and names is not None and name in names.joined | _FORM_JOINED:
+            value = " ".join(filled)
         elif len(filled) > 1 and name == "email" and names is not None:
             data.setdefault(EMAIL_CONFIRMATION, filled[1])  # mail, mail2: typed twice
         if name == "form_type":
-            value = nfkc(value).strip().lower()
+            value = nfkc(value).lower()
         data[name] = value
-    return data
+    return data, errors
 
 
 def _confirms(data: Mapping[str, Any], email: str) -> bool:
     """True if the address typed to confirm is the one given (or none was typed)."""
     typed = data.get(EMAIL_CONFIRMATION)
-    if typed is None:
+    if typed is None or str(typed).strip().lower() in _TICKS:
         return True
     try:
         return email_key(_check_email(str(typed))) == email_key(email)
@@ -441,13 +452,14 @@ def parse_submission(
     """Validate a form post (``listed``: a row of an operator's list, which may also say
     LIST_ONLY fields; ``names``: what else a website's field names may stand for); raise
     InvalidSubmission with every field's problem at once."""
-    data = _prepare(fields, _LIST_FIELDS if listed else _FIELDS, names)
+    data, split = _prepare(fields, _LIST_FIELDS if listed else _FIELDS, names)
     errors: list[FieldError] = []
     submission: FormSubmission | None = None
     try:
         submission = FormSubmission.model_validate(data)
     except ValidationError as exc:
         errors = _field_errors(exc)
+    errors += [e for e in split if all(e.field != f.field for f in errors)]
     if submission is not None and not _confirms(data, submission.email):
         errors.append(FieldError(EMAIL_CONFIRMATION, "email_mismatch"))
     form_type = submission.form_type if submission else _form_type_or_none(data)

@@ -490,15 +490,24 @@ HONEYPOT_CASES = [
 
 
 @pytest.mark.parametrize(("make_event", "status"), HONEYPOT_CASES)
+@pytest.mark.parametrize(
+    "homepage",
+    [
+        pytest.param("https://spam.example/", id="filled"),
+        # the field twice, the first left blank: a bot that appends its own
+        pytest.param(["", "https://spam.example/"], id="filled second"),
+    ],
+)
 def test_a_filled_honeypot_gets_the_normal_success_and_nothing_is_stored(
     post: Post,
     dynamodb: Any,
     make_event: Callable[..., dict[str, Any]],
     status: int,
+    homepage: str | list[str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a bot that fills every input, including the hidden one
-    response = post(make_event({**DOWNLOAD_FORM, "homepage": "https://spam.example/"}))
+    response = post(make_event({**DOWNLOAD_FORM, "homepage": homepage}))
 
     # Then it gets what a person would get
     assert response["statusCode"] == status

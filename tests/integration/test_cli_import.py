@@ -294,13 +294,15 @@ def test_what_cards_write_in_cells_is_read_and_a_wrong_field_leaves_out_only_its
         "ハナ企画,,木村,さくら,sakura@hana-kikaku.jp,810-00,福岡県福岡市,TELなし,",
         # an address that is none: the row cannot be imported
         "ハナ企画,,木村,一郎,ichiro@@hana-kikaku.jp,,,,",
+        # markup where a number should be: neither can this one
+        "ハナ企画,,木村,次郎,jiro@hana-kikaku.jp,,,<script>alert(1)</script>,",
     ]
     path.write_text("\r\n".join(rows) + "\r\n", encoding="cp932")
 
     status, out, _ = run(capsys, *import_args(path))
 
     assert status == 1  # the row without an address
-    assert (count(out, "created"), count(out, "rejected")) == (3, 1)
+    assert (count(out, "created"), count(out, "rejected")) == (3, 2)
     tanaka = stored(repository, "hanako@mirai-logi.co.jp")
     assert (tanaka.department, tanaka.address) == (
         "営業本部 第一営業部",
@@ -316,7 +318,9 @@ def test_what_cards_write_in_cells_is_read_and_a_wrong_field_leaves_out_only_its
     assert dropped.strip().startswith("row 4: ")
     assert "[invalid_postcode]" in dropped
     assert "[invalid_phone]" in dropped
-    assert "row 5:" in out.split("Rejected rows:")[1]
+    rejected = out.split("Rejected rows:")[1]
+    assert "row 5:" in rejected
+    assert "row 6: 電話番号 (phone): HTMLタグは入力できません。 [markup]" in rejected
 
 
 # -- the column report -----------------------------------------------------------------------
@@ -428,8 +432,13 @@ def test_a_sheet_with_a_title_above_its_headers_is_read_from_its_header_row(
 def test_a_sheet_without_an_address_column_in_its_first_rows_says_so(
     dynamodb: Any, capsys: Any, tmp_path: Path
 ) -> None:
+    # Given a list whose address column has a header the dictionary does not know, and
+    # a row that says メール (how the lead would like to be contacted) beside an address
     path = tmp_path / "list.csv"
-    path.write_text("来場者リスト\n会社名,氏名\nA社,山田 太郎\n", encoding="utf-8")
+    path.write_text(
+        "来場者リスト\n会社名,氏名,連絡先,希望連絡方法\nA社,山田 太郎,taro@a.co.jp,メール\n",
+        encoding="utf-8",
+    )
 
     status, _, err = run(capsys, *import_args(path))
 

@@ -146,7 +146,8 @@ def test_the_topics_set_up_messages_are_acknowledged_not_dead_lettered(
     subscribed = sns_envelope(
         {"notificationType": "AmazonSnsSubscriptionSucceeded", "message": "You have ..."}
     )
-    validated = sns_envelope("Successfully validated SNS topic for Amazon SES event publishing.")
+    # raw message delivery (the queue's subscription): the text alone, as SES wrote it
+    validated = "Successfully validated SNS topic for Amazon SES event publishing."
     good = raw(ses_record("open", lead_id=lead_id, email=EMAIL, at=deployed.clock.now()))
     deployed.send(ENGAGEMENT_QUEUE, confirmation, subscribed, good, validated)
 
@@ -164,6 +165,8 @@ def test_the_topics_set_up_messages_are_acknowledged_not_dead_lettered(
     # and only the confirmation, which waits for the topic's owner, is a warning
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
     notices = {line["notice"]: line["level"] for line in lines if "notice" in line}
+    waiting = next(line for line in lines if line.get("notice") == "SubscriptionConfirmation")
+    assert waiting["topic_arn"].endswith(":lead-nurture-email-events")
     assert notices == {
         "SubscriptionConfirmation": "WARNING",
         "AmazonSnsSubscriptionSucceeded": "INFO",

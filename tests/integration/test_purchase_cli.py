@@ -94,6 +94,7 @@ def test_an_export_with_a_title_above_its_headers_keeps_its_row_numbers(
 
     assert status == 1
     assert "2 purchases recorded, 0 recorded before" in out
+    assert "見出し行 / header row: 3" in out
     # the rows are named as the spreadsheet numbers them, two further down
     assert "rejected row 6: no lead with the address nobody@example.jp" in out
 

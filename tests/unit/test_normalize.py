@@ -160,6 +160,16 @@ def test_a_value_that_nfkc_expands_past_the_limit_is_too_long() -> None:
             "03-1234-5678（代表）内線１２３", "03-1234-5678(代表)内線123", id="note and extension"
         ),
         pytest.param("03.1234.5678", "03.1234.5678", id="dots"),
+        pytest.param(
+            "03-1234-5678（サポートセンター）",
+            "03-1234-5678(サポートセンター)",
+            id="a note with a long vowel mark",
+        ),
+        pytest.param(
+            "03-1234-5678（内線123）", "03-1234-5678(内線123)", id="extension in brackets"
+        ),
+        pytest.param("03-1234-5678 内線：123", "03-1234-5678 内線:123", id="extension with colon"),
+        pytest.param("03-1234-5678 (ext.123)", "03-1234-5678 (ext.123)", id="(ext.)"),
     ],
 )
 def test_what_a_card_writes_after_a_number_is_kept_but_not_dialled(

@@ -415,6 +415,11 @@ NOTICES: dict[str, tuple[Callable[[], str], str]] = {
         lambda: sns_envelope("Successfully validated SNS topic for Amazon SES event publishing."),
         "TopicValidated",
     ),
+    # the same, as raw message delivery puts it on the queue: the text alone
+    "SES event destination validated, raw": (
+        lambda: "Successfully validated SNS topic for Amazon SES event publishing.",
+        "TopicValidated",
+    ),
 }
 
 

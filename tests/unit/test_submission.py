@@ -431,6 +431,46 @@ def test_a_number_split_over_boxes_is_joined() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("parts", "field", "code"),
+    [
+        pytest.param(("090", "", "5678"), "mobile", "invalid_phone", id="携帯電話, middle blank"),
+        pytest.param(("03", "1234", ""), "phone", "invalid_phone", id="電話番号, last blank"),
+    ],
+)
+def test_a_number_with_a_box_left_blank_is_refused_not_shortened(
+    parts: tuple[str, ...], field: str, code: str
+) -> None:
+    label = {"mobile": "携帯電話", "phone": "電話番号"}[field]
+    boxes = [(f"{label}{i}", part) for i, part in enumerate(parts, start=1)]
+
+    assert posted_errors(("email", EMAIL), *boxes) == {field: code}
+
+
+def test_a_postcode_with_a_box_left_blank_is_refused() -> None:
+    assert posted_errors(("email", EMAIL), ("zip1", "100"), ("zip2", "")) == {
+        "postcode": "invalid_postcode"
+    }
+
+
+def test_a_name_in_two_fields_is_joined_and_japanese_split_names_are_read() -> None:
+    two = posted(("email", EMAIL), ("name1", "山田"), ("name2", "太郎"))
+    split = posted(
+        ("email", EMAIL),
+        ("お名前（姓）", "山田"),
+        ("お名前（名）", "太郎"),
+        ("フリガナ（セイ）", "ヤマダ"),
+        ("フリガナ（メイ）", "タロウ"),
+    )
+
+    assert two.name == "山田 太郎"
+    assert (split.family_name, split.given_name, split.name_kana) == (
+        "山田",
+        "太郎",
+        "ヤマダ タロウ",
+    )
+
+
 def test_an_address_written_in_parts_is_joined_in_the_forms_order() -> None:
     post = posted(
         ("email", EMAIL),
@@ -463,6 +503,11 @@ def test_an_address_typed_twice_must_be_the_same(first: str, again: str) -> None
         "email_confirmation": "email_mismatch"
     }
     assert MESSAGES["email_mismatch"][0] == "確認用のメールアドレスが一致しません。"
+
+
+def test_a_checkbox_named_like_a_confirmation_is_not_an_address() -> None:
+    # mail_check: "send me a copy", ticked
+    assert posted(("email", EMAIL), ("mail_check", "1")).email == EMAIL
 
 
 def test_a_website_cannot_set_what_only_a_list_says_whatever_it_names_it() -> None:
