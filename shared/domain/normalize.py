@@ -113,8 +113,9 @@ def normalize_phone(text: str, default_country_code: str = "81") -> tuple[str, s
         raise NormalisationError("invalid_phone")
     # The tail first: a note's ー (サポートセンター) is a letter, the number's a dash.
     base = _without_tail(typed)
-    written = base.translate(_DASHES) + typed[len(base) :]
-    number = base.translate(_DASHES).replace(".", "-")  # 03.1234.5678, as some cards write
+    dashed = base.translate(_DASHES)
+    written = dashed + typed[len(base) :]
+    number = dashed.replace(".", "-")  # 03.1234.5678, as some cards write
     if len(number) > 30 or not _PHONE_ALLOWED.match(number):
         raise NormalisationError("invalid_phone")
     # +81 (0)3-1234-5678: the bracketed trunk zero is not dialled from abroad.
